@@ -1,0 +1,40 @@
+# pallet: `make demo` and `make test` install everything they need, idempotently.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PALLET := $(VENV)/bin/pallet
+APT_PACKAGES := busybox-static skopeo umoci runc crun podman conmon docker-registry jq \
+                curl openssl apache2-utils libseccomp2 iproute2 util-linux debootstrap wrk hyperfine
+PYTEST_ARGS ?=
+
+.PHONY: install apt venv demo test lint bench clean
+
+install: apt venv
+
+# apt-get only runs when a package is missing.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: install
+	@bash scripts/demo.sh
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

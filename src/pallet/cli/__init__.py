@@ -1,0 +1,1 @@
+"""The `pallet` command line: thin click commands, one module per noun."""

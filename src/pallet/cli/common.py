@@ -1,0 +1,90 @@
+"""Shared CLI plumbing: the context state object and output helpers (tables, JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@dataclass
+class State:
+    """Global options, with the store opened on first use."""
+
+    root: str | None = None
+    runroot: str | None = None
+    storage_driver: str | None = None
+    config_file: str | None = None
+    _store: Any = field(default=None, repr=False)
+
+    @property
+    def root_path(self) -> Path:
+        from pallet.config import default_root
+
+        return Path(self.root) if self.root else default_root()
+
+    @property
+    def runroot_path(self) -> Path:
+        from pallet.config import default_run_dir
+
+        return Path(self.runroot) if self.runroot else default_run_dir()
+
+    def store(self):
+        if self._store is None:
+            from pallet.store import Store
+
+            self._store = Store(self.root_path)
+        return self._store
+
+
+def state(ctx: click.Context | None = None) -> State:
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_root().obj
+    if obj is None:
+        obj = ctx.find_root().obj = State()
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=4, ensure_ascii=False) + "\n")
+
+
+def print_table(headers: list[str], rows: list[list[Any]], *, gap: int = 3) -> None:
+    """Docker-style table: upper-case headers, columns padded to the widest cell."""
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = []
+    for r in cells:
+        line = (" " * gap).join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        out.append(line)
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def human_size(n: float) -> str:
+    """Docker's units.HumanSize: decimal units, 3 significant digits (e.g. 4.26MB)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+def human_ago(ts: float, now: float | None = None) -> str:
+    """Docker's 'N units ago'."""
+    import time
+
+    d = max(0.0, (now or time.time()) - ts)
+    if d < 1:
+        return "Less than a second ago"
+    for unit, secs in (("years", 365 * 86400), ("months", 30 * 86400), ("weeks", 7 * 86400),
+                       ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if d >= 2 * secs:
+            return f"{int(d // secs)} {unit} ago"
+        if d >= secs:
+            return f"About a{'n' if unit == 'hours' else ''} {unit[:-1]} ago"
+    return f"{int(d)} seconds ago"

@@ -1,0 +1,82 @@
+"""Content digests (`algorithm:hex`), per the OCI image spec's descriptor section."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from pallet.errors import InvalidDigest
+
+# algorithm -> (hex length, hashlib name)
+ALGORITHMS: dict[str, tuple[int, str]] = {"sha256": (64, "sha256"), "sha512": (128, "sha512")}
+_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_HEX = re.compile(r"^[a-f0-9]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        if not isinstance(text, str) or not _GRAMMAR.match(text):
+            raise InvalidDigest(f"invalid digest {text!r}: expected algorithm:hex, e.g. sha256:<64 hex digits>")
+        algorithm, _, hexpart = text.partition(":")
+        if algorithm not in ALGORITHMS:
+            raise InvalidDigest(f"unsupported digest algorithm {algorithm!r} in {text!r} (sha256 and sha512 are)")
+        length, _ = ALGORITHMS[algorithm]
+        if len(hexpart) != length or not _HEX.match(hexpart):
+            raise InvalidDigest(f"invalid {algorithm} digest {text!r}: expected {length} lower-case hex digits")
+        return cls(algorithm, hexpart)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, hashlib.new(ALGORITHMS[algorithm][1], data).hexdigest())
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    @property
+    def short(self) -> str:
+        """Docker's 12-character image/container id form."""
+        return self.hex[:12]
+
+    def hasher(self) -> Hasher:
+        return Hasher(self.algorithm)
+
+    def verify(self, data: bytes) -> bool:
+        return hashlib.new(ALGORITHMS[self.algorithm][1], data).hexdigest() == self.hex
+
+
+class Hasher:
+    """Incremental digest + byte count, for verifying a stream while it is written."""
+
+    __slots__ = ("algorithm", "_h", "size")
+
+    def __init__(self, algorithm: str = "sha256") -> None:
+        if algorithm not in ALGORITHMS:
+            raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}")
+        self.algorithm = algorithm
+        self._h = hashlib.new(ALGORITHMS[algorithm][1])
+        self.size = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._h.update(data)
+        self.size += len(data)
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._h.hexdigest())
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(text: str) -> bool:
+    try:
+        Digest.parse(text)
+    except InvalidDigest:
+        return False
+    return True

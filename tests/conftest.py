@@ -1,0 +1,95 @@
+"""Fixtures shared by the whole suite.
+
+Everything a test creates lives under pytest's tmp dirs; servers listen on
+127.0.0.1 only; processes, mounts and cgroups a test makes are removed by the
+test's own fixture, also on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENDOR = REPO.parent / "shared" / "vendor-data"
+BIN = Path(sys.executable).parent
+
+
+def busybox_binary() -> str:
+    for p in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(p):
+            return p
+    pytest.fail("busybox-static is not installed (make install installs it)")
+
+
+def make_busybox_rootfs(dest: Path) -> Path:
+    """A minimal root filesystem: static busybox plus one symlink per applet."""
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    bb = dest / "bin" / "busybox"
+    shutil.copy2(busybox_binary(), bb)
+    applets = subprocess.run([str(bb), "--list-full"], check=True, capture_output=True, text=True).stdout.split()
+    for applet in applets:
+        target = dest / applet
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() and not target.is_symlink():
+            target.symlink_to("/bin/busybox")
+    for d in ("etc", "proc", "sys", "dev", "tmp", "root", "var", "run"):
+        (dest / d).mkdir(exist_ok=True)
+    (dest / "tmp").chmod(0o1777)
+    (dest / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+        "app:x:1000:1000:app:/home/app:/bin/sh\n")
+    (dest / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\napp:x:1000:\nstaff:x:50:app\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shared read-only busybox rootfs; copy it before changing it."""
+    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def vendor_data() -> Path:
+    if not VENDOR.is_dir():
+        pytest.fail(f"vendor data not found at {VENDOR} (the repo must sit beside ../shared)")
+    return VENDOR
+
+
+@pytest.fixture
+def pallet_root(tmp_path: Path) -> Path:
+    root = tmp_path / "pallet-root"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def pallet(pallet_root: Path, tmp_path: Path):
+    """Run the installed `pallet` console script against a private root; returns CompletedProcess."""
+
+    def run(*args: str, input: str | bytes | None = None, check: bool = False, env: dict | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+        e = dict(os.environ, PALLET_ROOT=str(pallet_root), PALLET_RUNROOT=str(tmp_path / "run"),
+                 PALLET_CONFIG_DIR=str(tmp_path / "config"))
+        if env:
+            e.update(env)
+        text = not isinstance(input, bytes)
+        cp = subprocess.run([str(BIN / "pallet"), *args], input=input, capture_output=True, text=text,
+                            env=e, timeout=timeout)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"pallet {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
+        return cp
+
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
