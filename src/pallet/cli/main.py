@@ -20,13 +20,13 @@ from pallet import __version__
 COMMANDS: dict[str, str] = {
     # images (foundation)
     "image": "pallet.cli.image:image_group",
-    "images": "pallet.cli.image:images_cmd",
-    "tag": "pallet.cli.image:tag_cmd",
-    "rmi": "pallet.cli.image:rmi_cmd",
-    "history": "pallet.cli.image:history_cmd",
-    "import": "pallet.cli.image:import_cmd",
-    "save": "pallet.cli.image:save_cmd",
-    "load": "pallet.cli.image:load_cmd",
+    "images": "pallet.cli.images:images_cmd",
+    "tag": "pallet.cli.images:tag_cmd",
+    "rmi": "pallet.cli.images:rmi_cmd",
+    "history": "pallet.cli.images:history_cmd",
+    "import": "pallet.cli.images:import_cmd",
+    "save": "pallet.cli.images:save_cmd",
+    "load": "pallet.cli.images:load_cmd",
     # registry client
     "pull": "pallet.cli.registry_client:pull_cmd",
     "push": "pallet.cli.registry_client:push_cmd",

@@ -4,6 +4,7 @@ No I/O here. Documents keep the raw bytes they were decoded from: a digest is
 always computed over those bytes, never over a re-serialization.
 """
 
+from pallet.oci import mediatypes
 from pallet.oci.digest import Digest, Hasher, sha256_digest
 from pallet.oci.documents import (
     Descriptor,
@@ -14,7 +15,6 @@ from pallet.oci.documents import (
     canonical_json,
     parse_manifest_or_index,
 )
-from pallet.oci import mediatypes
 
 __all__ = [
     "Descriptor",
