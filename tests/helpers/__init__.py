@@ -1,1 +1,1 @@
-"""Test helpers shared across test packages (OCI layouts, registry processes, a token issuer)."""
+"""Test helpers shared across the suite (real peers, schemas, fixtures)."""
