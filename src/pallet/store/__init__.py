@@ -200,11 +200,18 @@ class Store:
         return f"container {rows[0][0]} uses it" if rows else None
 
     def remove_image(self, text: str, *, force: bool = False) -> list[tuple[str, str]]:
-        """docker rmi semantics. Returns [("Untagged", name) | ("Deleted", id), ...]."""
+        """docker rmi semantics. Returns [("Untagged", name) | ("Deleted", id), ...].
+
+        By name (`busybox`, `x@sha256:…`): that name goes; when it was a tag and no other
+        tag of the same repository is left, that repository's digest references go too;
+        the image itself goes only when no name is left.
+        By ID: an image named in one repository (at most one tag) loses its names and is
+        deleted; one named in several repositories or by several tags needs `force`.
+        """
         from pallet import reference
 
         rec = self.resolve_image(text)
-        out: list[tuple[str, str]] = []
+        refs = [*rec.tags, *rec.repo_digests]
         by_name = None
         try:
             ref = reference.normalize(text)
@@ -214,27 +221,28 @@ class Store:
                 by_name = f"{ref.name}@{ref.digest}"
         except InvalidReference:
             pass
-        if by_name and (len(rec.tags) + len(rec.repo_digests) > 1) and not force:
-            # another name still refers to the image: only this name goes
-            if "@" in by_name:
-                repo, _, dg = by_name.partition("@")
-                with self.db.transaction() as c:
-                    c.execute("DELETE FROM repo_digests WHERE repo = ? AND digest = ?", (repo, dg))
-            else:
-                self.untag(by_name)
-            self.write_index()
-            return [("Untagged", by_name)]
-        if not by_name and len(rec.tags) > 1 and not force:
-            raise Conflict(f"unable to delete {rec.short_id} (must be forced) - image is referenced in "
-                           f"multiple repositories")
+        out: list[tuple[str, str]] = []
         why = self.image_in_use(rec.id)
-        if why and not force:
-            raise Conflict(f"unable to remove image {text} ({rec.short_id}): {why}")
+        if by_name:
+            if why and not force and len(refs) == 1:
+                raise Conflict(f"unable to remove repository reference {text!r} (must force) - {why}")
+            gone = [by_name]
+            if "@" not in by_name:
+                repo = _repo_of(by_name)
+                if not any(_repo_of(t) == repo for t in rec.tags if t != by_name):
+                    gone += [d for d in rec.repo_digests if _repo_of(d) == repo]
+            self._drop_names(gone)
+            out += [("Untagged", n) for n in gone]
+            if [r for r in refs if r not in gone]:
+                return out
+        else:
+            if refs and not force and not _single_reference(refs):
+                raise Conflict(f"unable to delete {rec.short_id} (must be forced) - image is referenced in "
+                               f"multiple repositories")
+            if why and not force:
+                raise Conflict(f"unable to delete {rec.short_id} (must be forced) - {why}")
+            out += [("Untagged", n) for n in refs]
         with self.db.transaction() as c:
-            for name in rec.tags:
-                out.append(("Untagged", name))
-            for rd in rec.repo_digests:
-                out.append(("Untagged", rd))
             c.execute("DELETE FROM tags WHERE image_id = ?", (rec.id,))
             c.execute("DELETE FROM repo_digests WHERE image_id = ?", (rec.id,))
             c.execute("DELETE FROM images WHERE id = ?", (rec.id,))
@@ -242,6 +250,46 @@ class Store:
         self.write_index()
         self.gc()
         return out
+
+    def _drop_names(self, names: list[str]) -> None:
+        with self.db.transaction() as c:
+            for n in names:
+                if "@" in n:
+                    repo, _, dg = n.partition("@")
+                    c.execute("DELETE FROM repo_digests WHERE repo = ? AND digest = ?", (repo, dg))
+                else:
+                    c.execute("DELETE FROM tags WHERE name = ?", (n,))
+        self.write_index()
+
+    # ---- layer blobs -----------------------------------------------------------------------
+    def record_layer(self, digest: str, diff_id: str, size: int) -> None:
+        """Remember a layer blob's diff id and uncompressed size (so nobody decompresses it again)."""
+        with self.db.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO layer_blobs(digest, diff_id, size) VALUES (?, ?, ?)",
+                      (digest, diff_id, size))
+
+    def layer_info(self, digest: str) -> tuple[str, int] | None:
+        """(diff id, uncompressed size) of a layer blob, if recorded."""
+        rows = self.db.query("SELECT diff_id, size FROM layer_blobs WHERE digest = ?", (digest,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def discard_blobs(self, digests) -> list[str]:
+        """Remove the given blobs unless an image reaches them (cleanup after a failed load or pull).
+
+        Call it without holding the shared lock: it takes the exclusive one, so it waits
+        for concurrent writers that may have written the same blobs to register them.
+        """
+        digests = set(digests)
+        if not digests:
+            return []
+        with self.exclusive_lock():
+            keep = self.reachable()
+            gone = [d for d in digests if d not in keep and self.blobs.delete(d)]
+            if gone:
+                with self.db.transaction() as c:
+                    for d in gone:
+                        c.execute("DELETE FROM layer_blobs WHERE digest = ?", (d,))
+        return gone
 
     # ---- layout index & gc -----------------------------------------------------------------
     def write_index(self) -> None:
@@ -267,8 +315,11 @@ class Store:
         return {r[0] for r in self.db.query(q)} | {r[0] for r in self.db.query("SELECT id FROM images")}
 
     def reachable(self) -> set[str]:
+        """Every blob an image reaches. Only manifests and indexes are read; configs and layers are leaves."""
         seen: set[str] = set()
-        todo = list(self.roots())
+        q = ("SELECT manifest_digest FROM images UNION SELECT target_digest FROM tags "
+             "WHERE target_digest IS NOT NULL UNION SELECT digest FROM repo_digests")
+        todo = [r[0] for r in self.db.query(q)]
         while todo:
             d = todo.pop()
             if d in seen or not self.blobs.has(d):
@@ -277,12 +328,12 @@ class Store:
             try:
                 doc = self.read_document(d)
             except PalletError:
-                continue  # a config or layer blob
+                continue
             if isinstance(doc, Index):
                 todo.extend(x.digest for x in doc.manifests)
             else:
-                todo.append(doc.config.digest)
-                todo.extend(x.digest for x in doc.layers)
+                seen.update(x for x in (doc.config.digest, *(y.digest for y in doc.layers)) if self.blobs.has(x))
+        seen.update(r[0] for r in self.db.query("SELECT id FROM images") if self.blobs.has(r[0]))
         return seen
 
     def gc(self, *, dry_run: bool = False) -> list[str]:
@@ -293,6 +344,10 @@ class Store:
             if not dry_run:
                 for d in gone:
                     self.blobs.delete(d)
+                if gone:
+                    with self.db.transaction() as c:
+                        for d in gone:
+                            c.execute("DELETE FROM layer_blobs WHERE digest = ?", (d,))
                 for target in GC_HOOKS:
                     module, _, attr = target.partition(":")
                     try:
@@ -302,6 +357,22 @@ class Store:
                     hook(self)
                 self.blobs.clean_tmp()
         return gone
+
+
+def _repo_of(name: str) -> str:
+    """The repository of a full tag (`docker.io/library/x:1`) or digest reference (`…/x@sha256:…`)."""
+    if "@" in name:
+        return name.partition("@")[0]
+    i = name.rfind(":")
+    return name[:i] if i > name.rfind("/") else name
+
+
+def _single_reference(refs: list[str]) -> bool:
+    """docker's isSingleReference: at most one tag, and every name in one repository."""
+    tags = [r for r in refs if "@" not in r]
+    if len(tags) > 1:
+        return False
+    return len({_repo_of(r) for r in refs}) == 1
 
 
 # "module:function" hooks called with the store after blob GC, under the exclusive lock

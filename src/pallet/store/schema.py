@@ -29,4 +29,36 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX repo_digests_image ON repo_digests(image_id);
     """),
+    ("layer-blobs-1", """
+        CREATE TABLE layer_blobs (
+            digest TEXT PRIMARY KEY,             -- a layer blob as stored (compressed or not)
+            diff_id TEXT NOT NULL,               -- sha256 of its uncompressed tar stream
+            size INTEGER NOT NULL                -- uncompressed size, bytes
+        );
+        CREATE INDEX layer_blobs_diff_id ON layer_blobs(diff_id);
+    """),
+    ("containers-1", """
+        CREATE TABLE containers (
+            id TEXT PRIMARY KEY,                 -- 64 hex digits
+            name TEXT NOT NULL UNIQUE,           -- without docker's leading '/'
+            image_id TEXT NOT NULL,              -- config digest of the image it was created from
+            image_name TEXT NOT NULL,            -- the image as the user named it
+            created REAL NOT NULL,
+            runtime TEXT NOT NULL,               -- pallet | runc | crun | a path
+            config TEXT NOT NULL,                -- docker-shaped JSON: {"Config": ..., "HostConfig": ...}
+            status TEXT NOT NULL,                -- created | running | stopping | exited | removing
+            pid INTEGER,                         -- container init (host pid) while running
+            pid_start INTEGER,                   -- its start time in clock ticks (guards against pid reuse)
+            monitor_pid INTEGER,
+            monitor_start INTEGER,
+            exit_code INTEGER,
+            started_at REAL,
+            finished_at REAL,
+            oom_killed INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            restart_count INTEGER NOT NULL DEFAULT 0,
+            stopped_by_user INTEGER NOT NULL DEFAULT 0   -- for restart policies (unless-stopped)
+        );
+        CREATE INDEX containers_image ON containers(image_id)
+    """),
 ]
