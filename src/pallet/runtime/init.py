@@ -1,0 +1,305 @@
+"""The forked side of `create` and `exec`: namespaces, rootfs, credentials, execve.
+
+create:  parent P forks C1.  C1 (non-dumpable) joins the cgroup, joins/creates
+         the namespaces (asking P to write the id maps of a new user namespace),
+         and forks C2 — pid 1 of a new pid namespace — reports C2's pid and exits.
+         C2 builds the rootfs, asks P to run createRuntime/prestart hooks, runs
+         createContainer hooks, pivots, sets up the process, says "ready" and
+         blocks opening the exec fifo for writing until `start` opens it.
+exec:    C1 joins the cgroup and every namespace of the running init, forks C2
+         (to enter the pid namespace), reports its pid and waits for it unless
+         detached; C2 sets up the process and execs.
+
+Every failure is sent to P as {"t": "error", "msg": ...}; nothing here imports
+a module after pivot_root (the host's Python library is no longer visible).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.runtime import process as proc_mod
+from pallet.runtime.channel import Channel
+from pallet.runtime.hooks import HookError, run_hooks
+from pallet.runtime.linux import ns as N
+from pallet.runtime.linux import prctl as P
+from pallet.runtime.rootfs import Rootfs, SetupError
+
+EXPECTED = (OSError, ValueError, SetupError, HookError, proc_mod.ProcessError)
+
+
+class Ctx:
+    """Everything the child needs, prepared by the parent before the fork."""
+
+    def __init__(self, **kw: object) -> None:
+        self.cfg: dict = {}
+        self.bundle = ""
+        self.rootfs = ""
+        self.chan: Channel | None = None
+        self.fifo_fd = -1
+        self.cgroup = None
+        self.seccomp = None
+        self.console = None  # connected socket.socket or None
+        self.preserve_fds = 0
+        self.no_pivot = False
+        self.stdio: tuple[int, int, int] | None = None
+        self.state: dict = {}
+        self.ns_paths: dict[str, str] = {}  # exec: namespaces of the running init
+        self.detach = True
+        self.pre_exec = None  # test hook, called in the child just before execve
+        self.__dict__.update(kw)
+
+
+def _fail(chan: Channel, e: BaseException) -> None:
+    msg = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
+    try:
+        chan.send(t="error", msg=msg)
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def _stdio(ctx: Ctx) -> None:
+    if ctx.stdio:
+        for i, fd in enumerate(ctx.stdio):
+            if fd is not None and fd != i:
+                os.dup2(fd, i, inheritable=True)
+
+
+def _namespaces(cfg: dict) -> list[dict]:
+    return list((cfg.get("linux") or {}).get("namespaces") or [])
+
+
+def _write_file(path: str, data: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+
+
+# -- create ----------------------------------------------------------------------------------
+def create_child(ctx: Ctx) -> None:
+    """C1. Never returns."""
+    chan = ctx.chan
+    try:
+        P.set_dumpable(False)
+        P.cloexec_from(3 + ctx.preserve_fds)
+        _stdio(ctx)
+        if ctx.cgroup is not None:
+            ctx.cgroup.add(0)
+        proc = ctx.cfg.get("process") or {}
+        if proc.get("oomScoreAdj") is not None:
+            _write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+        nss = _namespaces(ctx.cfg)
+        # join by path: open every file first, then setns in an order that keeps our rights
+        joins = {n["type"]: os.open(n["path"], os.O_RDONLY | os.O_CLOEXEC) for n in nss if n.get("path")}
+        for t in N.JOIN_ORDER:
+            if t in joins:
+                N.setns(joins.pop(t), N.NAMESPACES[t][0])
+                if t == "user":
+                    _become_root()
+        new = {n["type"] for n in nss if not n.get("path")}
+        if "user" in new:
+            N.unshare(N.CLONE_NEWUSER)
+            chan.send(t="userns")
+            reply = chan.recv()
+            if not reply or reply.get("t") != "ok":
+                os._exit(1)
+            _become_root()
+        flags = 0
+        for t in new - {"user"}:
+            flags |= N.NAMESPACES[t][0]
+        if flags:
+            N.unshare(flags)
+        if "time" in new:
+            for clock, off in ((ctx.cfg.get("linux") or {}).get("timeOffsets") or {}).items():
+                _write_file("/proc/self/timens_offsets", f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}")
+        pid = os.fork()
+        if pid == 0:
+            container_init(ctx, userns="user" in new or "user" in {n["type"] for n in nss})
+        chan.send(t="pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: B036 - the child must report everything and exit
+        _fail(chan, e)
+
+
+def _become_root() -> None:
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        pass  # 0 is not mapped: keep the overflow id, capabilities in the namespace still apply
+
+
+def container_init(ctx: Ctx, *, userns: bool) -> None:
+    """C2: pid 1 of the container. Never returns."""
+    chan = ctx.chan
+    cfg = ctx.cfg
+    linux = cfg.get("linux") or {}
+    proc = cfg.get("process") or {}
+    warn = _warner(chan)
+    try:
+        types = {n["type"] for n in _namespaces(cfg)}
+        if cfg.get("hostname") and "uts" not in types:
+            raise SetupError("unable to set hostname without a private UTS namespace")
+        terminal = bool(proc.get("terminal"))
+        if terminal:
+            import fcntl  # noqa: F401 - imported before pivot_root: the host's library disappears
+            import struct  # noqa: F401
+            import termios  # noqa: F401
+        if proc.get("rlimits"):
+            import resource  # noqa: F401
+        fs = Rootfs(cfg, ctx.bundle, ctx.rootfs, userns=userns,
+                    cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else {},
+                    cgroup_v2=bool(ctx.cgroup is not None and ctx.cgroup.version == 2))
+        if "mount" in types:
+            fs.prepare()
+        chan.send(t="hooks")
+        reply = chan.recv()
+        if not reply or reply.get("t") != "ok":
+            os._exit(1)
+        hooks = cfg.get("hooks") or {}
+        run_hooks("createContainer", hooks.get("createContainer"), dict(ctx.state, status="created"))
+        if "mount" in types:
+            fs.pivot(ctx.no_pivot)
+        else:
+            os.chroot(ctx.rootfs)
+            os.chdir("/")
+        if cfg.get("hostname"):
+            N.sethostname(cfg["hostname"])
+        if cfg.get("domainname"):
+            N.setdomainname(cfg["domainname"])
+        slave = proc_mod.setup_terminal(ctx.console, proc.get("consoleSize")) if terminal else None
+        if "mount" in types:
+            fs.finish(terminal_slave=slave)
+        pers = linux.get("personality")
+        if pers:
+            dom = pers.get("domain")
+            if dom not in ("LINUX", "LINUX32"):
+                raise SetupError(f"unsupported personality domain {dom!r}")
+            P.personality(P.PER_LINUX32 if dom == "LINUX32" else P.PER_LINUX)
+        argv0 = _prepare_process(ctx, proc, warn, setgroups_ok=True)
+        env = proc_mod.env_dict(proc)
+        chan.send(t="ready")
+        chan.close()
+        # block until `start` opens the fifo for reading (runc's exec fifo)
+        wfd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(wfd, b"0")
+        os.close(wfd)
+        os.close(ctx.fifo_fd)
+        run_hooks("startContainer", hooks.get("startContainer"), dict(ctx.state, status="running"))
+        _exec(ctx, proc, argv0, env)
+    except BaseException as e:  # noqa: B036
+        if chan.w >= 0:
+            _fail(chan, e)
+        os.write(2, f"pallet-runtime: {e}\n".encode())
+        os._exit(127)
+
+
+def _warner(chan: Channel):
+    def warn(msg: str) -> None:
+        try:
+            chan.send(t="warn", msg=msg)
+        except OSError:
+            pass
+    return warn
+
+
+def _prepare_process(ctx: Ctx, proc: dict, warn, *, setgroups_ok: bool) -> str:
+    """rlimits, LSM, no_new_privs, seccomp (early when privileged), user+caps, cwd, program path."""
+    proc_mod.set_rlimits(proc)
+    proc_mod.apply_lsm(proc, warn)
+    os.umask((proc.get("user") or {}).get("umask", 0o022))
+    masks = proc_mod.cap_masks(proc)
+    if proc.get("noNewPrivileges"):
+        P.set_no_new_privs()
+    elif ctx.seccomp is not None:
+        # without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping caps
+        ctx.seccomp.load()
+    env = proc_mod.env_dict(proc)
+    user = proc.get("user") or {}
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)  # as root first: a directory only root may enter
+    except OSError:
+        pass
+    proc_mod.set_user_and_caps(proc, masks, setgroups_ok=setgroups_ok)
+    proc_mod.chdir_inside(cwd)
+    if "HOME" not in env:
+        home = proc_mod.home_of(user.get("uid", 0))
+        proc.setdefault("env", []).append(f"HOME={home}")
+        env["HOME"] = home
+    args = proc.get("args") or []
+    if not args:
+        raise proc_mod.ProcessError("process.args must not be empty")
+    return proc_mod.find_program(args[0], env)
+
+
+def _exec(ctx: Ctx, proc: dict, path: str, env: dict[str, str]) -> None:
+    if proc.get("noNewPrivileges") and ctx.seccomp is not None:
+        ctx.seccomp.load()
+    proc_mod.reset_signals()
+    if ctx.pre_exec is not None:
+        ctx.pre_exec()
+    os.execve(path, proc["args"], env)
+
+
+# -- exec ------------------------------------------------------------------------------------
+def exec_child(ctx: Ctx) -> None:
+    """C1 of `exec`. Never returns."""
+    chan = ctx.chan
+    try:
+        P.set_dumpable(False)
+        P.cloexec_from(3 + ctx.preserve_fds)
+        _stdio(ctx)
+        if ctx.cgroup is not None:
+            try:
+                ctx.cgroup.add(0)
+            except OSError:
+                pass  # a cgroup removed under us (e.g. rootless, or a v1 hierarchy gone)
+        rootfd = os.open(f"/proc/{ctx.state['pid']}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fds = {}
+        for t, path in ctx.ns_paths.items():
+            mine = f"/proc/self/ns/{N.NAMESPACES[t][1]}"
+            if os.stat(mine).st_ino == os.stat(path).st_ino:
+                continue
+            fds[t] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        for t in N.JOIN_ORDER:
+            if t in fds:
+                N.setns(fds.pop(t), N.NAMESPACES[t][0])
+                if t == "user":
+                    _become_root()
+        os.fchdir(rootfd)
+        os.chroot(".")
+        os.close(rootfd)
+        pid = os.fork()
+        if pid == 0:
+            exec_init(ctx)
+        chan.send(t="pid", pid=pid)
+        os.close(chan.w)
+        chan.w = -1
+        if ctx.detach:
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF if not os.WIFSIGNALED(status)
+                 else 128 + os.WTERMSIG(status))
+    except BaseException as e:  # noqa: B036
+        _fail(chan, e)
+
+
+def exec_init(ctx: Ctx) -> None:
+    """C2 of `exec`: inside every namespace of the container. Never returns."""
+    chan = ctx.chan
+    proc = ctx.cfg.get("process") or {}
+    try:
+        if proc.get("terminal"):
+            import fcntl  # noqa: F401
+            import struct  # noqa: F401
+            import termios  # noqa: F401
+            proc_mod.setup_terminal(ctx.console, proc.get("consoleSize"))
+        argv0 = _prepare_process(ctx, proc, _warner(chan), setgroups_ok=True)
+        env = proc_mod.env_dict(proc)
+        _exec(ctx, proc, argv0, env)
+    except BaseException as e:  # noqa: B036
+        _fail(chan, e)

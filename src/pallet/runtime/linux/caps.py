@@ -1,0 +1,78 @@
+"""Capabilities: names, the bounding and ambient sets (prctl) and capset(2)."""
+
+from __future__ import annotations
+
+import ctypes
+
+from pallet.runtime.linux.libc import check, libc
+from pallet.runtime.linux.prctl import (
+    PR_CAP_AMBIENT,
+    PR_CAP_AMBIENT_CLEAR_ALL,
+    PR_CAP_AMBIENT_RAISE,
+    PR_CAPBSET_DROP,
+    prctl,
+)
+
+NAMES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+]
+BY_NAME = {n: i for i, n in enumerate(NAMES)}
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(NAMES) - 1
+
+
+def mask(names: list[str] | None, *, what: str = "capability") -> int:
+    """Bit mask of a list of capability names; unknown names raise ValueError."""
+    m = 0
+    for n in names or ():
+        i = BY_NAME.get(n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper())
+        if i is None:
+            raise ValueError(f"unknown {what} {n!r}")
+        m |= 1 << i
+    return m
+
+
+def drop_bounding(keep: int, last: int) -> None:
+    for i in range(last + 1):
+        if not keep & (1 << i):
+            prctl(PR_CAPBSET_DROP, i)
+
+
+class _Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    hdr = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_Data * 2)()
+    for k, v in enumerate((effective, permitted, inheritable)):
+        name = _Data._fields_[k][0]
+        setattr(data[0], name, v & 0xFFFFFFFF)
+        setattr(data[1], name, (v >> 32) & 0xFFFFFFFF)
+    check(libc.capset(ctypes.byref(hdr), data), "capset")
+
+
+def set_ambient(ambient: int, last: int) -> None:
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    for i in range(last + 1):
+        if ambient & (1 << i):
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i)

@@ -1,0 +1,507 @@
+"""cgroups v1 and v2 behind one interface: create, limit, join, freeze, list, kill, remove.
+
+`open_cgroup(cgroups_path, container_id)` picks the version from the host: a
+unified mount at /sys/fs/cgroup is v2, anything else (legacy or hybrid) is v1.
+A relative `cgroupsPath` (and the default, the container id) is placed below the
+cgroup the calling process runs in, like runc's cgroupfs driver; an absolute one
+below the hierarchy root. Only plain file writes under cgroupfs happen here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+ROOT = "/sys/fs/cgroup"
+
+
+class CgroupError(OSError):
+    pass
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(e.errno, f"cannot open {path}: {e.strerror}") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise CgroupError(e.errno, f"cannot write {value!r} to {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def normalize_path(cgroups_path: str | None, container_id: str) -> str:
+    """The cgroupfs path: 'slice:prefix:name' (systemd syntax) becomes /slice/prefix-name.scope."""
+    p = cgroups_path or ""
+    if p and not p.startswith("/") and p.count(":") == 2:
+        sl, prefix, name = p.split(":")
+        p = f"/{sl or 'system.slice'}/{prefix}-{name}.scope" if prefix else f"/{sl or 'system.slice'}/{name}"
+    if not p:
+        p = container_id
+    return os.path.normpath(p)
+
+
+def _own_paths() -> dict[str, str]:
+    """hierarchy key ('memory', 'cpu,cpuacct', 'name=systemd', '' for v2) -> path from /proc/self/cgroup."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[",".join(sorted(ctrls.split(","))) if ctrls else ""] = path
+    return out
+
+
+def _v1_mounts() -> dict[str, tuple[str, str]]:
+    """hierarchy key -> (mountpoint, mount root) for each cgroup v1 hierarchy."""
+    out: dict[str, tuple[str, str]] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            if len(fields) < 3 or fields[0] != "cgroup":
+                continue
+            pf = pre.split()
+            opts = [o for o in fields[2].split(",") if o not in ("rw", "ro")]
+            key = ",".join(sorted(o for o in opts if o in _V1_SUBSYS or o.startswith("name=")))
+            if key and key not in out:
+                out[key] = (pf[4], pf[3])
+    return out
+
+
+_V1_SUBSYS = {"cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer", "net_cls", "perf_event",
+              "net_prio", "hugetlb", "pids", "rdma", "misc"}
+
+
+def is_v2(root: str = ROOT) -> bool:
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+class Cgroup:
+    """A container's cgroup. `dirs` maps a hierarchy key (v1) or '' (v2) to its directory."""
+
+    version = 0
+
+    def __init__(self, dirs: dict[str, str]) -> None:
+        self.dirs = dirs
+
+    # -- construction -----------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"version": self.version, "dirs": self.dirs}
+
+    @staticmethod
+    def from_json(d: dict) -> Cgroup:
+        cls = CgroupV2 if d.get("version") == 2 else CgroupV1
+        return cls(dict(d.get("dirs") or {}))
+
+    # -- common operations -----------------------------------------------------------
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.dirs.values())
+
+    def create(self) -> None:
+        made = []
+        try:
+            for key, d in self.dirs.items():
+                if not os.path.isdir(d):
+                    os.makedirs(d, exist_ok=True)
+                    made.append(d)
+                self._init_dir(key, d)
+        except OSError as e:
+            for d in reversed(made):
+                _rmdir(d)
+            raise CgroupError(e.errno, f"cannot create cgroup: {e.strerror if not isinstance(e, CgroupError) else e}") from None
+
+    def _init_dir(self, key: str, d: str) -> None:
+        pass
+
+    def add(self, pid: int) -> None:
+        """Move a process (0 = the caller) into every hierarchy of this cgroup."""
+        for d in self.dirs.values():
+            _write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def procs(self, recursive: bool = True) -> list[int]:
+        d = self._procs_dir()
+        pids: list[int] = []
+        if not d or not os.path.isdir(d):
+            return pids
+        for dirpath, _, files in os.walk(d) if recursive else [(d, [], ["cgroup.procs"])]:
+            if "cgroup.procs" in files:
+                try:
+                    pids += [int(x) for x in _read(os.path.join(dirpath, "cgroup.procs")).split()]
+                except OSError:
+                    pass
+        return pids
+
+    def _procs_dir(self) -> str | None:
+        return next(iter(self.dirs.values()), None)
+
+    def kill_all(self, sig: int) -> None:
+        for pid in self.procs():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Remove the cgroup directories (children first); retries while processes exit."""
+        deadline = time.monotonic() + timeout
+        for d in self.dirs.values():
+            if not os.path.isdir(d):
+                continue
+            for dirpath, _, _ in sorted(os.walk(d), key=lambda t: -len(t[0])):
+                while True:
+                    try:
+                        os.rmdir(dirpath)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError as e:
+                        if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                            raise CgroupError(e.errno, f"cannot remove cgroup {dirpath}: {e.strerror}") from None
+                        time.sleep(0.01)
+
+    # -- subclasses ---------------------------------------------------------------------
+    def apply(self, resources: dict) -> list[str]:
+        """Write the OCI `linux.resources`; returns warnings for what the host cannot do."""
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        raise NotImplementedError
+
+
+def _rmdir(d: str) -> None:
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
+def _dev(d: dict) -> str:
+    return f"{d['major']}:{d['minor']}"
+
+
+class CgroupV1(Cgroup):
+    version = 1
+
+    def _d(self, subsys: str) -> str | None:
+        for key, d in self.dirs.items():
+            if subsys in key.split(","):
+                return d
+        return None
+
+    def _procs_dir(self) -> str | None:
+        for s in ("pids", "freezer", "memory", "devices", "cpu"):
+            d = self._d(s)
+            if d:
+                return d
+        return super()._procs_dir()
+
+    def _init_dir(self, key: str, d: str) -> None:
+        if "cpuset" in key.split(","):
+            _cpuset_inherit(d)
+
+    def _set(self, subsys: str, fname: str, value: object, warnings: list[str], *, required: bool = True) -> None:
+        d = self._d(subsys)
+        if d is None:
+            warnings.append(f"cgroup controller {subsys} is not mounted; {fname} not set")
+            return
+        p = os.path.join(d, fname)
+        if not os.path.exists(p):
+            if required:
+                raise CgroupError(errno.ENOENT, f"cgroup file {p} does not exist (kernel without this feature)")
+            warnings.append(f"{p} does not exist; not set")
+            return
+        _write(p, str(value))
+
+    def apply(self, r: dict) -> list[str]:
+        w: list[str] = []
+        mem = r.get("memory") or {}
+        if mem:
+            self._memory(mem, w)
+        cpu = r.get("cpu") or {}
+        if cpu.get("shares") is not None:
+            self._set("cpu", "cpu.shares", cpu["shares"], w)
+        if cpu.get("period") is not None:
+            self._set("cpu", "cpu.cfs_period_us", cpu["period"], w)
+        if cpu.get("quota") is not None:
+            self._set("cpu", "cpu.cfs_quota_us", cpu["quota"], w)
+        if cpu.get("realtimePeriod") is not None:
+            self._set("cpu", "cpu.rt_period_us", cpu["realtimePeriod"], w)
+        if cpu.get("realtimeRuntime") is not None:
+            self._set("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"], w)
+        if cpu.get("cpus"):
+            self._set("cpuset", "cpuset.cpus", cpu["cpus"], w)
+        if cpu.get("mems"):
+            self._set("cpuset", "cpuset.mems", cpu["mems"], w)
+        pids = r.get("pids") or {}
+        if "limit" in pids:
+            self._set("pids", "pids.max", pids["limit"] if pids["limit"] > 0 else "max", w)
+        self._blkio(r.get("blockIO") or {}, w)
+        for h in r.get("hugepageLimits") or ():
+            self._set("hugetlb", f"hugetlb.{h['pageSize']}.limit_in_bytes", h["limit"], w)
+        net = r.get("network") or {}
+        if net.get("classID") is not None:
+            self._set("net_cls", "net_cls.classid", net["classID"], w)
+        for p in net.get("priorities") or ():
+            self._set("net_prio", "net_prio.ifpriomap", f"{p['name']} {p['priority']}", w)
+        if "devices" in r:
+            self._devices(r.get("devices") or [], w)
+        if r.get("unified"):
+            raise CgroupError(errno.EINVAL, "linux.resources.unified needs cgroup v2 (this host uses cgroup v1)")
+        return w
+
+    def _memory(self, mem: dict, w: list[str]) -> None:
+        limit, swap = mem.get("limit"), mem.get("swap")
+        d = self._d("memory")
+        has_memsw = bool(d) and os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes"))
+        if swap is not None and not has_memsw:
+            w.append("swap accounting is not enabled on this host; memory.swap not set")
+            swap = None
+        if limit is not None and swap is not None:
+            # the kernel keeps limit <= memsw: order the writes so each one is valid
+            try:
+                self._set("memory", "memory.limit_in_bytes", limit, w)
+                self._set("memory", "memory.memsw.limit_in_bytes", swap, w)
+            except CgroupError:
+                self._set("memory", "memory.memsw.limit_in_bytes", swap, w)
+                self._set("memory", "memory.limit_in_bytes", limit, w)
+        elif limit is not None:
+            self._set("memory", "memory.limit_in_bytes", limit, w)
+        elif swap is not None:
+            self._set("memory", "memory.memsw.limit_in_bytes", swap, w)
+        if mem.get("reservation") is not None:
+            self._set("memory", "memory.soft_limit_in_bytes", mem["reservation"], w)
+        if mem.get("kernel") is not None:
+            self._set("memory", "memory.kmem.limit_in_bytes", mem["kernel"], w, required=False)
+        if mem.get("kernelTCP") is not None:
+            self._set("memory", "memory.kmem.tcp.limit_in_bytes", mem["kernelTCP"], w, required=False)
+        if mem.get("swappiness") is not None:
+            self._set("memory", "memory.swappiness", mem["swappiness"], w)
+        if mem.get("disableOOMKiller"):
+            self._set("memory", "memory.oom_control", 1, w)
+
+    def _blkio(self, b: dict, w: list[str]) -> None:
+        if not b:
+            return
+        d = self._d("blkio")
+        prefix = "blkio."
+        if d and not os.path.exists(os.path.join(d, "blkio.weight")) and os.path.exists(
+                os.path.join(d, "blkio.bfq.weight")):
+            prefix = "blkio.bfq."
+        if b.get("weight") is not None:
+            self._set("blkio", prefix + "weight", b["weight"], w)
+        if b.get("leafWeight") is not None:
+            self._set("blkio", "blkio.leaf_weight", b["leafWeight"], w)
+        for wd in b.get("weightDevice") or ():
+            if wd.get("weight") is not None:
+                self._set("blkio", prefix + "weight_device", f"{_dev(wd)} {wd['weight']}", w)
+            if wd.get("leafWeight") is not None:
+                self._set("blkio", "blkio.leaf_weight_device", f"{_dev(wd)} {wd['leafWeight']}", w)
+        for key, fname in (("throttleReadBpsDevice", "read_bps_device"), ("throttleWriteBpsDevice", "write_bps_device"),
+                           ("throttleReadIOPSDevice", "read_iops_device"),
+                           ("throttleWriteIOPSDevice", "write_iops_device")):
+            for t in b.get(key) or ():
+                self._set("blkio", "blkio.throttle." + fname, f"{_dev(t)} {t['rate']}", w)
+
+    def _devices(self, rules: list[dict], w: list[str]) -> None:
+        if self._d("devices") is None:
+            w.append("devices cgroup is not mounted; device rules not applied")
+            return
+        for rule in rules:
+            typ = rule.get("type") or "a"
+            if typ == "a":
+                entry = "a"
+            else:
+                major = "*" if rule.get("major") in (None, -1) else rule["major"]
+                minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+                entry = f"{typ} {major}:{minor} {rule.get('access') or 'rwm'}"
+            self._set("devices", "devices.allow" if rule.get("allow") else "devices.deny", entry, w)
+
+    def freeze(self) -> None:
+        d = self._d("freezer")
+        if d is None:
+            raise CgroupError(errno.ENOTSUP, "the freezer cgroup is not mounted")
+        for _ in range(1000):
+            _write(os.path.join(d, "freezer.state"), "FROZEN")
+            if _read(os.path.join(d, "freezer.state")) == "FROZEN":
+                return
+            time.sleep(0.001)
+        raise CgroupError(errno.EBUSY, "the container did not freeze")
+
+    def thaw(self) -> None:
+        d = self._d("freezer")
+        if d is None:
+            raise CgroupError(errno.ENOTSUP, "the freezer cgroup is not mounted")
+        _write(os.path.join(d, "freezer.state"), "THAWED")
+
+    def frozen(self) -> bool:
+        d = self._d("freezer")
+        try:
+            return bool(d) and _read(os.path.join(d, "freezer.state")) != "THAWED"
+        except OSError:
+            return False
+
+
+def _cpuset_inherit(d: str) -> None:
+    """A new v1 cpuset starts empty (tasks cannot join): copy cpus/mems from the nearest ancestor."""
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        p = os.path.join(d, f)
+        if not os.path.exists(p) or _read(p):
+            continue
+        chain = [d]
+        parent = os.path.dirname(d)
+        while os.path.exists(os.path.join(parent, f)) and not _read(os.path.join(parent, f)):
+            chain.append(parent)
+            parent = os.path.dirname(parent)
+        value = _read(os.path.join(parent, f))
+        for c in reversed(chain):
+            _write(os.path.join(c, f), value)
+
+
+class CgroupV2(Cgroup):
+    version = 2
+
+    @property
+    def dir(self) -> str:
+        return self.dirs[""]
+
+    def _init_dir(self, key: str, d: str) -> None:
+        # enable every available controller on the way down so the leaf gets its files
+        root = getattr(self, "root", ROOT)
+        rel = os.path.relpath(d, root)
+        cur = root
+        for part in [] if rel == "." else rel.split("/")[:-1]:
+            _enable_controllers(cur)
+            cur = os.path.join(cur, part)
+        _enable_controllers(cur)
+
+    def _set(self, fname: str, value: object, w: list[str], *, required: bool = True) -> None:
+        p = os.path.join(self.dir, fname)
+        if not os.path.exists(p):
+            if required:
+                raise CgroupError(errno.ENOENT, f"cgroup file {p} does not exist (controller not enabled?)")
+            w.append(f"{p} does not exist; not set")
+            return
+        _write(p, str(value))
+
+    def apply(self, r: dict) -> list[str]:
+        w: list[str] = []
+        mem = r.get("memory") or {}
+        limit, swap = mem.get("limit"), mem.get("swap")
+        if limit is not None:
+            self._set("memory.max", "max" if limit == -1 else limit, w)
+        if swap is not None:
+            if swap == -1:
+                v: object = "max"
+            elif limit is not None and limit != -1:
+                if swap < limit:
+                    raise CgroupError(errno.EINVAL, "memory.swap must not be lower than memory.limit")
+                v = swap - limit
+            else:
+                v = swap
+            self._set("memory.swap.max", v, w, required=False)
+        if mem.get("reservation") is not None:
+            self._set("memory.low", mem["reservation"], w)
+        if mem.get("disableOOMKiller"):
+            w.append("disableOOMKiller is not supported on cgroup v2")
+        cpu = r.get("cpu") or {}
+        if cpu.get("shares"):
+            self._set("cpu.weight", 1 + ((cpu["shares"] - 2) * 9999) // 262142, w)
+        if cpu.get("quota") is not None or cpu.get("period") is not None:
+            q = cpu.get("quota")
+            self._set("cpu.max", f"{'max' if q in (None, -1) or q <= 0 else q} {cpu.get('period') or 100000}", w)
+        if cpu.get("idle") is not None:
+            self._set("cpu.idle", cpu["idle"], w)
+        if cpu.get("cpus"):
+            self._set("cpuset.cpus", cpu["cpus"], w)
+        if cpu.get("mems"):
+            self._set("cpuset.mems", cpu["mems"], w)
+        pids = r.get("pids") or {}
+        if "limit" in pids:
+            self._set("pids.max", pids["limit"] if pids["limit"] > 0 else "max", w)
+        b = r.get("blockIO") or {}
+        if b.get("weight") is not None:
+            self._set("io.weight", f"default {1 + (b['weight'] - 10) * 9999 // 990}", w)
+        for key, k in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                       ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+            for t in b.get(key) or ():
+                self._set("io.max", f"{_dev(t)} {k}={t['rate']}", w)
+        for h in r.get("hugepageLimits") or ():
+            self._set(f"hugetlb.{h['pageSize']}.max", h["limit"], w)
+        if r.get("devices"):
+            w.append("device cgroup rules need eBPF on cgroup v2; not applied (the /dev set still limits access)")
+        for k, v in (r.get("unified") or {}).items():
+            if "/" in k or k.startswith("."):
+                raise CgroupError(errno.EINVAL, f"invalid unified key {k!r}")
+            self._set(k, v, w)
+        return w
+
+    def freeze(self) -> None:
+        self._set("cgroup.freeze", 1, [])
+        for _ in range(1000):
+            if self.frozen():
+                return
+            time.sleep(0.001)
+        raise CgroupError(errno.EBUSY, "the container did not freeze")
+
+    def thaw(self) -> None:
+        self._set("cgroup.freeze", 0, [])
+
+    def frozen(self) -> bool:
+        try:
+            with open(os.path.join(self.dir, "cgroup.events")) as f:
+                return "frozen 1" in f.read()
+        except OSError:
+            return False
+
+
+def _enable_controllers(d: str) -> None:
+    try:
+        avail = _read(os.path.join(d, "cgroup.controllers")).split()
+        enabled = set(_read(os.path.join(d, "cgroup.subtree_control")).split())
+    except OSError:
+        return
+    want = [c for c in avail if c not in enabled]
+    if want:
+        try:
+            _write(os.path.join(d, "cgroup.subtree_control"), " ".join("+" + c for c in want))
+        except OSError:
+            pass  # a controller busy in a threaded subtree etc.: leave it, apply() reports missing files
+
+
+def open_cgroup(cgroups_path: str | None, container_id: str, root: str = ROOT) -> Cgroup:
+    """The cgroup for a container (not created yet)."""
+    p = normalize_path(cgroups_path, container_id)
+    if is_v2(root):
+        if os.path.isabs(p):
+            d = os.path.join(root, p.lstrip("/"))
+        else:
+            own = _own_paths().get("", "/") if root == ROOT else "/"
+            d = os.path.join(root, own.lstrip("/"), p)
+        cg = CgroupV2({"": os.path.normpath(d)})
+        cg.root = root  # type: ignore[attr-defined]
+        return cg
+    own = _own_paths()
+    dirs = {}
+    for key, (mnt, mroot) in _v1_mounts().items():
+        if os.path.isabs(p):
+            d = os.path.join(mnt, p.lstrip("/"))
+        else:
+            mine = own.get(key, "/")
+            rel = os.path.relpath(mine, mroot) if mine.startswith(mroot) else mine.lstrip("/")
+            d = os.path.join(mnt, rel, p)
+        dirs[key] = os.path.normpath(d)
+    return CgroupV1(dirs)

@@ -1,0 +1,61 @@
+"""prctl(2) switches the runtime uses, plus personality(2) and close_range(2)."""
+
+from __future__ import annotations
+
+import ctypes
+
+from pallet.runtime.linux.libc import check, libc, sysno
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+CLOSE_RANGE_CLOEXEC = 4
+
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+_prctl = libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    return check(_prctl(option, a2, a3, a4, a5), f"prctl({option})")
+
+
+def set_dumpable(on: bool) -> None:
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
+def set_no_new_privs() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_keepcaps(on: bool) -> None:
+    prctl(PR_SET_KEEPCAPS, 1 if on else 0)
+
+
+def set_child_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_pdeathsig(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)
+
+
+def personality(persona: int) -> None:
+    check(libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+def cloexec_from(first: int) -> None:
+    """Mark every descriptor >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC)."""
+    check(libc.syscall(sysno("close_range"), ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF),
+                       ctypes.c_uint(CLOSE_RANGE_CLOEXEC)), "close_range")

@@ -1,0 +1,156 @@
+"""seccomp filters through libseccomp (ctypes to libseccomp.so.2): never hand-written BPF.
+
+`compile_filter(linux.seccomp)` builds a libseccomp context before the fork (the
+library must be loaded while the host filesystem is still visible); the container
+init calls `Filter.load()` as its last step before execve.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+
+_lib: ctypes.CDLL | None = None
+
+ACTIONS = {
+    "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
+    "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000,
+}
+OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
+       "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+_ATTR_NNP = 3
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 4, "SECCOMP_FILTER_FLAG_LOG": 6, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 7}
+ARCHES = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+          "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+          "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+          "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"]
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def lib() -> ctypes.CDLL:
+    global _lib
+    if _lib is None:
+        try:
+            _lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        except OSError as e:
+            raise OSError(_errno.ENOENT, f"seccomp: cannot load libseccomp.so.2 ({e})") from None
+        _lib.seccomp_init.restype = ctypes.c_void_p
+        _lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        for fn in ("seccomp_load", "seccomp_release"):
+            getattr(_lib, fn).argtypes = [ctypes.c_void_p]
+        _lib.seccomp_release.restype = None
+        _lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        _lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+        _lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+        _lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        _lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        _lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                                ctypes.POINTER(_ArgCmp)]
+    return _lib
+
+
+def version() -> str:
+    class _V(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+    f = lib().seccomp_version
+    f.restype = ctypes.POINTER(_V)
+    v = f().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _action(name: str, errno_ret: int | None) -> int:
+    base = ACTIONS.get(name)
+    if base is None:
+        raise ValueError(f"seccomp: unsupported action {name!r}")
+    if name in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        return base | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    return base
+
+
+class Filter:
+    """A compiled libseccomp context, loaded into the kernel by `load()`."""
+
+    def __init__(self, ctx: int) -> None:
+        self.ctx = ctx
+
+    def load(self) -> None:
+        rc = lib().seccomp_load(self.ctx)
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load: {_errno.errorcode.get(-rc, -rc)}")
+
+    def release(self) -> None:
+        if self.ctx:
+            lib().seccomp_release(self.ctx)
+            self.ctx = 0
+
+
+def compile_filter(sc: dict) -> Filter:
+    """Turn the OCI `linux.seccomp` object into a libseccomp context; ValueError on bad input."""
+    if sc.get("listenerPath"):
+        raise ValueError("seccomp: listenerPath (SCMP_ACT_NOTIFY) is not supported")
+    L = lib()
+    default = _action(sc.get("defaultAction", ""), sc.get("defaultErrnoRet"))
+    ctx = L.seccomp_init(default)
+    if not ctx:
+        raise ValueError("seccomp: seccomp_init failed")
+    f = Filter(ctx)
+    try:
+        _check(L.seccomp_attr_set(ctx, _ATTR_NNP, 0), "disable libseccomp's implicit no_new_privs")
+        for flag in sc.get("flags") or ():
+            attr = FLAGS.get(flag)
+            if attr is None:
+                raise ValueError(f"seccomp: unsupported flag {flag!r}")
+            _check(L.seccomp_attr_set(ctx, attr, 1), f"flag {flag}")
+        for arch in sc.get("architectures") or ():
+            if arch not in ARCHES:
+                raise ValueError(f"seccomp: unknown architecture {arch!r}")
+            token = L.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
+            if token == 0:
+                raise ValueError(f"seccomp: libseccomp does not know architecture {arch!r}")
+            rc = L.seccomp_arch_add(ctx, token)
+            if rc < 0 and rc != -_errno.EEXIST:
+                _check(rc, f"add architecture {arch}")
+        for rule in sc.get("syscalls") or ():
+            _add_rule(L, ctx, rule, default)
+    except BaseException:
+        f.release()
+        raise
+    return f
+
+
+def _check(rc: int, what: str) -> None:
+    if rc < 0:
+        raise ValueError(f"seccomp: {what}: {_errno.errorcode.get(-rc, -rc)}")
+
+
+def _add_rule(L: ctypes.CDLL, ctx: int, rule: dict, default: int) -> None:
+    action = _action(rule.get("action", ""), rule.get("errnoRet"))
+    names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
+    args = rule.get("args") or []
+    conds = []
+    for a in args:
+        op = OPS.get(a.get("op", ""))
+        if op is None:
+            raise ValueError(f"seccomp: unknown operator {a.get('op')!r}")
+        idx = a.get("index", 0)
+        if not 0 <= idx < 6:
+            raise ValueError(f"seccomp: argument index {idx} out of range")
+        conds.append(_ArgCmp(idx, op, a.get("value", 0), a.get("valueTwo", 0)))
+    # libseccomp cannot AND two conditions on one argument: like runc, add one rule per condition then
+    same_arg = len({c.arg for c in conds}) != len(conds)
+    groups = [[c] for c in conds] if same_arg else [conds]
+    for name in names:
+        nr = L.seccomp_syscall_resolve_name(name.encode())
+        if nr == -1:
+            raise ValueError(f"seccomp: unknown syscall {name!r}")
+        if action == default:
+            continue  # libseccomp refuses rules that repeat the default action
+        for g in groups:
+            arr = (_ArgCmp * len(g))(*g) if g else None
+            rc = L.seccomp_rule_add_array(ctx, action, nr, len(g), arr)
+            _check(rc, f"rule for {name}")

@@ -1,0 +1,529 @@
+"""`Runtime`: the OCI runtime operations as library calls (the CLI is a thin shell over this)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pallet.errors import RuntimeFailure
+from pallet.runtime import init as init_mod
+from pallet.runtime.channel import pair
+from pallet.runtime.hooks import HookError, run_hooks
+from pallet.runtime.log import Log
+from pallet.runtime.spec import InvalidConfig, load_config
+from pallet.runtime.state import InvalidState, Store, alive, now_rfc3339, oci_state, proc_stat
+
+DEFAULT_ROOT = "/run/pallet-runtime"
+SIGKILL = 9
+
+
+class Runtime:
+    """An OCI runtime whose containers keep their state under `root` (runc's --root)."""
+
+    def __init__(self, root: str = DEFAULT_ROOT, *, log: Log | None = None) -> None:
+        self.root = root
+        self.store = Store(root)
+        self.log = log or Log()
+
+    # -- create / start ---------------------------------------------------------------------
+    def create(self, container_id: str, bundle: str, *, console_socket: str | None = None,
+               pid_file: str | None = None, stdio: tuple[int, int, int] | None = None, preserve_fds: int = 0,
+               no_pivot: bool = False, _console=None, _pre_exec=None) -> dict:
+        """Set the container up; its process waits for `start`. Returns the state document."""
+        bundle = os.path.abspath(bundle)
+        cfg = load_config(bundle)
+        d = self.store.claim(container_id)
+        undo: dict = {"dir": d}
+        try:
+            st = self._create(container_id, bundle, cfg, undo, console_socket=console_socket, stdio=stdio,
+                              preserve_fds=preserve_fds, no_pivot=no_pivot, console=_console, pre_exec=_pre_exec)
+            if pid_file:
+                _write_pid_file(pid_file, st["pid"])
+            return oci_state(st, "created")
+        except BaseException:
+            self._undo_create(undo)
+            raise
+
+    def _create(self, cid: str, bundle: str, cfg: dict, undo: dict, *, console_socket, stdio, preserve_fds,
+                no_pivot, console, pre_exec) -> dict:
+        from pallet.runtime.linux.cgroups import CgroupError, open_cgroup
+        from pallet.runtime.linux.devices import DEFAULT_ALLOW
+
+        rootfs = cfg["root"]["path"]
+        rootfs = os.path.realpath(rootfs if rootfs.startswith("/") else os.path.join(bundle, rootfs))
+        if not os.path.isdir(rootfs):
+            raise InvalidConfig(f"root filesystem {rootfs} does not exist")
+        linux = cfg.get("linux") or {}
+        proc = cfg["process"]
+        nss = {n["type"]: n for n in linux.get("namespaces") or ()}
+        if "user" in nss and not nss["user"].get("path") and not (
+                linux.get("uidMappings") and linux.get("gidMappings")):
+            raise InvalidConfig("a new user namespace needs uidMappings and gidMappings")
+        if proc.get("terminal") and not console_socket and console is None:
+            raise InvalidConfig("cannot allocate tty if pallet-runtime will detach without setting console socket")
+        fifo = self.store.fifo(cid)
+        old = os.umask(0)
+        try:
+            os.mkfifo(fifo, 0o622)
+        finally:
+            os.umask(old)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        undo["fds"] = [fifo_fd]
+
+        cg = open_cgroup(linux.get("cgroupsPath"), cid)
+        existed = cg.exists()
+        try:
+            cg.create()
+            if not existed:
+                undo["cgroup"] = cg
+            res = dict(linux.get("resources") or {})
+            res["devices"] = list(res.get("devices") or []) + DEFAULT_ALLOW + [
+                {"allow": True, "type": dv.get("type"), "major": dv.get("major"), "minor": dv.get("minor"),
+                 "access": "rwm"} for dv in linux.get("devices") or () if dv.get("type") in ("c", "b", "u")]
+            for w in cg.apply(res):
+                self.log.warn(w)
+        except (CgroupError, OSError) as e:
+            raise RuntimeFailure(f"cgroup setup failed: {e}") from None
+
+        seccomp = None
+        if linux.get("seccomp"):
+            from pallet.runtime.linux.seccomp import compile_filter
+
+            try:
+                seccomp = compile_filter(linux["seccomp"])
+            except (ValueError, OSError) as e:
+                raise InvalidConfig(str(e)) from None
+        if proc.get("terminal") and console is None:
+            console = _connect(console_socket)
+        if console is not None:
+            undo["sock"] = console
+
+        st = {"ociVersion": cfg.get("ociVersion"), "id": cid, "bundle": bundle, "rootfs": rootfs,
+              "created": now_rfc3339(), "config": cfg, "cgroup": cg.to_json(), "cgroup_created": not existed,
+              "pid": 0}
+        hook_state = {"ociVersion": cfg.get("ociVersion"), "id": cid, "status": "creating", "pid": 0,
+                      "bundle": bundle, "annotations": cfg.get("annotations") or {}}
+        pchan, cchan = pair()
+        undo["chan"] = pchan
+        ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd, cgroup=cg,
+                           seccomp=seccomp, console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
+                           stdio=stdio, state=hook_state, pre_exec=pre_exec)
+        c1 = os.fork()
+        if c1 == 0:
+            try:
+                os.close(pchan.r)
+                os.close(pchan.w)
+                init_mod.create_child(ctx)
+            finally:
+                os._exit(1)
+        undo["c1"] = c1
+        cchan.close()
+        if seccomp is not None:
+            seccomp.release()
+        init_pid = 0
+        hooks_pending = False
+        hooks = cfg.get("hooks") or {}
+        while True:
+            msg = pchan.recv()
+            if msg is None:
+                raise RuntimeFailure("container init exited before the container was created")
+            t = msg.get("t")
+            if t == "error":
+                raise RuntimeFailure(msg.get("msg") or "container init failed")
+            if t == "warn":
+                self.log.warn(msg.get("msg", ""))
+            elif t == "userns":
+                try:
+                    _write_map(f"/proc/{c1}/uid_map", linux.get("uidMappings") or [])
+                    _write_map(f"/proc/{c1}/gid_map", linux.get("gidMappings") or [])
+                except OSError as e:
+                    raise RuntimeFailure(f"cannot write the user namespace id maps: {e.strerror}") from None
+                pchan.send(t="ok")
+            elif t == "pid":
+                init_pid = msg["pid"]
+                undo["pid"] = init_pid
+                os.waitpid(c1, 0)
+                undo.pop("c1", None)
+                ps = proc_stat(init_pid)
+                st["pid"] = init_pid
+                st["starttime"] = ps[1] if ps else None
+                hook_state["pid"] = init_pid
+                if hooks_pending:
+                    self._runtime_hooks(hooks, hook_state, pchan)
+                    hooks_pending = False
+            elif t == "hooks":
+                if init_pid:
+                    self._runtime_hooks(hooks, hook_state, pchan)
+                else:
+                    hooks_pending = True
+            elif t == "ready":
+                break
+        pchan.close()
+        undo.pop("chan", None)
+        self.store.save(st)
+        return st
+
+    def _runtime_hooks(self, hooks: dict, state: dict, chan) -> None:
+        try:
+            run_hooks("prestart", hooks.get("prestart"), state)
+            run_hooks("createRuntime", hooks.get("createRuntime"), state)
+        except HookError as e:
+            raise RuntimeFailure(str(e)) from None
+        chan.send(t="ok")
+
+    def _undo_create(self, undo: dict) -> None:
+        chan = undo.get("chan")
+        if chan is not None:
+            chan.close()
+        for fd in undo.get("fds", ()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if undo.get("sock") is not None:
+            undo["sock"].close()
+        pid = undo.get("pid")
+        if pid:
+            try:
+                os.kill(pid, SIGKILL)
+            except OSError:
+                pass
+        c1 = undo.get("c1")
+        if c1:
+            try:
+                os.kill(c1, SIGKILL)
+            except OSError:
+                pass
+            try:
+                os.waitpid(c1, 0)
+            except ChildProcessError:
+                pass
+        if pid:
+            _wait_gone(pid, None, 5.0)
+        cg = undo.get("cgroup")
+        if cg is not None:
+            try:
+                cg.kill_all(SIGKILL)
+                cg.destroy()
+            except OSError as e:
+                self.log.warn(f"cleanup: {e}")
+        _remove_dir(undo["dir"])
+
+    def start(self, container_id: str) -> None:
+        """Let the created container's process exec the user program; runs poststart hooks."""
+        st = self.store.load(container_id)
+        status = self.store.status(st)
+        if status != "created":
+            if status == "stopped":
+                raise InvalidState("cannot start a container that has stopped")
+            raise InvalidState(f"cannot start an already {status} container")
+        import select
+
+        fifo = self.store.fifo(container_id)
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidState("cannot start an already running container") from None
+        try:
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            while True:
+                if p.poll(50):
+                    data = os.read(fd, 1)
+                    if not data:
+                        raise RuntimeFailure("the container process exited before it was started")
+                    break
+                if not alive(st["pid"], st.get("starttime")):
+                    raise RuntimeFailure("the container process exited before it was started")
+        finally:
+            os.close(fd)
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
+        try:
+            run_hooks("poststart", (st["config"].get("hooks") or {}).get("poststart"),
+                      oci_state(st, "running"))
+        except HookError as e:
+            self.log.warn(str(e))
+
+    def run(self, container_id: str, bundle: str, *, detach: bool = False, **create_args) -> int:
+        """create + start; unless detached, wait for the container, delete it and return its exit code.
+
+        Waiting makes the caller a child subreaper (the container's init is a grandchild).
+        """
+        from pallet.runtime.linux.prctl import set_child_subreaper
+
+        if not detach:
+            set_child_subreaper()
+        st = self.create(container_id, bundle, **create_args)
+        try:
+            self.start(container_id)
+        except BaseException:
+            self.delete(container_id, force=True)
+            raise
+        if detach:
+            return 0
+        code = wait_pid(st["pid"])
+        self.delete(container_id, force=True)
+        return code
+
+    # -- inspect ----------------------------------------------------------------------------
+    def state(self, container_id: str) -> dict:
+        st = self.store.load(container_id)
+        return oci_state(st, self.store.status(st))
+
+    def list(self) -> list[dict]:
+        out = []
+        for cid in self.store.ids():
+            try:
+                out.append(self.state(cid))
+            except RuntimeFailure:
+                continue
+        return out
+
+    def ps(self, container_id: str) -> list[int]:
+        st = self.store.load(container_id)
+        from pallet.runtime.linux.cgroups import Cgroup
+
+        pids = Cgroup.from_json(st["cgroup"]).procs() if st.get("cgroup") else []
+        if not pids and self.store.status(st) != "stopped":
+            pids = [st["pid"]]
+        return sorted(set(pids))
+
+    # -- signals / delete -------------------------------------------------------------------
+    def kill(self, container_id: str, signal: int = 15, all: bool = False) -> None:
+        st = self.store.load(container_id)
+        status = self.store.status(st)
+        if status == "stopped":
+            raise InvalidState("container not running")
+        if all and st.get("cgroup"):
+            from pallet.runtime.linux.cgroups import Cgroup
+
+            Cgroup.from_json(st["cgroup"]).kill_all(signal)
+            return
+        try:
+            os.kill(st["pid"], signal)
+        except ProcessLookupError:
+            raise InvalidState("container not running") from None
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        """Remove a stopped (or created) container; `force` kills a running one first."""
+        st = self.store.load(container_id)
+        status = self.store.status(st)
+        if status in ("running", "paused") and not force:
+            raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
+        from pallet.runtime.linux.cgroups import Cgroup
+
+        cg = Cgroup.from_json(st["cgroup"]) if st.get("cgroup") else None
+        if status != "stopped":
+            try:
+                os.kill(st["pid"], SIGKILL)
+            except ProcessLookupError:
+                pass
+            if status == "paused" and cg is not None:
+                cg.thaw()
+            _wait_gone(st["pid"], st.get("starttime"), 10.0)
+        if cg is not None and st.get("cgroup_created"):
+            try:
+                cg.kill_all(SIGKILL)
+                cg.destroy()
+            except OSError as e:
+                self.log.warn(f"cannot remove the cgroup of {container_id}: {e}")
+        _remove_dir(self.store.dir(container_id))
+        try:
+            run_hooks("poststop", (st["config"].get("hooks") or {}).get("poststop"), oci_state(st, "stopped"))
+        except HookError as e:
+            self.log.warn(str(e))
+
+    # -- exec -------------------------------------------------------------------------------
+    def exec(self, container_id: str, process: dict, *, console_socket: str | None = None,
+             pid_file: str | None = None, detach: bool = False, stdio: tuple[int, int, int] | None = None,
+             preserve_fds: int = 0, on_pid=None, _console=None, _pre_exec=None) -> int:
+        """Run `process` (an OCI process object) in the container.
+
+        Detached: returns the new process's pid once it has exec'd. Otherwise waits and
+        returns its exit code (128+N when killed by signal N).
+        """
+        from pallet.runtime.linux.cgroups import Cgroup
+        from pallet.runtime.linux.ns import NAMESPACES
+        from pallet.runtime.spec import validate
+
+        st = self.store.load(container_id)
+        status = self.store.status(st)
+        if status not in ("running", "created"):
+            raise InvalidState(f"cannot exec in a {status} container")
+        cfg = st["config"]
+        validate(dict(cfg, process=process))
+        if process.get("terminal") and not console_socket and _console is None:
+            raise InvalidConfig("cannot allocate tty if pallet-runtime will detach without setting console socket")
+        linux = cfg.get("linux") or {}
+        seccomp = None
+        if linux.get("seccomp"):
+            from pallet.runtime.linux.seccomp import compile_filter
+
+            seccomp = compile_filter(linux["seccomp"])
+        console = _console
+        if process.get("terminal") and console is None:
+            console = _connect(console_socket)
+        pid = st["pid"]
+        ns_paths = {n["type"]: f"/proc/{pid}/ns/{NAMESPACES[n['type']][1]}"
+                    for n in linux.get("namespaces") or ()}
+        cg = Cgroup.from_json(st["cgroup"]) if st.get("cgroup") else None
+        pchan, cchan = pair()
+        ctx = init_mod.Ctx(cfg=dict(cfg, process=process), chan=cchan, cgroup=cg, seccomp=seccomp, console=console,
+                           preserve_fds=preserve_fds, stdio=stdio, state=st, ns_paths=ns_paths, detach=detach,
+                           pre_exec=_pre_exec)
+        c1 = os.fork()
+        if c1 == 0:
+            try:
+                os.close(pchan.r)
+                os.close(pchan.w)
+                init_mod.exec_child(ctx)
+            finally:
+                os._exit(1)
+        cchan.close()
+        if seccomp is not None:
+            seccomp.release()
+        if console is not None:
+            console.close()
+        child = 0
+        try:
+            while True:
+                msg = pchan.recv()
+                if msg is None:
+                    break
+                if msg.get("t") == "error":
+                    raise RuntimeFailure(msg.get("msg") or "exec failed")
+                if msg.get("t") == "warn":
+                    self.log.warn(msg.get("msg", ""))
+                elif msg.get("t") == "pid":
+                    child = msg["pid"]
+                    if pid_file:
+                        _write_pid_file(pid_file, child)
+                    if on_pid:
+                        on_pid(child)
+        except BaseException:
+            pchan.close()
+            if child:
+                try:
+                    os.kill(child, SIGKILL)
+                except OSError:
+                    pass
+            _, status_ = os.waitpid(c1, 0)
+            raise
+        pchan.close()
+        _, wstatus = os.waitpid(c1, 0)
+        if not child:
+            raise RuntimeFailure("exec failed: the process did not start")
+        if detach:
+            return child
+        return os.waitstatus_to_exitcode(wstatus) if os.WIFEXITED(wstatus) else 128 + os.WTERMSIG(wstatus)
+
+    # -- cgroup operations --------------------------------------------------------------------
+    def _running_cgroup(self, container_id: str, want: tuple[str, ...], verb: str):
+        from pallet.runtime.linux.cgroups import Cgroup
+
+        st = self.store.load(container_id)
+        status = self.store.status(st)
+        if status not in want:
+            raise InvalidState(f"cannot {verb} a container that is {status}")
+        if not st.get("cgroup"):
+            raise RuntimeFailure(f"container {container_id} has no cgroup")
+        return st, Cgroup.from_json(st["cgroup"])
+
+    def pause(self, container_id: str) -> None:
+        _, cg = self._running_cgroup(container_id, ("running", "created"), "pause")
+        try:
+            cg.freeze()
+        except OSError as e:
+            raise RuntimeFailure(f"cannot pause {container_id}: {e}") from None
+
+    def resume(self, container_id: str) -> None:
+        _, cg = self._running_cgroup(container_id, ("paused",), "resume")
+        try:
+            cg.thaw()
+        except OSError as e:
+            raise RuntimeFailure(f"cannot resume {container_id}: {e}") from None
+
+    def update(self, container_id: str, resources: dict) -> None:
+        """Change the cgroup limits of a container (OCI linux.resources subset)."""
+        st, cg = self._running_cgroup(container_id, ("running", "created", "paused"), "update")
+        try:
+            for w in cg.apply(resources):
+                self.log.warn(w)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot update {container_id}: {e}") from None
+        linux = st["config"].setdefault("linux", {})
+        merged = linux.setdefault("resources", {})
+        for k, v in resources.items():
+            merged[k] = dict(merged.get(k) or {}, **v) if isinstance(v, dict) else v
+        self.store.save(st)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _connect(path: str | None):
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise RuntimeFailure(f"cannot connect to console socket {path}: {e.strerror}") from None
+    return s
+
+
+def _write_map(path: str, maps: list[dict]) -> None:
+    data = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _wait_gone(pid: int, starttime: int | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while alive(pid, starttime) and time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _remove_dir(d: str) -> None:
+    try:
+        for n in os.listdir(d):
+            os.unlink(os.path.join(d, n))
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+
+
+def wait_pid(pid: int) -> int:
+    """Wait for a child (or, as subreaper, an adopted grandchild); returns its exit code (128+sig)."""
+    while True:
+        try:
+            wpid, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            # not ours after all: poll until it is gone
+            _wait_gone(pid, None, 1e9)
+            return 0
+        if wpid == pid:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
