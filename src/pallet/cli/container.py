@@ -1,0 +1,643 @@
+"""Container commands: run, create, start, ps, logs, stop, kill, restart, rm, exec, wait, inspect, top,
+rename, port, attach, container prune. Thin: parse, call pallet.engine, render.
+
+`pallet run --rm IMAGE true` is the hot path: nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from pallet.cli.common import state
+from pallet.errors import PalletError
+
+
+def _engine():
+    from pallet.engine.core import Engine
+
+    st = state()
+    return Engine(st.store(), st.runroot_path, storage_driver=st.storage_driver)
+
+
+def _parse_env_file(path: str) -> list[str]:
+    try:
+        text = open(path).read()
+    except OSError as e:
+        raise PalletError(f"cannot read env file {path}: {e.strerror}") from None
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        out.append(_env_item(line))
+    return [x for x in out if x is not None]
+
+
+def _env_item(item: str) -> str | None:
+    if "=" in item:
+        if item.startswith("="):
+            raise PalletError(f"invalid environment variable: {item}")
+        return item
+    val = os.environ.get(item)
+    return None if val is None else f"{item}={val}"
+
+
+def _labels(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        if not k:
+            raise PalletError(f"invalid label {item!r}: expected KEY[=VALUE]")
+        out[k] = v
+    return out
+
+
+def _create_options(f):
+    opts = [
+        click.option("--name", help="Assign a name to the container."),
+        click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("-e", "--env", multiple=True, help="Set an environment variable (KEY=VALUE or KEY)."),
+        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False), help="Read variables from a file."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", help="USER[:GROUP] (names from the container's /etc/passwd, /etc/group)."),
+        click.option("-h", "--hostname", help="Container host name (default: the short container ID)."),
+        click.option("--entrypoint", help="Override the image's ENTRYPOINT (\"\" clears it)."),
+        click.option("--network", "--net", "network", default="none", show_default=True,
+                     type=click.Choice(["none", "host"]),
+                     help="Network: none (loopback only; the default until bridge networking lands) or host."),
+        click.option("--add-host", multiple=True, help="Add a HOST:IP line to /etc/hosts."),
+        click.option("--init", is_flag=True, help="Run a small init (catatonit) as PID 1 that reaps zombies."),
+        click.option("--stop-signal", help="Signal to stop the container (default: the image's or SIGTERM)."),
+        click.option("--stop-timeout", type=int, help="Seconds to wait for stop before SIGKILL (default 10)."),
+        click.option("-l", "--label", multiple=True, help="Set a label KEY=VALUE."),
+        click.option("--runtime", help="OCI runtime: pallet, runc, crun or a path (default: pallet)."),
+        click.option("--platform", help="Require the image to be this os/arch."),
+        click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
+                     show_default=True, help="Pull the image before creating."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
+    from pallet.engine.core import CreateOptions
+
+    env: list[str] = []
+    for path in kw.get("env_file") or ():
+        env += _parse_env_file(path)
+    for item in kw.get("env") or ():
+        v = _env_item(item)
+        if v is not None:
+            env.append(v)
+    if kw.get("stop_timeout") is not None and kw["stop_timeout"] < -1:
+        raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']}")
+    return CreateOptions(
+        image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
+        env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
+        network=kw.get("network") or "none", add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
+        stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=_labels(kw.get("label") or ()),
+        runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
+        tty=kw.get("tty", False), interactive=kw.get("interactive", False),
+        attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
+        detach=detach)
+
+
+CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
+
+
+@click.command("run", context_settings=CTX)
+@_create_options
+@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the container.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run_cmd(image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool, **kw) -> int:
+    """Create and start a container from IMAGE, running COMMAND (default: the image's)."""
+    import socket
+
+    eng = _engine()
+    opts = _build_opts(image, command, kw, detach=detach)
+    c = eng.create(opts)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ws = None
+    if opts.tty:
+        from pallet.engine.attach import winsize
+
+        ws = winsize(0) or winsize(1)
+    from pallet.engine import monitor
+
+    eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
+    if ws:
+        c.extra["winsize"] = ws
+    monitor.spawn(eng, c, sync=theirs)
+    theirs.close()
+    first = ours.recv(65536)
+    if first[:1] != b"S":
+        ours.close()
+        if opts.auto_remove:
+            try:
+                eng.remove(eng.get(c.id), force=True)
+            except PalletError:
+                pass
+        if first[:1] == b"E":
+            from pallet.engine.core import raise_start_error
+
+            raise_start_error(first[1:])
+        raise PalletError(f"container {c.name} failed to start (its monitor exited)")
+    if detach:
+        ours.close()
+        click.echo(c.id)
+        return 0
+    from pallet.engine.attach import attach
+
+    how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
+    ours.close()
+    if how == "exited":
+        return code
+    if how == "detached":
+        return 0
+    c = eng.get(c.id)
+    return c.exit_code if c.exit_code is not None else 125
+
+
+@click.command("create", context_settings=CTX)
+@_create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def create_cmd(image: str, command: tuple[str, ...], **kw) -> None:
+    """Create a container (not started); prints its ID."""
+    eng = _engine()
+    c = eng.create(_build_opts(image, command, kw, detach=True))
+    click.echo(c.id)
+
+
+@click.command("start")
+@click.option("-a", "--attach", "do_attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click.argument("containers", nargs=-1, required=True)
+def start_cmd(containers: tuple[str, ...], do_attach: bool, interactive: bool) -> int:
+    """Start one or more stopped containers."""
+    import socket
+
+    eng = _engine()
+    if do_attach or interactive:
+        if len(containers) > 1:
+            raise PalletError("you cannot start and attach multiple containers at once")
+        c = eng.get(containers[0])
+        if c.status == "running":
+            raise PalletError(f"container {c.name} is already running; use attach")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        eng.start(c, sync=theirs)
+        theirs.close()
+        first = ours.recv(65536)
+        if first[:1] == b"E":
+            from pallet.engine.core import raise_start_error
+
+            raise_start_error(first[1:])
+        from pallet.engine.attach import attach
+
+        how, code = attach(ours, stdin=interactive, tty=bool(c.Config.get("Tty")))
+        return code if how == "exited" else 0
+    failed = 0
+    for ref in containers:
+        try:
+            eng.start(eng.get(ref))
+            click.echo(ref)
+        except PalletError as e:
+            click.echo(f"Error: {e.message}", err=True)
+            failed = 1
+    if failed:
+        sys.exit(125)
+    return 0
+
+
+@click.command("attach")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option("--sig-proxy/--no-sig-proxy", default=True)
+@click.argument("container")
+def attach_cmd(container: str, no_stdin: bool, sig_proxy: bool) -> int:
+    """Attach to a running container's input and output (ctrl-p ctrl-q detaches)."""
+    import socket
+
+    from pallet.engine.attach import attach
+    from pallet.engine.monitor import connect_unix
+
+    eng = _engine()
+    c = eng.get(container)
+    if c.status != "running":
+        raise PalletError(f"cannot attach to a stopped container {c.name}, start it first")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        connect_unix(s, eng.run_dir(c.id) / "attach")
+    except OSError as e:
+        raise PalletError(f"cannot attach to {c.name}: its monitor is not reachable ({e.strerror})") from None
+    how, code = attach(s, stdin=not no_stdin and bool(c.Config.get("OpenStdin")), tty=bool(c.Config.get("Tty")),
+                       sig_proxy=sig_proxy)
+    return code if how == "exited" else 0
+
+
+def _status_text(c) -> str:
+    from pallet.cli.common import human_ago
+
+    if c.status == "running":
+        return "Up " + human_ago(c.started_at or c.created).removesuffix(" ago")
+    if c.status == "exited":
+        return f"Exited ({c.exit_code if c.exit_code is not None else -1}) {human_ago(c.finished_at or c.created)}"
+    if c.status == "created":
+        return "Created"
+    return c.status.capitalize()
+
+
+def _matches(c, filters: list[str]) -> bool:
+    import re
+
+    by: dict[str, list[str]] = {}
+    for f in filters:
+        k, sep, v = f.partition("=")
+        if not sep:
+            raise PalletError(f"invalid filter {f!r}: expected KEY=VALUE")
+        if k not in ("name", "status", "label", "id", "ancestor", "exited"):
+            raise PalletError(f"invalid filter {k!r}")
+        by.setdefault(k, []).append(v)
+    for k, vals in by.items():
+        if k == "name" and not any(re.search(v, c.name) for v in vals):
+            return False
+        if k == "id" and not any(c.id.startswith(v) for v in vals):
+            return False
+        if k == "status" and c.status not in vals:
+            return False
+        if k == "exited" and not (c.status == "exited" and str(c.exit_code) in vals):
+            return False
+        if k == "ancestor" and not any(v in (c.image_name, c.image_id) or c.image_id.startswith(v) for v in vals):
+            return False
+        if k == "label":
+            labels = c.Config.get("Labels") or {}
+            for v in vals:
+                lk, sep, lv = v.partition("=")
+                if lk not in labels or (sep and labels[lk] != lv):
+                    return False
+    return True
+
+
+@click.command("ps")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running only).")
+@click.option("-q", "--quiet", is_flag=True, help="Only IDs.")
+@click.option("-f", "--filter", "filters", multiple=True, help="name=, status=, label=, id=, ancestor=, exited=")
+@click.option("--format", "fmt", help="table (default) or json (one object per line).")
+@click.option("--no-trunc", is_flag=True)
+@click.option("-n", "--last", type=int, default=-1)
+@click.option("-l", "--latest", is_flag=True)
+def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool,
+           last: int, latest: bool) -> None:
+    """List containers."""
+    import json
+
+    from pallet.cli.common import print_table
+    from pallet.engine.model import rfc3339
+
+    eng = _engine()
+    cs = eng.list(all=True)
+    if latest:
+        last = 1
+    if not show_all and not any(f.startswith("status=") for f in filters) and last < 0:
+        cs = [c for c in cs if c.status == "running"]
+    cs = [c for c in cs if _matches(c, list(filters))]
+    if last >= 0:
+        cs = cs[:last]
+    if quiet:
+        for c in cs:
+            click.echo(c.id if no_trunc else c.short_id)
+        return
+
+    def command(c) -> str:
+        cmd = " ".join((c.Config.get("Entrypoint") or []) + (c.Config.get("Cmd") or []))
+        if not no_trunc and len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        return f'"{cmd}"'
+
+    if fmt == "json" or fmt == "{{json .}}":
+        from pallet.cli.common import human_ago
+
+        for c in cs:
+            labels = c.Config.get("Labels") or {}
+            click.echo(json.dumps({
+                "ID": c.id if no_trunc else c.short_id, "Image": c.image_name, "Command": command(c),
+                "CreatedAt": rfc3339(c.created), "RunningFor": human_ago(c.created), "Ports": "",
+                "State": c.status, "Status": _status_text(c), "Names": c.name,
+                "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Mounts": "", "Networks":
+                c.HostConfig.get("NetworkMode", ""), "ExitCode": c.exit_code}))
+        return
+    if fmt and fmt != "table":
+        for c in cs:
+            click.echo(_render_template(fmt, {"ID": c.short_id, "Names": c.name, "Image": c.image_name,
+                                              "Status": _status_text(c), "State": c.status,
+                                              "Command": command(c), "Labels": c.Config.get("Labels") or {}}))
+        return
+    from pallet.cli.common import human_ago
+
+    rows = [[c.id if no_trunc else c.short_id, c.image_name, command(c), human_ago(c.created), _status_text(c), "",
+             c.name] for c in cs]
+    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+
+
+def _render_template(fmt: str, obj) -> str:
+    """The Go-template subset people use with -f/--format: {{.A.B}}, {{json .A}}, {{.A}} and literal text."""
+    import json
+    import re
+
+    def lookup(path: str):
+        cur = obj
+        for part in [p for p in path.split(".") if p]:
+            if isinstance(cur, dict):
+                cur = cur.get(part)
+            else:
+                return None
+        return cur
+
+    def sub(m) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(lookup(expr[5:].strip()))
+        if expr.startswith("."):
+            v = lookup(expr)
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, (dict, list)):
+                return json.dumps(v)
+            return "<no value>" if v is None else str(v)
+        raise PalletError(f"unsupported template expression {{{{{expr}}}}}")
+
+    text = re.sub(r"\{\{(.*?)\}\}", sub, fmt)
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+@click.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Follow the output.")
+@click.option("-n", "--tail", default="all", help="Lines from the end (default all).")
+@click.option("--since", help="Since a time: unix seconds, RFC 3339 or a duration (10m).")
+@click.option("--until", help="Until a time.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.argument("container")
+def logs_cmd(container: str, follow: bool, tail: str, since: str | None, until: str | None,
+             timestamps: bool) -> None:
+    """Show a container's output (json-file log)."""
+    from pallet.engine.logs import read_logs
+
+    if tail != "all":
+        try:
+            if int(tail) < 0:
+                raise ValueError
+        except ValueError:
+            raise PalletError(f"invalid --tail {tail!r}: a number or all") from None
+    eng = _engine()
+    c = eng.get(container)
+    read_logs(eng, c, follow=follow, tail=None if tail == "all" else int(tail), since=since, until=until,
+              timestamps=timestamps)
+
+
+@click.command("stop")
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing (default: 10).")
+@click.option("-s", "--signal", "sig", help="Signal to send first (default: the container's stop signal).")
+@click.argument("containers", nargs=-1, required=True)
+def stop_cmd(containers: tuple[str, ...], timeout: int | None, sig: str | None) -> None:
+    """Stop running containers (stop signal, then SIGKILL after the timeout)."""
+    eng = _engine()
+    _each(containers, lambda ref: eng.stop(_with_signal(eng.get(ref), sig), timeout))
+
+
+def _with_signal(c, sig):
+    if sig:
+        from pallet.engine.core import parse_signal
+
+        parse_signal(sig)
+        c.Config["StopSignal"] = sig
+    return c
+
+
+def _each(refs, fn) -> None:
+    failed = False
+    for ref in refs:
+        try:
+            fn(ref)
+            click.echo(ref)
+        except PalletError as e:
+            click.echo(f"Error: {e.message}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1 if len(refs) > 1 else 125)
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send (default KILL).")
+@click.argument("containers", nargs=-1, required=True)
+def kill_cmd(containers: tuple[str, ...], sig: str) -> None:
+    """Send a signal to running containers."""
+    from pallet.engine.core import parse_signal
+
+    signum = parse_signal(sig)
+    eng = _engine()
+    _each(containers, lambda ref: eng.kill(eng.get(ref), signum))
+
+
+@click.command("restart")
+@click.option("-t", "--time", "timeout", type=int)
+@click.argument("containers", nargs=-1, required=True)
+def restart_cmd(containers: tuple[str, ...], timeout: int | None) -> None:
+    """Restart containers."""
+    eng = _engine()
+
+    def one(ref):
+        c = eng.stop(eng.get(ref), timeout)
+        eng.start(eng.get(c.id))
+
+    _each(containers, one)
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill and remove a running container.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes (none yet).")
+@click.argument("containers", nargs=-1, required=True)
+def rm_cmd(containers: tuple[str, ...], force: bool, volumes: bool) -> None:
+    """Remove containers."""
+    eng = _engine()
+
+    def one(ref):
+        try:
+            c = eng.get(ref)
+        except PalletError:
+            raise
+        eng.remove(c, force=force)
+
+    _each(containers, one)
+
+
+@click.command("exec", context_settings=CTX)
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-d", "--detach", is_flag=True)
+@click.option("-e", "--env", multiple=True)
+@click.option("--env-file", multiple=True, type=click.Path(dir_okay=False))
+@click.option("-u", "--user")
+@click.option("-w", "--workdir")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(container: str, command: tuple[str, ...], interactive: bool, tty: bool, detach: bool,
+             env: tuple[str, ...], env_file: tuple[str, ...], user: str | None, workdir: str | None) -> int:
+    """Run a command in a running container."""
+    from pallet.engine.execs import exec_in
+
+    extra = []
+    for path in env_file:
+        extra += _parse_env_file(path)
+    extra += [v for v in (_env_item(x) for x in env) if v is not None]
+    eng = _engine()
+    c = eng.get(container)
+    return exec_in(eng, c, list(command), env=extra, user=user, workdir=workdir, tty=tty,
+                   interactive=interactive, detach=detach)
+
+
+@click.command("wait")
+@click.argument("containers", nargs=-1, required=True)
+def wait_cmd(containers: tuple[str, ...]) -> None:
+    """Block until containers stop, then print their exit codes."""
+    eng = _engine()
+    for ref in containers:
+        c = eng.wait_exit(eng.get(ref))
+        click.echo(c.exit_code if c.exit_code is not None else 0)
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "fmt", help="Go-template subset, e.g. '{{.State.Pid}}' or '{{json .Config}}'.")
+@click.option("--type", "kind", type=click.Choice(["container", "image"]))
+@click.option("-s", "--size", is_flag=True)
+@click.argument("objects", nargs=-1, required=True)
+def inspect_cmd(objects: tuple[str, ...], fmt: str | None, kind: str | None, size: bool) -> None:
+    """Low-level information on containers (docker's JSON)."""
+    from pallet.cli.common import print_json
+    from pallet.errors import NotFound
+
+    eng = _engine()
+    out = []
+    for ref in objects:
+        try:
+            if kind == "image":
+                raise NotFound(ref)
+            out.append(eng.inspect(eng.get(ref)))
+        except NotFound:
+            if kind == "container":
+                raise
+            try:
+                rec = eng.store.resolve_image(ref)
+            except PalletError:
+                raise NotFound(f"No such object: {ref}") from None
+            cfg = eng.store.config(rec)
+            out.append({"Id": rec.id, "RepoTags": rec.tags, "RepoDigests": rec.repo_digests,
+                        "Created": cfg.created, "Architecture": cfg.architecture, "Os": cfg.os,
+                        "Config": cfg.config, "Size": rec.size, "RootFS": {"Type": "layers",
+                                                                          "Layers": list(cfg.diff_ids)}})
+    if fmt:
+        for o in out:
+            click.echo(_render_template(fmt, o))
+    else:
+        print_json(out)
+
+
+@click.command("top")
+@click.argument("container")
+@click.argument("ps_args", nargs=-1)
+def top_cmd(container: str, ps_args: tuple[str, ...]) -> None:
+    """The processes of a container (host `ps` over the container's cgroup)."""
+    import subprocess
+
+    eng = _engine()
+    c = eng.get(container)
+    if c.status != "running":
+        raise PalletError(f"container {c.name} is not running")
+    from pallet.engine.execs import container_pids
+
+    pids = container_pids(c)
+    args = list(ps_args) or ["-o", "user,pid,ppid,c,stime,tty,time,cmd"]
+    cp = subprocess.run(["ps", *args, "-p", ",".join(map(str, pids))], capture_output=True, text=True)
+    sys.stdout.write(cp.stdout)
+
+
+@click.command("rename")
+@click.argument("container")
+@click.argument("new_name")
+def rename_cmd(container: str, new_name: str) -> None:
+    """Rename a container."""
+    eng = _engine()
+    eng.rename(eng.get(container), new_name)
+
+
+@click.command("port")
+@click.argument("container")
+@click.argument("private_port", required=False)
+def port_cmd(container: str, private_port: str | None) -> None:
+    """Published ports of a container (none until bridge networking lands)."""
+    eng = _engine()
+    c = eng.get(container)
+    bindings = c.HostConfig.get("PortBindings") or {}
+    if private_port:
+        key = private_port if "/" in private_port else private_port + "/tcp"
+        if key not in bindings:
+            raise PalletError(f"No public port '{key}' published for {c.name}")
+    for k, v in bindings.items():
+        for b in v or []:
+            click.echo(f"{k} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+
+
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--filter", "filters", multiple=True)
+def prune_cmd(force: bool, filters: tuple[str, ...]) -> None:
+    """Remove all stopped containers."""
+    if not force and sys.stdin.isatty():
+        click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+                      abort=True)
+    eng = _engine()
+    gone = []
+    for c in eng.list(all=True):
+        if c.status in ("exited", "created") and _matches(c, list(filters)):
+            try:
+                eng.remove(c)
+                gone.append(c.id)
+            except PalletError:
+                pass
+    if gone:
+        click.echo("Deleted Containers:")
+        for g in gone:
+            click.echo(g)
+        click.echo("")
+    click.echo("Total reclaimed space: 0B")
+
+
+@click.command("ls")
+@click.pass_context
+@click.option("-a", "--all", "show_all", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("-f", "--filter", "filters", multiple=True)
+@click.option("--format", "fmt")
+def ls_cmd(ctx, show_all, quiet, filters, fmt) -> None:
+    """List containers (same as ps)."""
+    ctx.invoke(ps_cmd, show_all=show_all, quiet=quiet, filters=filters, fmt=fmt, no_trunc=False, last=-1,
+               latest=False)
+
+
+@click.group("container")
+def container_group() -> None:
+    """Manage containers."""
+
+
+for _name, _cmd in [("run", run_cmd), ("create", create_cmd), ("start", start_cmd), ("ps", ps_cmd),
+                    ("ls", ls_cmd), ("list", ls_cmd), ("logs", logs_cmd), ("stop", stop_cmd), ("kill", kill_cmd),
+                    ("restart", restart_cmd), ("rm", rm_cmd), ("exec", exec_cmd), ("wait", wait_cmd),
+                    ("inspect", inspect_cmd), ("top", top_cmd), ("rename", rename_cmd), ("port", port_cmd),
+                    ("attach", attach_cmd), ("prune", prune_cmd)]:
+    container_group.add_command(_cmd, _name)

@@ -1,0 +1,662 @@
+"""The engine: create, start, stop, kill, remove, inspect containers.
+
+Layout:
+  <root>/containers/<id>/        config.json (the bundle), hostname, hosts, resolv.conf, <id>-json.log
+  <runroot>/containers/<id>/     attach socket, pid file, runtime log  (volatile: gone after a reboot)
+  <runroot>/runtime-<name>/      the OCI runtime's own state
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
+from pallet.errors import Conflict, NotFound, PalletError
+
+
+@dataclass
+class CreateOptions:
+    image: str
+    command: list[str] | None = None
+    name: str | None = None
+    entrypoint: str | None = None          # "" clears the image's entrypoint
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    network: str = "none"
+    add_hosts: list[str] = field(default_factory=list)
+    init: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    runtime: str | None = None
+    platform: str | None = None
+    pull: str = "missing"
+    tty: bool = False
+    interactive: bool = False
+    attach_stdin: bool = False
+    auto_remove: bool = False
+    detach: bool = False
+    extra_host_config: dict[str, Any] = field(default_factory=dict)   # room for volumes/limits/restart
+
+
+SIGNALS = {s.name[3:]: int(s) for s in signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}
+
+
+def parse_signal(text: str | int | None, default: int = signal.SIGTERM) -> int:
+    if text in (None, ""):
+        return int(default)
+    if isinstance(text, int):
+        return text
+    t = text.upper().removeprefix("SIG")
+    if t.isdigit() and 0 < int(t) < 65:
+        return int(t)
+    if t in SIGNALS:
+        return SIGNALS[t]
+    raise PalletError(f"invalid signal: {text}")
+
+
+def _validate_name(name: str) -> str:
+    import re
+
+    n = name.removeprefix("/")
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", n):
+        raise PalletError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return n
+
+
+_ADJ = ("admiring adoring agitated amazing angry awesome blissful bold brave busy clever cool dazzling "
+        "eager ecstatic elegant epic festive focused friendly funny gallant gifted happy hopeful jolly "
+        "keen kind laughing loving lucid modest nice nifty optimistic peaceful pensive quirky relaxed "
+        "serene sharp silly stoic sweet tender trusting upbeat vibrant wizardly youthful zealous").split()
+_NOUN = ("albattani archimedes babbage bohr curie darwin dijkstra einstein euler fermat feynman galileo "
+         "gauss hopper hypatia johnson kepler knuth lamport lovelace mccarthy meitner newton noether "
+         "pascal pike ritchie shannon thompson torvalds turing wozniak yalow").split()
+
+
+class Engine:
+    def __init__(self, store, runroot: str | os.PathLike, *, storage_driver: str | None = None) -> None:
+        self.store = store
+        self.root = Path(store.root)
+        self.runroot = Path(runroot)
+        self.storage_driver = storage_driver
+        self._runtimes: dict[str, Any] = {}
+
+    # ---- paths ------------------------------------------------------------------------------
+    def dir(self, cid: str) -> Path:
+        return self.root / "containers" / cid
+
+    def run_dir(self, cid: str) -> Path:
+        return self.runroot / "containers" / cid
+
+    def log_path(self, cid: str) -> Path:
+        return self.dir(cid) / f"{cid}-json.log"
+
+    def runtime(self, name: str):
+        if name not in self._runtimes:
+            from pallet.engine.runtimes import get_runtime
+
+            self._runtimes[name] = get_runtime(name, self.runroot)
+        return self._runtimes[name]
+
+    def after_fork(self) -> None:
+        """In a forked monitor: a fresh database connection (never share one across fork)."""
+        from pallet.store.db import Database
+
+        self.store.db = Database(self.root / "pallet.db")
+        self._runtimes = {}
+
+    @property
+    def db(self):
+        return self.store.db
+
+    # ---- rows --------------------------------------------------------------------------------
+    def _rows(self, where: str = "", params: tuple = ()) -> list[Container]:
+        return [Container.from_row(r) for r in self.db.query(f"SELECT * FROM containers {where}", params)]
+
+    def get(self, ref: str, *, refresh: bool = True) -> Container:
+        """By full id, name, or unique id prefix (docker's lookup order)."""
+        rows = self._rows("WHERE id = ? OR name = ?", (ref, ref.removeprefix("/")))
+        if not rows and len(ref) >= 1 and all(ch in "0123456789abcdef" for ch in ref):
+            rows = self._rows("WHERE id LIKE ?", (ref + "%",))
+            if len(rows) > 1:
+                raise Conflict(f"multiple containers match the ID prefix {ref!r}; give more of the ID")
+        if not rows:
+            raise NotFound(f"No such container: {ref}")
+        c = rows[0]
+        return self.refresh(c) if refresh else c
+
+    def list(self, *, all: bool = True) -> list[Container]:
+        cs = [self.refresh(c) for c in self._rows("ORDER BY created DESC")]
+        return cs if all else [c for c in cs if c.status == "running"]
+
+    def _update(self, cid: str, **cols: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        with self.db.transaction() as conn:
+            conn.execute(f"UPDATE containers SET {sets} WHERE id = ?", (*cols.values(), cid))
+
+    def refresh(self, c: Container) -> Container:
+        """Reconcile a row with the kernel: a dead process is Exited whatever the row says."""
+        if c.status == "running" and not alive(c.pid, c.pid_start):
+            if alive(c.monitor_pid, c.monitor_start):
+                # the monitor is recording the exit right now: wait a moment for the real code
+                for _ in range(100):
+                    time.sleep(0.02)
+                    fresh = self._rows("WHERE id = ?", (c.id,))
+                    if not fresh:
+                        c.status = "removing"
+                        return c
+                    if fresh[0].status != "running":
+                        return fresh[0]
+                    if not alive(c.monitor_pid, c.monitor_start):
+                        break
+            c.status, c.exit_code, c.finished_at = "exited", UNKNOWN_EXIT, c.finished_at or time.time()
+            c.error = "the container's process is gone and its monitor did not record how it exited"
+            c.pid = None
+            self._update(c.id, status="exited", exit_code=UNKNOWN_EXIT, finished_at=c.finished_at,
+                         error=c.error, pid=None, monitor_pid=None)
+        return c
+
+    # ---- create -------------------------------------------------------------------------------
+    def resolve_image(self, opts: CreateOptions):
+        from pallet.errors import InvalidReference
+
+        store = self.store
+        if opts.pull == "always":
+            return self.pull(opts.image, opts.platform)
+        try:
+            return store.resolve_image(opts.image)
+        except NotFound:
+            if opts.pull == "never":
+                raise NotFound(f"No such image: {opts.image} (and --pull=never)") from None
+            return self.pull(opts.image, opts.platform)
+        except InvalidReference:
+            raise
+
+    def pull(self, image: str, platform: str | None):
+        try:
+            from pallet.registry import client  # noqa: F401
+        except ImportError:
+            raise NotFound(f"No such image: {image} (pulling is not available in this build)") from None
+        from pallet.registry.client import pull as do_pull
+
+        res = do_pull(self.store, image, platform=platform)
+        return res if hasattr(res, "id") else self.store.resolve_image(image)
+
+    def build_config(self, opts: CreateOptions, image_config) -> tuple[dict, dict]:
+        ic = dict(image_config.config or {})
+        entrypoint = ic.get("Entrypoint") or []
+        cmd = ic.get("Cmd") or []
+        if opts.entrypoint is not None:
+            entrypoint = [opts.entrypoint] if opts.entrypoint else []
+            cmd = []   # docker: --entrypoint resets the image's Cmd
+        if opts.command:
+            cmd = list(opts.command)
+        from pallet.engine.spec import merge_env
+
+        labels = dict(ic.get("Labels") or {})
+        labels.update(opts.labels)
+        config = {
+            "Hostname": opts.hostname or "",
+            "Domainname": "",
+            "User": opts.user if opts.user is not None else (ic.get("User") or ""),
+            "AttachStdin": opts.attach_stdin,
+            "AttachStdout": not opts.detach,
+            "AttachStderr": not opts.detach,
+            "ExposedPorts": ic.get("ExposedPorts") or {},
+            "Tty": opts.tty,
+            "OpenStdin": opts.interactive,
+            "StdinOnce": opts.interactive and not opts.detach,
+            "Env": merge_env(list(ic.get("Env") or []), opts.env),
+            "Cmd": cmd,
+            "Image": opts.image,
+            "Volumes": ic.get("Volumes"),
+            "WorkingDir": opts.workdir if opts.workdir is not None else (ic.get("WorkingDir") or ""),
+            "Entrypoint": entrypoint or None,
+            "OnBuild": None,
+            "Labels": labels,
+            "StopSignal": opts.stop_signal or ic.get("StopSignal") or "SIGTERM",
+        }
+        if opts.stop_timeout is not None:
+            config["StopTimeout"] = opts.stop_timeout
+        host = {
+            "NetworkMode": opts.network,
+            "AutoRemove": opts.auto_remove,
+            "Init": opts.init,
+            "Runtime": opts.runtime,
+            "ExtraHosts": list(opts.add_hosts) or None,
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "PortBindings": {},
+            "Binds": None,
+            "Privileged": False,
+            "CapAdd": None,
+            "CapDrop": None,
+            "ShmSize": 64 * 1024 * 1024,
+            **opts.extra_host_config,
+        }
+        return config, host
+
+    def create(self, opts: CreateOptions) -> Container:
+        from pallet.engine.runtimes import default_runtime
+
+        runtime_name = opts.runtime or default_runtime()
+        opts.runtime = runtime_name
+        self.runtime(runtime_name)   # fails early for an unknown runtime
+        if opts.network not in ("none", "host"):
+            raise PalletError(f"network mode {opts.network!r} is not supported yet (use none or host)")
+        for h in opts.add_hosts:
+            name, sep, ip = h.partition(":")
+            if not sep or not name or not ip:
+                raise PalletError(f"invalid --add-host {h!r}: expected HOST:IP")
+        if opts.stop_signal:
+            parse_signal(opts.stop_signal)
+        rec = self.resolve_image(opts)
+        image_config = self.store.config(rec)
+        if opts.platform:
+            from pallet.oci.documents import Platform
+
+            want = Platform.parse(opts.platform)
+            if (want.os, want.architecture) != (image_config.os, image_config.architecture):
+                raise PalletError(f"image {opts.image} is {image_config.platform}, not {opts.platform}")
+        config, host = self.build_config(opts, image_config)
+        from pallet.engine.spec import command
+
+        if not command(config):
+            raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
+        cid = secrets.token_hex(32)
+        name = _validate_name(opts.name) if opts.name else None
+        c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
+                      {"Config": config, "HostConfig": host}, "created")
+        self._insert(c, explicit_name=name is not None)
+        try:
+            self._setup_files(c, rec)
+        except BaseException:
+            self._destroy(c, quiet=True)
+            raise
+        return c
+
+    def _insert(self, c: Container, *, explicit_name: bool) -> None:
+        for attempt in range(20):
+            if not explicit_name:
+                c.name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}" + (str(attempt) if attempt > 3 else "")
+            try:
+                with self.db.transaction() as conn:
+                    conn.execute(
+                        "INSERT INTO containers(id, name, image_id, image_name, created, runtime, config, status) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (c.id, c.name, c.image_id, c.image_name, c.created, c.runtime, json.dumps(c.config),
+                         c.status))
+                return
+            except sqlite3.IntegrityError:
+                if explicit_name:
+                    other = self.db.query("SELECT id FROM containers WHERE name = ?", (c.name,))
+                    oid = other[0][0] if other else "?"
+                    raise Conflict(f'the container name "/{c.name}" is already in use by container "{oid}"; '
+                                   "remove (or rename) that container to reuse the name") from None
+        raise Conflict("could not find a free container name; give one with --name")
+
+    def _setup_files(self, c: Container, rec) -> None:
+        from pallet.engine import snapshots
+        from pallet.engine.spec import etc_hosts, resolv_conf
+        from pallet.engine.users import resolve_user
+
+        d = self.dir(c.id)
+        d.mkdir(parents=True)
+        rootfs = snapshots.create(self, c, rec)
+        user = resolve_user(rootfs, c.Config.get("User"))
+        wd = c.Config.get("WorkingDir") or ""
+        if wd and not wd.startswith("/"):
+            raise PalletError(f"the working directory {wd!r} is invalid: it must be an absolute path")
+        if wd:
+            snapshots.mkdir_in_root(rootfs, wd)
+        network = c.HostConfig["NetworkMode"]
+        hostname = c.Config.get("Hostname") or (os.uname().nodename if network == "host" else c.short_id)
+        c.Config["Hostname"] = hostname
+        c.config["User"] = {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids,
+                            "home": user.home}
+        (d / "hostname").write_text(hostname + "\n")
+        (d / "hosts").write_text(etc_hosts(hostname, network, c.HostConfig.get("ExtraHosts") or []))
+        (d / "resolv.conf").write_text(resolv_conf(network))
+        self._update(c.id, config=json.dumps(c.config))
+
+    def prepare_bundle(self, c: Container) -> Path:
+        """Mount the snapshot if needed and write config.json; returns the bundle directory."""
+        from pallet.engine import snapshots
+        from pallet.engine.spec import build_spec
+        from pallet.engine.users import ExecUser
+
+        rootfs = snapshots.mount(self, c)
+        u = c.config.get("User") or {}
+        user = ExecUser(u.get("uid", 0), u.get("gid", 0), u.get("additionalGids") or [], u.get("home") or "/")
+        spec = build_spec(cid=c.id, config=c.Config, host_config=c.HostConfig, rootfs=rootfs,
+                          files_dir=str(self.dir(c.id)), user=user, hostname=c.Config["Hostname"],
+                          cgroups_path=f"pallet/{c.id}")
+        from pallet.fsutil import atomic_write
+
+        atomic_write(self.dir(c.id) / "config.json", json.dumps(spec, indent=1).encode(), fsync=False)
+        return self.dir(c.id)
+
+    # ---- start --------------------------------------------------------------------------------
+    def _clear_runtime_state(self, c: Container) -> None:
+        rt = self.runtime(c.runtime)
+        state_dir = getattr(rt, "state_root", None)
+        if state_dir is not None and (Path(state_dir) / c.id).exists():
+            try:
+                rt.delete(c.id, force=True)
+            except PalletError:
+                shutil.rmtree(Path(state_dir) / c.id, ignore_errors=True)
+
+    def start(self, c: Container, *, sync=None, winsize: tuple[int, int] | None = None) -> None:
+        """Fork the monitor; with `sync` (a socket) the caller gets S/E and the output as an attached client.
+
+        Without `sync`, wait until the container runs (or raise why it did not start).
+        """
+        import socket
+
+        c = self.refresh(c)
+        if c.status == "running":
+            return
+        if c.status == "removing":
+            raise Conflict(f"container {c.name} is being removed")
+        self._clear_runtime_state(c)
+        self.run_dir(c.id).mkdir(parents=True, exist_ok=True)
+        if winsize:
+            c.extra["winsize"] = winsize
+        own = None
+        if sync is None:
+            own, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        else:
+            theirs = sync
+        from pallet.engine import monitor
+
+        monitor.spawn(self, c, sync=theirs)
+        if own is not None:
+            theirs.close()
+            try:
+                first = own.recv(65536)
+                if first[:1] == b"E":
+                    raise_start_error(first[1:])
+                if first[:1] != b"S":
+                    raise PalletError(f"container {c.name} failed to start (its monitor exited)")
+            finally:
+                own.close()
+
+    def mark_running(self, c: Container, pid: int) -> None:
+        c.pid, c.pid_start, c.status, c.started_at = pid, proc_start_time(pid), "running", time.time()
+        c.monitor_pid, c.monitor_start = os.getpid(), proc_start_time(os.getpid())
+        c.extra["memcg"] = memory_cgroup_file(pid)
+        self._update(c.id, status="running", pid=pid, pid_start=c.pid_start, monitor_pid=c.monitor_pid,
+                     monitor_start=c.monitor_start, started_at=c.started_at, finished_at=None, exit_code=None,
+                     error=None, oom_killed=0, stopped_by_user=0)
+
+    def start_failed(self, c: Container, message: str, pid: int | None) -> None:
+        """In the monitor: the runtime could not create/start the container; leave it Created/Exited, clean."""
+        rt = None
+        try:
+            rt = self.runtime(c.runtime)
+            rt.delete(c.id, force=True)
+        except Exception:  # noqa: BLE001
+            pass
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        try:
+            self._update(c.id, status="exited" if c.started_at else "created", error=message,
+                         exit_code=c.exit_code if c.started_at else None)
+        except Exception:  # noqa: BLE001
+            pass
+        from pallet.engine import snapshots
+
+        try:
+            snapshots.unmount(self, c)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _oom_killed(self, c: Container) -> bool:
+        for p in (c.extra.get("memcg"),):
+            if not p:
+                continue
+            try:
+                for line in open(p):
+                    k, _, v = line.partition(" ")
+                    if k == "oom_kill" and int(v) > 0:
+                        return True
+            except OSError:
+                pass
+        return False
+
+    def container_exited(self, c: Container, code: int) -> bool:
+        """In the monitor, after init exited. Returns True if the container was removed (--rm)."""
+        oom = self._oom_killed(c)
+        try:
+            self.runtime(c.runtime).delete(c.id, force=True)
+        except PalletError:
+            pass
+        from pallet.engine import snapshots
+
+        if c.HostConfig.get("AutoRemove"):
+            self._destroy(c, quiet=True)
+            return True
+        try:
+            snapshots.unmount(self, c)
+        except Exception:  # noqa: BLE001
+            pass
+        rows = self._rows("WHERE id = ?", (c.id,))
+        if rows and rows[0].status == "running" and rows[0].pid == c.pid:
+            self._update(c.id, status="exited", exit_code=code, finished_at=time.time(), oom_killed=int(oom),
+                         pid=None, monitor_pid=None)
+        return False
+
+    # ---- stop / kill / remove -------------------------------------------------------------------
+    def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
+        c = self.refresh(c)
+        if c.status != "running":
+            raise Conflict(f"cannot kill container {c.name}: container is not running")
+        if not send_signal(c.pid, c.pid_start, sig):
+            self.refresh(c)
+
+    def wait_exit(self, c: Container, timeout: float | None = None) -> Container:
+        end = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            c = self.get(c.id)
+            if c.status != "running":
+                return c
+            if end is not None and time.monotonic() >= end:
+                return c
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def stop(self, c: Container, timeout: int | None = None) -> Container:
+        c = self.refresh(c)
+        if c.status != "running":
+            return c
+        self._update(c.id, stopped_by_user=1)
+        if timeout is None:
+            timeout = c.Config.get("StopTimeout", 10)
+        sig = parse_signal(c.Config.get("StopSignal"))
+        send_signal(c.pid, c.pid_start, sig)
+        c = self.wait_exit(c, timeout)
+        if c.status == "running":
+            send_signal(c.pid, c.pid_start, signal.SIGKILL)
+            c = self.wait_exit(c, 30)
+        return c
+
+    def remove(self, c: Container, *, force: bool = False) -> None:
+        c = self.refresh(c)
+        if c.status == "running":
+            if not force:
+                raise Conflict(f"cannot remove container {c.name}: container is running: stop the container "
+                               "before removing or force remove")
+            monitor_alive = alive(c.monitor_pid, c.monitor_start)
+            send_signal(c.pid, c.pid_start, signal.SIGKILL)
+            if monitor_alive:
+                c = self.wait_exit(c, 30)
+                rows = self._rows("WHERE id = ?", (c.id,))
+                if not rows:
+                    return   # --rm: the monitor removed it
+            else:
+                for _ in range(500):
+                    if not alive(c.pid, c.pid_start):
+                        break
+                    time.sleep(0.01)
+        # the monitor may be removing it itself (--rm) right now
+        if c.HostConfig.get("AutoRemove") and alive(c.monitor_pid, c.monitor_start):
+            for _ in range(500):
+                if not self._rows("WHERE id = ?", (c.id,)):
+                    return
+                time.sleep(0.01)
+        self._destroy(c)
+
+    def _destroy(self, c: Container, *, quiet: bool = False) -> None:
+        """Remove everything a container owns: runtime state, cgroups, mounts, files, the row."""
+        from pallet.engine import snapshots
+
+        try:
+            self._update(c.id, status="removing")
+        except Exception:  # noqa: BLE001
+            if not quiet:
+                raise
+        try:
+            self._clear_runtime_state(c)
+        except Exception:  # noqa: BLE001
+            pass
+        remove_cgroups(c.id)
+        try:
+            snapshots.remove(self, c)
+        except Exception:
+            if not quiet:
+                raise
+        shutil.rmtree(self.run_dir(c.id), ignore_errors=True)
+        shutil.rmtree(self.dir(c.id), ignore_errors=True)
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+
+    def rename(self, c: Container, new: str) -> None:
+        new = _validate_name(new)
+        try:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new, c.id))
+        except sqlite3.IntegrityError:
+            raise Conflict(f'the container name "/{new}" is already in use') from None
+
+    # ---- inspect ------------------------------------------------------------------------------
+    def inspect(self, c: Container) -> dict:
+        from pallet.engine import snapshots
+        from pallet.engine.model import rfc3339
+
+        status = "removing" if c.status == "removing" else c.status
+        state = {
+            "Status": status,
+            "Running": c.status == "running",
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": c.oom_killed,
+            "Dead": False,
+            "Pid": c.pid or 0 if c.status == "running" else 0,
+            "ExitCode": c.exit_code or 0,
+            "Error": c.error or "",
+            "StartedAt": rfc3339(c.started_at),
+            "FinishedAt": rfc3339(c.finished_at),
+        }
+        cfg = dict(c.Config)
+        try:
+            gd = snapshots.graph_driver(self, c)
+        except Exception:  # noqa: BLE001
+            gd = {"Name": "", "Data": {}}
+        return {
+            "Id": c.id,
+            "Created": rfc3339(c.created),
+            "Path": (c.Config.get("Entrypoint") or c.Config.get("Cmd") or [""])[0],
+            "Args": ((c.Config.get("Entrypoint") or []) + (c.Config.get("Cmd") or []))[1:],
+            "State": state,
+            "Image": c.image_id,
+            "ResolvConfPath": str(self.dir(c.id) / "resolv.conf"),
+            "HostnamePath": str(self.dir(c.id) / "hostname"),
+            "HostsPath": str(self.dir(c.id) / "hosts"),
+            "LogPath": str(self.log_path(c.id)),
+            "Name": "/" + c.name,
+            "RestartCount": c.restart_count,
+            "Driver": gd.get("Name", ""),
+            "Platform": "linux",
+            "HostConfig": dict(c.HostConfig),
+            "GraphDriver": gd,
+            "Mounts": [],
+            "Config": cfg,
+            "NetworkSettings": {"Ports": {p: None for p in (cfg.get("ExposedPorts") or {})},
+                                "SandboxKey": "" if c.HostConfig.get("NetworkMode") == "host" else
+                                (f"/proc/{c.pid}/ns/net" if c.pid else ""),
+                                "Networks": {c.HostConfig.get("NetworkMode", "none"): {}}},
+        }
+
+
+def raise_start_error(body: bytes) -> None:
+    from pallet.engine.runtimes import classify
+
+    info = json.loads(body)
+    code = info.get("code", 125)
+    err = classify(info["message"]) if code in (125, 126, 127) else PalletError(info["message"])
+    if code in (126, 127) and err.exit_code == 125:
+        err.exit_code = code
+    raise err
+
+
+def memory_cgroup_file(pid: int) -> str | None:
+    """The file that counts OOM kills for the memory cgroup of `pid` (v1 memory.oom_control, v2 memory.events)."""
+    try:
+        for line in open(f"/proc/{pid}/cgroup"):
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if "memory" in ctrls.split(","):
+                return f"/sys/fs/cgroup/memory{path}/memory.oom_control"
+            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+                return f"/sys/fs/cgroup{path}/memory.events"
+    except OSError:
+        pass
+    return None
+
+
+def remove_cgroups(cid: str) -> None:
+    """rmdir the container's cgroups (pallet/<id> below any hierarchy) if a runtime left them."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        hierarchies = [p for p in base.iterdir() if p.is_dir()]
+    except OSError:
+        return
+    if (base / "cgroup.controllers").exists():
+        hierarchies = [base]
+    mine = {}
+    try:
+        for line in open("/proc/self/cgroup"):
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for ctrl in (ctrls.split(",") if ctrls else ["unified"]):
+                mine[ctrl.removeprefix("name=")] = path
+    except OSError:
+        pass
+    for h in hierarchies:
+        rel = mine.get(h.name, mine.get("unified" if h.name == "unified" else h.name, "/"))
+        d = h / rel.lstrip("/") / "pallet" / cid
+        if d.is_dir():
+            for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
+                if sub.is_dir():
+                    try:
+                        sub.rmdir()
+                    except OSError:
+                        pass
+            try:
+                d.rmdir()
+            except OSError:
+                pass

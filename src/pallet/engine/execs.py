@@ -1,0 +1,88 @@
+"""`pallet exec`: another process in a running container's namespaces, through its runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pallet.errors import PalletError
+
+
+def container_pids(c) -> list[int]:
+    """Host pids of every process in the container (its pids cgroup, or the init's cgroup v2)."""
+    path = None
+    try:
+        for line in open(f"/proc/{c.pid}/cgroup"):
+            _, ctrls, p = line.rstrip("\n").split(":", 2)
+            if "pids" in ctrls.split(","):
+                path = f"/sys/fs/cgroup/pids{p}/cgroup.procs"
+                break
+            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+                path = f"/sys/fs/cgroup{p}/cgroup.procs"
+    except OSError:
+        return [c.pid] if c.pid else []
+    try:
+        return sorted(int(x) for x in open(path).read().split()) if path else [c.pid]
+    except OSError:
+        return [c.pid]
+
+
+def exec_process(engine, c, command: list[str], *, env: list[str], user: str | None, workdir: str | None,
+                 tty: bool) -> dict:
+    """The OCI `process` for an exec: the container's own (caps, rlimits, env) with the overrides."""
+    spec = json.loads((engine.dir(c.id) / "config.json").read_text())
+    proc = dict(spec["process"])
+    from pallet.engine.spec import merge_env
+
+    proc["args"] = list(command)
+    proc["terminal"] = tty
+    if user:
+        from pallet.engine.users import resolve_user
+
+        u = resolve_user(spec["root"]["path"], user)
+        proc["user"] = {"uid": u.uid, "gid": u.gid, **({"additionalGids": u.additional_gids}
+                                                        if u.additional_gids else {})}
+        proc["env"] = merge_env(proc["env"], [f"HOME={u.home}"])
+    proc["env"] = merge_env(proc["env"], env)
+    if tty and not any(e.startswith("TERM=") for e in proc["env"]):
+        proc["env"].append("TERM=xterm")
+    if workdir:
+        proc["cwd"] = workdir
+    return proc
+
+
+def exec_in(engine, c, command: list[str], *, env: list[str], user: str | None, workdir: str | None,
+            tty: bool, interactive: bool, detach: bool) -> int:
+    if c.status != "running":
+        raise PalletError(f"container {c.name} is not running")
+    proc = exec_process(engine, c, command, env=env, user=user, workdir=workdir, tty=tty)
+    rt = engine.runtime(c.runtime)
+    if hasattr(rt, "exec_in"):
+        return rt.exec_in(c.id, proc, tty=tty, interactive=interactive, detach=detach)
+    rundir = engine.run_dir(c.id)
+    rundir.mkdir(parents=True, exist_ok=True)
+    fd, pf = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=rundir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(proc, f)
+    log = Path(pf + ".log")
+    try:
+        argv = rt.exec_argv(c.id, Path(pf), tty=tty, detach=detach)
+        argv[1:1] = ["--log", str(log), "--log-format", "json"]
+        stdin = None if (interactive or tty) else subprocess.DEVNULL
+        cp = subprocess.run(argv, stdin=stdin, stderr=subprocess.PIPE)
+        if cp.returncode != 0:
+            from pallet.engine.runtimes import _runtime_message, classify
+
+            msg = _runtime_message(cp.stderr, log)
+            if msg and ("exec failed" in msg or "unable to start" in msg or "not found" in msg
+                        or "permission denied" in msg or "no such file" in msg.lower()):
+                raise classify(msg)
+            if cp.stderr:
+                os.write(2, cp.stderr)
+        return cp.returncode
+    finally:
+        os.unlink(pf)
+        log.unlink(missing_ok=True)

@@ -1,0 +1,443 @@
+"""The monitor: one process per running container, conmon's role.
+
+Forked from the CLI (no exec), it leaves the CLI's session, makes itself a child
+subreaper, asks the runtime to create and start the container (so the
+container's init is its child), then:
+
+- copies the container's stdout/stderr (pipes, or a pty master with -t) into
+  the json-file log and to every attached client;
+- serves an attach socket (`<runroot>/containers/<id>/attach`, SOCK_SEQPACKET):
+  clients send stdin, stdin-EOF, window sizes and signals to forward;
+- when init exits: records exit code (128+N for a signal), finish time and
+  OOM kill in the database, deletes the runtime's state, unmounts the
+  snapshot, applies --rm, tells the clients the code, and exits.
+
+Wire format (one message per datagram; first byte is the type):
+  monitor -> client: b"1"+data stdout, b"2"+data stderr, b"S"+json started, b"E"+json failed, b"X"+json exited
+  client -> monitor: b"0"+data stdin, b"C" close stdin, b"W"+rows,cols (2x u16), b"K"+signal number (ascii)
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import time
+from pathlib import Path
+
+CHUNK = 32 * 1024
+LOG_MAX_SIZE = 10 * 1024 * 1024
+LOG_MAX_FILES = 2
+
+
+class JsonLog:
+    """docker's json-file driver: one {"log","stream","time"} object per line, size-rotated."""
+
+    def __init__(self, path: Path, max_size: int = LOG_MAX_SIZE, max_files: int = LOG_MAX_FILES) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max_files
+        self.f = open(path, "ab", buffering=0)
+        self.size = self.f.tell()
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def _emit(self, stream: str, data: bytes) -> None:
+        from pallet.engine.model import rfc3339
+
+        line = json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": rfc3339(time.time())},
+                          ensure_ascii=False).encode() + b"\n"
+        if self.size + len(line) > self.max_size and self.size > 0:
+            self.rotate()
+        self.f.write(line)
+        self.size += len(line)
+
+    def rotate(self) -> None:
+        self.f.close()
+        for i in range(self.max_files - 1, 0, -1):
+            src = self.path.with_name(self.path.name + (f".{i - 1}" if i > 1 else ""))
+            if src.exists():
+                os.replace(src, self.path.with_name(self.path.name + f".{i}"))
+        if self.max_files <= 1:
+            self.path.unlink(missing_ok=True)
+        self.f = open(self.path, "ab", buffering=0)
+        self.size = 0
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self.partial[stream] + data
+        while True:
+            i = buf.find(b"\n")
+            if i < 0:
+                break
+            self._emit(stream, buf[: i + 1])
+            buf = buf[i + 1:]
+        if len(buf) >= 16 * 1024:
+            self._emit(stream, buf)
+            buf = b""
+        self.partial[stream] = buf
+
+    def flush(self) -> None:
+        for stream, buf in self.partial.items():
+            if buf:
+                self._emit(stream, buf)
+                self.partial[stream] = b""
+
+    def close(self) -> None:
+        self.flush()
+        self.f.close()
+
+
+def bind_unix(sock: socket.socket, path: Path) -> None:
+    """bind() even when the path is longer than sun_path allows, through /proc/self/fd of its directory."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    if len(str(path)) < 100:
+        sock.bind(str(path))
+        return
+    dfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        sock.bind(f"/proc/self/fd/{dfd}/{path.name}")
+    finally:
+        os.close(dfd)
+
+
+def connect_unix(sock: socket.socket, path: Path) -> None:
+    if len(str(path)) < 100:
+        sock.connect(str(path))
+        return
+    dfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        sock.connect(f"/proc/self/fd/{dfd}/{path.name}")
+    finally:
+        os.close(dfd)
+
+
+def _send(sock: socket.socket, msg: bytes) -> bool:
+    try:
+        sock.send(msg)
+        return True
+    except OSError:
+        return False
+
+
+class Monitor:
+    def __init__(self, engine, container, sync: socket.socket | None) -> None:
+        self.engine = engine
+        self.c = container
+        self.sync = sync
+        self.clients: list[socket.socket] = []
+        self.sel = selectors.DefaultSelector()
+        self.stdin_w: int | None = None
+        self.master: int | None = None
+        self.init_pid: int | None = None
+        self.status: int | None = None
+        self.outputs: dict[int, str] = {}
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self._setup_and_start()
+        except BaseException as e:  # noqa: BLE001 - report any failure to the starter, then exit
+            from pallet.errors import PalletError
+
+            code = e.exit_code if isinstance(e, PalletError) else 125
+            msg = e.message if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
+            try:
+                self.engine.start_failed(self.c, msg, self.init_pid)
+            finally:
+                if self.sync is not None:
+                    _send(self.sync, b"E" + json.dumps({"message": msg, "code": code}).encode())
+            return code
+        return self._loop()
+
+    def _setup_and_start(self) -> None:
+        from pallet.runtime.linux.prctl import set_child_subreaper
+
+        set_child_subreaper()
+        c, eng = self.c, self.engine
+        rundir = eng.run_dir(c.id)
+        rundir.mkdir(parents=True, exist_ok=True)
+        # SIGCHLD -> wake-up pipe; the loop reaps
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *a: None)
+        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(s, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        bind_unix(self.listener, rundir / "attach")
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+
+        self.log = JsonLog(eng.log_path(c.id))
+        rt = eng.runtime(c.runtime)
+        bundle = eng.prepare_bundle(c)
+        pid_file = rundir / "pidfile"
+        pid_file.unlink(missing_ok=True)
+        tty = bool(c.Config.get("Tty"))
+        open_stdin = bool(c.Config.get("OpenStdin"))
+        child_fds: list[int] = []
+        if tty:
+            import tempfile
+
+            csdir = tempfile.mkdtemp(prefix="pallet-cs-")
+            cs_path = os.path.join(csdir, "c.sock")
+            cs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            cs.bind(cs_path)
+            cs.listen(1)
+            devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            child_fds.append(devnull)
+            try:
+                import threading
+
+                got: dict = {}
+
+                def accept() -> None:
+                    try:
+                        conn, _ = cs.accept()
+                        _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+                        got["fd"] = fds[0]
+                        conn.close()
+                    except OSError as e:
+                        got["err"] = e
+
+                t = threading.Thread(target=accept, daemon=True)
+                t.start()
+                self.init_pid = rt.create(c.id, bundle, pid_file=pid_file, console_socket=cs_path,
+                                          stdio=(devnull, devnull, devnull), log=rundir / "runtime.log")
+                t.join(10)
+                if "fd" not in got:
+                    raise RuntimeError(f"the runtime sent no terminal: {got.get('err')}")
+                self.master = got["fd"]
+                os.set_inheritable(self.master, False)
+            finally:
+                cs.close()
+                try:
+                    os.unlink(cs_path)
+                    os.rmdir(csdir)
+                except OSError:
+                    pass
+            rows, cols = c.extra.get("winsize", (0, 0)) if c.extra else (0, 0)
+            if rows and cols:
+                self._resize(rows, cols)
+            os.set_blocking(self.master, False)
+            self.outputs[self.master] = "stdout"
+            self.sel.register(self.master, selectors.EVENT_READ, "out")
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            if open_stdin:
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                self.stdin_w = in_w
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            child_fds += [in_r, out_w, err_w]
+            self.init_pid = rt.create(c.id, bundle, pid_file=pid_file, stdio=(in_r, out_w, err_w),
+                                      log=rundir / "runtime.log")
+            for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+                os.set_blocking(fd, False)
+                self.outputs[fd] = stream
+                self.sel.register(fd, selectors.EVENT_READ, "out")
+        for fd in child_fds:
+            os.close(fd)
+        rt.start(c.id)
+        eng.mark_running(self.c, self.init_pid)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.sel.register(self.listener, selectors.EVENT_READ, "listen")
+        if self.sync is not None:
+            self._add_client(self.sync)
+            _send(self.sync, b"S" + json.dumps({"pid": self.init_pid, "id": c.id}).encode())
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _add_client(self, s: socket.socket) -> None:
+        s.setblocking(True)
+        s.settimeout(5)   # a stuck client must not stall the container's output forever
+        self.clients.append(s)
+        self.sel.register(s, selectors.EVENT_READ, "client")
+
+    def _drop_client(self, s: socket.socket) -> None:
+        if s in self.clients:
+            self.clients.remove(s)
+            try:
+                self.sel.unregister(s)
+            except (KeyError, ValueError):
+                pass
+            s.close()
+            if self.stdin_w is not None and self.c.Config.get("StdinOnce") and not self.c.Config.get("Tty"):
+                self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+    def _resize(self, rows: int, cols: int) -> None:
+        import fcntl
+        import termios
+
+        if self.master is not None:
+            try:
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            except OSError:
+                pass
+
+    def _broadcast(self, msg: bytes) -> None:
+        for s in list(self.clients):
+            if not _send(s, msg):
+                self._drop_client(s)
+
+    def _read_output(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, CHUNK)
+        except BlockingIOError:
+            return True
+        except OSError as e:
+            if e.errno != errno.EIO:  # EIO: the pty's last slave closed
+                raise
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            del self.outputs[fd]
+            if fd != self.master:
+                os.close(fd)
+            return False
+        stream = self.outputs[fd]
+        self.log.write(stream, data)
+        self._broadcast((b"1" if stream == "stdout" else b"2") + data)
+        return True
+
+    def _client_msg(self, s: socket.socket) -> None:
+        try:
+            msg = s.recv(CHUNK + 1)
+        except OSError:
+            msg = b""
+        if not msg:
+            self._drop_client(s)
+            return
+        kind, body = msg[:1], msg[1:]
+        if kind == b"0":
+            target = self.master if self.master is not None else self.stdin_w
+            if target is not None:
+                try:
+                    os.set_blocking(target, True)
+                    os.write(target, body)
+                    if target == self.master:
+                        os.set_blocking(target, False)
+                except OSError:
+                    pass
+        elif kind == b"C":
+            if self.master is not None:
+                try:
+                    os.write(self.master, b"\x04")
+                except OSError:
+                    pass
+            else:
+                self._close_stdin()
+        elif kind == b"W" and len(body) == 4:
+            rows, cols = struct.unpack("HH", body)
+            self._resize(rows, cols)
+        elif kind == b"K":
+            try:
+                os.kill(self.init_pid, int(body))
+            except (ValueError, OSError):
+                pass
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.init_pid:
+                self.status = st
+
+    def _loop(self) -> int:
+        self._reap()
+        deadline = None
+        while True:
+            if self.status is not None:
+                if not self.outputs:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + 2.0   # orphans holding the pipes: do not wait forever
+                elif time.monotonic() > deadline:
+                    break
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            for key, _ in self.sel.select(timeout):
+                what = key.data
+                if what == "out":
+                    self._read_output(key.fd)
+                elif what == "wake":
+                    try:
+                        while os.read(self.wake_r, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self._reap()
+                elif what == "listen":
+                    try:
+                        conn, _ = self.listener.accept()
+                    except OSError:
+                        continue
+                    self._add_client(conn)
+                elif what == "client":
+                    self._client_msg(key.fileobj)
+        return self._finish()
+
+    def _finish(self) -> int:
+        st = self.status
+        if os.WIFEXITED(st):
+            code = os.WEXITSTATUS(st)
+        elif os.WIFSIGNALED(st):
+            code = 128 + os.WTERMSIG(st)
+        else:
+            code = 255
+        try:
+            self.listener.close()
+            (self.engine.run_dir(self.c.id) / "attach").unlink(missing_ok=True)
+        except OSError:
+            pass
+        self.log.close()
+        removed = False
+        try:
+            removed = self.engine.container_exited(self.c, code)
+        finally:
+            self._broadcast(b"X" + json.dumps({"code": code, "removed": removed}).encode())
+            for s in list(self.clients):
+                s.close()
+        return code
+
+
+def spawn(engine, container, *, sync: socket.socket | None) -> int:
+    """Fork the monitor (double fork: it is nobody's child but init's or a subreaper's); returns at once."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return pid
+    # intermediate child
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        code = 125
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            if devnull > 2:
+                os.close(devnull)
+            engine.after_fork()
+            code = Monitor(engine, container, sync).run()
+        finally:
+            os._exit(code & 0xFF)
+    except BaseException:
+        os._exit(125)

@@ -1,0 +1,197 @@
+"""pallet's own OCI runtime (pallet.runtime), called in-process with the same interface as ExternalRuntime."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pallet.errors import PalletError, RuntimeFailure
+
+
+class PalletRuntime:
+    name = "pallet"
+
+    def __init__(self, state_root: Path) -> None:
+        self.state_root = state_root
+        self._rt = None
+
+    @property
+    def rt(self):
+        if self._rt is None:
+            from pallet.runtime import Runtime
+
+            self._rt = Runtime(str(self.state_root))
+        return self._rt
+
+    def create(self, cid: str, bundle: Path, *, pid_file: Path, console_socket: str | None = None,
+               stdio: tuple[int, int, int] | None = None, log: Path | None = None, pass_fds=()) -> int:
+        from pallet.engine.runtimes import classify
+
+        try:
+            st = self.rt.create(cid, str(bundle), console_socket=console_socket, pid_file=str(pid_file),
+                                stdio=stdio)
+        except RuntimeFailure as e:
+            raise classify(e.message) from None
+        return int(st["pid"])
+
+    def start(self, cid: str) -> None:
+        self.rt.start(cid)
+
+    def kill(self, cid: str, sig: int, *, all: bool = False) -> None:
+        self.rt.kill(cid, sig, all=all)
+
+    def delete(self, cid: str, *, force: bool = False) -> None:
+        from pallet.runtime.state import ContainerNotFound
+
+        try:
+            self.rt.delete(cid, force=force)
+        except ContainerNotFound:
+            pass
+
+    def state(self, cid: str) -> dict | None:
+        try:
+            return self.rt.state(cid)
+        except PalletError:
+            return None
+
+    def exec_in(self, cid: str, process: dict, *, tty: bool, interactive: bool, detach: bool) -> int:
+        """Foreground (or -d) exec from the CLI process; -t proxies a pty between the terminal and the process."""
+        from pallet.engine.runtimes import classify
+
+        stdin = 0 if (interactive or tty) else os.open(os.devnull, os.O_RDONLY)
+        try:
+            if not tty:
+                try:
+                    return self.rt.exec(cid, process, detach=detach, stdio=(stdin, 1, 2))
+                except RuntimeFailure as e:
+                    raise classify(e.message) from None
+            return _exec_tty(self.rt, cid, process, detach=detach)
+        finally:
+            if stdin != 0:
+                os.close(stdin)
+
+
+def _exec_tty(rt, cid: str, process: dict, *, detach: bool) -> int:
+    import socket
+    import tempfile
+    import threading
+
+    from pallet.engine.runtimes import classify
+
+    d = tempfile.mkdtemp(prefix="pallet-cs-")
+    path = os.path.join(d, "c.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    got: dict = {}
+
+    def accept() -> None:
+        try:
+            conn, _ = srv.accept()
+            _m, fds, _f, _a = socket.recv_fds(conn, 4096, 4)
+            got["fd"] = fds[0]
+            conn.close()
+        except OSError as e:
+            got["err"] = e
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["code"] = rt.exec(cid, process, console_socket=path, detach=detach)
+        except BaseException as e:  # noqa: BLE001
+            result["err"] = e
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    t.join(10)
+    srv.close()
+    os.unlink(path)
+    os.rmdir(d)
+    if "fd" not in got:
+        runner.join(5)
+        if "err" in result and isinstance(result["err"], RuntimeFailure):
+            raise classify(result["err"].message)
+        raise PalletError(f"exec: no terminal from the runtime ({got.get('err')})")
+    master = got["fd"]
+    if detach:
+        runner.join()
+        os.close(master)
+        return 0
+    _pump_pty(master, lambda: not runner.is_alive())
+    runner.join()
+    os.close(master)
+    if "err" in result:
+        e = result["err"]
+        if isinstance(e, RuntimeFailure):
+            raise classify(e.message)
+        raise e
+    return result["code"]
+
+
+def _pump_pty(master: int, done) -> None:
+    import selectors
+    import signal
+    import struct
+
+    from pallet.engine.attach import winsize
+
+    saved = None
+    if os.isatty(0):
+        import fcntl
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+
+        def on_winch(*_a) -> None:
+            ws = winsize(0)
+            if ws:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", ws[0], ws[1], 0, 0))
+
+        signal.signal(signal.SIGWINCH, on_winch)
+        on_winch()
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ, "m")
+    stdin_open = True
+    try:
+        sel.register(0, selectors.EVENT_READ, "i")
+    except (ValueError, OSError):
+        stdin_open = False
+    try:
+        while True:
+            for key, _ in sel.select(0.2):
+                if key.data == "m":
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        return
+                    os.write(1, data)
+                elif stdin_open:
+                    data = os.read(0, 65536)
+                    if not data:
+                        sel.unregister(0)
+                        stdin_open = False
+                        continue
+                    os.write(master, data)
+            if done():
+                # drain what is left
+                try:
+                    while True:
+                        data = os.read(master, 65536)
+                        if not data:
+                            break
+                        os.write(1, data)
+                except OSError:
+                    pass
+                return
+    finally:
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)

@@ -1,0 +1,150 @@
+"""The OCI runtimes the engine can drive, behind one small interface.
+
+`pallet` is pallet's own runtime (pallet.runtime), called in-process; `runc`,
+`crun` or a path is any runc-compatible binary driven through its command line
+(as conmon and podman do). Each keeps its state below `<runroot>/runtime-<name>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+from pallet.errors import CommandNotFound, CommandNotInvokable, PalletError, RuntimeFailure
+
+
+def classify(message: str, *, what: str = "container") -> PalletError:
+    """docker's mapping of an exec failure to 127 (not found) / 126 (cannot invoke) / 125."""
+    m = message.lower()
+    if "executable file not found" in m or "no such file or directory" in m:
+        return CommandNotFound(message)
+    if "permission denied" in m or "is a directory" in m or "exec format error" in m:
+        return CommandNotInvokable(message)
+    return RuntimeFailure(message)
+
+
+def available_pallet_runtime() -> bool:
+    try:
+        import pallet.runtime as rt
+    except ImportError:
+        return False
+    return hasattr(rt, "Runtime")
+
+
+def default_runtime() -> str:
+    env = os.environ.get("PALLET_RUNTIME")
+    if env:
+        return env
+    return "pallet" if available_pallet_runtime() else "runc"
+
+
+class ExternalRuntime:
+    """runc, crun or another runc-compatible binary, through its CLI."""
+
+    def __init__(self, name: str, state_root: Path) -> None:
+        self.name = name
+        path = name if "/" in name else shutil.which(name)
+        if not path or not os.access(path, os.X_OK):
+            raise PalletError(f"OCI runtime {name!r} not found (give runc, crun, pallet or a path to a binary)")
+        self.binary = path
+        self.state_root = state_root
+        self.base = os.path.basename(path)
+
+    def _argv(self, *args: str) -> list[str]:
+        argv = [self.binary, "--root", str(self.state_root)]
+        if self.base == "crun":
+            argv.append("--cgroup-manager=cgroupfs")
+        return argv + list(args)
+
+    def _check(self, cp: subprocess.CompletedProcess, what: str, log: Path | None = None) -> None:
+        if cp.returncode == 0:
+            return
+        msg = _runtime_message(cp.stderr, log) or f"{self.name} {what} exited {cp.returncode}"
+        if "hybrid mode not supported" in msg:
+            raise RuntimeFailure(
+                f"{self.name} cannot run containers on this host: {msg.strip()} (crun refuses a cgroup v1 "
+                "'hybrid' host whose cgroup2 hierarchy still has controllers, e.g. hugetlb; use --runtime "
+                "runc or pallet here, or boot with a unified or pure-v1 cgroup hierarchy)")
+        raise classify(msg)
+
+    def create(self, cid: str, bundle: Path, *, pid_file: Path, console_socket: str | None = None,
+               stdio: tuple[int, int, int] | None = None, log: Path | None = None, pass_fds=()) -> int:
+        args = ["create", "--bundle", str(bundle), "--pid-file", str(pid_file)]
+        if console_socket:
+            args += ["--console-socket", console_socket]
+        if log is not None:
+            argv = self._argv("--log", str(log), "--log-format", "json", *args, cid)
+        else:
+            argv = self._argv(*args, cid)
+        stdin, stdout, stderr = stdio or (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL)
+        # runc's own complaints go to its log file; the container's stdio are the fds given
+        cp = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds)
+        self._check(cp, "create", log)
+        return int(pid_file.read_text().strip())
+
+    def start(self, cid: str) -> None:
+        cp = subprocess.run(self._argv("start", cid), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        self._check(cp, "start")
+
+    def kill(self, cid: str, sig: int, *, all: bool = False) -> None:
+        args = ["kill"] + (["--all"] if all else []) + [cid, str(sig)]
+        cp = subprocess.run(self._argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        self._check(cp, "kill")
+
+    def delete(self, cid: str, *, force: bool = False) -> None:
+        args = ["delete"] + (["--force"] if force else []) + [cid]
+        cp = subprocess.run(self._argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if cp.returncode != 0 and "does not exist" not in (cp.stderr or "") and "not exist" not in (cp.stderr or ""):
+            self._check(cp, "delete")
+
+    def state(self, cid: str) -> dict | None:
+        cp = subprocess.run(self._argv("state", cid), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if cp.returncode != 0:
+            return None
+        try:
+            return json.loads(cp.stdout)
+        except ValueError:
+            return None
+
+    def exec_argv(self, cid: str, process_file: Path, *, tty: bool, detach: bool,
+                  pid_file: Path | None = None) -> list[str]:
+        args = ["exec", "--process", str(process_file)]
+        if tty:
+            args.append("--tty")
+        if detach:
+            args.append("--detach")
+        if pid_file:
+            args += ["--pid-file", str(pid_file)]
+        return self._argv(*args, cid)
+
+
+def _runtime_message(stderr: str | bytes | None, log: Path | None) -> str:
+    msgs = []
+    if log is not None:
+        try:
+            for line in log.read_text(errors="replace").splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("level") in ("error", "fatal"):
+                    msgs.append(str(rec.get("msg", "")))
+        except OSError:
+            pass
+    if not msgs and stderr:
+        text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+        msgs = [ln for ln in text.splitlines() if ln.strip()]
+    return msgs[-1] if msgs else ""
+
+
+def get_runtime(name: str, runroot: Path):
+    if name == "pallet":
+        from pallet.engine.palletrt import PalletRuntime
+
+        return PalletRuntime(runroot / "runtime-pallet")
+    label = name if "/" not in name else f"custom-{zlib.crc32(name.encode()):08x}"
+    return ExternalRuntime(name, runroot / f"runtime-{label}")

@@ -1,0 +1,72 @@
+"""Moby's default seccomp profile (seccomp_default.json, Apache-2.0, see LICENSE-moby-seccomp)
+turned into the OCI runtime-spec `linux.seccomp` for one architecture and capability set,
+the way moby's profiles/seccomp setupSeccomp does: rules are kept or dropped by their
+`includes`/`excludes` (caps, arches, minKernel)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+           "s390x": "s390x", "riscv64": "riscv64", "mips64": "mips64"}
+_NATIVE = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "arm": "SCMP_ARCH_ARM",
+           "386": "SCMP_ARCH_X86", "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
+           "riscv64": "SCMP_ARCH_RISCV64", "mips64": "SCMP_ARCH_MIPS64"}
+
+
+@lru_cache(maxsize=1)
+def _profile() -> dict:
+    return json.loads((Path(__file__).parent / "seccomp_default.json").read_text())
+
+
+def _kernel() -> tuple[int, int]:
+    rel = os.uname().release.split("-")[0].split(".")
+    try:
+        return int(rel[0]), int(rel[1])
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+def _kv(text: str) -> tuple[int, int]:
+    a, _, b = text.partition(".")
+    return int(a), int(b or 0)
+
+
+def default_seccomp(capabilities: list[str], machine: str | None = None) -> dict:
+    prof = _profile()
+    goarch = _GOARCH.get(machine or os.uname().machine, "amd64")
+    native = _NATIVE.get(goarch, "SCMP_ARCH_X86_64")
+    arches: list[str] = []
+    for m in prof["archMap"]:
+        if m["architecture"] == native:
+            arches = [m["architecture"], *(m.get("subArchitectures") or [])]
+    caps = set(capabilities)
+    kernel = _kernel()
+    out = []
+    for rule in prof["syscalls"]:
+        inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+        if exc.get("arches") and goarch in exc["arches"]:
+            continue
+        if exc.get("caps") and any(c in caps for c in exc["caps"]):
+            continue
+        if exc.get("minKernel") and kernel >= _kv(exc["minKernel"]):
+            continue
+        if inc.get("arches") and goarch not in inc["arches"]:
+            continue
+        if inc.get("caps") and not all(c in caps for c in inc["caps"]):
+            continue
+        if inc.get("minKernel") and kernel < _kv(inc["minKernel"]):
+            continue
+        r = {"names": list(rule["names"]), "action": rule["action"]}
+        if rule.get("args"):
+            r["args"] = [dict(a) for a in rule["args"]]
+        if "errnoRet" in rule:
+            r["errnoRet"] = rule["errnoRet"]
+        out.append(r)
+    doc = {"defaultAction": prof["defaultAction"], "architectures": arches, "syscalls": out}
+    if "defaultErrnoRet" in prof:
+        doc["defaultErrnoRet"] = prof["defaultErrnoRet"]
+    return doc
