@@ -80,7 +80,9 @@ def make_ca(directory: str | os.PathLike, *, hosts: tuple[str, ...] = ("127.0.0.
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
-    files = TLSFiles(d / "ca.crt", d / "server.crt", d / "server.key")
+    (d / "ca").mkdir(exist_ok=True)      # the CA alone: a --cert-dir / certs.d/HOST for clients
+    (d / "server").mkdir(exist_ok=True)
+    files = TLSFiles(d / "ca" / "ca.crt", d / "server" / "server.crt", d / "server" / "server.key")
     files.ca_cert.write_bytes(ca.public_bytes(pem))
     files.cert.write_bytes(cert.public_bytes(pem))
     files.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))

@@ -25,14 +25,15 @@ def _common(f):
     return f
 
 
-def _options(tls_verify, creds, authfile, cert_dir, max_parallel: int = 3):
+def _options(tls_verify, creds, authfile, cert_dir, max_parallel: int | None = None):
     from pallet.registry.client.auth import Credentials
     from pallet.registry.client.settings import load_settings
     from pallet.registry.client.transport import Options
 
-    st = state()
+    settings = load_settings(state().config_file)
     return Options(tls_verify=tls_verify, creds=Credentials.parse(creds) if creds else None, authfile=authfile,
-                   cert_dir=cert_dir, settings=load_settings(st.config_file), max_parallel=max_parallel)
+                   cert_dir=cert_dir, settings=settings, max_parallel=max_parallel or settings.max_parallel,
+                   retries=settings.retries, backoff=settings.retry_delay, chunk_size=settings.upload_chunk_size)
 
 
 class _PlainProgress:
@@ -134,8 +135,8 @@ def _format_opt(f):
 @click.option("--platform", help="Platform os/arch[/variant] to pull from a multi-platform image.")
 @click.option("--all-platforms", "-a", is_flag=True, help="Pull every platform of a multi-platform image.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the image ID.")
-@click.option("--max-parallel", type=click.IntRange(1, 32), default=3, show_default=True,
-              help="Layers downloaded at the same time.")
+@click.option("--max-parallel", type=click.IntRange(1, 32), default=None,
+              help="Layers downloaded at the same time (default 3).")
 @_common
 @_format_opt
 def pull_cmd(image, platform, all_platforms, quiet, max_parallel, tls_verify, creds, authfile, cert_dir, fmt):
@@ -167,8 +168,8 @@ def pull_cmd(image, platform, all_platforms, quiet, max_parallel, tls_verify, cr
 @click.argument("source")
 @click.argument("destination", required=False)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the manifest digest.")
-@click.option("--max-parallel", type=click.IntRange(1, 32), default=3, show_default=True,
-              help="Blobs uploaded at the same time.")
+@click.option("--max-parallel", type=click.IntRange(1, 32), default=None,
+              help="Blobs uploaded at the same time (default 3).")
 @click.option("--digestfile", type=click.Path(dir_okay=False), help="Write the pushed manifest's digest here.")
 @_common
 @_format_opt

@@ -14,3 +14,11 @@ Modules, each one concern:
 
 Only commands that talk to a registry import this package (httpx is heavy).
 """
+
+import sys as _sys
+import types as _types
+
+# httpx's package init imports its command-line tool (click, rich, pygments: ~0.15 s) unless
+# that import fails; pallet never uses it, so let it fail.
+if "httpx" not in _sys.modules:
+    _sys.modules.setdefault("httpx._main", _types.ModuleType("httpx._main"))

@@ -338,11 +338,15 @@ class BlobSink:
 
         self.writer = self.store.blobs.writer(self.desc.digest, self.desc.size)
         self.decoder = DigestingDecoder(self.desc.media_type) if self.diff_id else None
+        self.error: InvalidArchive | None = None
 
     def write(self, data: bytes) -> None:
         self.writer.write(data)
-        if self.decoder is not None:
-            self.decoder.feed(data)
+        if self.decoder is not None and self.error is None:
+            try:
+                self.decoder.feed(data)
+            except InvalidArchive as e:  # reported after the digest check: corrupt bytes are a digest error
+                self.error = e
 
     def reset(self) -> None:
         self.writer.abort()
@@ -362,6 +366,8 @@ class BlobSink:
         size = self.desc.size
         if self.decoder is not None:
             try:
+                if self.error is not None:
+                    raise self.error
                 self.decoder.finish()
             except InvalidArchive as e:
                 self.writer.abort()

@@ -6,6 +6,12 @@
 
     [registries."127.0.0.1:5000"]
     insecure = true
+
+    [client]
+    retries = 5                            # retries of a failed request (5xx, 429, reset)
+    retry-delay = 0.25                     # seconds before the first retry, doubled each time
+    max-parallel = 3                       # default of --max-parallel
+    upload-chunk-size = 0                  # >0: push blobs in PATCH chunks of this many bytes
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ class RegistrySettings:
 @dataclass
 class Settings:
     registries: dict[str, RegistrySettings] = field(default_factory=dict)
+    retries: int = 5
+    retry_delay: float = 0.25
+    max_parallel: int = 3
+    upload_chunk_size: int = 0
 
     def for_host(self, host: str) -> RegistrySettings:
         return self.registries.get(host) or RegistrySettings()
@@ -63,4 +73,12 @@ def load_settings(config_file: str | None = None) -> Settings:
         if insecure is not None and not isinstance(insecure, bool):
             raise PalletError(f"{path}: registries.{host!r}.insecure must be true or false")
         out.registries[host] = RegistrySettings([m.rstrip("/") for m in mirrors], insecure)
+    client = data.get("client") or {}
+    for key, attr, typ in (("retries", "retries", int), ("retry-delay", "retry_delay", (int, float)),
+                           ("max-parallel", "max_parallel", int), ("upload-chunk-size", "upload_chunk_size", int)):
+        if key in client:
+            val = client[key]
+            if not isinstance(val, typ) or isinstance(val, bool) or val < 0:
+                raise PalletError(f"{path}: client.{key} must be a non-negative number")
+            setattr(out, attr, val)
     return out

@@ -86,8 +86,10 @@ def certs_dirs(host: str, cert_dir: str | None) -> list[Path]:
 
 
 def ssl_context(host: str, opts: Options, *, verify: bool) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if not verify:
+    if verify:
+        ctx = ssl.create_default_context()  # the system CAs (loading them costs ~0.1 s: only when verifying)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     for d in certs_dirs(host, opts.cert_dir):
@@ -143,8 +145,7 @@ class Registry:
         self._tokens: dict[frozenset[str], _Token] = {}
         self._token_locks: dict[frozenset[str], threading.Lock] = {}
         self._challenge: auth.Challenge | None = None
-        self._creds_loaded = False
-        self._creds: auth.Credentials | None = None
+        self._creds: dict[str, auth.Credentials | None] = {}
 
     # ---- connection --------------------------------------------------------------------------
     def _make_client(self, verify: bool) -> httpx.Client:
@@ -224,19 +225,31 @@ class Registry:
 
     # ---- credentials and tokens ----------------------------------------------------------------
     def credentials(self, repo_path: str = "") -> auth.Credentials | None:
+        """--creds, else the auth files' entry for this registry (a `host/namespace` entry wins for its repos)."""
         if self.opts.creds is not None:
             return self.opts.creds
-        if not self._creds_loaded:
-            self._creds = auth.lookup(self.domain, repo_path, authfile=self.opts.authfile)
-            self._creds_loaded = True
-        return self._creds
+        if repo_path not in self._creds:
+            self._creds[repo_path] = auth.lookup(self.domain, repo_path, authfile=self.opts.authfile)
+        return self._creds[repo_path]
+
+    @staticmethod
+    def _repo_of(scopes: frozenset[str]) -> str:
+        for s in sorted(scopes):
+            parts = s.split(":")
+            if len(parts) >= 3 and parts[0] == "repository" and parts[-1] and "push" in parts[-1]:
+                return ":".join(parts[1:-1])
+        for s in sorted(scopes):
+            parts = s.split(":")
+            if len(parts) >= 3 and parts[0] == "repository":
+                return ":".join(parts[1:-1])
+        return ""
 
     def _auth_header(self, scopes: frozenset[str], *, refresh: bool = False) -> str | None:
         ch = self._challenge
         if ch is None:
             return None
         if ch.scheme == "basic":
-            creds = self.credentials()
+            creds = self.credentials(self._repo_of(scopes))
             if creds is None:
                 raise RegistryError(f"registry {self.domain} requires authentication: log in with "
                                     f"`pallet login {self.domain}` or pass --creds", exit_code=125)
@@ -260,7 +273,7 @@ class Registry:
         parsed = urllib.parse.urlparse(realm)
         if parsed.scheme not in ("http", "https"):
             raise RegistryError(f"registry {self.domain} sent a token realm that is not an http(s) URL: {realm}")
-        creds = self.credentials()
+        creds = self.credentials(self._repo_of(scopes))
         params: list[tuple[str, str]] = []
         if ch.params.get("service"):
             params.append(("service", ch.params["service"]))
