@@ -50,6 +50,18 @@ class Ctx:
         self.__dict__.update(kw)
 
 
+def preload(proc: dict) -> None:
+    """Import, in the parent, the modules the child will need: after it enters a user namespace or
+    pivots, the host's Python library may be unreadable or gone."""
+    if proc.get("terminal"):
+        import fcntl  # noqa: F401
+        import socket  # noqa: F401
+        import struct  # noqa: F401
+        import termios  # noqa: F401
+    if proc.get("rlimits"):
+        import resource  # noqa: F401
+
+
 def _fail(chan: Channel, e: BaseException) -> None:
     msg = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
     try:
@@ -144,12 +156,6 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         if cfg.get("hostname") and "uts" not in types:
             raise SetupError("unable to set hostname without a private UTS namespace")
         terminal = bool(proc.get("terminal"))
-        if terminal:
-            import fcntl  # noqa: F401 - imported before pivot_root: the host's library disappears
-            import struct  # noqa: F401
-            import termios  # noqa: F401
-        if proc.get("rlimits"):
-            import resource  # noqa: F401
         fs = Rootfs(cfg, ctx.bundle, ctx.rootfs, userns=userns,
                     cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else {},
                     cgroup_v2=bool(ctx.cgroup is not None and ctx.cgroup.version == 2))
@@ -170,6 +176,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             N.sethostname(cfg["hostname"])
         if cfg.get("domainname"):
             N.setdomainname(cfg["domainname"])
+        if "mount" in types:
+            fs.dev_links()
         slave = proc_mod.setup_terminal(ctx.console, proc.get("consoleSize")) if terminal else None
         if "mount" in types:
             fs.finish(terminal_slave=slave)
@@ -294,9 +302,6 @@ def exec_init(ctx: Ctx) -> None:
     proc = ctx.cfg.get("process") or {}
     try:
         if proc.get("terminal"):
-            import fcntl  # noqa: F401
-            import struct  # noqa: F401
-            import termios  # noqa: F401
             proc_mod.setup_terminal(ctx.console, proc.get("consoleSize"))
         argv0 = _prepare_process(ctx, proc, _warner(chan), setgroups_ok=True)
         env = proc_mod.env_dict(proc)

@@ -139,8 +139,11 @@ def setup_terminal(sock, console_size: dict | None) -> str:
     import fcntl
     import termios
 
-    master, slave = os.openpty()
-    slave_path = os.ttyname(slave)
+    try:
+        master, slave = os.openpty()
+        slave_path = os.ttyname(slave)
+    except OSError as e:
+        raise ProcessError(f"cannot allocate a terminal (is /dev/pts mounted?): {e.strerror}") from None
     if console_size:
         import struct
 

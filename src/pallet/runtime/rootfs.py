@@ -237,9 +237,11 @@ class Rootfs:
         os.chdir("/")
 
     # -- after pivot --------------------------------------------------------------------
-    def finish(self, *, terminal_slave: str | None) -> None:
+    def dev_links(self) -> None:
         if os.path.isdir("/dev"):
             self._dev_links()
+
+    def finish(self, *, terminal_slave: str | None) -> None:
         if terminal_slave:
             _mkfile("/dev/console")
             M.mount(terminal_slave, "/dev/console", None, M.MS_BIND)

@@ -103,6 +103,7 @@ class Runtime:
               "pid": 0}
         hook_state = {"ociVersion": cfg.get("ociVersion"), "id": cid, "status": "creating", "pid": 0,
                       "bundle": bundle, "annotations": cfg.get("annotations") or {}}
+        init_mod.preload(proc)
         pchan, cchan = pair()
         undo["chan"] = pchan
         ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd, cgroup=cg,
@@ -370,6 +371,7 @@ class Runtime:
         ns_paths = {n["type"]: f"/proc/{pid}/ns/{NAMESPACES[n['type']][1]}"
                     for n in linux.get("namespaces") or ()}
         cg = Cgroup.from_json(st["cgroup"]) if st.get("cgroup") else None
+        init_mod.preload(process)
         pchan, cchan = pair()
         ctx = init_mod.Ctx(cfg=dict(cfg, process=process), chan=cchan, cgroup=cg, seccomp=seccomp, console=console,
                            preserve_fds=preserve_fds, stdio=stdio, state=st, ns_paths=ns_paths, detach=detach,
