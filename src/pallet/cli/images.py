@@ -210,8 +210,16 @@ def images_cmd(repository: str | None, all_: bool, quiet: bool, digests: bool, n
         return
     now = time.time()
     rows = []
+    only = None
+    if repository:
+        from pallet import reference
+
+        only = reference.parse_normalized_named(repository)
+        only = (reference.familiar_name(only), only.tag)
     for r in recs:
         for repo, tag, dg in _image_rows(r):
+            if only and (repo != only[0] or (only[1] is not None and tag != only[1])):
+                continue
             row = {"Repository": repo, "Tag": tag, "Digest": dg, "ID": ident(r),
                    "CreatedSince": human_ago(_created(r), now), "CreatedAt": r.created or "",
                    "Size": human_size(r.size)}

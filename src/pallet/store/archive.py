@@ -57,13 +57,14 @@ def clean_path(name: str, what: str) -> str:
 class _Decompressed(io.RawIOBase):
     """A readable stream of the decompressed bytes of a gzip/zstd stream (push decoder from pallet.layers)."""
 
-    def __init__(self, raw: BinaryIO, kind: str) -> None:
+    def __init__(self, raw: BinaryIO, kind: str, what: str) -> None:
         from pallet.layers.compression import decoder
 
         self.raw = raw
         self.dec = decoder(kind)
         self.buf = b""
         self.done = False
+        self.what = what
 
     def readable(self) -> bool:
         return True
@@ -71,25 +72,29 @@ class _Decompressed(io.RawIOBase):
     def readinto(self, b) -> int:
         while not self.buf and not self.done:
             chunk = self.raw.read(CHUNK)
-            if chunk:
-                self.buf = self.dec.feed(chunk)
-            else:
-                self.buf = self.dec.finish()
-                self.done = True
+            try:
+                if chunk:
+                    self.buf = self.dec.feed(chunk)
+                else:
+                    self.buf = self.dec.finish()
+                    self.done = True
+            except PalletError as e:
+                msg = e.message.replace("the layer's", "its").replace("the layer", "it")
+                raise InvalidArchive(f"{self.what} is corrupt or truncated: {msg}") from None
         n = min(len(b), len(self.buf))
         b[:n] = self.buf[:n]
         self.buf = self.buf[n:]
         return n
 
 
-def open_maybe_compressed(stream: BinaryIO) -> BinaryIO:
+def open_maybe_compressed(stream: BinaryIO, what: str = "the input") -> BinaryIO:
     """`stream`, decompressed if its first bytes say gzip, zstd, bzip2 or xz."""
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream, CHUNK)
     head = buffered.peek(8)[:8]
     if head.startswith(b"\x1f\x8b"):
-        return io.BufferedReader(_Decompressed(buffered, "gzip"), CHUNK)
+        return io.BufferedReader(_Decompressed(buffered, "gzip", what), CHUNK)
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return io.BufferedReader(_Decompressed(buffered, "zstd"), CHUNK)
+        return io.BufferedReader(_Decompressed(buffered, "zstd", what), CHUNK)
     if head.startswith(b"BZh"):
         import bz2
 
@@ -129,7 +134,7 @@ class ArchiveContents:
             return self.files[p]
         if p in self.blobs:
             return self.ing.store.blobs.read(self.blobs[p])
-        raise InvalidArchive(f"{self.what}: {what} names {path!r}, which is not in the archive")
+        raise InvalidArchive(f"{what} names {path!r}, which is not in the archive")
 
     def blob(self, path: str, what: str) -> str:
         """The digest of the member at `path`, putting a small in-memory one into the store."""
@@ -140,7 +145,7 @@ class ArchiveContents:
             d = self.ing.put_bytes(self.files[p], what=f"{self.what}: {p}")
             self.blobs[p] = d
             return d
-        raise InvalidArchive(f"{self.what}: {what} names {path!r}, which is not in the archive")
+        raise InvalidArchive(f"{what} names {path!r}, which is not in the archive")
 
     @property
     def digests(self) -> set[str]:
@@ -152,11 +157,39 @@ class ArchiveContents:
         return out
 
 
+class _Counted:
+    """A member's data stream that counts what it gave (a short member means a truncated archive)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.n += len(data)
+        return data
+
+
+def _header_watcher():
+    """A TarInfo class that records the last header block read: a proper archive ends with a zero block."""
+
+    class Watched(tarfile.TarInfo):
+        last: bytes = b""
+
+        @classmethod
+        def frombuf(cls, buf, encoding, errors):
+            Watched.last = buf
+            return super().frombuf(buf, encoding, errors)
+
+    return Watched
+
+
 def read_tar(ing: Ingest, stream: BinaryIO, what: str) -> ArchiveContents:
     c = ArchiveContents(ing, what)
-    src = open_maybe_compressed(stream)
+    src = open_maybe_compressed(stream, what)
+    watched = _header_watcher()
     try:
-        with tarfile.open(fileobj=src, mode="r|") as tf:
+        with tarfile.open(fileobj=src, mode="r|", tarinfo=watched) as tf:
             for m in tf:
                 name = clean_path(m.name, f"{what}: member")
                 if name == "." or m.isdir():
@@ -173,7 +206,7 @@ def read_tar(ing: Ingest, stream: BinaryIO, what: str) -> ArchiveContents:
                     continue
                 if not m.isreg():
                     continue
-                f = tf.extractfile(m)
+                f = _Counted(tf.extractfile(m))
                 bm = _BLOB_PATH.match(name)
                 if bm:
                     try:
@@ -181,7 +214,13 @@ def read_tar(ing: Ingest, stream: BinaryIO, what: str) -> ArchiveContents:
                     except InvalidDigest as e:
                         raise InvalidArchive(f"{what}: member {name!r} is not named by a valid digest: "
                                              f"{e.message}") from None
-                    c.blobs[name] = ing.put_stream(f, expected=digest, size=m.size, what=f"{what}: {name}").digest
+                    try:
+                        c.blobs[name] = ing.put_stream(f, expected=digest, size=m.size,
+                                                       what=f"{what}: {name}").digest
+                    except PalletError:
+                        if f.n < m.size:
+                            raise InvalidArchive(f"{what} is truncated (in member {name!r})") from None
+                        raise
                 elif m.size <= SMALL and c.small_total + m.size <= SMALL_TOTAL:
                     data = f.read()
                     if len(data) != m.size:
@@ -189,7 +228,14 @@ def read_tar(ing: Ingest, stream: BinaryIO, what: str) -> ArchiveContents:
                     c.files[name] = data
                     c.small_total += m.size
                 else:
-                    c.blobs[name] = ing.put_stream(f, size=m.size, what=f"{what}: {name}").digest
+                    try:
+                        c.blobs[name] = ing.put_stream(f, size=m.size, what=f"{what}: {name}").digest
+                    except PalletError:
+                        if f.n < m.size:
+                            raise InvalidArchive(f"{what} is truncated (in member {name!r})") from None
+                        raise
+        if watched.last != tarfile.NUL * tarfile.BLOCKSIZE:
+            raise InvalidArchive(f"{what} is truncated (it ends without the tar end-of-archive marker)")
     except PalletError:
         raise
     except (tarfile.ReadError, EOFError) as e:

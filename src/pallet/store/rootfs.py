@@ -57,7 +57,7 @@ def import_rootfs(store, stream: BinaryIO, *, name: str | None = None, changes: 
     """Import a rootfs tarball as a one-layer image named `name` (a full reference) or untagged."""
     cfg = apply_changes({}, list(changes))      # bad --change fails before anything is written
     with Ingest(store) as ing, tempfile.TemporaryFile(dir=store.tmp) as tmp:
-        src = open_maybe_compressed(stream)
+        src = open_maybe_compressed(stream, source)
         h = hashlib.sha256()
         size = 0
         try:

@@ -1,0 +1,69 @@
+"""Helpers for the image command tests: small tarballs and archives, a store snapshot for "unchanged" checks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import tarfile
+from pathlib import Path
+
+
+def rootfs_tar(files: dict[str, bytes]) -> bytes:
+    """A plain tar of regular files (plus their directories)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        dirs = sorted({str(Path(p).parent) for p in files} - {"."})
+        for d in dirs:
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            tf.addfile(ti)
+        for path, data in sorted(files.items()):
+            ti = tarfile.TarInfo(path)
+            ti.size, ti.mode = len(data), 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def tar_of(members: dict[str, bytes]) -> bytes:
+    """An archive whose members are exactly `members` (names taken as given, even hostile ones)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in members.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def untar(data: bytes) -> dict[str, bytes]:
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf:
+            if m.isreg():
+                out[m.name] = tf.extractfile(m).read()
+    return out
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def store_state(root: Path) -> dict:
+    """Everything that makes up a store's visible state: blob names, temp files, index.json, the DB rows."""
+    blobs = sorted(str(p.relative_to(root)) for p in (root / "blobs").rglob("*") if p.is_file())
+    tmp = sorted(os.listdir(root / "tmp")) if (root / "tmp").is_dir() else []
+    db = {}
+    if (root / "pallet.db").exists():
+        with sqlite3.connect(root / "pallet.db") as c:
+            for table in ("images", "tags", "repo_digests"):
+                db[table] = sorted(c.execute(f"SELECT * FROM {table}").fetchall())
+    index = json.loads((root / "index.json").read_bytes()) if (root / "index.json").exists() else None
+    return {"blobs": blobs, "tmp": tmp, "db": db, "index": index}
+
+
+def text(s: str | bytes) -> str:
+    """A CompletedProcess stream as text (the `pallet` fixture gives bytes when the input was bytes)."""
+    return s.decode(errors="replace") if isinstance(s, bytes) else s
