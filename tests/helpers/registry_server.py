@@ -43,12 +43,13 @@ class RegistryProcess:
     def start(self, timeout: float = 20) -> RegistryProcess:
         cmd = [str(BIN / "pallet"), "registry", "serve", "--addr", self.addr, "--storage", str(self.storage),
                *self.args]
+        offset = len(self.log())
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"))  # noqa: SIM115
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"registry exited {self.proc.returncode}:\n{self.log()}")
-            if "listening on" in self.log():
+            if "listening on" in self.log()[offset:]:
                 return self
             time.sleep(0.05)
         raise AssertionError(f"registry did not start:\n{self.log()}")

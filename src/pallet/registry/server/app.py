@@ -88,6 +88,21 @@ def _paginate(items: list[str], request: web.Request, base: str) -> tuple[list[s
     return page, f'<{base}?{urlencode({"last": page[-1], "n": n})}>; rel="next"'
 
 
+class _CountedFileResponse(web.FileResponse):
+    """A sendfile response that counts as in flight until the last byte is written (for draining)."""
+
+    def __init__(self, registry: RegistryApp, path: Any, **kw: Any) -> None:
+        super().__init__(path, **kw)
+        self._registry = registry
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        self._registry.in_flight += 1
+        try:
+            return await super().prepare(request)
+        finally:
+            self._registry.in_flight -= 1
+
+
 class RegistryApp:
     def __init__(self, storage: Storage, *, authorizer: Authorizer | None = None, read_only: bool = False,
                  no_delete: bool = False, proxy: Any = None) -> None:
@@ -97,6 +112,7 @@ class RegistryApp:
         self.no_delete = no_delete
         self.proxy = proxy
         self._manifest_cache: dict[Digest, bytes] = {}
+        self.in_flight = 0
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_MANIFEST + 1)
@@ -106,11 +122,14 @@ class RegistryApp:
 
     # ---- dispatch --------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
         try:
             resp = await self._dispatch(request)
         except APIError as e:
             resp = web.Response(status=e.status, body=e.body(), content_type="application/json",
                                 headers=e.headers)
+        finally:
+            self.in_flight -= 1
         resp.headers[API_VERSION[0]] = API_VERSION[1]
         return resp
 
@@ -352,7 +371,7 @@ class RegistryApp:
             if data is None:
                 raise APIError("BLOB_UNKNOWN", "blob unknown to registry", {"digest": str(digest)})
             return web.Response(body=data, headers=headers)
-        return web.FileResponse(path, headers=headers)
+        return _CountedFileResponse(self, path, headers=headers)
 
     def delete_blob(self, name: str, digest: Digest) -> web.Response:
         if not self.storage.unlink_blob(name, digest):

@@ -96,6 +96,11 @@ async def _serve(cfg: ServerConfig, sock: socket.socket, *, announce: bool) -> N
     await stop.wait()
     purge.cancel()
     log.warning("pallet registry (pid %d) draining in-flight requests", os.getpid())
+    # Stop accepting, then let running handlers finish before aiohttp's cleanup (which cancels them).
+    await site.stop()
+    deadline = loop.time() + DRAIN_SECONDS
+    while registry.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     await runner.cleanup()
     if registry.proxy is not None:
         await registry.proxy.close()
