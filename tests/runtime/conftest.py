@@ -93,9 +93,14 @@ def cid(request) -> str:
 
 
 @pytest.fixture
-def no_leftovers(cid: str):
-    """Asserts after the test that no cgroup of the container is left."""
+def no_leftovers(cid: str, rt_root: Path):
+    """Asserts after the test that no cgroup of the container is left (after force-deleting the rest)."""
     yield
+    from pallet.runtime import Runtime
+
+    rt = Runtime(str(rt_root))
+    for st in rt.list():
+        rt.delete(st["id"], force=True)
     assert not _cgroup_dirs(cid), f"cgroup left behind: {_cgroup_dirs(cid)}"
 
 

@@ -37,6 +37,7 @@ class Ctx:
         self.rootfs = ""
         self.chan: Channel | None = None
         self.fifo_fd = -1
+        self.fifo_path = ""
         self.cgroup = None
         self.seccomp = None
         self.console = None  # connected socket.socket or None
@@ -63,7 +64,10 @@ def preload(proc: dict) -> None:
 
 
 def _fail(chan: Channel, e: BaseException) -> None:
-    msg = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
+    if isinstance(e, OSError) and len(e.args) > 1:
+        msg = str(e.args[1]) + (f": {e.filename}" if e.filename else "")
+    else:
+        msg = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
     try:
         chan.send(t="error", msg=msg)
     except OSError:
@@ -161,6 +165,12 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
                     cgroup_v2=bool(ctx.cgroup is not None and ctx.cgroup.version == 2))
         if "mount" in types:
             fs.prepare()
+        # the exec fifo is reopened through /proc/self/fd after pivot_root; without a /proc in
+        # the container, keep a handle on the state directory instead (closed on exec)
+        state_dirfd = -1
+        if "mount" not in types or not any(os.path.normpath(m.get("destination", "")) == "/proc"
+                                           for m in cfg.get("mounts") or ()):
+            state_dirfd = os.open(os.path.dirname(ctx.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         chan.send(t="hooks")
         reply = chan.recv()
         if not reply or reply.get("t") != "ok":
@@ -192,7 +202,11 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         chan.send(t="ready")
         chan.close()
         # block until `start` opens the fifo for reading (runc's exec fifo)
-        wfd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        if state_dirfd >= 0:
+            wfd = os.open(os.path.basename(ctx.fifo_path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dirfd)
+            os.close(state_dirfd)
+        else:
+            wfd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
         os.close(wfd)
         os.close(ctx.fifo_fd)

@@ -106,7 +106,7 @@ class Runtime:
         init_mod.preload(proc)
         pchan, cchan = pair()
         undo["chan"] = pchan
-        ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd, cgroup=cg,
+        ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd, fifo_path=fifo, cgroup=cg,
                            seccomp=seccomp, console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
                            stdio=stdio, state=hook_state, pre_exec=pre_exec)
         c1 = os.fork()
