@@ -139,6 +139,8 @@ def describe_tree(root: str | os.PathLike, *, content: bool = True) -> dict[str,
             out[rel] = [kind, oct(stat.S_IMODE(m)), st.st_uid, st.st_gid, size, extra,
                         tuple(sorted(_xattrs(p).items())), ()]
     for group in inodes.values():
+        if len(group) < 2:
+            continue  # nlink counts names outside this view (e.g. a lower layer's, under overlayfs)
         g = tuple(sorted(group))
         for rel in group:
             out[rel][7] = g
