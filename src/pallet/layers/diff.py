@@ -224,7 +224,7 @@ class _Tee:
         if compression == "gzip":
             from isal import isal_zlib
 
-            self.comp = isal_zlib.compressobj(6, isal_zlib.DEFLATED, 31)
+            self.comp = isal_zlib.compressobj(2, isal_zlib.DEFLATED, 31)  # ISA-L levels are 0..3
         elif compression == "zstd":
             import zstandard
 
