@@ -32,8 +32,10 @@ def loads(s: str | bytes) -> object:
     start = len(s) - len(s.lstrip(_WS))
     try:
         obj, end = _scan(s, start)
-    except StopIteration as e:
-        raise ValueError(f"invalid JSON at offset {e.value}") from None
+    except (StopIteration, SystemError):
+        import json  # only on bad input: let json produce its precise message
+
+        return json.loads(s)
     if s[end:].strip(_WS):
         raise ValueError(f"invalid JSON: extra data at offset {end}")
     return obj

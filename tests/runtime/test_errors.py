@@ -1,0 +1,129 @@
+"""Every setup error: a clear message, exit status 1, and nothing left (state dir, cgroup, mount, process)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def _procs_in(path: str) -> list[int]:
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink(f"/proc/{p}/root").startswith(path) or path in os.readlink(f"/proc/{p}/cwd"):
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def _add_mount(cfg):
+    cfg["mounts"].append({"destination": "/data", "type": "bind", "source": "/nonexistent/dir",
+                          "options": ["rbind"]})
+
+
+def _bad_ns(cfg):
+    cfg["linux"]["namespaces"].append({"type": "user", "path": "/proc/999999999/ns/user"})
+
+
+def _bad_seccomp(cfg):
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["no_such_syscall"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def _missing_binary(cfg):
+    cfg["process"]["args"] = ["/bin/not-there"]
+
+
+def _bad_cwd(cfg):
+    cfg["process"]["cwd"] = "/does/not/exist"
+
+
+def _bad_cap(cfg):
+    cfg["process"]["capabilities"]["bounding"].append("CAP_BOGUS")
+
+
+def _bad_rlimit(cfg):
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 10 ** 9}]
+
+
+def _hostname_without_uts(cfg):
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
+
+
+def _bad_json(cfg):
+    cfg["__corrupt__"] = True
+
+
+CASES = {
+    "bad-mount-source": (_add_mount, "mount source /nonexistent/dir for /data does not exist"),
+    "unknown-namespace-path": (_bad_ns, "namespace user path /proc/999999999/ns/user does not exist"),
+    "invalid-seccomp-syscall": (_bad_seccomp, "seccomp: unknown syscall 'no_such_syscall'"),
+    "missing-binary": (_missing_binary, 'exec: "/bin/not-there": stat /bin/not-there: no such file or directory'),
+    "bad-cwd": (_bad_cwd, "cannot chdir to /does/not/exist"),
+    "unknown-capability": (_bad_cap, "unknown capability 'CAP_BOGUS'"),
+    "rlimit-above-hard-limit": (_bad_rlimit, "cannot set RLIMIT_NOFILE to 10:1000000000"),
+    "hostname-without-uts": (_hostname_without_uts, "unable to set hostname without a private UTS namespace"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_setup_error_leaves_nothing(case, prt, new_bundle, cid, rt_root, no_leftovers):
+    edit, message = CASES[case]
+    b = new_bundle(["true"], edit=edit)
+    before = open("/proc/self/mountinfo").read().count("\n")
+    cp = prt("create", "--bundle", str(b), cid)
+    assert cp.returncode == 1
+    assert message in cp.stderr, cp.stderr
+    assert cp.stderr.count("\n") == 1  # one line
+    assert not (rt_root / cid).exists()
+    assert open("/proc/self/mountinfo").read().count("\n") == before
+    assert _procs_in(str(b)) == []
+    assert prt("list", "-q", check=True).stdout == ""
+
+
+def test_missing_config_and_rootfs(prt, tmp_path, cid, rt_root):
+    cp = prt("create", "--bundle", str(tmp_path), cid)
+    assert cp.returncode == 1 and "config.json" in cp.stderr and "not found" in cp.stderr
+    (tmp_path / "config.json").write_text("{not json")
+    cp = prt("create", "--bundle", str(tmp_path), cid)
+    assert cp.returncode == 1 and "not valid JSON" in cp.stderr
+    import json
+
+    from pallet.runtime.spec import default_spec
+
+    (tmp_path / "config.json").write_text(json.dumps(default_spec()))
+    cp = prt("create", "--bundle", str(tmp_path), cid)
+    assert cp.returncode == 1 and "root filesystem" in cp.stderr and "does not exist" in cp.stderr
+    assert not (rt_root / cid).exists()
+
+
+def test_duplicate_id_and_unknown_container(prt, new_bundle, cid, no_leftovers):
+    b = new_bundle(["sleep", "30"])
+    prt("create", "--bundle", str(b), cid, check=True)
+    cp = prt("create", "--bundle", str(b), cid)
+    assert cp.returncode == 1 and cp.stderr.strip() == f"container with id exists: {cid}"
+    assert prt("state", cid, check=True)  # the first one is untouched
+    prt("delete", cid, check=True)  # a created container can be deleted without --force
+    for cmd in (["start"], ["state"], ["kill"], ["delete"], ["pause"], ["exec"]):
+        cp = prt(*cmd, "nope", *(["true"] if cmd == ["exec"] else []))
+        assert cp.returncode == 1 and "does not exist" in cp.stderr, (cmd, cp.stderr)
+    assert prt("delete", "--force", "nope").returncode == 0  # like runc: -f on a missing id is fine
+    cp = prt("create", "--bundle", str(b), "../escape")
+    assert cp.returncode == 1 and "invalid container id" in cp.stderr
+
+
+def test_failure_in_user_namespace_cleans_up(prt, new_bundle, cid, rt_root, no_leftovers):
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 1000}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 1000}]
+        cfg["process"]["args"] = ["/missing"]
+    b = new_bundle(edit=edit)
+    cp = prt("create", "--bundle", str(b), cid)
+    assert cp.returncode == 1 and cp.stderr.strip()
+    assert not (rt_root / cid).exists()
