@@ -226,7 +226,10 @@ class FilesystemStorage(Storage):
             try:
                 started = json.loads((d / "info.json").read_bytes()).get("started", 0)
             except (OSError, ValueError):
-                started = d.stat().st_mtime
+                try:
+                    started = d.stat().st_mtime  # being created (or removed) right now
+                except FileNotFoundError:
+                    continue
             if started < older_than:
                 shutil.rmtree(d, ignore_errors=True)
                 self._hashers.pop(d.name, None)
