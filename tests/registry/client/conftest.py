@@ -15,7 +15,7 @@ import pytest
 
 from helpers.docker_registry import DockerRegistry, make_ca
 from helpers.oci_layout import Layout
-from registry.client.peers import GUARD_ENV, skopeo_copy
+from registry.client.peers import GUARD_ENV, podman_cmd, skopeo_copy
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +25,29 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
     lay.write_image("single", layers=3, size=200_000)
     lay.write_index("multi", arches=("amd64", "arm64"))
     lay.write_image("other", layers=2, size=5000)
-    lay.write_image("big", layers=2, size=3_000_000)
+    _write_random_image(lay, "big", [1_500_000, 1_500_000])
     return lay
+
+
+def _write_random_image(lay: Layout, tag: str, sizes: list[int]) -> None:
+    """An image whose layers are incompressible (deterministic pseudo-random bytes), so sizes are real."""
+    import json
+    import random
+
+    from helpers.oci_layout import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, make_layer
+
+    rnd = random.Random(tag)
+    layers, diff_ids = [], []
+    for i, n in enumerate(sizes):
+        blob, diff_id = make_layer({f"data/{tag}-{i}.bin": rnd.randbytes(n)})
+        layers.append({"mediaType": OCI_LAYER_GZIP, "digest": lay.put(blob), "size": len(blob)})
+        diff_ids.append(diff_id)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": lay.put(config), "size": len(config)},
+                           "layers": layers}).encode()
+    lay._add_ref({"mediaType": OCI_MANIFEST, "digest": lay.put(manifest), "size": len(manifest)}, tag)
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +104,20 @@ def store(pallet_root: Path):
     from pallet.store import Store
 
     return Store(pallet_root)
+
+
+@pytest.fixture
+def podman(tmp_path: Path):
+    """A podman command line with storage under tmp_path; its images are removed afterwards."""
+    import subprocess
+    import tempfile
+
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    runroot = Path(tempfile.mkdtemp(prefix="pallet-prr-", dir="/tmp"))
+    cmd = podman_cmd(tmp_path, runroot)
+    yield cmd
+    subprocess.run([*cmd, "rm", "-af"], capture_output=True, timeout=60)
+    subprocess.run([*cmd, "rmi", "-af"], capture_output=True, timeout=60)
+    subprocess.run(["umount", "-R", str(tmp_path / "podman-root" / "overlay")], capture_output=True)
+    shutil.rmtree(runroot, ignore_errors=True)

@@ -27,6 +27,8 @@ def skopeo_inspect(ref: str, *extra: str, raw: bool = False) -> dict | bytes:
 
 
 
-def podman_cmd(tmp: Path) -> list[str]:
-    return ["podman", "--root", str(tmp / "podman-root"), "--runroot", str(tmp / "podman-run"),
-            "--tmpdir", str(tmp / "podman-tmp"), "--cgroup-manager=cgroupfs", "--events-backend=file"]
+def podman_cmd(tmp: Path, runroot: Path) -> list[str]:
+    """podman with private storage (`runroot` must be short: podman refuses more than 50 characters)."""
+    return ["podman", "--root", str(tmp / "podman-root"), "--runroot", str(runroot),
+            "--tmpdir", str(tmp / "podman-tmp"), "--cgroup-manager=cgroupfs", "--events-backend=file",
+            "--network-config-dir", str(tmp / "podman-net")]

@@ -168,7 +168,7 @@ class Client:
                         break
                     else:
                         raise error_for(resp, f"cannot get blob {desc.digest} of {src.name}", reg.domain)
-                    for chunk in resp.iter_raw(CHUNK):
+                    for chunk in resp.iter_raw():  # as the bytes arrive (a chunk size would buffer them)
                         if offset + len(chunk) > desc.size:
                             raise DigestMismatch(f"blob {desc.digest} of {src.name} is larger than the "
                                                  f"{desc.size} bytes its descriptor declares")

@@ -153,7 +153,7 @@ class Registry:
                               max_keepalive_connections=max(8, self.opts.max_parallel * 2))
         return httpx.Client(http2=True, verify=ssl_context(self.host, self.opts, verify=verify),
                             timeout=TIMEOUT, limits=limits, follow_redirects=False,
-                            headers={"User-Agent": USER_AGENT})
+                            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
 
     def close(self) -> None:
         if self._client is not None:
