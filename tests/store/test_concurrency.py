@@ -1,0 +1,64 @@
+"""Concurrent pallet processes on one store: SQLite WAL writers queue instead of failing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def rootfs() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("hello")
+        ti.size = 6
+        tf.addfile(ti, io.BytesIO(b"hello\n"))
+    return buf.getvalue()
+
+
+def env(root: Path) -> dict:
+    return dict(os.environ, PALLET_ROOT=str(root))
+
+
+@pytest.mark.slow
+def test_parallel_tags_all_land(tmp_path):
+    root = tmp_path / "root"
+    subprocess.run([BIN / "pallet", "import", "-", "localhost/base:1"], input=rootfs(), env=env(root),
+                   check=True, capture_output=True)
+    n = 12
+    procs = [subprocess.Popen([BIN / "pallet", "tag", "localhost/base:1", f"localhost/t{i}:x"], env=env(root),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(n)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in results), results
+    doc = json.loads(subprocess.run([BIN / "pallet", "image", "inspect", "localhost/base:1"], env=env(root),
+                                    check=True, capture_output=True).stdout)[0]
+    assert sorted(doc["RepoTags"]) == sorted(["localhost/base:1", *(f"localhost/t{i}:x" for i in range(n))])
+    index = json.loads((root / "index.json").read_bytes())
+    assert len(index["manifests"]) == n + 1
+
+
+@pytest.mark.slow
+def test_parallel_loads_of_the_same_archive_all_succeed(tmp_path):
+    root = tmp_path / "root"
+    subprocess.run([BIN / "pallet", "import", "-", "localhost/base:1"], input=rootfs(), env=env(root),
+                   check=True, capture_output=True)
+    archive = tmp_path / "a.tar"
+    subprocess.run([BIN / "pallet", "save", "--format", "oci-archive", "-o", archive, "localhost/base:1"],
+                   env=env(root), check=True)
+    fresh = tmp_path / "fresh"
+    procs = [subprocess.Popen([BIN / "pallet", "load", "-i", archive], env=env(fresh), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    assert all(o == "Loaded image: localhost/base:1\n" for o, _ in outs)
+    cp = subprocess.run([BIN / "pallet", "images", "-q"], env=env(fresh), capture_output=True, text=True, check=True)
+    assert len(cp.stdout.split()) == 1
+    assert os.listdir(fresh / "tmp") == []
