@@ -68,17 +68,16 @@ def _create_options(f):
         click.option("-h", "--hostname", help="Container host name (default: the short container ID)."),
         click.option("--entrypoint", help="Override the image's ENTRYPOINT (\"\" clears it)."),
         click.option("--network", "--net", "network", default="none", show_default=True,
-                     type=click.Choice(["none", "host"]),
                      help="Network: none (loopback only; the default until bridge networking lands) or host."),
         click.option("--add-host", multiple=True, help="Add a HOST:IP line to /etc/hosts."),
         click.option("--init", is_flag=True, help="Run a small init (catatonit) as PID 1 that reaps zombies."),
         click.option("--stop-signal", help="Signal to stop the container (default: the image's or SIGTERM)."),
-        click.option("--stop-timeout", type=int, help="Seconds to wait for stop before SIGKILL (default 10)."),
+        click.option("--stop-timeout", help="Seconds to wait for stop before SIGKILL (default 10)."),
         click.option("-l", "--label", multiple=True, help="Set a label KEY=VALUE."),
         click.option("--runtime", help="OCI runtime: pallet, runc, crun or a path (default: pallet)."),
         click.option("--platform", help="Require the image to be this os/arch."),
-        click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
-                     show_default=True, help="Pull the image before creating."),
+        click.option("--pull", default="missing", show_default=True,
+                     help="Pull the image: missing, always or never."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -95,8 +94,17 @@ def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool)
         v = _env_item(item)
         if v is not None:
             env.append(v)
-    if kw.get("stop_timeout") is not None and kw["stop_timeout"] < -1:
-        raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']}")
+    if kw.get("stop_timeout") is not None:
+        try:
+            kw["stop_timeout"] = int(kw["stop_timeout"])
+            if kw["stop_timeout"] < -1:
+                raise ValueError
+        except ValueError:
+            raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']!r}: a number of seconds") from None
+    if kw.get("network") not in ("none", "host"):
+        raise PalletError(f"network mode {kw.get('network')!r} is not supported yet: use none or host")
+    if kw.get("pull") not in ("missing", "always", "never"):
+        raise PalletError(f"invalid --pull {kw.get('pull')!r}: missing, always or never")
     return CreateOptions(
         image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
         env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),

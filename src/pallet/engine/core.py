@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -84,6 +83,10 @@ _NOUN = ("albattani archimedes babbage bohr curie darwin dijkstra einstein euler
          "pascal pike ritchie shannon thompson torvalds turing wozniak yalow").split()
 
 
+def _rnd(n: int) -> int:
+    return int.from_bytes(os.urandom(4), "little") % n
+
+
 class Engine:
     def __init__(self, store, runroot: str | os.PathLike, *, storage_driver: str | None = None) -> None:
         self.store = store
@@ -108,6 +111,16 @@ class Engine:
 
             self._runtimes[name] = get_runtime(name, self.runroot)
         return self._runtimes[name]
+
+    def before_fork(self) -> None:
+        """SQLite connections must not cross fork (the child would share the parent's lock state and
+        WAL descriptors, and writes can land in a WAL another process already deleted): close ours."""
+        self.store.db.close()
+
+    def after_fork_parent(self) -> None:
+        from pallet.store.db import Database
+
+        self.store.db = Database(self.root / "pallet.db")
 
     def after_fork(self) -> None:
         """In a forked monitor: a fresh database connection (never share one across fork)."""
@@ -149,8 +162,8 @@ class Engine:
         """Reconcile a row with the kernel: a dead process is Exited whatever the row says."""
         if c.status == "running" and not alive(c.pid, c.pid_start):
             if alive(c.monitor_pid, c.monitor_start):
-                # the monitor is recording the exit right now: wait a moment for the real code
-                for _ in range(100):
+                # the monitor is recording the exit right now: wait for the real code
+                for _ in range(1500):
                     time.sleep(0.02)
                     fresh = self._rows("WHERE id = ?", (c.id,))
                     if not fresh:
@@ -184,14 +197,26 @@ class Engine:
             raise
 
     def pull(self, image: str, platform: str | None):
+        """Pull through pallet.registry.client (docker run's 'Unable to find image locally' path)."""
+        import sys
+
         try:
-            from pallet.registry import client  # noqa: F401
+            from pallet.registry.client.pull import Client
         except ImportError:
             raise NotFound(f"No such image: {image} (pulling is not available in this build)") from None
-        from pallet.registry.client import pull as do_pull
+        from pallet.oci.documents import Platform
+        from pallet.registry.client.platforms import normalize
+        from pallet.registry.client.settings import load_settings
+        from pallet.registry.client.transport import Options
 
-        res = do_pull(self.store, image, platform=platform)
-        return res if hasattr(res, "id") else self.store.resolve_image(image)
+        sys.stderr.write(f"Unable to find image '{image}' locally\n")
+        settings = load_settings(None)
+        opts = Options(settings=settings, max_parallel=settings.max_parallel, retries=settings.retries,
+                       backoff=settings.retry_delay)
+        plat = normalize(Platform.parse(platform)) if platform else None
+        with Client(opts) as client:
+            res = client.pull(self.store, image, platform=plat)
+        return self.store.get_image(res.image_id)
 
     def build_config(self, opts: CreateOptions, image_config) -> tuple[dict, dict]:
         ic = dict(image_config.config or {})
@@ -274,7 +299,7 @@ class Engine:
 
         if not command(config):
             raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         name = _validate_name(opts.name) if opts.name else None
         c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
                       {"Config": config, "HostConfig": host}, "created")
@@ -289,7 +314,7 @@ class Engine:
     def _insert(self, c: Container, *, explicit_name: bool) -> None:
         for attempt in range(20):
             if not explicit_name:
-                c.name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}" + (str(attempt) if attempt > 3 else "")
+                c.name = f"{_ADJ[_rnd(len(_ADJ))]}_{_NOUN[_rnd(len(_NOUN))]}" + (str(attempt) if attempt > 3 else "")
             try:
                 with self.db.transaction() as conn:
                     conn.execute(

@@ -125,6 +125,14 @@ def _send(sock: socket.socket, msg: bytes) -> bool:
         return False
 
 
+_T0 = time.monotonic()
+
+
+def _trace(what: str) -> None:
+    if os.environ.get("PALLET_TRACE_MONITOR"):
+        os.write(2, f"{(time.monotonic() - _T0) * 1000:8.1f} ms {what}\n".encode())
+
+
 class Monitor:
     def __init__(self, engine, container, sync: socket.socket | None) -> None:
         self.engine = engine
@@ -159,6 +167,7 @@ class Monitor:
         from pallet.runtime.linux.prctl import set_child_subreaper
 
         set_child_subreaper()
+        _trace("monitor up")
         c, eng = self.c, self.engine
         rundir = eng.run_dir(c.id)
         rundir.mkdir(parents=True, exist_ok=True)
@@ -177,8 +186,10 @@ class Monitor:
         self.listener.setblocking(False)
 
         self.log = JsonLog(eng.log_path(c.id))
+        _trace("setup")
         rt = eng.runtime(c.runtime)
         bundle = eng.prepare_bundle(c)
+        _trace("bundle")
         pid_file = rundir / "pidfile"
         pid_file.unlink(missing_ok=True)
         tty = bool(c.Config.get("Tty"))
@@ -247,8 +258,11 @@ class Monitor:
                 self.sel.register(fd, selectors.EVENT_READ, "out")
         for fd in child_fds:
             os.close(fd)
+        _trace("created")
         rt.start(c.id)
+        _trace("started")
         eng.mark_running(self.c, self.init_pid)
+        _trace("marked running")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
         if self.sync is not None:
@@ -394,6 +408,7 @@ class Monitor:
         return self._finish()
 
     def _finish(self) -> int:
+        _trace("init exited, output drained")
         st = self.status
         if os.WIFEXITED(st):
             code = os.WEXITSTATUS(st)
@@ -411,6 +426,7 @@ class Monitor:
         try:
             removed = self.engine.container_exited(self.c, code)
         finally:
+            _trace("cleaned up")
             self._broadcast(b"X" + json.dumps({"code": code, "removed": removed}).encode())
             for s in list(self.clients):
                 s.close()
@@ -419,8 +435,12 @@ class Monitor:
 
 def spawn(engine, container, *, sync: socket.socket | None) -> int:
     """Fork the monitor (double fork: it is nobody's child but init's or a subreaper's); returns at once."""
+    global _T0
+    _T0 = time.monotonic()
+    engine.before_fork()
     pid = os.fork()
     if pid:
+        engine.after_fork_parent()
         os.waitpid(pid, 0)
         return pid
     # intermediate child
@@ -431,12 +451,28 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
         code = 125
         try:
             devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            try:   # the monitor's own complaints (tracebacks) go to a file beside its socket
+                errfd = os.open(engine.run_dir(container.id) / "monitor.log",
+                                os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.dup2(errfd, 2)
+                os.close(errfd)
+            except OSError:
+                os.dup2(devnull, 2)
             if devnull > 2:
                 os.close(devnull)
+            keep = sync.fileno() if sync is not None else -1
+            if keep > 3:
+                os.closerange(3, keep)
+            os.closerange(max(3, keep + 1), 65536)
             engine.after_fork()
             code = Monitor(engine, container, sync).run()
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            raise
         finally:
             os._exit(code & 0xFF)
     except BaseException:

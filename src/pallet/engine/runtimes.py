@@ -28,11 +28,12 @@ def classify(message: str, *, what: str = "container") -> PalletError:
 
 
 def available_pallet_runtime() -> bool:
+    import importlib.util
+
     try:
-        import pallet.runtime as rt
+        return importlib.util.find_spec("pallet.runtime.runtime") is not None
     except ImportError:
         return False
-    return hasattr(rt, "Runtime")
 
 
 def default_runtime() -> str:

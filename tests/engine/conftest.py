@@ -1,0 +1,30 @@
+"""Fixtures for container tests: a busybox image built straight into the store, and cleanup of
+every container, mount, cgroup and process a test leaves behind (also when it fails)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.engine_support import Env, build_image
+
+
+@pytest.fixture(scope="session")
+def image_rootfs(busybox_rootfs: Path) -> Path:
+    return busybox_rootfs
+
+
+@pytest.fixture
+def pallet_env(tmp_path: Path, image_rootfs: Path):
+    """A private storage root with localhost/busybox in it; everything removed afterwards."""
+    root = tmp_path / "root"
+    run = tmp_path / "run"
+    build_image(root, image_rootfs)
+    env = Env(root, run, tmp_path)
+    try:
+        yield env
+    finally:
+        env.cleanup()
+
+

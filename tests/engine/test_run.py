@@ -1,0 +1,272 @@
+"""Real containers through the CLI: exit codes, overrides, /etc files, defaults, logs, exec, signals,
+monitor loss, reboot, concurrency and bad input. Every test cleans up through `pallet_env`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from engine.engine_support import BIN, IMAGE, wait_for
+
+pytestmark = [pytest.mark.root]
+
+RUNTIMES = ["pallet", "runc"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exit_codes(pallet_env, runtime):
+    r = ["run", "--rm", "--runtime", runtime, IMAGE]
+    assert pallet_env(*r, "true").returncode == 0
+    assert pallet_env(*r, "sh", "-c", "exit 7").returncode == 7
+    cp = pallet_env(*r, "no-such-command")
+    assert cp.returncode == 127, cp.stderr
+    assert cp.stderr.count("\n") == 1
+    assert pallet_env(*r, "/etc/passwd").returncode == 126
+    cid = pallet_env("run", "-d", "--runtime", runtime, IMAGE, "sleep", "100", check=True).stdout.strip()
+    pallet_env("kill", cid, check=True)
+    assert pallet_env("wait", cid, check=True).stdout.strip() == "137"
+    pallet_env("rm", cid, check=True)
+    assert pallet_env.ids() == []
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_overrides_identity_and_defaults(pallet_env, runtime):
+    cp = pallet_env("run", "--rm", "--runtime", runtime, "-e", "FOO=bar", "-u", "app", "-w", "/tmp/work",
+                    "--hostname", "h1", "--add-host", "db:10.1.2.3", IMAGE,
+                    "sh", "-c", "echo $FOO; id; pwd; hostname; cat /etc/hostname; grep db /etc/hosts; echo $HOME",
+                    check=True)
+    lines = cp.stdout.splitlines()
+    assert lines[0] == "bar"
+    assert lines[1] == "uid=1000(app) gid=1000(app) groups=50(staff)"
+    assert lines[2:5] == ["/tmp/work", "h1", "h1"]
+    assert "10.1.2.3\tdb" in lines[5] and lines[6] == "/home/app"
+    cp = pallet_env("run", "--rm", "--runtime", runtime, "--entrypoint", "echo", IMAGE, "a", "b", check=True)
+    assert cp.stdout == "a b\n"
+    cp = pallet_env("run", "--rm", "--runtime", runtime, IMAGE, "sh", "-c",
+                    "grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status; hostname; "
+                    "cat /proc/self/cgroup | head -1; touch /sys/x 2>&1; ls /proc/kcore; wc -c < /proc/kcore",
+                    check=False)
+    out = cp.stdout
+    assert "CapEff:\t00000000a80425fb" in out and "CapBnd:\t00000000a80425fb" in out
+    assert "Seccomp:\t2" in out
+    assert "Read-only file system" in out
+    cp = pallet_env("run", "--rm", "-u", "app", IMAGE, "grep", "CapEff", "/proc/self/status", check=True)
+    assert "0000000000000000" in cp.stdout
+
+
+def test_detached_logs_exec_inspect_stop(pallet_env):
+    cid = pallet_env("run", "-d", "--name", "web", "-l", "tier=front", IMAGE, "sh", "-c",
+                     "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done", check=True).stdout.strip()
+    assert len(cid) == 64
+    info = json.loads(pallet_env("inspect", "web", check=True).stdout)[0]
+    assert info["Id"] == cid and info["Name"] == "/web" and info["State"]["Running"] is True
+    assert info["State"]["Pid"] > 0 and info["GraphDriver"]["Name"] in ("overlay", "copy")
+    assert info["Config"]["Labels"] == {"tier": "front"}
+    assert pallet_env("ps", "-q", "--filter", "label=tier=front", check=True).stdout.strip() == cid[:12]
+    assert pallet_env("ps", "-q", "--filter", "name=nomatch", check=True).stdout.strip() == ""
+    row = json.loads(pallet_env("ps", "--format", "json", check=True).stdout.splitlines()[0])
+    assert row["Names"] == "web" and row["State"] == "running"
+    # logs -f follows a running container
+    p = subprocess.Popen([str(BIN / "pallet"), "logs", "-f", "web"], stdout=subprocess.PIPE, text=True,
+                         env=pallet_env.env)
+    try:
+        seen = [p.stdout.readline() for _ in range(15)]
+        assert seen[0] == "line0\n" and seen[14] == "line14\n"
+    finally:
+        p.kill()
+        p.wait()
+    assert pallet_env("logs", "--tail", "2", "web", check=True).stdout.count("\n") == 2
+    # exec: same filesystem and pid namespace
+    pallet_env("exec", "web", "sh", "-c", "echo hi > /tmp/f", check=True)
+    cp = pallet_env("exec", "-u", "app", "-e", "X=1", "-w", "/tmp", "web", "sh", "-c",
+                    "cat f; id -u; echo $X; pwd; ps", check=True)
+    lines = cp.stdout.splitlines()
+    assert lines[:4] == ["hi", "1000", "1", "/tmp"]
+    assert any(ln.split()[0] == "1" and "sh -c" in ln for ln in lines[5:])
+    assert pallet_env("exec", "web", "nope").returncode == 127
+    assert pallet_env("exec", "web", "sh", "-c", "exit 5").returncode == 5
+    top = pallet_env("top", "web", check=True).stdout
+    assert "sleep" in top or "sh" in top
+    t0 = time.monotonic()
+    assert pallet_env("stop", "-t", "1", "web", check=True).stdout.strip() == "web"
+    assert time.monotonic() - t0 < 8
+    info = json.loads(pallet_env("inspect", "web", check=True).stdout)[0]
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 137
+    assert pallet_env("wait", "web", check=True).stdout.strip() == "137"
+    # restart, rename, rm
+    pallet_env("start", "web", check=True)
+    assert json.loads(pallet_env("inspect", "web").stdout)[0]["State"]["Running"]
+    pallet_env("rename", "web", "web2", check=True)
+    assert pallet_env("rm", "web2").returncode == 125
+    pallet_env("kill", "web2", check=True)
+    assert pallet_env("wait", "web2", check=True).stdout.strip() == "137"
+    pallet_env("rm", "web2", check=True)
+    # with --init, PID 1 is a reaper that passes TERM on to the command (a PID 1 sh would ignore it)
+    cid = pallet_env("run", "-d", "--init", IMAGE, "sleep", "100", check=True).stdout.strip()
+    assert "/run/pallet-init" in pallet_env("exec", cid, "cat", "/proc/1/cmdline", check=True).stdout.replace("\0", " ")
+    pallet_env("kill", "-s", "TERM", cid, check=True)
+    assert pallet_env("wait", cid, check=True).stdout.strip() == "143"
+    pallet_env("rm", cid, check=True)
+    assert pallet_env.ids() == []
+
+
+def test_foreground_signals_reach_the_container(pallet_env):
+    p = subprocess.Popen([str(BIN / "pallet"), "run", "--rm", IMAGE, "sh", "-c",
+                          "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done"],
+                         stdout=subprocess.PIPE, text=True, env=pallet_env.env)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(15) == 42
+        assert "got-term" in p.stdout.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_stdin_is_forwarded(pallet_env):
+    cp = pallet_env("run", "--rm", "-i", IMAGE, "sh", "-c", "tr a-z A-Z", input="hello\n", check=True)
+    assert cp.stdout == "HELLO\n"
+
+
+def test_tty_detach_attach(pallet_env):
+    import pexpect
+
+    child = pexpect.spawn(str(BIN / "pallet"), ["run", "-it", "--name", "tty1", IMAGE, "sh"], env=pallet_env.env,
+                          dimensions=(33, 101), timeout=20)
+    try:
+        child.expect("# ")
+        time.sleep(1)
+        child.sendline("stty size; echo $TERM")
+        child.expect("33 101")
+        child.expect("xterm")
+        child.setwinsize(40, 120)
+        time.sleep(0.3)
+        child.sendline("stty size")
+        child.expect("40 120")
+        child.send("\x10\x11")   # ctrl-p ctrl-q
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        assert json.loads(pallet_env("inspect", "tty1").stdout)[0]["State"]["Running"]
+        child = pexpect.spawn(str(BIN / "pallet"), ["attach", "tty1"], env=pallet_env.env, timeout=20)
+        time.sleep(1)   # busybox ash asks the terminal for the cursor position (ESC[6n) and waits a moment
+        child.sendline("echo back-$((40+2))")
+        child.expect("back-42")
+        child.sendline("exit 3")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 3
+    finally:
+        child.close(force=True)
+
+
+def test_killed_monitor_and_reboot(pallet_env):
+    cid = pallet_env("run", "-d", "--name", "m", IMAGE, "sleep", "1000", check=True).stdout.strip()
+    import sqlite3
+
+    con = sqlite3.connect(pallet_env.root / "pallet.db")
+    pid, mpid = con.execute("SELECT pid, monitor_pid FROM containers WHERE id = ?", (cid,)).fetchone()
+    con.close()
+    os.kill(mpid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert json.loads(pallet_env("inspect", "m").stdout)[0]["State"]["Status"] == "running"
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: json.loads(pallet_env("inspect", "m").stdout)[0]["State"]["Status"] == "exited")
+    pallet_env("start", "m", check=True)
+    # now kill the monitor and remove with -f: the container must go too
+    con = sqlite3.connect(pallet_env.root / "pallet.db")
+    pid, mpid = con.execute("SELECT pid, monitor_pid FROM containers WHERE id = ?", (cid,)).fetchone()
+    con.close()
+    os.kill(mpid, signal.SIGKILL)
+    pallet_env("rm", "-f", "m", check=True)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 5)
+    # simulated reboot: processes killed, run dir wiped, mounts gone
+    ids = [pallet_env("run", "-d", IMAGE, "sleep", "1000", check=True).stdout.strip() for _ in range(2)]
+    con = sqlite3.connect(pallet_env.root / "pallet.db")
+    rows = con.execute("SELECT pid, monitor_pid FROM containers").fetchall()
+    con.close()
+    for pid, mpid in rows:
+        os.kill(mpid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    import shutil
+
+    shutil.rmtree(pallet_env.runroot)
+    for line in open("/proc/self/mounts").read().splitlines()[::-1]:
+        mp = line.split()[1]
+        if mp.startswith(str(pallet_env.root)):
+            subprocess.run(["umount", "-l", mp], check=True)
+    out = pallet_env("ps", "-a", "--format", "json", check=True).stdout.splitlines()
+    assert sorted(json.loads(x)["State"] for x in out) == ["exited", "exited"]
+    for cid in ids:
+        pallet_env("start", cid, check=True)
+        assert pallet_env("exec", cid, "true").returncode == 0
+    pallet_env("rm", "-f", *ids, check=True)
+
+
+def test_bad_input_leaves_nothing(pallet_env):
+    before = sorted(p.name for p in (pallet_env.root / "layers" / "containers").glob("*")) \
+        if (pallet_env.root / "layers" / "containers").exists() else []
+    cases = [
+        ["run", "--rm", "--pull", "never", "localhost/nosuch:1", "true"],
+        ["run", "--rm", "--pull", "sometimes", IMAGE, "true"],
+        ["run", "--rm", "-w", "relative", IMAGE, "true"],
+        ["run", "--rm", "-u", "nobody-here", IMAGE, "true"],
+        ["run", "--rm", "--network", "bridge", IMAGE, "true"],
+        ["run", "--rm", "--stop-signal", "SIGNOPE", IMAGE, "true"],
+        ["run", "--rm", "--add-host", "nocolon", IMAGE, "true"],
+        ["run", "--rm", "--runtime", "/nonexistent/runc", IMAGE, "true"],
+        ["run", "--rm", "--stop-timeout", "abc", IMAGE, "true"],
+    ]
+    for args in cases:
+        cp = pallet_env(*args)
+        assert cp.returncode == 125, (args, cp.stderr)
+        assert cp.stderr.strip().count("\n") == 0, cp.stderr
+    # --pull missing tries the registry first (docker prints "Unable to find image" too)
+    cp = pallet_env("run", "--rm", "localhost:1/nosuch:1", "true")
+    assert cp.returncode == 125 and "Unable to find image" in cp.stderr
+    pallet_env("create", "--name", "taken", IMAGE, "true", check=True)
+    cp = pallet_env("run", "--name", "taken", IMAGE, "true")
+    assert cp.returncode == 125 and "already in use" in cp.stderr
+    assert len(pallet_env.ids()) == 1
+    pallet_env("rm", "taken", check=True)
+    after = sorted(p.name for p in (pallet_env.root / "layers" / "containers").glob("*"))
+    assert after == before
+    assert not list((pallet_env.root / "containers").glob("*"))
+
+
+@pytest.mark.slow
+def test_parallel_run_and_rm(pallet_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(20) as ex:
+        cps = list(ex.map(lambda i: pallet_env("run", "-d", "--name", f"p{i}", IMAGE, "sleep", "1000"), range(20)))
+    assert all(cp.returncode == 0 for cp in cps), [cp.stderr for cp in cps if cp.returncode]
+    assert len(pallet_env("ps", "-q").stdout.split()) == 20
+    import sqlite3
+
+    con = sqlite3.connect(pallet_env.root / "pallet.db")
+    pids = [r[0] for r in con.execute("SELECT pid FROM containers")] + \
+        [r[0] for r in con.execute("SELECT monitor_pid FROM containers")]
+    con.close()
+    with ThreadPoolExecutor(20) as ex:
+        cps = list(ex.map(lambda i: pallet_env("rm", "-f", f"p{i}"), range(20)))
+    assert all(cp.returncode == 0 for cp in cps), [cp.stderr for cp in cps if cp.returncode]
+    assert pallet_env.ids() == []
+    con = sqlite3.connect(pallet_env.root / "pallet.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT COUNT(*) FROM containers").fetchone()[0] == 0
+    con.close()
+    assert wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and
+                                    open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in pids), 5)
+    mounts = [ln for ln in open("/proc/self/mounts") if str(pallet_env.root) in ln]
+    assert mounts == []
+    assert not list(pallet_env.root.glob("layers/containers/*"))
+    assert not [d for d in __import__("pathlib").Path("/sys/fs/cgroup").glob("*/**/pallet/*") if d.is_dir()
+                and any(d.name == cid for cid in [])]
