@@ -148,7 +148,8 @@ def test_hooks_order_and_state(prt, new_bundle, cid, tmp_path, no_leftovers):
                                                "poststop"]
     states = [json.loads(ln.split(" ", 1)[1]) for ln in lines]
     assert all(s["id"] == cid and s["bundle"] == str(b) for s in states)
-    assert states[0]["status"] == "creating" and states[0]["pid"] > 0
+    assert states[0]["status"] == "created" and states[0]["pid"] > 0  # prestart: what runtime-tools expects
+    assert states[1]["status"] == "creating"
     assert states[-1]["status"] == "stopped"
 
 

@@ -166,7 +166,8 @@ class Runtime:
 
     def _runtime_hooks(self, hooks: dict, state: dict, chan) -> None:
         try:
-            run_hooks("prestart", hooks.get("prestart"), state)
+            # runtime-tools expects "created" for the (deprecated) prestart hooks
+            run_hooks("prestart", hooks.get("prestart"), dict(state, status="created"))
             run_hooks("createRuntime", hooks.get("createRuntime"), state)
         except HookError as e:
             raise RuntimeFailure(str(e)) from None
@@ -309,10 +310,10 @@ class Runtime:
             raise InvalidState("container not running") from None
 
     def delete(self, container_id: str, force: bool = False) -> None:
-        """Remove a stopped (or created) container; `force` kills a running one first."""
+        """Remove a stopped container; `force` kills a created, running or paused one first."""
         st = self.store.load(container_id)
         status = self.store.status(st)
-        if status in ("running", "paused") and not force:
+        if status != "stopped" and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
         from pallet.runtime.linux.cgroups import Cgroup
 

@@ -97,8 +97,12 @@ def load_config(bundle: str) -> dict:
 
 def validate(cfg: dict) -> None:
     """The checks the kernel would not make for us (or would make with a worse message)."""
-    if not isinstance(cfg.get("ociVersion"), str):
+    version = cfg.get("ociVersion")
+    if not isinstance(version, str):
         raise InvalidConfig("config.json: ociVersion is missing")
+    nums = version.split("-", 1)[0].split("+", 1)[0].split(".")
+    if len(nums) != 3 or not all(n.isdigit() for n in nums) or nums[0] != "1":
+        raise InvalidConfig(f"config.json: unsupported ociVersion {version!r} (this runtime implements 1.x)")
     proc = cfg.get("process")
     if not isinstance(proc, dict):
         raise InvalidConfig("config.json: process is missing")
