@@ -247,7 +247,8 @@ class RegistryApp:
     async def get_manifest(self, request: web.Request, name: str, ref: str) -> web.Response:
         digest = self._resolve(name, ref)
         found = self._load_manifest(name, digest) if digest is not None else None
-        if found is None and self.proxy is not None:
+        if self.proxy is not None and (found is None or ":" not in ref):
+            # a tag follows the upstream; the cached copy answers when no upstream does
             fetched = await self.proxy.fetch_manifest(self, name, ref)
             if fetched is not None:
                 digest = fetched

@@ -114,6 +114,8 @@ def serve(cfg: ServerConfig) -> None:
     """Serve until SIGTERM/SIGINT; with several workers, fork them on one listening socket."""
     logging.basicConfig(level=logging.INFO if cfg.log_requests else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the pull-through client's own request lines
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     make_registry(cfg)  # fail early (unreadable htpasswd, bad cert) before forking
     ssl_context(cfg)
     sock = bind(cfg)
