@@ -70,3 +70,7 @@ step pallet image inspect localhost/busybox
 "$PALLET" image inspect localhost/busybox
 step pallet history localhost/busybox
 "$PALLET" history localhost/busybox
+
+# containers (issue 6): a container that shows its own isolation
+step "pallet run --rm $IMAGE sh -c 'hostname; id; ps; cat /proc/self/cgroup'"
+"$PALLET" run --rm "$IMAGE" sh -c 'hostname; id; ps; cat /proc/self/cgroup'
