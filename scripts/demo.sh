@@ -27,8 +27,9 @@ rootfs=$work/rootfs
 mkdir -p "$rootfs/bin"
 cp "$busybox" "$rootfs/bin/busybox"
 chmod 0755 "$rootfs/bin/busybox"
+mkdir -p "$rootfs/sbin" "$rootfs/usr/bin" "$rootfs/usr/sbin"
 for applet in $("$rootfs/bin/busybox" --list-full); do
-    mkdir -p "$rootfs/$(dirname "$applet")"
+    [ -d "$rootfs/${applet%/*}" ] || mkdir -p "$rootfs/${applet%/*}"
     [ -e "$rootfs/$applet" ] || [ -L "$rootfs/$applet" ] || ln -s /bin/busybox "$rootfs/$applet"
 done
 for d in etc proc sys dev tmp root var/tmp run home; do mkdir -p "$rootfs/$d"; done
