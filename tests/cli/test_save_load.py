@@ -219,3 +219,51 @@ def test_bad_archive_into_an_empty_store_leaves_no_blobs(pallet, pallet_root, tm
         cp = pallet("load", input=cases[name][0])
         assert cp.returncode != 0, name
         assert store_state(pallet_root) == before, name
+
+
+# ---- other producers' docker-archive shapes ---------------------------------------------------
+
+def test_docker_25_archive_with_oci_blobs_and_legacy_symlinked_layers(pallet, tmp_path, tiny, fresh):
+    """Docker >= 25 writes blobs/sha256/… (here gzip layers) named from manifest.json; older docker wrote
+    <id>/layer.tar, with symlinks for repeated layers. Both load, named by RepoTags."""
+    import io
+    import tarfile
+
+    oci = _oci_members(pallet, tmp_path)
+    index = json.loads(oci["index.json"])
+    manifest = json.loads(oci["blobs/sha256/" + index["manifests"][0]["digest"][7:]])
+    cfg_path = "blobs/sha256/" + manifest["config"]["digest"][7:]
+    layer_path = "blobs/sha256/" + manifest["layers"][0]["digest"][7:]
+    docker25 = {**oci, "manifest.json": json.dumps([{"Config": cfg_path, "RepoTags": ["example.com/d25:1"],
+                                                     "Layers": [layer_path]}]).encode()}
+    # legacy: a layer dir with layer.tar, and a second dir whose layer.tar is a symlink to the first
+    dock = _docker_members(pallet, tmp_path)
+    dm = json.loads(dock["manifest.json"])[0]
+
+    def legacy(target: str) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            def add(name, data):
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+            add(dm["Config"], dock[dm["Config"]])
+            add("aaaa/layer.tar", dock[dm["Layers"][0]])
+            add("aaaa/VERSION", b"1.0")
+            add("aaaa/json", b"{}")
+            link = tarfile.TarInfo("bbbb/layer.tar")
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tf.addfile(link)
+            add("manifest.json", json.dumps([{"Config": dm["Config"], "RepoTags": ["legacy:1"],
+                                              "Layers": ["bbbb/layer.tar"]}]).encode())
+        return buf.getvalue()
+    fresh()
+    (tmp_path / "d25.tar").write_bytes(tar_of(docker25))
+    (tmp_path / "legacy.tar").write_bytes(legacy("../aaaa/layer.tar"))
+    assert pallet("load", "-i", str(tmp_path / "d25.tar"), check=True).stdout == "Loaded image: example.com/d25:1\n"
+    assert pallet("load", "-i", str(tmp_path / "legacy.tar"), check=True).stdout == "Loaded image: legacy:1\n"
+    assert sorted(inspect(pallet, tiny)["RepoTags"]) == ["example.com/d25:1", "legacy:1"]
+    # a symlink that leaves the archive is refused
+    for target in ("../../etc/passwd", "/etc/passwd"):
+        cp = pallet("load", input=legacy(target))
+        assert cp.returncode != 0 and "outside the archive" in text(cp.stderr)
