@@ -186,3 +186,23 @@ def test_oras_artifact_with_subject(registry, layout, tmp_path):
     assert [m["digest"] for m in refs["manifests"]] == [resp.headers["Docker-Content-Digest"]]
     pulled = client.pull(target=f"{registry.addr}/oras/app:sbom", outdir=str(tmp_path / "pulled"))
     assert Path(pulled[0]).read_text() == sbom.read_text()
+
+
+def test_pallet_push_pull(registry, serve, layout, pallet, tmp_path):
+    need("skopeo")
+    run("skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout.root}:single",
+        f"docker://{registry.addr}/pallet/src:v1")
+    pallet("pull", f"{registry.addr}/pallet/src:v1", check=True)
+    # to a second, empty registry: every blob is uploaded
+    other = serve()
+    pallet("tag", f"{registry.addr}/pallet/src:v1", f"{other.addr}/pallet/copy:v2", check=True)
+    pallet("push", f"{other.addr}/pallet/copy:v2", check=True)
+    run("skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{other.addr}/pallet/copy:v2",
+        f"oci:{tmp_path / 'out'}:copy")
+    verify_layout_image(tmp_path / "out", "copy")
+    # within the same registry: blobs are mounted
+    pallet("tag", f"{registry.addr}/pallet/src:v1", f"{registry.addr}/pallet/mounted:v3", check=True)
+    out = pallet("push", f"{registry.addr}/pallet/mounted:v3", check=True).stdout
+    assert "mounted" in out.lower()
+    with httpx.Client(base_url=registry.url) as c:
+        assert c.get("/v2/pallet/mounted/manifests/v3").status_code == 200
