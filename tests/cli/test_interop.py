@@ -143,6 +143,17 @@ def test_skopeo_docker_archive_loads(pallet, tmp_path, tiny):
     pallet("save", "-o", str(out), "example.com/app:2", check=True)
     info = json.loads(run("skopeo", "inspect", f"docker-archive:{out}"))
     assert info["Layers"] and info["Os"] == "linux"
+    # its manifest is Docker schema 2 (built at load): saved as an OCI layout it becomes an OCI manifest
+    # (as podman converts it), which umoci unpacks
+    layout2 = tmp_path / "layout2"
+    pallet("image", "export-layout", str(layout2), "example.com/app:2", check=True)
+    validate_layout(layout2)
+    run("umoci", "unpack", "--image", f"{layout2}:example.com/app:2", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle" / "rootfs" / "etc" / "hello").read_text() == "hello\n"
+    oci = tmp_path / "app-oci.tar"
+    pallet("save", "--format", "oci-archive", "-o", str(oci), "example.com/app:2", check=True)
+    assert json.loads(run("skopeo", "inspect", f"oci-archive:{oci}"))["Digest"] == \
+        json.loads((layout2 / "index.json").read_text())["manifests"][0]["digest"]
 
 
 def test_multi_platform_index_loads_the_host_platform(pallet, tmp_path):

@@ -32,7 +32,7 @@ from pallet.oci.digest import Digest
 from pallet.oci.documents import Descriptor, ImageConfig, Manifest, canonical_json
 from pallet.store.blobs import CHUNK
 from pallet.store.ingest import Ingest, Loaded, merge_loaded
-from pallet.store.layout import load_oci_index, oci_entries
+from pallet.store.layout import load_oci_index, oci_entries, oci_manifest
 
 FORMATS = ("docker-archive", "oci-archive")
 SMALL = 1 << 20              # members up to this size (and not blobs/…) are kept in memory
@@ -364,7 +364,7 @@ def _save_oci(store, items, tf: tarfile.TarFile) -> None:
     dirs: set[str] = set()
     written: set[str] = set()
     for rec, _names in items:
-        manifest = store.manifest(rec)
+        manifest = oci_manifest(store, rec)
         for d in [manifest.digest, manifest.config.digest, *(x.digest for x in manifest.layers)]:
             if d in written:
                 continue
@@ -372,8 +372,11 @@ def _save_oci(store, items, tf: tarfile.TarFile) -> None:
             if dg.algorithm not in dirs:
                 _add_dir(tf, f"blobs/{dg.algorithm}")
                 dirs.add(dg.algorithm)
-            with store.blobs.open(d) as f:
-                tf.addfile(_info(f"blobs/{dg.algorithm}/{dg.hex}", os.fstat(f.fileno()).st_size), f)
+            if d == manifest.digest:
+                _add_bytes(tf, f"blobs/{dg.algorithm}/{dg.hex}", manifest.raw)
+            else:
+                with store.blobs.open(d) as f:
+                    tf.addfile(_info(f"blobs/{dg.algorithm}/{dg.hex}", os.fstat(f.fileno()).st_size), f)
             written.add(d)
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": oci_entries(store, items)}
     _add_bytes(tf, "index.json", canonical_json(index))

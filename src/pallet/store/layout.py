@@ -191,12 +191,29 @@ def load_layout(store, directory: str | os.PathLike, ref: str | None = None) -> 
 
 # ---- writing ----------------------------------------------------------------------------------
 
+_OCI_LAYER_FOR = {mt.DOCKER_LAYER: mt.OCI_LAYER, mt.DOCKER_LAYER_GZIP: mt.OCI_LAYER_GZIP,
+                  mt.DOCKER_LAYER_ZSTD: mt.OCI_LAYER_ZSTD, mt.DOCKER_FOREIGN_LAYER_GZIP: mt.OCI_LAYER_NONDIST_GZIP}
+
+
+def oci_manifest(store, rec) -> Manifest:
+    """The image's manifest as an OCI image manifest: the stored one, or (Docker schema 2) converted as
+    podman does when it saves an oci-archive. The config and layer blobs are the same; only the manifest's
+    media types (and so its digest) change. The store is not modified."""
+    manifest = store.manifest(rec)
+    if manifest.media_type == mt.OCI_MANIFEST:
+        return manifest
+    config = Descriptor(mt.OCI_CONFIG, manifest.config.digest, manifest.config.size)
+    layers = [Descriptor(_OCI_LAYER_FOR.get(x.media_type, x.media_type), x.digest, x.size, x.urls, x.annotations)
+              for x in manifest.layers]
+    return Manifest.build(config, layers, annotations=manifest.annotations or None)
+
+
 def oci_entries(store, items: Iterable[tuple[object, list[str]]]) -> list[dict]:
     """index.json descriptors for images: one per name (annotated with it), one unnamed for none."""
     entries = []
     for rec, names in items:
-        desc = {"mediaType": rec.manifest_media_type, "digest": rec.manifest_digest,
-                "size": store.blobs.size(rec.manifest_digest)}
+        m = oci_manifest(store, rec)
+        desc = {"mediaType": m.media_type, "digest": m.digest, "size": len(m.raw)}
         for n in names or [None]:
             entries.append({**desc, "annotations": {REF_NAME: n}} if n else dict(desc))
     return entries
@@ -220,11 +237,14 @@ def save_layout(store, directory: str | os.PathLike, items: Iterable[tuple[objec
     if not (d / "oci-layout").is_file():
         atomic_write(d / "oci-layout", canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
     for rec, _names in items:
-        manifest = store.manifest(rec)
+        manifest = oci_manifest(store, rec)
+        if manifest.digest != rec.manifest_digest:
+            dg = Digest.parse(manifest.digest)
+            atomic_write(d / "blobs" / dg.algorithm / dg.hex, manifest.raw)
         for digest in [manifest.digest, manifest.config.digest, *(x.digest for x in manifest.layers)]:
             dg = Digest.parse(digest)
             target = d / "blobs" / dg.algorithm / dg.hex
-            if target.is_file() and target.stat().st_size == store.blobs.size(digest):
+            if target.is_file() and (digest == manifest.digest or target.stat().st_size == store.blobs.size(digest)):
                 continue
             with store.blobs.open(digest) as src, AtomicFile(target) as dst:
                 shutil.copyfileobj(src, dst.file, 1 << 20)
