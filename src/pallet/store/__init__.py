@@ -293,7 +293,19 @@ class Store:
 
     # ---- layout index & gc -----------------------------------------------------------------
     def write_index(self) -> None:
-        """Regenerate `index.json` so OCI tools see every image, tagged ones under their names."""
+        """Regenerate `index.json` so OCI tools see every image, tagged ones under their names.
+
+        Serialized by its own lock: each writer reads the database after its own commit, so
+        the last one to write sees every commit and no stale index.json overwrites a newer one.
+        """
+        fd = os.open(self.root / "index.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._write_index()
+        finally:
+            os.close(fd)
+
+    def _write_index(self) -> None:
         entries = []
         for r in self.db.query("SELECT i.id, i.manifest_digest, i.manifest_media_type, t.name "
                                "FROM images i LEFT JOIN tags t ON t.image_id = i.id ORDER BY t.name, i.id"):
