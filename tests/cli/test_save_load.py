@@ -267,3 +267,14 @@ def test_docker_25_archive_with_oci_blobs_and_legacy_symlinked_layers(pallet, tm
     for target in ("../../etc/passwd", "/etc/passwd"):
         cp = pallet("load", input=legacy(target))
         assert cp.returncode != 0 and "outside the archive" in text(cp.stderr)
+
+
+def test_save_of_a_bare_repository_name_saves_all_its_tags(pallet, tmp_path, tiny):
+    pallet("tag", tiny, "localhost/tiny:2", check=True)
+    pallet("tag", tiny, "localhost/other:1", check=True)
+    other = text(pallet("import", "-", "localhost/tiny:3", input=rootfs_tar({"x": b"3"}), check=True).stdout).strip()
+    files = untar(save(pallet, tmp_path, "docker-archive", "localhost/tiny").read_bytes())
+    entries = json.loads(files["manifest.json"])
+    tags = sorted(t for e in entries for t in e["RepoTags"])
+    assert tags == ["localhost/tiny:1", "localhost/tiny:2", "localhost/tiny:3"]
+    assert sorted(e["Config"] for e in entries) == sorted([tiny[7:] + ".json", other[7:] + ".json"])

@@ -58,11 +58,31 @@ def _created(rec) -> float:
 
 
 def _records_for(store, refs: tuple[str, ...]) -> list[tuple[Any, list[str]]]:
-    """(record, names to record) per distinct image: a name given is kept; an ID gives none (docker save)."""
+    """(record, names to record) per distinct image, as docker save picks them: a tag names itself, a
+    bare repository name (`busybox`) every tag of that repository, an ID no name at all."""
     from pallet import reference
 
     out: dict[str, tuple[Any, list[str]]] = {}
+
+    def add(rec, names: list[str]) -> None:
+        item = out.setdefault(rec.id, (rec, []))
+        item[1].extend(n for n in names if n not in item[1])
+
     for text in refs:
+        bare = None
+        try:
+            parsed = reference.parse_normalized_named(text)
+            if parsed.tag is None and parsed.digest is None:
+                bare = parsed.name
+        except InvalidReference:
+            pass
+        if bare is not None:
+            hits = [(rec, [t for t in rec.tags if t.rpartition(":")[0] == bare]) for rec in store.images()]
+            hits = [(rec, names) for rec, names in hits if names]
+            if hits:
+                for rec, names in hits:
+                    add(rec, names)
+                continue
         rec = store.resolve_image(text)
         names: list[str] = []
         try:
@@ -71,8 +91,7 @@ def _records_for(store, refs: tuple[str, ...]) -> list[tuple[Any, list[str]]]:
                 names = [str(ref)]
         except InvalidReference:
             pass
-        item = out.setdefault(rec.id, (rec, []))
-        item[1].extend(n for n in names if n not in item[1])
+        add(rec, names)
     return list(out.values())
 
 
