@@ -464,8 +464,13 @@ class Engine:
                 pass
         return False
 
-    def container_exited(self, c: Container, code: int) -> bool:
-        """In the monitor, after init exited. Returns True if the container was removed (--rm)."""
+    def container_exited(self, c: Container, code: int, notify=None) -> bool:
+        """In the monitor, after init exited: record, clean up, and call `notify(removed)` as soon as the
+        container's fate is settled. Returns True if the container was removed (--rm).
+
+        With --rm the row turns "removing" and the waiting CLI is released *before* the slow part
+        (unmounting an overlay syncs the upper filesystem), which the monitor then finishes alone.
+        """
         oom = self._oom_killed(c)
         try:
             self.runtime(c.runtime).delete(c.id, force=True)
@@ -474,6 +479,10 @@ class Engine:
         from pallet.engine import snapshots
 
         if c.HostConfig.get("AutoRemove"):
+            self._update(c.id, status="removing", exit_code=code, finished_at=time.time(), oom_killed=int(oom),
+                         pid=None)
+            if notify:
+                notify(True)
             self._destroy(c, quiet=True)
             return True
         try:
@@ -484,6 +493,8 @@ class Engine:
         if rows and rows[0].status == "running" and rows[0].pid == c.pid:
             self._update(c.id, status="exited", exit_code=code, finished_at=time.time(), oom_killed=int(oom),
                          pid=None, monitor_pid=None)
+        if notify:
+            notify(False)
         return False
 
     # ---- stop / kill / remove -------------------------------------------------------------------
@@ -541,7 +552,7 @@ class Engine:
                     time.sleep(0.01)
         # the monitor may be removing it itself (--rm) right now
         if c.HostConfig.get("AutoRemove") and alive(c.monitor_pid, c.monitor_start):
-            for _ in range(500):
+            for _ in range(3000):
                 if not self._rows("WHERE id = ?", (c.id,)):
                     return
                 time.sleep(0.01)

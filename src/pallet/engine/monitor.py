@@ -422,14 +422,21 @@ class Monitor:
         except OSError:
             pass
         self.log.close()
-        removed = False
-        try:
-            removed = self.engine.container_exited(self.c, code)
-        finally:
-            _trace("cleaned up")
+        told = []
+
+        def notify(removed: bool) -> None:
+            _trace("settled")
+            told.append(True)
             self._broadcast(b"X" + json.dumps({"code": code, "removed": removed}).encode())
             for s in list(self.clients):
-                s.close()
+                self._drop_client(s)
+
+        try:
+            self.engine.container_exited(self.c, code, notify)
+        finally:
+            _trace("cleaned up")
+            if not told:
+                notify(False)
         return code
 
 
@@ -467,7 +474,15 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
                 os.closerange(3, keep)
             os.closerange(max(3, keep + 1), 65536)
             engine.after_fork()
-            code = Monitor(engine, container, sync).run()
+            prof = os.environ.get("PALLET_PROFILE_MONITOR")
+            if prof:
+                import cProfile
+
+                pr = cProfile.Profile()
+                code = pr.runcall(Monitor(engine, container, sync).run)
+                pr.dump_stats(prof)
+            else:
+                code = Monitor(engine, container, sync).run()
         except BaseException:
             import traceback
 

@@ -29,11 +29,25 @@ def mount(engine, c) -> str:
     return str(_snaps(engine).container(c.id).mount())
 
 
+def _detach(snap) -> None:
+    """Lazily unmount a container's overlay: a plain umount of overlayfs syncs the upper filesystem
+    and can take a second on a busy disk; nothing holds the mount once the container is gone."""
+    merged = str(snap.merged)
+    if snap.driver == "overlay" and os.path.ismount(merged):
+        from pallet.runtime.linux.mount import MNT_DETACH, umount
+
+        try:
+            umount(merged, MNT_DETACH)
+        except OSError as e:
+            raise PalletError(f"unmounting {merged} failed: {e.strerror or e}") from None
+
+
 def unmount(engine, c) -> None:
     try:
-        _snaps(engine).container(c.id).unmount()
+        snap = _snaps(engine).container(c.id)
     except NotFound:
-        pass
+        return
+    _detach(snap)
 
 
 def remove(engine, c) -> None:
@@ -41,6 +55,7 @@ def remove(engine, c) -> None:
         snap = _snaps(engine).container(c.id)
     except NotFound:
         return
+    _detach(snap)
     snap.remove()
 
 
