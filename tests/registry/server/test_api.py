@@ -452,3 +452,28 @@ def test_no_delete_and_read_only(serve):
         r = c.post("/v2/nd/app/blobs/uploads/")
         assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"
         assert push_manifest(c, "nd/app", "v2", raw).status_code == 405
+
+
+def test_content_negotiation_by_accept(api):
+    raw, digest = make_manifest(api, "neg/app", "neg")
+    assert push_manifest(api, "neg/app", digest, raw).status_code == 201
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
+         "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+    assert push_manifest(api, "neg/app", "multi", index, OCI_INDEX).status_code == 201
+    assert push_manifest(api, "neg/app", "single", raw).status_code == 201
+    # accepted (explicitly, by wildcard, or no Accept at all): the stored bytes
+    for accept in (f"{OCI_INDEX}, {OCI_MANIFEST}", "*/*", None):
+        r = api.get("/v2/neg/app/manifests/multi", headers={"Accept": accept} if accept else {})
+        assert r.content == index and r.headers["Content-Type"] == OCI_INDEX
+    # a client that only takes image manifests gets the linux/amd64 one from the index
+    r = api.get("/v2/neg/app/manifests/multi", headers={"Accept": f"{OCI_MANIFEST}; q=0.9"})
+    assert r.status_code == 200 and r.content == raw and r.headers["Docker-Content-Digest"] == digest
+    # a client that takes neither type: MANIFEST_UNKNOWN
+    r = api.get("/v2/neg/app/manifests/single",
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+    # by digest the content is what the digest names, whatever the Accept header
+    r = api.get(f"/v2/neg/app/manifests/{digest}",
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    assert r.status_code == 200 and r.content == raw

@@ -51,6 +51,13 @@ _METHODS = {
 _WRITES = {"PUT", "POST", "PATCH", "DELETE"}
 
 
+def _accepts(request: web.Request, media_type: str) -> bool:
+    """Whether the Accept header allows `media_type` (no header, or */*, allows everything)."""
+    values = request.headers.getall("Accept", ())
+    types = {v.split(";")[0].strip() for h in values for v in h.split(",")} - {""}
+    return not types or media_type in types or "*/*" in types or "application/*" in types
+
+
 def _route(tail: str) -> tuple[str, re.Match[str] | None]:
     for kind, rx in _ROUTES:
         m = rx.match(tail)
@@ -258,8 +265,32 @@ class RegistryApp:
                 raise APIError("NAME_UNKNOWN", "repository name not known to registry", {"name": name})
             raise APIError("MANIFEST_UNKNOWN", "manifest unknown", {"reference": ref})
         raw, media_type = found
+        if ":" not in ref and not _accepts(request, media_type):
+            raw, media_type, digest = self._negotiate(request, name, ref, raw, media_type)
         headers = {"Content-Type": media_type, "Docker-Content-Digest": str(digest), "ETag": f'"{digest}"'}
         return web.Response(body=raw, headers=headers)
+
+    def _negotiate(self, request: web.Request, name: str, ref: str, raw: bytes,
+                   media_type: str) -> tuple[bytes, str, Digest]:
+        """A tag whose manifest type the client does not accept (distribution's behaviour).
+
+        For an index, the linux/amd64 image in it when the client accepts that one's type;
+        otherwise MANIFEST_UNKNOWN, naming the type the client would have to accept.
+        """
+        if media_type in mt.INDEXES:
+            try:
+                index = Index.parse(raw, media_type)
+            except (InvalidDocument, InvalidDigest):
+                index = None
+            for desc in index.manifests if index else ():
+                p = desc.platform
+                if p and p.os == "linux" and p.architecture == "amd64" and _accepts(request, desc.media_type):
+                    child = Digest.parse(desc.digest)
+                    found = self._load_manifest(name, child)
+                    if found is not None:
+                        return found[0], found[1], child
+        raise APIError("MANIFEST_UNKNOWN", f"the manifest for {ref!r} is a {media_type}, which the request's "
+                       "Accept header does not include", {"reference": ref, "mediaType": media_type})
 
     async def _read_limited(self, request: web.Request, limit: int) -> bytes:
         if request.content_length is not None and request.content_length > limit:
