@@ -43,6 +43,7 @@ log: {level: warn, accesslog: {disabled: true}}
 storage:
   filesystem: {rootdirectory: $W/distribution}
   delete: {enabled: true}
+  cache: {blobdescriptor: inmemory}
 http: {addr: $D_ADDR}
 YML
 docker-registry serve "$W/distribution.yml" > "$W/distribution.log" 2>&1 & PIDS+=($!)

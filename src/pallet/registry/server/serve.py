@@ -28,8 +28,12 @@ class RequestLog(AbstractAccessLogger):
     """One line per request: client, method, path, status, bytes, milliseconds."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request.method == "HEAD" or response.status in (204, 304):
+            sent = 0
+        else:
+            sent = response.content_length if response.content_length is not None else response.body_length
         self.logger.info('%s %s %s %d %d %.1fms', request.remote, request.method, request.path_qs,
-                         response.status, response.body_length, time * 1000)
+                         response.status, sent, time * 1000)
 
     @property
     def enabled(self) -> bool:
