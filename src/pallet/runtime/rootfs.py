@@ -114,7 +114,9 @@ class Rootfs:
         if prop and not flag:
             raise SetupError(f"invalid rootfsPropagation {prop!r}")
         M.mount(None, "/", None, flag)
-        make_parent_private(self.rootfs)
+        if flag & M.MS_SHARED:
+            # still shared after the propagation change: pivot_root/MS_MOVE need a private parent
+            make_parent_private(self.rootfs)
         M.mount(self.rootfs, self.rootfs, "bind", M.MS_BIND | M.MS_REC)
         mounts = self.cfg.get("mounts") or []
         for m in mounts:

@@ -328,8 +328,12 @@ class Runtime:
             _wait_gone(st["pid"], st.get("starttime"), 10.0)
         if cg is not None and st.get("cgroup_created"):
             try:
-                cg.kill_all(SIGKILL)
-                cg.destroy()
+                try:
+                    cg.destroy(timeout=0)
+                except OSError:
+                    # processes left (no private pid namespace, or still exiting): kill them first
+                    cg.kill_all(SIGKILL)
+                    cg.destroy()
             except OSError as e:
                 self.log.warn(f"cannot remove the cgroup of {container_id}: {e}")
         _remove_dir(self.store.dir(container_id))

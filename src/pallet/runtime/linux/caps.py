@@ -71,8 +71,15 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     check(libc.capset(ctypes.byref(hdr), data), "capset")
 
 
-def set_ambient(ambient: int, last: int) -> None:
+def set_ambient(ambient: int, last: int) -> list[str]:
+    """Raise the ambient set; returns the capabilities the kernel refused (not both permitted and
+    inheritable) — runc ignores those too, so a config listing ambient caps alone still runs."""
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    refused = []
     for i in range(last + 1):
         if ambient & (1 << i):
-            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i)
+            try:
+                prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i)
+            except PermissionError:
+                refused.append(NAMES[i] if i < len(NAMES) else str(i))
+    return refused

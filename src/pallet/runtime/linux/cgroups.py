@@ -129,14 +129,18 @@ class Cgroup:
     def procs(self, recursive: bool = True) -> list[int]:
         d = self._procs_dir()
         pids: list[int] = []
-        if not d or not os.path.isdir(d):
+        if not d:
             return pids
-        for dirpath, _, files in os.walk(d) if recursive else [(d, [], ["cgroup.procs"])]:
-            if "cgroup.procs" in files:
-                try:
-                    pids += [int(x) for x in _read(os.path.join(dirpath, "cgroup.procs")).split()]
-                except OSError:
-                    pass
+        todo = [d]
+        while todo:
+            cur = todo.pop()
+            try:
+                pids += [int(x) for x in _read(os.path.join(cur, "cgroup.procs")).split()]
+            except OSError:
+                continue
+            if recursive:
+                with os.scandir(cur) as it:
+                    todo += [e.path for e in it if e.is_dir(follow_symlinks=False)]
         return pids
 
     def _procs_dir(self) -> str | None:
@@ -153,9 +157,14 @@ class Cgroup:
         """Remove the cgroup directories (children first); retries while processes exit."""
         deadline = time.monotonic() + timeout
         for d in self.dirs.values():
-            if not os.path.isdir(d):
+            try:
+                os.rmdir(d)  # the common case: a leaf with no processes left
                 continue
-            for dirpath, _, _ in sorted(os.walk(d), key=lambda t: -len(t[0])):
+            except FileNotFoundError:
+                continue
+            except OSError:
+                pass
+            for dirpath in sorted((p for p, _, _ in os.walk(d)), key=len, reverse=True):
                 while True:
                     try:
                         os.rmdir(dirpath)
@@ -501,7 +510,8 @@ def open_cgroup(cgroups_path: str | None, container_id: str, root: str = ROOT) -
             d = os.path.join(mnt, p.lstrip("/"))
         else:
             mine = own.get(key, "/")
-            rel = os.path.relpath(mine, mroot) if mine.startswith(mroot) else mine.lstrip("/")
-            d = os.path.join(mnt, rel, p)
+            if mroot != "/" and (mine == mroot or mine.startswith(mroot + "/")):
+                mine = mine[len(mroot):]
+            d = mnt + "/" + mine.strip("/") + "/" + p
         dirs[key] = os.path.normpath(d)
     return CgroupV1(dirs)
