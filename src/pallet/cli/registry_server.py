@@ -11,16 +11,18 @@ def registry_group() -> None:
 
 
 def _config(config_file: str | None, **flags):
+    from pallet.cli.common import state
     from pallet.registry.server.config import load_config
 
-    return load_config(config_file, flags)
+    return load_config(config_file, flags, default_storage=str(state().root_path / "registry"))
 
 
 @registry_group.command("serve")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="TOML file with the same keys as these flags (flags override it).")
 @click.option("--addr", help="HOST:PORT to listen on (default 127.0.0.1:5000).")
-@click.option("--storage", type=click.Path(file_okay=False), help="Storage directory.")
+@click.option("--storage", type=click.Path(file_okay=False),
+              help="Storage directory (default: registry/ in pallet's storage root).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS with this certificate.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="Private key of --tls-cert.")
 @click.option("--htpasswd", type=click.Path(dir_okay=False, exists=True), help="bcrypt htpasswd file: Basic auth.")

@@ -62,7 +62,7 @@ def rp_bin():
 def test_bad_flags_are_one_sentence(tmp_path):
     for args, msg in ((["--addr", "nonsense"], "invalid --addr"),
                       (["--storage", str(tmp_path), "--token-realm", "http://x"], "token auth needs"),
-                      ([], "no storage directory")):
+                      (["--storage", str(tmp_path), "--tls-cert", __file__], "--tls-cert and --tls-key go together")):
         cp = subprocess.run([str(rp_bin()), "registry", "serve", *args], capture_output=True, text=True, timeout=30)
         assert cp.returncode == 125 and msg in cp.stderr, cp.stderr
         assert "Traceback" not in cp.stderr
@@ -196,3 +196,18 @@ def test_kill_9_never_exposes_partial_content(serve):
             for tag in c.get(f"/v2/{repo}/tags/list").json()["tags"]:
                 r = c.get(f"/v2/{repo}/manifests/{tag}")
                 assert r.status_code == 200 and sha256(r.content) == r.headers["Docker-Content-Digest"]
+
+
+def test_default_storage_is_under_pallet_root(tmp_path):
+    from helpers.registry_server import free_port
+
+    port = free_port()
+    env = dict(os.environ, PALLET_ROOT=str(tmp_path / "root"))
+    proc = subprocess.Popen([str(rp_bin()), "registry", "serve", "--addr", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert f"storage {tmp_path / 'root' / 'registry'}" in line, line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

@@ -71,9 +71,9 @@ def _upstream(v: Any) -> Upstream:
     raise PalletError(f"invalid proxy_remote entry {v!r}: a URL or a table with url, username, password")
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> ServerConfig:
+def load_config(path: str | Path | None, overrides: dict[str, Any], *, default_storage: str = "") -> ServerConfig:
     """Read the config file (if any), then apply every flag that was given (not None)."""
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"storage": default_storage} if default_storage else {}
     if path:
         try:
             raw = tomllib.loads(Path(path).read_text())
