@@ -115,6 +115,11 @@ def test_layout_export_and_import(pallet, tmp_path, tiny, fresh):
     assert cp.returncode != 0 and "no image named" in cp.stderr
     cp = pallet("image", "import-layout", str(tmp_path))
     assert cp.returncode != 0 and "not an OCI image layout" in cp.stderr
+    (tmp_path / "notlayout").mkdir()
+    (tmp_path / "notlayout" / "precious").write_text("x")
+    cp = pallet("image", "export-layout", str(tmp_path / "notlayout"), "localhost/tiny:1")
+    assert cp.returncode != 0 and "not an OCI image layout" in cp.stderr
+    assert os.listdir(tmp_path / "notlayout") == ["precious"]
 
 
 def test_oci_names_follow_podman(pallet, tmp_path):

@@ -62,3 +62,38 @@ def test_parallel_loads_of_the_same_archive_all_succeed(tmp_path):
     cp = subprocess.run([BIN / "pallet", "images", "-q"], env=env(fresh), capture_output=True, text=True, check=True)
     assert len(cp.stdout.split()) == 1
     assert os.listdir(fresh / "tmp") == []
+
+
+def test_a_load_killed_midway_registers_nothing_and_gc_takes_its_blobs(tmp_path):
+    import hashlib
+    import signal
+    import time
+
+    root = tmp_path / "root"
+    big = io.BytesIO()
+    with tarfile.open(fileobj=big, mode="w") as tf:
+        for i in range(3):
+            data = hashlib.sha256(str(i).encode()).digest() * (1 << 15)   # 1 MiB each
+            ti = tarfile.TarInfo(f"file{i}")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    subprocess.run([BIN / "pallet", "import", "-", "localhost/big:1"], input=big.getvalue(), env=env(root),
+                   check=True, capture_output=True)
+    archive = tmp_path / "a.tar"
+    subprocess.run([BIN / "pallet", "save", "--format", "oci-archive", "-o", archive, "localhost/big:1"],
+                   env=env(root), check=True)
+    data = archive.read_bytes()
+    fresh = tmp_path / "fresh"
+    proc = subprocess.Popen([BIN / "pallet", "load"], env=env(fresh), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(data[: len(data) * 3 // 4])      # everything up to part of the last blob
+    proc.stdin.flush()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cp = subprocess.run([BIN / "pallet", "images", "-q"], env=env(fresh), capture_output=True, text=True, check=True)
+    assert cp.stdout == ""
+    for p in (fresh / "blobs" / "sha256").iterdir():        # whatever is there is whole and named right
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name
+    subprocess.run([BIN / "pallet", "image", "prune", "-f"], env=env(fresh), check=True, capture_output=True)
+    assert list((fresh / "blobs" / "sha256").iterdir()) == []
