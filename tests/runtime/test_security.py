@@ -272,3 +272,19 @@ def test_rlimits_oom_score_hostname_sysctl(prt, new_bundle, cid, no_leftovers):
     out = run_out(prt, new_bundle, cid, ["sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj;"
                                                    "hostname; cat /proc/sys/net/ipv4/ip_forward"], edit)
     assert out.split() == ["512", "1000", "500", "box", "1"]
+
+
+def test_no_pivot_time_namespace_personality_domainname(prt, new_bundle, cid, no_leftovers):
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "time"})
+        cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+        cfg["linux"]["personality"] = {"domain": "LINUX32"}
+        cfg["domainname"] = "example.test"
+    b = new_bundle(["sh", "-c", "cut -d. -f1 /proc/uptime; uname -m; cat /proc/sys/kernel/domainname; cut -d' ' -f5 /proc/self/mountinfo "
+                                "| head -1"], edit=edit)
+    cp = prt("run", "--no-pivot", "--bundle", str(b), cid)
+    assert cp.returncode == 0, cp.stderr
+    uptime, machine, domain, root = cp.stdout.split()
+    assert int(uptime) >= 86400 * 365  # the boot clock moved by the configured offset
+    assert machine in ("i686", "i386", "armv8l", "armv7l") and domain == "example.test"
+    assert root == "/"  # MS_MOVE + chroot: the rootfs is the root mount

@@ -234,6 +234,16 @@ def _prepare_process(ctx: Ctx, proc: dict, warn, *, setgroups_ok: bool) -> str:
     proc_mod.apply_lsm(proc, warn)
     os.umask((proc.get("user") or {}).get("umask", 0o022))
     masks = proc_mod.cap_masks(proc)
+    cwd = proc.get("cwd") or "/"
+    verified = False
+    try:
+        os.chdir(cwd)  # as root first: a directory only root may enter
+    except OSError:
+        pass
+    else:
+        # check before seccomp is loaded: a profile may forbid getcwd itself
+        proc_mod.verify_cwd(cwd)
+        verified = True
     if proc.get("noNewPrivileges"):
         P.set_no_new_privs()
     elif ctx.seccomp is not None:
@@ -241,13 +251,14 @@ def _prepare_process(ctx: Ctx, proc: dict, warn, *, setgroups_ok: bool) -> str:
         ctx.seccomp.load()
     env = proc_mod.env_dict(proc)
     user = proc.get("user") or {}
-    cwd = proc.get("cwd") or "/"
-    try:
-        os.chdir(cwd)  # as root first: a directory only root may enter
-    except OSError:
-        pass
     proc_mod.set_user_and_caps(proc, masks, setgroups_ok=setgroups_ok)
-    proc_mod.chdir_inside(cwd)
+    if verified:
+        try:
+            os.chdir(cwd)  # again as the user: permissions
+        except OSError as e:
+            raise proc_mod.ProcessError(f"cannot chdir to {cwd}: {e.strerror}") from None
+    else:
+        proc_mod.chdir_inside(cwd)
     if "HOME" not in env:
         home = proc_mod.home_of(user.get("uid", 0))
         proc.setdefault("env", []).append(f"HOME={home}")

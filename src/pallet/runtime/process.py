@@ -100,6 +100,12 @@ def chdir_inside(cwd: str) -> None:
         os.chdir(cwd)
     except OSError as e:
         raise ProcessError(f"cannot chdir to {cwd}: {e.strerror}") from None
+    verify_cwd(cwd)
+
+
+def verify_cwd(cwd: str) -> None:
+    """getcwd() names a path only when the directory is below our root (glibc reports ENOENT for
+    '(unreachable)/...'): a working directory reached through a leaked descriptor fails here."""
     try:
         here = os.getcwd()
     except OSError:
