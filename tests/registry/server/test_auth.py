@@ -207,3 +207,20 @@ def test_token_anonymous_pull(serve, issuer):
     with rp.client() as c:
         assert c.get(f"/v2/tok/anon/blobs/{d}").content == b"public"
         assert c.post("/v2/tok/anon/blobs/uploads/").status_code == 401
+
+
+def test_token_mount_needs_pull_on_the_source(token_registry, issuer):
+    src = bearer(issuer.token(access("tok/src", "pull", "push")))
+    with token_registry.client(headers=src) as c:
+        d = push_blob(c, "tok/src", b"secret layer")
+    # push on the target only: no mount, a plain upload session instead (nothing leaks)
+    only_dst = bearer(issuer.token(access("tok/dst", "pull", "push")))
+    with token_registry.client(headers=only_dst) as c:
+        r = c.post("/v2/tok/dst/blobs/uploads/", params={"mount": d, "from": "tok/src"})
+        assert r.status_code == 202
+        assert c.head(f"/v2/tok/dst/blobs/{d}").status_code == 404
+    both = bearer(issuer.token(access("tok/dst", "pull", "push") + access("tok/src", "pull")))
+    with token_registry.client(headers=both) as c:
+        r = c.post("/v2/tok/dst/blobs/uploads/", params={"mount": d, "from": "tok/src"})
+        assert r.status_code == 201
+        assert c.get(f"/v2/tok/dst/blobs/{d}").content == b"secret layer"
