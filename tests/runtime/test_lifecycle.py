@@ -150,6 +150,7 @@ def test_hooks_order_and_state(prt, new_bundle, cid, tmp_path, no_leftovers):
     assert all(s["id"] == cid and s["bundle"] == str(b) for s in states)
     assert states[0]["status"] == "created" and states[0]["pid"] > 0  # prestart: what runtime-tools expects
     assert states[1]["status"] == "creating"
+    assert states[0]["pid"] == states[1]["pid"] == states[2]["pid"] == states[3]["pid"]  # the host pid
     assert states[-1]["status"] == "stopped"
 
 

@@ -156,6 +156,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
     proc = cfg.get("process") or {}
     warn = _warner(chan)
     try:
+        # the host's /proc is still mounted: it names our pid in the runtime's pid namespace (for hooks)
+        ctx.state["pid"] = int(os.readlink("/proc/self"))
         types = {n["type"] for n in _namespaces(cfg)}
         if cfg.get("hostname") and "uts" not in types:
             raise SetupError("unable to set hostname without a private UTS namespace")
@@ -171,11 +173,13 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         if "mount" not in types or not any(os.path.normpath(m.get("destination", "")) == "/proc"
                                            for m in cfg.get("mounts") or ()):
             state_dirfd = os.open(os.path.dirname(ctx.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        chan.send(t="hooks")
-        reply = chan.recv()
-        if not reply or reply.get("t") != "ok":
-            os._exit(1)
         hooks = cfg.get("hooks") or {}
+        if hooks.get("prestart") or hooks.get("createRuntime"):
+            # the runtime's namespace runs these: ask the parent and wait (no round trip without hooks)
+            chan.send(t="hooks")
+            reply = chan.recv()
+            if not reply or reply.get("t") != "ok":
+                os._exit(1)
         run_hooks("createContainer", hooks.get("createContainer"), dict(ctx.state, status="created"))
         if "mount" in types:
             fs.pivot(ctx.no_pivot)

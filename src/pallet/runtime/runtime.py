@@ -143,8 +143,6 @@ class Runtime:
             elif t == "pid":
                 init_pid = msg["pid"]
                 undo["pid"] = init_pid
-                os.waitpid(c1, 0)
-                undo.pop("c1", None)
                 ps = proc_stat(init_pid)
                 st["pid"] = init_pid
                 st["starttime"] = ps[1] if ps else None
@@ -159,6 +157,8 @@ class Runtime:
                     hooks_pending = True
             elif t == "ready":
                 break
+        os.waitpid(c1, 0)  # C1 exited right after reporting the pid; reap it now, off the critical path
+        undo.pop("c1", None)
         pchan.close()
         undo.pop("chan", None)
         self.store.save(st)
