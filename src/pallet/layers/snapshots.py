@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -57,6 +56,7 @@ class LayerSource:
     media_type: str
     open: Callable[[], BinaryIO]
     size: int = 0
+    trusted: bool = False   # the blob was verified against `digest` when stored: do not hash it again
 
 
 def _hex(digest: str) -> str:
@@ -152,11 +152,11 @@ def _umount(target: str) -> None:
 
 def _unpack_one(args: tuple) -> tuple[str, dict]:
     """Worker: unpack one layer into tmp/<x>/diff (a process of its own, for parallelism)."""
-    tmpdir, path, media_type, digest, diff_id = args
+    tmpdir, path, media_type, digest, diff_id, trusted = args
     os.makedirs(tmpdir + "/diff")
     with open(path, "rb") as f:
-        r = apply_layer(f, tmpdir + "/diff", media_type, expected_digest=digest or None,
-                        expected_diff_id=diff_id, threaded=False)
+        r = apply_layer(f, tmpdir + "/diff", media_type, expected_digest=None if trusted else digest or None,
+                        expected_diff_id=diff_id, threaded=False, hash_blob=not trusted)
     return tmpdir, r.__dict__
 
 
@@ -298,21 +298,24 @@ class Snapshots:
         try:
             if parallel and workers > 1 and all(isinstance(j[2], str) for j in jobs):
                 import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
                 order = sorted(jobs, key=lambda j: -(j[3].size or 0))  # biggest first
                 with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-                    futs = {ex.submit(_unpack_one, (t, p, s.media_type, s.digest, s.diff_id)): i
+                    futs = {ex.submit(_unpack_one, (t, p, s.media_type, s.digest, s.diff_id, s.trusted)): i
                             for i, t, p, s in order}
                     for fut, i in futs.items():
                         tmpdir, result = fut.result()
+                        result["digest"] = result["digest"] or layers[i].digest
                         self._publish(tmpdir, ids[i], ids[i - 1] if i else None, result)
             else:
                 for i, tmp, _, src in jobs:
                     os.makedirs(tmp + "/diff")
                     with src.open() as f:
-                        r = apply_layer(f, tmp + "/diff", src.media_type, expected_digest=src.digest or None,
-                                        expected_diff_id=src.diff_id)
-                    self._publish(tmp, ids[i], ids[i - 1] if i else None, r.__dict__)
+                        r = apply_layer(f, tmp + "/diff", src.media_type,
+                                        expected_digest=None if src.trusted else src.digest or None,
+                                        expected_diff_id=src.diff_id, hash_blob=not src.trusted)
+                    self._publish(tmp, ids[i], ids[i - 1] if i else None, {**r.__dict__, "digest": r.digest or src.digest})
         finally:
             for _, tmp, _, _ in jobs:
                 if os.path.exists(tmp):
