@@ -15,7 +15,17 @@ from engine.engine_support import BIN, IMAGE, wait_for
 
 pytestmark = [pytest.mark.root]
 
-RUNTIMES = ["pallet", "runc"]
+def _crun_usable() -> bool:
+    """crun refuses a cgroup v1 'hybrid' host whose cgroup2 tree still has controllers."""
+    try:
+        return open("/sys/fs/cgroup/unified/cgroup.controllers").read().strip() == "" or \
+            os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    except OSError:
+        return True
+
+
+RUNTIMES = ["pallet", "runc", pytest.param("crun", marks=pytest.mark.skipif(
+    not _crun_usable(), reason="crun refuses this hybrid cgroup host (controllers on cgroup2)"))]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -134,11 +144,12 @@ def test_stdin_is_forwarded(pallet_env):
     assert cp.stdout == "HELLO\n"
 
 
-def test_tty_detach_attach(pallet_env):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tty_detach_attach(pallet_env, runtime):
     import pexpect
 
-    child = pexpect.spawn(str(BIN / "pallet"), ["run", "-it", "--name", "tty1", IMAGE, "sh"], env=pallet_env.env,
-                          dimensions=(33, 101), timeout=20)
+    child = pexpect.spawn(str(BIN / "pallet"), ["run", "-it", "--runtime", runtime, "--name", "tty1", IMAGE, "sh"],
+                          env=pallet_env.env, dimensions=(33, 101), timeout=20)
     try:
         child.expect("# ")
         time.sleep(1)
@@ -154,6 +165,18 @@ def test_tty_detach_attach(pallet_env):
         child.close()
         assert child.exitstatus == 0
         assert json.loads(pallet_env("inspect", "tty1").stdout)[0]["State"]["Running"]
+        # exec -it: a second pty in the same container
+        ex = pexpect.spawn(str(BIN / "pallet"), ["exec", "-it", "tty1", "sh"], env=pallet_env.env, timeout=20,
+                           dimensions=(20, 70))
+        ex.expect("# ")
+        time.sleep(1)
+        ex.sendline("stty size; tty")
+        ex.expect("20 70")
+        ex.expect("/dev/pts/")
+        ex.sendline("exit 4")
+        ex.expect(pexpect.EOF)
+        ex.close()
+        assert ex.exitstatus == 4
         child = pexpect.spawn(str(BIN / "pallet"), ["attach", "tty1"], env=pallet_env.env, timeout=20)
         time.sleep(1)   # busybox ash asks the terminal for the cursor position (ESC[6n) and waits a moment
         child.sendline("echo back-$((40+2))")
@@ -270,3 +293,53 @@ def test_parallel_run_and_rm(pallet_env):
     assert not list(pallet_env.root.glob("layers/containers/*"))
     assert not [d for d in __import__("pathlib").Path("/sys/fs/cgroup").glob("*/**/pallet/*") if d.is_dir()
                 and any(d.name == cid for cid in [])]
+
+
+def test_start_attach_logs_prune_info(pallet_env, tmp_path):
+    envf = tmp_path / "env"
+    envf.write_text("# comment\nA=from-file\nB=2\n")
+    cid = pallet_env("create", "--env-file", str(envf), "-e", "B=3", IMAGE, "sh", "-c",
+                     "echo out $A $B; echo err >&2; exit 9", check=True).stdout.strip()
+    assert json.loads(pallet_env("inspect", cid).stdout)[0]["State"]["Status"] == "created"
+    cp = pallet_env("start", "-a", cid)
+    assert cp.returncode == 9 and cp.stdout == "out from-file 3\n" and cp.stderr == "err\n"
+    logs = pallet_env("logs", "-t", cid, check=True)
+    assert logs.stdout.endswith(" out from-file 3\n") and logs.stdout[:4].isdigit() and "err" in logs.stderr
+    assert pallet_env("logs", "--since", "1h", cid, check=True).stdout == "out from-file 3\n"
+    assert pallet_env("logs", "--since", str(time.time() + 60), cid, check=True).stdout == ""
+    raw = (pallet_env.root / "containers" / cid / f"{cid}-json.log").read_text().splitlines()
+    assert {json.loads(x)["stream"] for x in raw} == {"stdout", "stderr"}
+    st = json.loads(pallet_env("ps", "-a", "--format", "json").stdout.splitlines()[0])
+    assert st["Status"].startswith("Exited (9)") and st["State"] == "exited"
+    pallet_env("start", cid, check=True)   # runs again, detached
+    assert pallet_env("wait", cid, check=True).stdout.strip() == "9"
+    assert pallet_env("logs", cid).stdout.count("out from-file 3") == 2
+    info = json.loads(pallet_env("system", "info", "--format", "json", check=True).stdout)
+    assert info["Containers"] == 1 and info["Driver"] in ("overlay", "copy") and info["Images"] == 1
+    cp = pallet_env("container", "prune", "-f", check=True)
+    assert cid in cp.stdout and pallet_env.ids() == []
+
+
+def test_no_sig_proxy_and_stop_signal(pallet_env):
+    p = subprocess.Popen([str(BIN / "pallet"), "run", "--name", "np", "--sig-proxy=false", IMAGE, "sh", "-c",
+                          "trap 'echo got-term; exit 1' TERM; echo ready; sleep 2; echo done"],
+                         stdout=subprocess.PIPE, text=True, env=pallet_env.env)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGTERM)    # not proxied: the CLI goes, the container carries on
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert pallet_env("wait", "np", check=True).stdout.strip() == "0"
+    assert pallet_env("logs", "np").stdout == "ready\ndone\n"
+    pallet_env("rm", "np", check=True)
+    cid = pallet_env("run", "-d", "--stop-signal", "USR1", IMAGE, "sh", "-c",
+                     "trap 'echo bye; exit 3' USR1; while true; do sleep 0.1; done", check=True).stdout.strip()
+    pallet_env("stop", cid, check=True)
+    c = json.loads(pallet_env("inspect", cid).stdout)[0]
+    assert c["State"]["ExitCode"] == 3 and c["Config"]["StopSignal"] == "USR1"
+    assert "bye" in pallet_env("logs", cid).stdout
+    pallet_env("restart", "-t", "1", cid, check=True)
+    assert json.loads(pallet_env("inspect", cid).stdout)[0]["State"]["Running"]
+    pallet_env("rm", "-f", cid, check=True)

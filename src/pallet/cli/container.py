@@ -122,7 +122,8 @@ CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
 @click.command("run", context_settings=CTX)
 @_create_options
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
-@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the container.")
+@click.option("--sig-proxy", type=click.BOOL, is_flag=False, flag_value=True, default=True, show_default=True,
+              help="Proxy received signals to the container (--sig-proxy=false turns it off).")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool, **kw) -> int:
@@ -227,7 +228,8 @@ def start_cmd(containers: tuple[str, ...], do_attach: bool, interactive: bool) -
 
 @click.command("attach")
 @click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
-@click.option("--sig-proxy/--no-sig-proxy", default=True)
+@click.option("--sig-proxy", type=click.BOOL, is_flag=False, flag_value=True, default=True,
+              help="Proxy received signals to the container.")
 @click.argument("container")
 def attach_cmd(container: str, no_stdin: bool, sig_proxy: bool) -> int:
     """Attach to a running container's input and output (ctrl-p ctrl-q detaches)."""
