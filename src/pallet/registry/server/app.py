@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from pallet.errors import DigestMismatch, InvalidDigest, InvalidDocument
+from pallet.errors import DigestMismatch, InvalidDigest, InvalidDocument, PalletError
 from pallet.oci import Digest, Index, Manifest
 from pallet.oci import mediatypes as mt
 from pallet.registry.server.auth import Authorizer, Scope
@@ -25,6 +26,7 @@ from pallet.registry.server.errors import APIError
 from pallet.registry.server.names import UPLOAD_ID_RE, valid_name, valid_tag
 from pallet.registry.server.storage import Storage
 
+log = logging.getLogger("pallet.registry")
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 MAX_MANIFEST = 4 * 1024 * 1024
 CHUNK = 1 << 20
@@ -135,6 +137,10 @@ class RegistryApp:
         except APIError as e:
             resp = web.Response(status=e.status, body=e.body(), content_type="application/json",
                                 headers=e.headers)
+        except (OSError, PalletError) as e:  # disk full, a damaged storage file, ...
+            log.exception("%s %s failed", request.method, request.path)
+            err = APIError("UNKNOWN", f"internal error: {getattr(e, 'message', None) or e}", status=500)
+            resp = web.Response(status=500, body=err.body(), content_type="application/json")
         finally:
             self.in_flight -= 1
         resp.headers[API_VERSION[0]] = API_VERSION[1]
@@ -169,8 +175,14 @@ class RegistryApp:
         name = m["name"]
         if not valid_name(name):
             raise APIError("NAME_INVALID", "invalid repository name", {"name": name})
-        actions = ("pull",) if method in ("GET", "HEAD") else ("delete",) if method == "DELETE" \
-            and kind != "upload" else ("pull", "push")
+        if kind == "upload":
+            actions: tuple[str, ...] = ("pull", "push")
+        elif method in ("GET", "HEAD"):
+            actions = ("pull",)
+        elif method == "DELETE":
+            actions = ("delete",)
+        else:
+            actions = ("pull", "push")
         self.auth.check(request.headers.get("Authorization"), Scope("repository", name, actions))
         if kind == "manifest":
             ref = m["ref"]
