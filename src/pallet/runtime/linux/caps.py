@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
-
-from pallet.runtime.linux.libc import check, libc
+from pallet.runtime.linux.libc import Structure, byref, c_int, c_uint32, check, libc
 from pallet.runtime.linux.prctl import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
@@ -50,12 +48,12 @@ def drop_bounding(keep: int, last: int) -> None:
             prctl(PR_CAPBSET_DROP, i)
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
 
 
-class _Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+class _Data(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32), ("inheritable", c_uint32)]
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -68,7 +66,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         name = _Data._fields_[k][0]
         setattr(data[0], name, v & 0xFFFFFFFF)
         setattr(data[1], name, (v >> 32) & 0xFFFFFFFF)
-    check(libc.capset(ctypes.byref(hdr), data), "capset")
+    check(libc.capset(byref(hdr), data), "capset")
 
 
 def set_ambient(ambient: int, last: int) -> list[str]:

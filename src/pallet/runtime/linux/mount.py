@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
-
-from pallet.runtime.linux.libc import _b, check, libc, sysno
+from pallet.runtime.linux.libc import _b, c_ulong, check, libc, sysno
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -75,7 +73,7 @@ def parse_options(options: list[str]) -> tuple[int, int, str]:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
-    ret = libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data) if data else None)
+    ret = libc.mount(_b(source), _b(target), _b(fstype), c_ulong(flags), _b(data) if data else None)
     if ret < 0:
         check(ret, f"mount {source or fstype or ''} on {target}")
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
-
-from pallet.runtime.linux.libc import check, libc, sysno
+from pallet.runtime.linux.libc import c_int, c_uint, c_ulong, check, libc, sysno
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -24,7 +22,7 @@ PER_LINUX = 0x0000
 PER_LINUX32 = 0x0008
 
 _prctl = libc.prctl
-_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
 
 
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
@@ -52,10 +50,10 @@ def set_pdeathsig(sig: int) -> None:
 
 
 def personality(persona: int) -> None:
-    check(libc.personality(ctypes.c_ulong(persona)), "personality")
+    check(libc.personality(c_ulong(persona)), "personality")
 
 
 def cloexec_from(first: int) -> None:
     """Mark every descriptor >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC)."""
-    check(libc.syscall(sysno("close_range"), ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF),
-                       ctypes.c_uint(CLOSE_RANGE_CLOEXEC)), "close_range")
+    check(libc.syscall(sysno("close_range"), c_uint(first), c_uint(0xFFFFFFFF),
+                       c_uint(CLOSE_RANGE_CLOEXEC)), "close_range")

@@ -7,10 +7,21 @@ init calls `Filter.load()` as its last step before execve.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 
-_lib: ctypes.CDLL | None = None
+from pallet.runtime.linux.libc import (
+    POINTER,
+    Library,
+    Structure,
+    c_char_p,
+    c_int,
+    c_uint,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+
+_lib: Library | None = None
 
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -27,38 +38,38 @@ ARCHES = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
           "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"]
 
 
-class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
+class _ArgCmp(Structure):
+    _fields_ = [("arg", c_uint), ("op", c_int), ("datum_a", c_uint64),
+                ("datum_b", c_uint64)]
 
 
-def lib() -> ctypes.CDLL:
+def lib() -> Library:
     global _lib
     if _lib is None:
         try:
-            _lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+            _lib = Library("libseccomp.so.2")
         except OSError as e:
             raise OSError(_errno.ENOENT, f"seccomp: cannot load libseccomp.so.2 ({e})") from None
-        _lib.seccomp_init.restype = ctypes.c_void_p
-        _lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        _lib.seccomp_init.restype = c_void_p
+        _lib.seccomp_init.argtypes = [c_uint32]
         for fn in ("seccomp_load", "seccomp_release"):
-            getattr(_lib, fn).argtypes = [ctypes.c_void_p]
+            getattr(_lib, fn).argtypes = [c_void_p]
         _lib.seccomp_release.restype = None
-        _lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        _lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-        _lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-        _lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        _lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
-        _lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                                ctypes.POINTER(_ArgCmp)]
+        _lib.seccomp_arch_add.argtypes = [c_void_p, c_uint32]
+        _lib.seccomp_arch_resolve_name.restype = c_uint32
+        _lib.seccomp_arch_resolve_name.argtypes = [c_char_p]
+        _lib.seccomp_syscall_resolve_name.argtypes = [c_char_p]
+        _lib.seccomp_attr_set.argtypes = [c_void_p, c_int, c_uint32]
+        _lib.seccomp_rule_add_array.argtypes = [c_void_p, c_uint32, c_int, c_uint,
+                                                POINTER(_ArgCmp)]
     return _lib
 
 
 def version() -> str:
-    class _V(ctypes.Structure):
-        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+    class _V(Structure):
+        _fields_ = [("major", c_uint), ("minor", c_uint), ("micro", c_uint)]
     f = lib().seccomp_version
-    f.restype = ctypes.POINTER(_V)
+    f.restype = POINTER(_V)
     v = f().contents
     return f"{v.major}.{v.minor}.{v.micro}"
 
@@ -128,7 +139,7 @@ def _check(rc: int, what: str) -> None:
         raise ValueError(f"seccomp: {what}: {_errno.errorcode.get(-rc, -rc)}")
 
 
-def _add_rule(L: ctypes.CDLL, ctx: int, rule: dict, default: int) -> None:
+def _add_rule(L: Library, ctx: int, rule: dict, default: int) -> None:
     action = _action(rule.get("action", ""), rule.get("errnoRet"))
     names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
     args = rule.get("args") or []
