@@ -120,6 +120,7 @@ def test_manifest_inspect_raw_and_ls_remote(pallet, registry):
     assert j == {"Repository": f"{registry.host}/test/other", "Tags": ["v1", "v2"]}
 
 
+@pytest.mark.slow
 def test_concurrent_pulls_of_the_same_image(registry, pallet_root, client_env, tmp_path):
     """Two processes pull the same image at once: both succeed; each blob is downloaded once."""
     import os

@@ -1,8 +1,9 @@
 """Pull: a reference's manifest (choosing a platform from an index), config and layers into the store.
 
 Every blob is streamed into a verified store writer (size and digest checked
-before it is published) while the layer is decompressed in the same pass to
-compute its diff id, which must equal the config's `rootfs.diff_ids` entry.
+before it is published) while, in the same pass, the layer is unpacked into
+the store's layer snapshots (`pallet.layers`: decompress, hash, untar), which
+yields its diff id; it must equal the config's `rootfs.diff_ids` entry.
 An interrupted download resumes with `Range`; layers download in parallel.
 A blob another process is downloading at the same moment is waited for, not
 downloaded twice. The image is registered only when everything checked out;
@@ -24,14 +25,13 @@ import httpx
 
 from pallet.errors import (
     DigestMismatch,
-    InvalidArchive,
     InvalidDocument,
     NotFound,
     PalletError,
     RegistryError,
 )
 from pallet.oci import mediatypes as mt
-from pallet.oci.digest import Digest
+from pallet.oci.digest import Digest, chain_ids
 from pallet.oci.documents import Descriptor, ImageConfig, Index, Manifest, Platform, parse_manifest_or_index
 from pallet.registry.client import platforms
 from pallet.registry.client.transport import Options, Registry, error_for, scope
@@ -78,8 +78,9 @@ class PullResult:
 class Client:
     """Registry sessions for one command, keyed by registry domain."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, *, unpack: bool = True) -> None:
         self.opts = opts
+        self.unpack = unpack          # unpack layers into the snapshots while downloading
         self._registries: dict[str, Registry] = {}
 
     def registry(self, domain: str) -> Registry:
@@ -276,6 +277,22 @@ class Client:
         sizes = [0] * len(manifest.layers)
         errors: list[BaseException] = []
         cancel = threading.Event()
+        snaps = _snapshots(store) if self.unpack else None
+        chains = chain_ids(config.diff_ids)
+
+        def target_for(i: int, layer: Descriptor):
+            if snaps is None:
+                return lambda: _Decode(layer.media_type)
+            return lambda: _Unpack(snaps, chains[i], chains[i - 1] if i else None, layer, config.diff_ids[i])
+
+        def unpacked(i: int, layer: Descriptor) -> int | None:
+            """Size of layer i when its snapshot is already there, made from this very blob."""
+            if snaps is None or not snaps.has(chains[i]):
+                return None
+            meta = snaps.layer_meta(chains[i])
+            if meta.get("digest") == layer.digest and meta.get("diff_id") == config.diff_ids[i]:
+                return int(meta.get("size") or 0)
+            return None
 
         def one(i: int, layer: Descriptor) -> None:
             if cancel.is_set():
@@ -286,10 +303,12 @@ class Client:
             try:
                 with _blob_lock(store, layer.digest):
                     if store.blobs.has(layer.digest):
-                        sizes[i] = _verify_stored_layer(store, layer, config.diff_ids[i])
+                        done = unpacked(i, layer)
+                        sizes[i] = done if done is not None else \
+                            _stored_layer(store, layer, config.diff_ids[i], target_for(i, layer)())
                         progress.finish(key, "Already exists")
                         return
-                    sink = BlobSink(store, layer, config.diff_ids[i])
+                    sink = BlobSink(store, layer, config.diff_ids[i], target_for(i, layer))
                     try:
                         t0 = time.monotonic()
                         downloaded[0] += self.fetch_blob(src, layer, sink, progress, key)
@@ -324,76 +343,126 @@ class _Short(Exception):
     pass
 
 
-class BlobSink:
-    """A blob arriving from the network: store writer (digest + size) and, for a layer, diff id check."""
+class _Decode:
+    """Diff id by decompressing in the same pass (when layers are not unpacked here)."""
 
-    def __init__(self, store, desc: Descriptor, diff_id: str | None) -> None:
+    def __init__(self, media_type: str) -> None:
+        from pallet.layers.compression import DigestingDecoder
+
+        self.dec = DigestingDecoder(media_type)
+
+    def feed(self, data: bytes) -> None:
+        self.dec.feed(data)
+
+    def finish(self) -> tuple[str, int]:
+        self.dec.finish()
+        return self.dec.diff_id, self.dec.size
+
+    def abort(self) -> None:
+        pass
+
+
+class _Unpack:
+    """Unpack into the layer snapshots in the same pass as the download (pallet.layers)."""
+
+    def __init__(self, snaps, chain_id: str, parent: str | None, layer: Descriptor, diff_id: str) -> None:
+        self.pending = snaps.unpack_writer(chain_id, parent, layer.media_type, expected_digest=layer.digest,
+                                           expected_diff_id=diff_id)
+
+    def feed(self, data: bytes) -> None:
+        self.pending.feed(data)
+
+    def finish(self) -> tuple[str, int]:
+        r = self.pending.commit()
+        return r.diff_id, r.size
+
+    def abort(self) -> None:
+        self.pending.abort()
+
+
+class BlobSink:
+    """A blob arriving from the network: the store writer (digest + size checked) and, for a layer,
+    a target that computes its diff id (decompressing, or unpacking it) from the same bytes."""
+
+    def __init__(self, store, desc: Descriptor, diff_id: str | None, target=None) -> None:
         self.store = store
         self.desc = desc
         self.diff_id = diff_id
+        self._make_target = target
         self._open()
 
     def _open(self) -> None:
-        from pallet.layers.compression import DigestingDecoder
-
         self.writer = self.store.blobs.writer(self.desc.digest, self.desc.size)
-        self.decoder = DigestingDecoder(self.desc.media_type) if self.diff_id else None
-        self.error: InvalidArchive | None = None
+        self.target = self._make_target() if self._make_target else None
+        self.error: PalletError | None = None
 
     def write(self, data: bytes) -> None:
         self.writer.write(data)
-        if self.decoder is not None and self.error is None:
+        if self.target is not None and self.error is None:
             try:
-                self.decoder.feed(data)
-            except InvalidArchive as e:  # reported after the digest check: corrupt bytes are a digest error
+                self.target.feed(data)
+            except PalletError as e:  # reported after the digest check: corrupt bytes are a digest error
                 self.error = e
 
     def reset(self) -> None:
-        self.writer.abort()
+        self.abort()
         self._open()
 
     def abort(self) -> None:
         self.writer.abort()
+        if self.target is not None:
+            self.target.abort()
 
     def commit(self) -> int:
         """Verify and publish; returns the uncompressed size (the blob size for a non-layer)."""
         got = self.writer.hasher.digest()
         if self.writer.size != self.desc.size or str(got) != self.desc.digest:
-            self.writer.abort()
+            self.abort()
             raise DigestMismatch(f"blob {self.desc.digest}: the registry sent {self.writer.size} bytes whose "
                                  f"digest is {got} (expected {self.desc.size} bytes with digest {self.desc.digest}); "
                                  f"nothing was stored")
         size = self.desc.size
-        if self.decoder is not None:
+        if self.target is not None:
             try:
                 if self.error is not None:
                     raise self.error
-                self.decoder.finish()
-            except InvalidArchive as e:
-                self.writer.abort()
-                raise InvalidArchive(f"layer {self.desc.digest}: {e.message}") from None
-            if self.decoder.diff_id != self.diff_id:
-                self.writer.abort()
-                raise DigestMismatch(f"layer {self.desc.digest} uncompresses to {self.decoder.diff_id}, but the "
+                diff_id, size = self.target.finish()
+            except PalletError as e:
+                self.abort()
+                raise type(e)(f"layer {self.desc.digest}: {e.message} (the image config says its diff id is "
+                              f"{self.diff_id}); nothing was registered") from None
+            if diff_id != self.diff_id:
+                self.abort()
+                raise DigestMismatch(f"layer {self.desc.digest} uncompresses to {diff_id}, but the "
                                      f"image config says its diff id is {self.diff_id}; nothing was registered")
-            size = self.decoder.size
         self.writer.commit()
         return size
 
 
-def _verify_stored_layer(store, layer: Descriptor, diff_id: str) -> int:
-    """A layer blob already in the store: check that it uncompresses to the diff id the config names."""
-    from pallet.layers.compression import DigestingDecoder
-
-    dec = DigestingDecoder(layer.media_type)
-    with store.blobs.open(layer.digest) as f:
-        while chunk := f.read(CHUNK):
-            dec.feed(chunk)
-    dec.finish()
-    if dec.diff_id != diff_id:
-        raise DigestMismatch(f"layer {layer.digest} uncompresses to {dec.diff_id}, but the image config says "
+def _stored_layer(store, layer: Descriptor, diff_id: str, target) -> int:
+    """A layer blob already in the store: feed it to the target (unpack, or just check its diff id)."""
+    try:
+        with store.blobs.open(layer.digest) as f:
+            while chunk := f.read(CHUNK):
+                target.feed(chunk)
+        got, size = target.finish()
+    except PalletError as e:
+        target.abort()
+        raise type(e)(f"layer {layer.digest}: {e.message} (the image config says its diff id is {diff_id}); "
+                      f"nothing was registered") from None
+    if got != diff_id:
+        raise DigestMismatch(f"layer {layer.digest} uncompresses to {got}, but the image config says "
                              f"its diff id is {diff_id}; nothing was registered")
-    return dec.size
+    return size
+
+
+def _snapshots(store):
+    """The store's layer snapshots (pallet.layers), or None where that part of pallet is missing."""
+    try:
+        from pallet.layers.snapshots import Snapshots
+    except ImportError:
+        return None
+    return Snapshots(store.root)
 
 
 @contextmanager
