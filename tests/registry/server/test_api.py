@@ -477,3 +477,27 @@ def test_content_negotiation_by_accept(api):
     r = api.get(f"/v2/neg/app/manifests/{digest}",
                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
     assert r.status_code == 200 and r.content == raw
+
+
+def test_more_bad_inputs(api):
+    loc = api.post("/v2/bad/inputs/blobs/uploads/").headers["Location"]
+    for cr in ("garbage", "5-2", "a-b", "-1-3"):
+        r = api.patch(loc, content=b"xyz", headers={"Content-Range": cr})
+        assert r.status_code == 416, cr
+    r = api.patch(loc, content=b"xyz", headers={"Content-Range": "0-9"})  # length disagrees
+    assert r.status_code in (400, 416)
+    assert api.get(loc).headers["Range"] == "0-0"  # nothing was appended
+    r = api.post("/v2/bad/inputs/blobs/uploads/", params={"mount": "sha256:short", "from": "x/y"})
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert api.get("/v2/_catalog", params={"n": "many"}).status_code == 400
+    r = api.get("/v2/bad/inputs/blobs/not-a-digest")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    r = api.get("/v2/bad/inputs/manifests/sha256:1234")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    r = api.put("/v2/bad/inputs/manifests/v1", content=b"{}",
+                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
+    r = api.get("/v2/bad/inputs/nonsense/endpoint")
+    assert r.status_code == 404
+    r = api.get("/v3/")
+    assert r.status_code == 404
