@@ -62,7 +62,8 @@ class PalletRuntime:
         try:
             if not tty:
                 try:
-                    return self.rt.exec(cid, process, detach=detach, stdio=(stdin, 1, 2))
+                    code = self.rt.exec(cid, process, detach=detach, stdio=(stdin, 1, 2))
+                    return 0 if detach else code
                 except RuntimeFailure as e:
                     raise classify(e.message) from None
             return _exec_tty(self.rt, cid, process, detach=detach)
