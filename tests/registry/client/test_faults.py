@@ -187,3 +187,16 @@ def test_pull_killed_half_way_then_rerun(registry, proxy, pallet_root, client_en
     rec = store.images()[0]
     for c in chain_ids(store.config(rec).diff_ids):   # unpacked while downloading
         assert (store.root / "layers" / c.removeprefix("sha256:") / "diff").is_dir()
+
+
+def test_push_retries_a_failed_upload(pallet, proxy, registry, store, fast):
+    """A 503 on the upload's PUT restarts that blob's upload; the push succeeds."""
+    from registry.client.peers import skopeo_inspect
+
+    pallet("pull", f"{registry.host}/test/other:v1", check=True)
+    proxy.rules.append(Rule("PUT", "/blobs/uploads/", status=503, times=2))
+    proxy.rules.append(Rule("POST", "/blobs/uploads/", status=500, times=1))
+    dest = f"{proxy.host}/retried/other:v1"
+    res = json.loads(pallet(*fast, "push", "--format", "json", f"{registry.host}/test/other:v1", dest,
+                            check=True).stdout)
+    assert skopeo_inspect(f"{registry.host}/retried/other:v1", "--tls-verify=false")["Digest"] == res["Digest"]

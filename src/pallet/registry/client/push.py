@@ -21,7 +21,7 @@ from pallet.oci import mediatypes as mt
 from pallet.oci.digest import Digest
 from pallet.oci.documents import Descriptor, Index, Manifest, parse_manifest_or_index
 from pallet.registry.client.pull import Client, Progress
-from pallet.registry.client.transport import Registry, error_for, scope
+from pallet.registry.client.transport import Registry, TransportFailure, error_for, scope
 
 READ = 1 << 20
 
@@ -135,7 +135,7 @@ class Pusher:
                     location = _location(self.reg, resp, f"upload of {desc.digest}")
                 self._upload(location, desc, path, key)
                 break
-            except _UploadFailed as e:
+            except (_UploadFailed, TransportFailure) as e:
                 location = None
                 self.progress.reset(key, 0)
                 if attempt >= self.reg.opts.retries:

@@ -108,6 +108,10 @@ def ssl_context(host: str, opts: Options, *, verify: bool) -> ssl.SSLContext:
     return ctx
 
 
+class TransportFailure(RegistryError):
+    """The connection failed (refused, reset, timed out) after the retries the request allowed."""
+
+
 class _Token:
     __slots__ = ("value", "expires")
 
@@ -365,7 +369,7 @@ class Registry:
                     self._sleep(attempt, None)
                     attempt += 1
                     continue
-                raise RegistryError(f"{method} {_path(url)} on {self.domain} failed: {_describe(e)}") from None
+                raise TransportFailure(f"{method} {_path(url)} on {self.domain} failed: {_describe(e)}") from None
             if resp.status_code == 401 and not refreshed:
                 ch = self._pick_challenge(resp)
                 if ch is not None:
