@@ -1,0 +1,28 @@
+"""pallet.engine — containers: an image snapshot plus an OCI spec, run by a runtime under a monitor.
+
+    from pallet.engine.core import Engine, CreateOptions
+    eng = Engine(store, runroot)
+    c = eng.create(CreateOptions(image="busybox", command=["true"]))   # row, snapshot, /etc files
+    eng.start(c)                       # forks the monitor, returns when the container runs
+    eng.stop(c, timeout=10); eng.kill(c, 9); eng.remove(c, force=True)
+    eng.get("name-or-id"); eng.list(); eng.inspect(c)   # docker's JSON shape
+
+Modules (one concern each):
+  core       the Engine: create/start/stop/kill/remove/inspect, state reconciliation
+  model      the container row; is pid N still the process we started (start-time check, pidfds)
+  spec       runtime-spec config.json from Config/HostConfig: docker's caps, masks, mounts, rlimits
+  seccomp    moby's default profile (seccomp_default.json, Apache-2.0) -> linux.seccomp
+  users      -u USER[:GROUP] resolved in the container's /etc/passwd, /etc/group, never leaving its root
+  monitor    conmon's role: parent of the container's init, json-file logs, attach socket, exit codes, --rm
+  attach     the client side of the attach socket (foreground run, start -a, attach): raw tty, SIGWINCH,
+             ctrl-p ctrl-q, signal proxy
+  logs       reading the json-file log (tail, since/until, follow across rotation)
+  execs      exec through the container's runtime
+  runtimes   runc/crun/any runc-compatible binary through its CLI; palletrt: pallet.runtime in-process
+  snapshots  adapter to pallet.layers (container snapshots)
+
+Room for the next issue (volumes, limits, restart policies): HostConfig is stored whole (CreateOptions.
+extra_host_config lands in it) and `spec.build_spec` is where mounts/resources/caps get applied; the
+row already has restart_count and stopped_by_user; the monitor's `_finish` is where a restart policy
+would loop instead of exiting; `Engine.inspect` renders Mounts from HostConfig once there are any.
+"""
