@@ -160,7 +160,8 @@ def pull_cmd(image, platform, all_platforms, quiet, max_parallel, tls_verify, cr
     else:
         click.echo(f"Digest: {res.digest}")
         for name in res.names:
-            click.echo(f"Status: Downloaded image for {name}")
+            click.echo(f"Status: Image is up to date for {name}" if res.downloaded == 0 else
+                       f"Status: Downloaded newer image for {name}")
         click.echo(res.image_id)
 
 

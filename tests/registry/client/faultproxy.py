@@ -9,7 +9,8 @@ always): `status` answers that status itself (429/503 with Retry-After 0, 404...
 `drop_after` forwards the response headers and that many body bytes and then
 closes the connection, `corrupt` flips a byte of the body, `rate` sends the
 body at that many bytes per second, `content_type`/`body` replace the answer.
-`hits` counts the requests by (method, path); `sent` the blob bytes sent.
+`hits` counts the requests by (method, path); `sent` the blob bytes sent;
+`relative_locations` turns absolute `Location` headers into paths.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.hits: list[tuple[str, str, dict]] = []
         self.sent = 0
+        self.relative_locations = False   # rewrite Location headers to paths (as some registries send)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -107,6 +109,8 @@ class FaultProxy:
                         continue
                     if k.lower() == "location":
                         v = v.replace(f"//{proxy.upstream}/", f"//{proxy.host}/")
+                        if proxy.relative_locations:
+                            v = v.replace(f"http://{proxy.host}", "")
                     self.send_header(k, v)
                 chunked = resp.getheader("Content-Length") is None and method != "HEAD" and resp.status != 204
                 if chunked:

@@ -104,7 +104,8 @@ def test_push_index_with_all_manifests(pallet, registry, store, tmp_path):
 
 
 def test_chunked_upload(registry, store, tmp_path):
-    """PATCH with Content-Range per chunk, then PUT ?digest= (the library's chunk_size option)."""
+    """PATCH with Content-Range per chunk, then PUT ?digest= (the library's chunk_size option), with
+    relative upload Locations."""
     from pallet.registry.client.pull import Client
     from pallet.registry.client.push import push
     from pallet.registry.client.transport import Options
@@ -114,6 +115,7 @@ def test_chunked_upload(registry, store, tmp_path):
     with Client(Options()) as c:
         c.pull(store, src)
     with DockerRegistry(tmp_path / "chunked") as target, FaultProxy(target.host) as proxy:
+        proxy.relative_locations = True     # upload Locations as paths: resolved against the request URL
         sizes = [d.size for d in store.manifest(store.resolve_image(src)).layers]
         chunk = 512 * 1024
         with Client(Options(chunk_size=chunk)) as c:
