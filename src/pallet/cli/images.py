@@ -524,9 +524,12 @@ def save_cmd(images: tuple[str, ...], output: str | None, fmt: str) -> None:
         sys.stdout.buffer.flush()
         return
     target = os.path.abspath(output)
-    with AtomicFile(target, fsync=False) as f:
-        save_archive(store, items, f.file, fmt)
-        f.commit()
+    try:
+        with AtomicFile(target, fsync=False) as f:
+            save_archive(store, items, f.file, fmt)
+            f.commit()
+    except OSError as e:
+        raise PalletError(f"cannot write {output}: {e.strerror or e}") from None
 
 
 def _print_loaded(loaded, quiet: bool) -> None:
@@ -569,7 +572,10 @@ def export_layout_cmd(directory: str, images: tuple[str, ...]) -> None:
     from pallet.store.layout import save_layout
 
     store = state().store()
-    save_layout(store, directory, _records_for(store, images))
+    try:
+        save_layout(store, directory, _records_for(store, images))
+    except OSError as e:
+        raise PalletError(f"cannot write the layout {directory}: {e.strerror or e}") from None
 
 
 @click.command("import-layout")
