@@ -238,3 +238,19 @@ def test_usage_errors(prt):
 def test_pallet_runtime_subcommand(pallet):
     cp = pallet("runtime", "--version")
     assert cp.returncode == 0 and "pallet-runtime version" in cp.stdout
+
+
+def test_config_without_process_creates_but_does_not_start(prt, new_bundle, cid, no_leftovers):
+    b = new_bundle(edit=lambda c: c.pop("process"))
+    prt("create", "--bundle", str(b), cid, check=True)
+    cp = prt("start", cid)
+    assert cp.returncode == 1 and "no process to start" in cp.stderr
+    assert wait_status(prt, cid, "stopped")["status"] == "stopped"
+    prt("delete", cid, check=True)
+
+
+def test_run_keep(prt, new_bundle, cid, no_leftovers):
+    b = new_bundle(["true"])
+    prt("run", "--keep", "--bundle", str(b), cid, check=True)
+    assert json.loads(prt("state", cid, check=True).stdout)["status"] == "stopped"
+    prt("delete", cid, check=True)

@@ -207,7 +207,7 @@ def _dispatch(cmd: str, opts: dict, args: list[str], g: dict, log) -> int | None
         if cmd == "create":
             rt.create(cid, bundle, **kw)
             return 0
-        return _run(rt, cid, bundle, bool(opts.get("detach")), kw)
+        return _run(rt, cid, bundle, bool(opts.get("detach")), kw, keep=bool(opts.get("keep")))
     if cmd == "start":
         rt.start(_one_id(args, cmd))
     elif cmd == "state":
@@ -264,7 +264,7 @@ def _forward_signals(pid_ref: list[int]) -> None:
         _signal.signal(s, fwd)
 
 
-def _run(rt, cid: str, bundle: str, detach: bool, kw: dict) -> int:
+def _run(rt, cid: str, bundle: str, detach: bool, kw: dict, *, keep: bool = False) -> int:
     if detach:
         rt.run(cid, bundle, detach=True, **kw)
         return 0
@@ -274,7 +274,7 @@ def _run(rt, cid: str, bundle: str, detach: bool, kw: dict) -> int:
     set_child_subreaper()
     from pallet.runtime.spec import load_config
 
-    terminal = bool(load_config(os.path.abspath(bundle))["process"].get("terminal")) and not kw.get("console_socket")
+    terminal = bool((load_config(os.path.abspath(bundle)).get("process") or {}).get("terminal")) and not kw.get("console_socket")
     console = mine = None
     if terminal:
         import socket
@@ -296,7 +296,8 @@ def _run(rt, cid: str, bundle: str, detach: bool, kw: dict) -> int:
         rt.delete(cid, force=True)
         raise
     code = _proxy_tty(master, st["pid"]) if master is not None else wait_pid(st["pid"])
-    rt.delete(cid, force=True)
+    if not keep:
+        rt.delete(cid, force=True)
     return code
 
 

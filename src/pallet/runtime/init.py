@@ -201,7 +201,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             if dom not in ("LINUX", "LINUX32"):
                 raise SetupError(f"unsupported personality domain {dom!r}")
             P.personality(P.PER_LINUX32 if dom == "LINUX32" else P.PER_LINUX)
-        argv0 = _prepare_process(ctx, proc, warn, setgroups_ok=True)
+        argv0 = _prepare_process(ctx, proc, warn, setgroups_ok=True) if proc else ""
         env = proc_mod.env_dict(proc)
         chan.send(t="ready")
         chan.close()
@@ -214,6 +214,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         os.write(wfd, b"0")
         os.close(wfd)
         os.close(ctx.fifo_fd)
+        if not proc:
+            os._exit(1)  # no process: `start` refuses and kills us; never run anything
         run_hooks("startContainer", hooks.get("startContainer"), dict(ctx.state, status="running"))
         _exec(ctx, proc, argv0, env)
     except BaseException as e:  # noqa: B036

@@ -113,6 +113,10 @@ class Rootfs:
         flag = M.PROPAGATION.get(prop, 0) if prop else M.MS_SLAVE | M.MS_REC
         if prop and not flag:
             raise SetupError(f"invalid rootfsPropagation {prop!r}")
+        if flag & M.MS_UNBINDABLE:
+            # an unbindable root could not be bind-mounted onto itself: prepare with a private root,
+            # finish() applies the configured propagation after the pivot
+            flag = M.MS_PRIVATE | M.MS_REC
         M.mount(None, "/", None, flag)
         if flag & M.MS_SHARED:
             # still shared after the propagation change: pivot_root/MS_MOVE need a private parent

@@ -54,7 +54,7 @@ class Runtime:
         if not os.path.isdir(rootfs):
             raise InvalidConfig(f"root filesystem {rootfs} does not exist")
         linux = cfg.get("linux") or {}
-        proc = cfg["process"]
+        proc = cfg.get("process") or {}
         nss = {n["type"]: n for n in linux.get("namespaces") or ()}
         if "user" in nss and not nss["user"].get("path") and not (
                 linux.get("uidMappings") and linux.get("gidMappings")):
@@ -219,6 +219,14 @@ class Runtime:
             if status == "stopped":
                 raise InvalidState("cannot start a container that has stopped")
             raise InvalidState(f"cannot start an already {status} container")
+        if not st["config"].get("process"):
+            # nothing to run: per the spec start fails, and the container ends up stopped
+            try:
+                os.kill(st["pid"], SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_gone(st["pid"], st.get("starttime"), 5.0)
+            raise InvalidState(f"container {container_id} has no process to start")
         import select
 
         fifo = self.store.fifo(container_id)

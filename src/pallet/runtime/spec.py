@@ -104,8 +104,10 @@ def validate(cfg: dict) -> None:
     if len(nums) != 3 or not all(n.isdigit() for n in nums) or nums[0] != "1":
         raise InvalidConfig(f"config.json: unsupported ociVersion {version!r} (this runtime implements 1.x)")
     proc = cfg.get("process")
+    if proc is None:
+        proc = {"args": ["-"]}  # optional in the spec: such a container can be created, not started
     if not isinstance(proc, dict):
-        raise InvalidConfig("config.json: process is missing")
+        raise InvalidConfig("config.json: process must be an object")
     args = proc.get("args")
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
         raise InvalidConfig("config.json: process.args must be a non-empty list of strings")
