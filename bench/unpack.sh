@@ -31,21 +31,28 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f", m }'; }
 
+# CPU seconds (user + sys) of a command, into file $1
+cpu() { local out=$1; shift; /usr/bin/time -f "%U %S" -o "$out" "$@"; awk '{ printf "%.2f", $1 + $2 }' "$out"; }
+
 sync
-P=(); U=()
+P=(); U=(); PC=(); UC=()
 for i in $(seq "$RUNS"); do
     t0=$(now)
-    "$PALLET" --root "$W/p$i" load -q -i "$ARCHIVE" >/dev/null
-    "$PALLET" --root "$W/p$i" image mount localhost/real:latest >/dev/null
+    c1=$(cpu "$W/t.p1" "$PALLET" --root "$W/p$i" load -q -i "$ARCHIVE" 2>/dev/null >/dev/null)
+    c2=$(cpu "$W/t.p2" "$PALLET" --root "$W/p$i" image mount localhost/real:latest 2>/dev/null >/dev/null)
     t1=$(now)
-    umoci raw unpack --image "$L:real" "$W/u$i" >/dev/null 2>&1
+    c3=$(cpu "$W/t.u" umoci raw unpack --image "$L:real" "$W/u$i" 2>/dev/null >/dev/null)
     t2=$(now)
     P+=("$(secs "$t0" "$t1")"); U+=("$(secs "$t1" "$t2")")
-    printf "run %d: pallet load+mount %ss   umoci raw unpack %ss\n" "$i" "${P[-1]}" "${U[-1]}"
+    PC+=("$(awk -v a="$c1" -v b="$c2" 'BEGIN { printf "%.2f", a + b }')"); UC+=("$c3")
+    printf "run %d: pallet load+mount %ss (cpu %ss = load %s + mount %s)   umoci raw unpack %ss (cpu %ss)\n" \
+        "$i" "${P[-1]}" "${PC[-1]}" "$c1" "$c2" "${U[-1]}" "${UC[-1]}"
 done
-pm=$(printf "%s\n" "${P[@]}" | median)
-um=$(printf "%s\n" "${U[@]}" | median)
-echo "median: pallet $pm s, umoci $um s, ratio pallet/umoci $(awk -v p="$pm" -v u="$um" 'BEGIN { printf "%.2f", p / u }') (target <= 0.70)"
+pm=$(printf "%s\n" "${P[@]}" | median); um=$(printf "%s\n" "${U[@]}" | median)
+pc=$(printf "%s\n" "${PC[@]}" | median); uc=$(printf "%s\n" "${UC[@]}" | median)
+ratio() { awk -v p="$1" -v u="$2" 'BEGIN { printf "%.2f", p / u }'; }
+echo "median wall: pallet $pm s, umoci $um s, ratio pallet/umoci $(ratio "$pm" "$um") (target <= 0.70)"
+echo "median cpu:  pallet $pc s, umoci $uc s, ratio pallet/umoci $(ratio "$pc" "$uc")"
 
 # the floor: raw decompression and hashing of the same layer blobs
 layers=$(python3 -c "
