@@ -311,3 +311,37 @@ def test_parallel_run_and_rm(pallet_env):
         base = h / mine.get(h.name.split(",")[0], "/").lstrip("/") / "pallet"
         stray += [base / cid for cid in ids if (base / cid).exists()]
     assert stray == []
+
+
+@pytest.mark.network
+def test_run_pulls_from_a_registry(pallet_env, tmp_path):
+    """--pull missing|always through pallet.registry.client, against pallet's own registry on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reg = subprocess.Popen([str(BIN / "pallet"), "registry", "serve", "--addr", f"127.0.0.1:{port}",
+                            "--storage", str(tmp_path / "reg")], env=pallet_env.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        assert wait_for(up, 15)
+        pallet_env("push", IMAGE, f"127.0.0.1:{port}/bb:1", check=True)
+        fresh = dict(PALLET_ROOT=str(tmp_path / "root2"), PALLET_RUNROOT=str(tmp_path / "run2"))
+        cp = pallet_env("run", "--rm", f"127.0.0.1:{port}/bb:1", "echo", "pulled", env=fresh, check=True)
+        assert cp.stdout == "pulled\n" and "Unable to find image" in cp.stderr
+        cp = pallet_env("run", "--rm", "--pull", "always", f"127.0.0.1:{port}/bb:1", "echo", "again", env=fresh,
+                        check=True)
+        assert cp.stdout == "again\n" and "Unable to find image" not in cp.stderr
+        assert pallet_env("run", "--rm", "--pull", "never", f"127.0.0.1:{port}/bb:2", "true",
+                          env=fresh).returncode == 125
+    finally:
+        reg.terminate()
+        reg.wait(10)

@@ -186,7 +186,7 @@ class Engine:
 
         store = self.store
         if opts.pull == "always":
-            return self.pull(opts.image, opts.platform)
+            return self.pull(opts.image, opts.platform, missing=False)
         try:
             return store.resolve_image(opts.image)
         except NotFound:
@@ -196,7 +196,7 @@ class Engine:
         except InvalidReference:
             raise
 
-    def pull(self, image: str, platform: str | None):
+    def pull(self, image: str, platform: str | None, *, missing: bool = True):
         """Pull through pallet.registry.client (docker run's 'Unable to find image locally' path)."""
         import sys
 
@@ -209,7 +209,8 @@ class Engine:
         from pallet.registry.client.settings import load_settings
         from pallet.registry.client.transport import Options
 
-        sys.stderr.write(f"Unable to find image '{image}' locally\n")
+        if missing:
+            sys.stderr.write(f"Unable to find image '{image}' locally\n")
         settings = load_settings(None)
         opts = Options(settings=settings, max_parallel=settings.max_parallel, retries=settings.retries,
                        backoff=settings.retry_delay)
