@@ -57,7 +57,17 @@ for rt in pallet runc crun; do
     RUNTIMES+=("$rt")
 done
 
+# floors, for reading the numbers: the interpreter alone, and pallet-runtime's CLI without a container
+PY=$(head -1 "$PALLET_RUNTIME" | sed 's/^#!//')
+CMD[python-startup]="$PY"
+CMD[pallet-version]="$PALLET_RUNTIME"
 for i in $(seq 1 "$ROUNDS"); do
+    for floor in python-startup pallet-version; do
+        t0=$(date +%s%N)
+        if [ $floor = python-startup ]; then "$PY" -c pass; else "$PALLET_RUNTIME" --version >/dev/null; fi
+        t1=$(date +%s%N)
+        echo "$(( (t1 - t0) / 1000 )) 0" >> "$WORK/$floor.times"
+    done
     for rt in "${RUNTIMES[@]}"; do
         t0=$(date +%s%N)
         /usr/bin/time -f "%M" -o "$WORK/rss" "${CMD[$rt]}" --root "$WORK/$rt" run -b "$BUNDLE" "b$i" >/dev/null
@@ -66,16 +76,16 @@ for i in $(seq 1 "$ROUNDS"); do
     done
 done
 
-python3 - "$WORK" "${RUNTIMES[@]}" <<'PY'
+python3 - "$WORK" "${RUNTIMES[@]}" python-startup pallet-version <<'PY'
 import statistics, sys
 work, rts = sys.argv[1], sys.argv[2:]
 res = {}
 for rt in rts:
     rows = [tuple(map(int, l.split())) for l in open(f"{work}/{rt}.times")]
-    res[rt] = (statistics.median(r[0] for r in rows) / 1000, max(r[1] for r in rows) / 1024, len(rows))
+    res[rt] = (statistics.median(r[0] for r in rows) / 1000, round(max(r[1] for r in rows) / 1024, 1), len(rows))
 base = res.get("runc", (None,))[0]
-print(f"{'runtime':<8} {'runs':>4} {'median ms':>10} {'vs runc':>8} {'peak RSS MiB':>13}")
+print(f"{'runtime':<15} {'runs':>4} {'median ms':>10} {'vs runc':>8} {'peak RSS MiB':>13}")
 for rt, (med, rss, n) in res.items():
     ratio = f"{med / base:.2f}x" if base else "-"
-    print(f"{rt:<8} {n:>4} {med:>10.1f} {ratio:>8} {rss:>13.1f}")
+    print(f"{rt:<15} {n:>4} {med:>10.1f} {ratio:>8} {rss if rss else '':>13}")
 PY

@@ -254,3 +254,14 @@ def test_run_keep(prt, new_bundle, cid, no_leftovers):
     prt("run", "--keep", "--bundle", str(b), cid, check=True)
     assert json.loads(prt("state", cid, check=True).stdout)["status"] == "stopped"
     prt("delete", cid, check=True)
+
+
+def test_failing_poststart_and_poststop_hooks_warn_and_continue(prt, new_bundle, cid, tmp_path, no_leftovers):
+    out = tmp_path / "out"
+    ok = {"path": "/bin/sh", "args": ["sh", "-c", f"echo called >> {out}"]}
+    b = new_bundle(["true"], edit=lambda c: c.update(
+        hooks={"poststart": [{"path": "/bin/false"}, ok], "poststop": [{"path": "/bin/false"}, ok]}))
+    cp = prt("run", "--bundle", str(b), cid)
+    assert cp.returncode == 0
+    assert out.read_text() == "called\ncalled\n"
+    assert cp.stderr.count("level=warning") == 2 and "poststart hook #0" in cp.stderr

@@ -21,6 +21,18 @@ def run_hooks(kind: str, hooks: list[dict] | None, state: dict) -> None:
         run_hook(h, data, f"{kind} hook #{i}")
 
 
+def run_hooks_warn(kind: str, hooks: list[dict] | None, state: dict, warn) -> None:
+    """poststart/poststop: a failing hook is a warning and the remaining hooks still run (the spec)."""
+    if not hooks:
+        return
+    data = dumps(state).encode()
+    for i, h in enumerate(hooks):
+        try:
+            run_hook(h, data, f"{kind} hook #{i}")
+        except HookError as e:
+            warn(str(e))
+
+
 def _env(entries: list[str] | None) -> dict[str, str]:
     env = {}
     for e in entries or ():

@@ -8,7 +8,7 @@ import time
 from pallet.errors import RuntimeFailure
 from pallet.runtime import init as init_mod
 from pallet.runtime.channel import pair
-from pallet.runtime.hooks import HookError, run_hooks
+from pallet.runtime.hooks import HookError, run_hooks, run_hooks_warn
 from pallet.runtime.log import Log
 from pallet.runtime.spec import InvalidConfig, load_config
 from pallet.runtime.state import InvalidState, Store, alive, now_rfc3339, oci_state, proc_stat
@@ -251,11 +251,8 @@ class Runtime:
             os.unlink(fifo)
         except FileNotFoundError:
             pass
-        try:
-            run_hooks("poststart", (st["config"].get("hooks") or {}).get("poststart"),
-                      oci_state(st, "running"))
-        except HookError as e:
-            self.log.warn(str(e))
+        run_hooks_warn("poststart", (st["config"].get("hooks") or {}).get("poststart"), oci_state(st, "running"),
+                       self.log.warn)
 
     def run(self, container_id: str, bundle: str, *, detach: bool = False, **create_args) -> int:
         """create + start; unless detached, wait for the container, delete it and return its exit code.
@@ -345,10 +342,8 @@ class Runtime:
             except OSError as e:
                 self.log.warn(f"cannot remove the cgroup of {container_id}: {e}")
         _remove_dir(self.store.dir(container_id))
-        try:
-            run_hooks("poststop", (st["config"].get("hooks") or {}).get("poststop"), oci_state(st, "stopped"))
-        except HookError as e:
-            self.log.warn(str(e))
+        run_hooks_warn("poststop", (st["config"].get("hooks") or {}).get("poststop"), oci_state(st, "stopped"),
+                       self.log.warn)
 
     # -- exec -------------------------------------------------------------------------------
     def exec(self, container_id: str, process: dict, *, console_socket: str | None = None,
