@@ -224,3 +224,55 @@ def test_token_mount_needs_pull_on_the_source(token_registry, issuer):
         r = c.post("/v2/tok/dst/blobs/uploads/", params={"mount": d, "from": "tok/src"})
         assert r.status_code == 201
         assert c.get(f"/v2/tok/dst/blobs/{d}").content == b"secret layer"
+
+
+@pytest.mark.slow
+def test_token_issuer_fixture_works_with_docker_registry(issuer, tmp_path):
+    """The same issuer drives distribution's token auth (auth.token.rootcertbundle), for client tests."""
+    import shutil
+    import time
+
+    from helpers.registry_server import free_port
+
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed")
+    port = free_port()
+    cfg = tmp_path / "distribution.yml"
+    cfg.write_text(f"""version: 0.1
+log: {{level: warn, accesslog: {{disabled: true}}}}
+storage: {{filesystem: {{rootdirectory: {tmp_path / 'dist'}}}}}
+http: {{addr: 127.0.0.1:{port}}}
+auth:
+  token: {{realm: "{issuer.realm}", service: {issuer.service}, issuer: {issuer.issuer},
+          rootcertbundle: {issuer.cert_path}}}
+""")
+    proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 401:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        layout = Layout(tmp_path / "oci")
+        layout.write_image("img")
+        subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "alice:pw",
+                        f"oci:{layout.root}:img", f"docker://127.0.0.1:{port}/tok/dist:v1"],
+                       check=True, capture_output=True, timeout=60)
+        oci = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        pull = {**oci, **bearer(issuer.token(access("tok/dist", "pull")))}
+        assert httpx.get(f"http://127.0.0.1:{port}/v2/tok/dist/manifests/v1", headers=pull).status_code == 200
+        other = {**oci, **bearer(issuer.token(access("tok/other", "pull")))}
+        assert httpx.get(f"http://127.0.0.1:{port}/v2/tok/dist/manifests/v1", headers=other).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_tls_with_workers(serve, certs):
+    rp = serve("--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key), "--workers", "2",
+               scheme="https")
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    for _ in range(6):  # new connections land on either worker
+        assert httpx.get(rp.url + "/v2/", verify=ctx).status_code == 200
