@@ -57,7 +57,13 @@ def gc_cmd(config_file: str | None, storage: str | None, dry_run: bool, delete_u
     from pallet.registry.server.gc import collect
     from pallet.registry.server.storage import FilesystemStorage
 
+    from pathlib import Path
+
+    from pallet.errors import NotFound
+
     cfg = _config(config_file, storage=storage, gc_grace=grace)
+    if not (Path(cfg.storage) / "blobs").is_dir():
+        raise NotFound(f"no registry storage at {cfg.storage} (give --storage DIR, the server's storage)")
     report = collect(FilesystemStorage(cfg.storage), grace=cfg.gc_grace, dry_run=dry_run,
                      delete_untagged=delete_untagged, log=click.echo)
     verb = "would remove" if dry_run else "removed"

@@ -168,3 +168,10 @@ def test_concurrent_pushes_pulls_and_gc(serve, tmp_path):
             pulls_whole(c, repo, "v1")
     for d in (rp.storage / "blobs" / "sha256").iterdir():
         assert hashlib.sha256(d.read_bytes()).hexdigest() == d.name
+
+
+def test_gc_without_storage_is_an_error(tmp_path):
+    cp = subprocess.run([str(PALLET), "registry", "gc", "--storage", str(tmp_path / "none")], capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode == 125 and "no registry storage at" in cp.stderr
+    assert not (tmp_path / "none").exists()
