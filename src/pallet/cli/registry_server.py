@@ -54,12 +54,11 @@ def serve_cmd(config_file: str | None, **flags) -> None:
 def gc_cmd(config_file: str | None, storage: str | None, dry_run: bool, delete_untagged: bool,
            grace: float | None) -> None:
     """Remove blobs and manifests nothing references any more; safe while the server runs."""
-    from pallet.registry.server.gc import collect
-    from pallet.registry.server.storage import FilesystemStorage
-
     from pathlib import Path
 
     from pallet.errors import NotFound
+    from pallet.registry.server.gc import collect
+    from pallet.registry.server.storage import FilesystemStorage
 
     cfg = _config(config_file, storage=storage, gc_grace=grace)
     if not (Path(cfg.storage) / "blobs").is_dir():
