@@ -74,14 +74,24 @@ def test_htpasswd_over_tls(serve, certs, htpasswd, tmp_path):
     assert json.loads(cp.stdout)["layers"]
 
 
-def test_anonymous_pull_with_htpasswd(serve, htpasswd):
+def test_anonymous_pull_with_htpasswd(serve, htpasswd, tmp_path):
     rp = serve("--htpasswd", str(htpasswd), "--anonymous-pull")
+    layout = Layout(tmp_path / "oci")
+    layout.write_image("img")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "alice:s3cret",
+                    f"oci:{layout.root}:img", f"docker://{rp.addr}/anon/skopeo:v1"], check=True, timeout=60)
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{rp.addr}/anon/skopeo:v1",
+                    f"oci:{tmp_path / 'out'}:img"], check=True, timeout=60)  # no credentials at all
     with rp.client(headers=basic("alice", "s3cret")) as c:
         raw, _ = make_manifest(c, "anon/app", "anon")
         assert push_manifest(c, "anon/app", "v1", raw).status_code == 201
     with rp.client() as c:
         assert c.get("/v2/anon/app/manifests/v1").status_code == 200
         assert c.get("/v2/anon/app/tags/list").json()["tags"] == ["v1"]
+        # containers/image sends empty Basic credentials when it has none
+        assert c.get("/v2/anon/app/manifests/v1", headers=basic("", "")).status_code == 200
+        assert c.get("/v2/anon/app/manifests/v1", headers=basic("alice", "wrong")).status_code == 401
+        assert c.post("/v2/anon/app/blobs/uploads/", headers=basic("", "")).status_code == 401
         assert c.post("/v2/anon/app/blobs/uploads/").status_code == 401
         assert c.delete("/v2/anon/app/manifests/v1").status_code == 401
         assert c.get("/v2/_catalog").status_code == 401

@@ -81,6 +81,8 @@ class HtpasswdAuthorizer(Authorizer):
             user, _, password = base64.b64decode(authorization[6:].strip(), validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             raise self._challenge() from None
+        if not user and self.anonymous_pull and scope.pull_only:
+            return ""  # clients without credentials may still send `Basic base64(":")`
         hashed = self.users.get(user)
         import bcrypt
 
