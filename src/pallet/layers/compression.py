@@ -148,9 +148,11 @@ class DigestingDecoder:
     The first bytes are checked against the compression the media type names.
     """
 
-    def __init__(self, media_type: str, *, what: str = "layer", hash_compressed: bool = True) -> None:
+    def __init__(self, media_type: str, *, what: str = "layer", hash_compressed: bool = True,
+                 hash_uncompressed: bool = True) -> None:
         self.kind = compression_for(media_type)
         self.hash_compressed = hash_compressed
+        self.hash_uncompressed = hash_uncompressed
         self.what = what
         self.compressed = hashlib.sha256()
         self.uncompressed = hashlib.sha256()
@@ -182,7 +184,8 @@ class DigestingDecoder:
             self._check(data)
         out = self._dec.feed(data)
         if out:
-            self.uncompressed.update(out)
+            if self.hash_uncompressed:
+                self.uncompressed.update(out)
             self.size += len(out)
         return out
 
@@ -195,8 +198,9 @@ class DigestingDecoder:
             if data:
                 out = self._dec.feed(data)
         out += self._dec.finish()
-        if out:
+        if out and self.hash_uncompressed:
             self.uncompressed.update(out)
+        if out:
             self.size += len(out)
         return out
 
@@ -207,4 +211,5 @@ class DigestingDecoder:
 
     @property
     def diff_id(self) -> str:
-        return "sha256:" + self.uncompressed.hexdigest()
+        """The diff id ('' when the caller knew it and turned hashing off)."""
+        return "sha256:" + self.uncompressed.hexdigest() if self.hash_uncompressed else ""

@@ -57,6 +57,7 @@ class LayerSource:
     open: Callable[[], BinaryIO]
     size: int = 0
     trusted: bool = False   # the blob was verified against `digest` when stored: do not hash it again
+    diff_verified: bool = False  # its diff id was checked when stored (load, pull): do not hash again
 
 
 def _hex(digest: str) -> str:
@@ -152,11 +153,12 @@ def _umount(target: str) -> None:
 
 def _unpack_one(args: tuple) -> tuple[str, dict]:
     """Worker: unpack one layer into tmp/<x>/diff (a process of its own, for parallelism)."""
-    tmpdir, path, media_type, digest, diff_id, trusted = args
+    tmpdir, path, media_type, digest, diff_id, trusted, diff_verified = args
     os.makedirs(tmpdir + "/diff")
     with open(path, "rb") as f:
         r = apply_layer(f, tmpdir + "/diff", media_type, expected_digest=None if trusted else digest or None,
-                        expected_diff_id=diff_id, threaded=False, hash_blob=not trusted)
+                        expected_diff_id=None if diff_verified else diff_id, threaded=False,
+                        hash_blob=not trusted, hash_diff=not diff_verified)
     return tmpdir, r.__dict__
 
 
@@ -302,11 +304,13 @@ class Snapshots:
 
                 order = sorted(jobs, key=lambda j: -(j[3].size or 0))  # biggest first
                 with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-                    futs = {ex.submit(_unpack_one, (t, p, s.media_type, s.digest, s.diff_id, s.trusted)): i
+                    futs = {ex.submit(_unpack_one, (t, p, s.media_type, s.digest, s.diff_id, s.trusted,
+                                                       s.diff_verified)): i
                             for i, t, p, s in order}
                     for fut, i in futs.items():
                         tmpdir, result = fut.result()
                         result["digest"] = result["digest"] or layers[i].digest
+                        result["diff_id"] = result["diff_id"] or layers[i].diff_id
                         self._publish(tmpdir, ids[i], ids[i - 1] if i else None, result)
             else:
                 for i, tmp, _, src in jobs:
@@ -314,8 +318,10 @@ class Snapshots:
                     with src.open() as f:
                         r = apply_layer(f, tmp + "/diff", src.media_type,
                                         expected_digest=None if src.trusted else src.digest or None,
-                                        expected_diff_id=src.diff_id, hash_blob=not src.trusted)
-                    self._publish(tmp, ids[i], ids[i - 1] if i else None, {**r.__dict__, "digest": r.digest or src.digest})
+                                        expected_diff_id=None if src.diff_verified else src.diff_id,
+                                        hash_blob=not src.trusted, hash_diff=not src.diff_verified)
+                    self._publish(tmp, ids[i], ids[i - 1] if i else None,
+                                  {**r.__dict__, "digest": r.digest or src.digest, "diff_id": r.diff_id or src.diff_id})
         finally:
             for _, tmp, _, _ in jobs:
                 if os.path.exists(tmp):

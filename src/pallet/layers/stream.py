@@ -113,14 +113,16 @@ def _threaded(gen: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
 def apply_layer(source: BinaryIO | Iterable[bytes], dest: str | os.PathLike, media_type: str, *,
                 mode: Mode = "overlay", id_map: IdMap | None = None, expected_digest: str | None = None,
                 expected_diff_id: str | None = None, threaded: bool = True, what: str = "layer",
-                hash_blob: bool = True) -> LayerResult:
+                hash_blob: bool = True, hash_diff: bool = True) -> LayerResult:
     """Unpack one layer from `source` into the existing directory `dest`; see the module docstring.
 
     `hash_blob=False` skips hashing the compressed bytes (for blobs the store verified when it
-    wrote them; `LayerResult.digest` is then ''). The diff id is always computed.
+    wrote them; `LayerResult.digest` is then ''); `hash_diff=False` likewise the uncompressed
+    stream (for layers whose diff id the store checked at load or pull).
     On any error `dest` is left half-written: callers unpack into a temp dir (`snapshots` does).
     """
-    dec = DigestingDecoder(media_type, what=what, hash_compressed=hash_blob or bool(expected_digest))
+    dec = DigestingDecoder(media_type, what=what, hash_compressed=hash_blob or bool(expected_digest),
+                           hash_uncompressed=hash_diff or bool(expected_diff_id))
     data = _decoded(_chunks_of(source, CHUNK), dec)
     if threaded:
         data = _threaded(data)

@@ -73,6 +73,16 @@ def _num(field_: bytes, what: str, name: str) -> int:
         raise InvalidArchive(f"tar entry {name!r} has an invalid {what} field {field_!r}") from None
 
 
+def _fast(field_: bytes, what: str, name: str) -> int:
+    """The common case of `_num` (plain octal) in one C call or two."""
+    if field_[0] & 0x80:
+        return _num(field_, what, name)
+    try:
+        return int(field_.strip(b" \0") or b"0", 8)
+    except ValueError:
+        return _num(field_, what, name)
+
+
 def _str(b: bytes) -> str:
     return b.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
@@ -239,8 +249,11 @@ class TarReader:
                 return
             (name, mode, uid, gid, size, mtime, chksum, typeflag, linkname, magic, uname, gname,
              devmajor, devminor, prefix) = hdr_struct.unpack(hdr)
-            want = _num(chksum, "checksum", _str(name))
-            got = sum(hdr[:148]) + 256 + sum(hdr[156:])
+            try:
+                want = int(chksum.strip(b" \0") or b"0", 8)
+            except ValueError:
+                want = -1
+            got = sum(hdr) - sum(chksum) + 256
             if want != got:
                 # historic signed-char checksums
                 signed = got - 2 * sum(1 for c in hdr[:148] + hdr[156:] if c > 127)
@@ -250,7 +263,7 @@ class TarReader:
                 sname = _str(prefix) + "/" + _str(name)
             else:
                 sname = _str(name)
-            nsize = _num(size, "size", sname)
+            nsize = _fast(size, "size", sname)
             if nsize < 0:
                 raise InvalidArchive(f"tar entry {sname!r} has a negative size")
             t = _TYPES.get(typeflag)
@@ -275,20 +288,17 @@ class TarReader:
             e = Entry(
                 name=sname,
                 type=t,
-                mode=_num(mode, "mode", sname) & 0o7777,
-                uid=_num(uid, "uid", sname),
-                gid=_num(gid, "gid", sname),
+                mode=_fast(mode, "mode", sname) & 0o7777,
+                uid=_fast(uid, "uid", sname),
+                gid=_fast(gid, "gid", sname),
                 size=nsize,
-                mtime_ns=_num(mtime, "mtime", sname) * 1_000_000_000,
+                mtime_ns=_fast(mtime, "mtime", sname) * 1_000_000_000,
                 linkname=_str(linkname) if linkname[0] else "",
             )
             if t in (CHR, BLK):
                 e.devmajor = _num(devmajor, "devmajor", sname)
                 e.devminor = _num(devminor, "devminor", sname)
-            if uname[0]:
-                e.uname = _str(uname)
-            if gname[0]:
-                e.gname = _str(gname)
+            # uname/gname are not decoded: pallet keeps numeric ids (as docker and umoci do)
             if longname is not None:
                 e.name, longname = longname, None
             if longlink is not None:
