@@ -147,6 +147,14 @@ def test_diff_roundtrip_from_overlay_upper(tmp_path: Path) -> None:
         (root / "new").write_text("new")
         os.link(root / "new", root / "new-link")
         os.setxattr(root / "new", "user.k", b"v")
+        base_dir = root / "etc"
+        shutil.copytree(base_dir, root / "etc-copy", symlinks=True)
+        os.rename(root / "etc-copy", root / "etc2")
+        try:
+            os.rename(root / "opt", root / "opt-renamed")  # a lower dir: EXDEV with redirect_dir=off
+        except OSError:
+            shutil.copytree(root / "opt", root / "opt-renamed", symlinks=True)
+            shutil.rmtree(root / "opt")
         expected = describe_tree(root)
     finally:
         c.unmount()

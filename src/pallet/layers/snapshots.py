@@ -112,7 +112,9 @@ def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = No
             lowers = [prefix + x for x in lowers]
         opts = "lowerdir=" + ":".join(lowers)
         if upper:
-            opts += f",upperdir={upper},workdir={work}"
+            # redirect_dir/metacopy off: a renamed lower dir is copied up whole, so the upper dir
+            # is a self-contained change that `diff.diff_upper` can turn into a layer (as docker does)
+            opts += f",upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
         if len(opts) > 4000:
             raise PalletError(f"too many layers for one overlay mount ({len(lowers)}): the option string "
                               f"has {len(opts)} bytes, the kernel takes at most 4096")
