@@ -61,6 +61,8 @@ class Runtime:
             raise InvalidConfig("a new user namespace needs uidMappings and gidMappings")
         if proc.get("terminal") and not console_socket and console is None:
             raise InvalidConfig("cannot allocate tty if pallet-runtime will detach without setting console socket")
+        if linux.get("mountLabel") and not os.path.exists("/sys/fs/selinux/enforce"):
+            self.log.warn(f"selinux is not enabled on this host; mount label {linux['mountLabel']} not applied")
         fifo = self.store.fifo(cid)
         old = os.umask(0)
         try:
@@ -157,7 +159,7 @@ class Runtime:
                     hooks_pending = True
             elif t == "ready":
                 break
-        os.waitpid(c1, 0)  # C1 exited right after reporting the pid; reap it now, off the critical path
+        _reap(c1)  # C1 exited right after reporting the pid; reap it now, off the critical path
         undo.pop("c1", None)
         pchan.close()
         undo.pop("chan", None)
@@ -196,10 +198,7 @@ class Runtime:
                 os.kill(c1, SIGKILL)
             except OSError:
                 pass
-            try:
-                os.waitpid(c1, 0)
-            except ChildProcessError:
-                pass
+            _reap(c1)
         if pid:
             _wait_gone(pid, None, 5.0)
         cg = undo.get("cgroup")
@@ -420,10 +419,10 @@ class Runtime:
                     os.kill(child, SIGKILL)
                 except OSError:
                     pass
-            _, status_ = os.waitpid(c1, 0)
+            _reap(c1)
             raise
         pchan.close()
-        _, wstatus = os.waitpid(c1, 0)
+        wstatus = _reap(c1)
         if not child:
             raise RuntimeFailure("exec failed: the process did not start")
         if detach:
@@ -515,6 +514,14 @@ def _wait_gone(pid: int, starttime: int | None, timeout: float) -> None:
             pass
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _reap(pid: int) -> int:
+    """waitpid for our own child; a caller's SIGCHLD handler may have reaped it already (status 0)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
 
 
 def _remove_dir(d: str) -> None:
