@@ -38,3 +38,9 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# OCI runtime-tools validation suite against pallet-runtime (~8 min; builds the suite the first
+# time). Kept out of `make test`; CI runs it as its own step. Fails only on unexpected failures.
+.PHONY: conformance
+conformance: install
+	bash tests/runtime/conformance.sh
