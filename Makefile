@@ -39,7 +39,7 @@ lint: venv
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
 
-# OCI runtime-tools validation suite against pallet-runtime (~8 min; builds the suite the first
+# OCI runtime-tools validation suite against pallet-runtime (~5 min; builds the suite the first
 # time). Kept out of `make test`; CI runs it as its own step. Fails only on unexpected failures.
 .PHONY: conformance
 conformance: install
