@@ -473,10 +473,6 @@ class Engine:
         (unmounting an overlay syncs the upper filesystem), which the monitor then finishes alone.
         """
         oom = self._oom_killed(c)
-        try:
-            self.runtime(c.runtime).delete(c.id, force=True)
-        except PalletError:
-            pass
         from pallet.engine import snapshots
 
         if c.HostConfig.get("AutoRemove"):
@@ -484,8 +480,12 @@ class Engine:
                          pid=None)
             if notify:
                 notify(True)
-            self._destroy(c, quiet=True)
+            self._destroy(c, quiet=True)   # runtime state, cgroups, snapshot, files, row
             return True
+        try:
+            self.runtime(c.runtime).delete(c.id, force=True)
+        except PalletError:
+            pass
         try:
             snapshots.unmount(self, c)
         except Exception:  # noqa: BLE001
