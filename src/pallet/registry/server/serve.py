@@ -10,7 +10,6 @@ import signal
 import socket
 import ssl
 import sys
-import time
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -127,9 +126,20 @@ def serve(cfg: ServerConfig) -> None:
         _run_worker(cfg, sock, True)
         return
     children: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    # installed before forking, so a SIGTERM that arrives meanwhile still reaches the workers
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     for i in range(cfg.workers):
         pid = os.fork()
         if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
                 _run_worker(cfg, sock, i == 0)
@@ -140,15 +150,7 @@ def serve(cfg: ServerConfig) -> None:
                 os._exit(code)
         children.append(pid)
     sock.close()
-
-    def forward(signum: int, _frame: object) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    deadline: float | None = None
+    stopping = False
     status = 0
     while children:
         try:
@@ -161,8 +163,8 @@ def serve(cfg: ServerConfig) -> None:
             children.remove(pid)
             if os.waitstatus_to_exitcode(st) != 0:
                 status = 1
-            if deadline is None:
-                deadline = time.monotonic()
+            if not stopping:
+                stopping = True
                 forward(signal.SIGTERM, None)  # one worker gone: stop the rest too
     if status:
         sys.exit(status)
