@@ -74,17 +74,36 @@ def human_size(n: float) -> str:
     return f"{n:.4g}{units[i]}"
 
 
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration ("About a minute", "3 hours", ...)."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
 def human_ago(ts: float, now: float | None = None) -> str:
-    """Docker's 'N units ago'."""
+    """Docker's 'N units ago' for a past unix time."""
     import time
 
-    d = max(0.0, (now or time.time()) - ts)
-    if d < 1:
-        return "Less than a second ago"
-    for unit, secs in (("years", 365 * 86400), ("months", 30 * 86400), ("weeks", 7 * 86400),
-                       ("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if d >= 2 * secs:
-            return f"{int(d // secs)} {unit} ago"
-        if d >= secs:
-            return f"About a{'n' if unit == 'hours' else ''} {unit[:-1]} ago"
-    return f"{int(d)} seconds ago"
+    return human_duration(max(0.0, (now or time.time()) - ts)) + " ago"

@@ -1,0 +1,20 @@
+import pytest
+
+from pallet.cli.common import human_ago, human_duration, human_size
+
+
+@pytest.mark.parametrize("secs,text", [
+    (0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (119, "About a minute"), (120, "2 minutes"), (3599, "59 minutes"), (3600, "About an hour"),
+    (5399, "About an hour"), (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"),
+    (14 * 86400, "2 weeks"), (60 * 86400, "2 months"), (800 * 86400, "2 years"),
+])
+def test_human_duration_matches_docker(secs, text):
+    assert human_duration(secs) == text
+
+
+def test_human_ago_and_size():
+    assert human_ago(100.0, now=103.0) == "3 seconds ago"
+    assert human_size(2140160) == "2.14MB"
+    assert human_size(999) == "999B"
+    assert human_size(1000) == "1kB"
