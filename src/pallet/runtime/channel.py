@@ -23,6 +23,15 @@ class Channel:
             n = os.write(self.w, data)
             data = data[n:]
 
+    def try_send(self, **msg: object) -> bool:
+        """send(), but a peer that has already exited is not an error here: its last message
+        (usually the reason it exited) is still waiting to be read."""
+        try:
+            self.send(**msg)
+            return True
+        except BrokenPipeError:
+            return False
+
     def recv(self) -> dict | None:
         """The next message, or None at EOF (the other side exited or exec'd)."""
         while b"\n" not in self._buf:

@@ -149,7 +149,20 @@ def _size(v: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The `pallet-runtime` entry point. Run as the console script (argv None) it leaves with
+    os._exit once its output is flushed: interpreter teardown is wasted time on the hot path."""
+    if argv is None:
+        code = _main(sys.argv[1:])
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:
+            pass
+        os._exit(code)
+    return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     log = None
     try:
         gopts, rest = parse(argv, dict(GLOBAL, **{"--version": ("version", False, False),

@@ -102,8 +102,8 @@ def create_child(ctx: Ctx) -> None:
         P.set_dumpable(False)
         P.cloexec_from(3 + ctx.preserve_fds)
         _stdio(ctx)
-        if ctx.cgroup is not None:
-            ctx.cgroup.add(0)
+        # the cgroup is joined by the parent, which moves C2 there while C2 builds the rootfs
+        # (moving a task costs the kernel an RCU grace period: done in parallel, not in line)
         proc = ctx.cfg.get("process") or {}
         if proc.get("oomScoreAdj") is not None:
             _write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
@@ -124,7 +124,7 @@ def create_child(ctx: Ctx) -> None:
                 os._exit(1)
             _become_root()
         flags = 0
-        for t in new - {"user"}:
+        for t in new - {"user", "cgroup"}:  # the cgroup namespace: in C2, once it is in its cgroup
             flags |= N.NAMESPACES[t][0]
         if flags:
             N.unshare(flags)
@@ -173,6 +173,11 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         if "mount" not in types or not any(os.path.normpath(m.get("destination", "")) == "/proc"
                                            for m in cfg.get("mounts") or ()):
             state_dirfd = os.open(os.path.dirname(ctx.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        reply = chan.recv()  # the parent has moved us into the container's cgroup
+        if not reply or reply.get("t") != "cgroup":
+            os._exit(1)
+        if "cgroup" in types and not any(n.get("path") for n in _namespaces(cfg) if n["type"] == "cgroup"):
+            N.unshare(N.CLONE_NEWCGROUP)
         hooks = cfg.get("hooks") or {}
         if hooks.get("prestart") or hooks.get("createRuntime"):
             # the runtime's namespace runs these: ask the parent and wait (no round trip without hooks)

@@ -141,10 +141,19 @@ class Runtime:
                     _write_map(f"/proc/{c1}/gid_map", linux.get("gidMappings") or [])
                 except OSError as e:
                     raise RuntimeFailure(f"cannot write the user namespace id maps: {e.strerror}") from None
-                pchan.send(t="ok")
+                pchan.try_send(t="ok")
             elif t == "pid":
                 init_pid = msg["pid"]
                 undo["pid"] = init_pid
+                try:
+                    cg.add(init_pid)
+                except OSError as e:
+                    if e.errno == 3:  # ESRCH: the init already failed; its own message says why
+                        last = pchan.recv()
+                        if last and last.get("t") == "error":
+                            raise RuntimeFailure(last.get("msg") or "container init failed") from None
+                    raise RuntimeFailure(f"cannot move the container into its cgroup: {e}") from None
+                pchan.try_send(t="cgroup")
                 ps = proc_stat(init_pid)
                 st["pid"] = init_pid
                 st["starttime"] = ps[1] if ps else None
@@ -173,7 +182,7 @@ class Runtime:
             run_hooks("createRuntime", hooks.get("createRuntime"), state)
         except HookError as e:
             raise RuntimeFailure(str(e)) from None
-        chan.send(t="ok")
+        chan.try_send(t="ok")
 
     def _undo_create(self, undo: dict) -> None:
         chan = undo.get("chan")
