@@ -345,3 +345,23 @@ def test_run_pulls_from_a_registry(pallet_env, tmp_path):
     finally:
         reg.terminate()
         reg.wait(10)
+
+
+def test_concurrent_start_stop_of_one_container(pallet_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cid = pallet_env("create", IMAGE, "sleep", "1000", check=True).stdout.strip()
+    with ThreadPoolExecutor(4) as ex:
+        cps = list(ex.map(lambda _: pallet_env("start", cid), range(4)))
+    assert [cp.returncode for cp in cps] == [0] * 4, [cp.stderr for cp in cps]
+    info = json.loads(pallet_env("inspect", cid).stdout)[0]
+    assert info["State"]["Running"]
+    runtime_dir = pallet_env.runroot / "runtime-pallet"
+    assert [p.name for p in runtime_dir.iterdir()] == [cid]
+    with ThreadPoolExecutor(3) as ex:
+        cps = list(ex.map(lambda args: pallet_env(*args), [("stop", "-t", "0", cid), ("rm", "-f", cid),
+                                                            ("kill", cid)]))
+    assert cps[1].returncode == 0, cps[1].stderr
+    assert pallet_env.ids() == []
+    assert not os.path.exists(f"/proc/{info['State']['Pid']}") or \
+        open(f"/proc/{info['State']['Pid']}/stat").read().split()[2] == "Z"

@@ -192,23 +192,12 @@ def create_cmd(image: str, command: tuple[str, ...], **kw) -> None:
 @click.argument("containers", nargs=-1, required=True)
 def start_cmd(containers: tuple[str, ...], do_attach: bool, interactive: bool) -> int:
     """Start one or more stopped containers."""
-    import socket
-
     eng = _engine()
     if do_attach or interactive:
         if len(containers) > 1:
             raise PalletError("you cannot start and attach multiple containers at once")
         c = eng.get(containers[0])
-        if c.status == "running":
-            raise PalletError(f"container {c.name} is already running; use attach")
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        eng.start(c, sync=theirs)
-        theirs.close()
-        first = ours.recv(65536)
-        if first[:1] == b"E":
-            from pallet.engine.core import raise_start_error
-
-            raise_start_error(first[1:])
+        ours = eng.start(c, attach=True)
         from pallet.engine.attach import attach
 
         how, code = attach(ours, stdin=interactive, tty=bool(c.Config.get("Tty")))

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,40 +384,59 @@ class Engine:
             except PalletError:
                 shutil.rmtree(Path(state_dir) / c.id, ignore_errors=True)
 
-    def start(self, c: Container, *, sync=None, winsize: tuple[int, int] | None = None) -> None:
-        """Fork the monitor; with `sync` (a socket) the caller gets S/E and the output as an attached client.
+    @contextmanager
+    def locked(self, c: Container):
+        """A per-container lock serializing start / stop / remove of the same container between processes."""
+        import fcntl
 
-        Without `sync`, wait until the container runs (or raise why it did not start).
+        try:
+            fd = os.open(self.dir(c.id) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {c.name or c.id}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def start(self, c: Container, *, attach: bool = False, winsize: tuple[int, int] | None = None):
+        """Fork the monitor and wait until the container runs (or raise why it did not start).
+
+        With `attach`, returns the monitor's client socket, attached since before the container
+        started (so no output is missed): the foreground of `start -a`.
         """
         import socket
 
-        c = self.refresh(c)
-        if c.status == "running":
-            return
-        if c.status == "removing":
-            raise Conflict(f"container {c.name} is being removed")
-        self._clear_runtime_state(c)
-        self.run_dir(c.id).mkdir(parents=True, exist_ok=True)
-        if winsize:
-            c.extra["winsize"] = winsize
-        own = None
-        if sync is None:
+        with self.locked(c):
+            c = self.refresh(self.get(c.id, refresh=False))
+            if c.status == "running":
+                if attach:
+                    raise Conflict(f"container {c.name} is already running; use attach")
+                return None
+            if c.status == "removing":
+                raise Conflict(f"container {c.name} is being removed")
+            self._clear_runtime_state(c)
+            self.run_dir(c.id).mkdir(parents=True, exist_ok=True)
+            if winsize:
+                c.extra["winsize"] = winsize
             own, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        else:
-            theirs = sync
-        from pallet.engine import monitor
+            from pallet.engine import monitor
 
-        monitor.spawn(self, c, sync=theirs)
-        if own is not None:
+            monitor.spawn(self, c, sync=theirs)
             theirs.close()
             try:
-                first = own.recv(65536)
+                first = own.recv(65536, socket.MSG_PEEK)
                 if first[:1] == b"E":
                     raise_start_error(first[1:])
                 if first[:1] != b"S":
                     raise PalletError(f"container {c.name} failed to start (its monitor exited)")
-            finally:
+            except BaseException:
                 own.close()
+                raise
+        if attach:
+            return own
+        own.close()
+        return None
 
     def mark_running(self, c: Container, pid: int) -> None:
         c.pid, c.pid_start, c.status, c.started_at = pid, proc_start_time(pid), "running", time.time()
@@ -519,6 +539,10 @@ class Engine:
             delay = min(delay * 2, 0.1)
 
     def stop(self, c: Container, timeout: int | None = None) -> Container:
+        with self.locked(c):
+            return self._stop(c, timeout)
+
+    def _stop(self, c: Container, timeout: int | None = None) -> Container:
         c = self.refresh(c)
         if c.status != "running":
             return c
@@ -534,6 +558,15 @@ class Engine:
         return c
 
     def remove(self, c: Container, *, force: bool = False) -> None:
+        try:
+            with self.locked(c):
+                self._remove(c, force=force)
+        except NotFound:
+            if self._rows("WHERE id = ?", (c.id,)):
+                raise
+            # removed meanwhile (by its --rm monitor or another rm): nothing left to do
+
+    def _remove(self, c: Container, *, force: bool = False) -> None:
         c = self.refresh(c)
         if c.status == "running":
             if not force:
