@@ -170,9 +170,17 @@ def test_pull_killed_half_way_then_rerun(registry, proxy, pallet_root, client_en
     deadline = time.monotonic() + 30
     while proxy.sent < 600_000 and time.monotonic() < deadline:
         time.sleep(0.05)
+    children = []
+    for task in Path(f"/proc/{p.pid}/task").iterdir():   # the layer unpack processes
+        children += (task / "children").read_text().split()
+    assert children
     p.send_signal(signal.SIGKILL)
     p.wait(10)
     assert p.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10   # they see their stream end early and exit, publishing nothing
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{c}").exists() for c in children)
     assert store.images() == []
     for d in layers:
         assert not store.blobs.has(d)

@@ -81,6 +81,7 @@ class Client:
     def __init__(self, opts: Options, *, unpack: bool = True) -> None:
         self.opts = opts
         self.unpack = unpack          # unpack layers into the snapshots while downloading
+        self.fork_unpack = True       # ... each layer in a process of its own (see `unpack`)
         self._registries: dict[str, Registry] = {}
 
     def registry(self, domain: str) -> Registry:
@@ -280,10 +281,17 @@ class Client:
         snaps = _snapshots(store) if self.unpack else None
         chains = chain_ids(config.diff_ids)
 
+        forked: dict[int, object] = {}
+
         def target_for(i: int, layer: Descriptor):
             if snaps is None:
                 return lambda: _Decode(layer.media_type)
-            return lambda: _Unpack(snaps, chains[i], chains[i - 1] if i else None, layer, config.diff_ids[i])
+
+            def make():
+                t = forked.pop(i, None)   # the process forked for this layer, used once
+                return t if t is not None else \
+                    _Unpack(snaps, chains[i], chains[i - 1] if i else None, layer, config.diff_ids[i])
+            return make
 
         def unpacked(i: int, layer: Descriptor) -> int | None:
             """Size of layer i when its snapshot is already there, made from this very blob."""
@@ -304,6 +312,10 @@ class Client:
                 with _blob_lock(store, layer.digest):
                     if store.blobs.has(layer.digest):
                         done = unpacked(i, layer)
+                        if done is not None:
+                            t = forked.pop(i, None)
+                            if t is not None:
+                                t.abort()  # type: ignore[attr-defined]
                         sizes[i] = done if done is not None else \
                             _stored_layer(store, layer, config.diff_ids[i], target_for(i, layer)())
                         progress.finish(key, "Already exists")
@@ -322,16 +334,28 @@ class Client:
                 errors.append(e)
                 progress.finish(key, "failed")
 
-        workers = max(1, min(self.opts.max_parallel, len(manifest.layers)))
-        if workers == 1:
+        if snaps is not None and self.fork_unpack and 1 < len(manifest.layers) <= 32:
+            # one unpack process per layer, forked now, while this process has no other thread
+            from pallet.registry.client.unpack import ForkedUnpack
+
             for i, layer in enumerate(manifest.layers):
-                one(i, layer)
-                if errors:
-                    break
-        else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="pull") as pool:
-                for f in [pool.submit(one, i, layer) for i, layer in enumerate(manifest.layers)]:
-                    f.result()
+                if unpacked(i, layer) is None:
+                    forked[i] = ForkedUnpack(snaps, chains[i], chains[i - 1] if i else None, layer.media_type,
+                                             layer.digest, config.diff_ids[i])
+        workers = max(1, min(self.opts.max_parallel, len(manifest.layers)))
+        try:
+            if workers == 1:
+                for i, layer in enumerate(manifest.layers):
+                    one(i, layer)
+                    if errors:
+                        break
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="pull") as pool:
+                    for f in [pool.submit(one, i, layer) for i, layer in enumerate(manifest.layers)]:
+                        f.result()
+        finally:
+            for t in forked.values():   # not used (a failure elsewhere, or nothing left to unpack)
+                t.abort()  # type: ignore[attr-defined]
         if errors:
             e = errors[0]
             raise e
