@@ -334,8 +334,10 @@ class Client:
                 errors.append(e)
                 progress.finish(key, "failed")
 
-        if snaps is not None and self.fork_unpack and 1 < len(manifest.layers) <= 32:
+        if snaps is not None and self.fork_unpack and 1 < len(manifest.layers) <= 32 and \
+                threading.active_count() == 1:
             # one unpack process per layer, forked now, while this process has no other thread
+            # (a caller with threads of its own, e.g. a daemon, gets the in-process unpack)
             from pallet.registry.client.unpack import ForkedUnpack
 
             for i, layer in enumerate(manifest.layers):
