@@ -345,6 +345,9 @@ def test_run_pulls_from_a_registry(pallet_env, tmp_path):
     finally:
         reg.terminate()
         reg.wait(10)
+        from engine.engine_support import Env
+
+        Env(tmp_path / "root2", tmp_path / "run2", tmp_path).cleanup()
 
 
 def test_concurrent_start_stop_of_one_container(pallet_env):
