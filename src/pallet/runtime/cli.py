@@ -211,7 +211,7 @@ def _error(log, msg: str) -> None:
 def _dispatch(cmd: str, opts: dict, args: list[str], g: dict, log) -> int | None:
     from pallet.runtime.runtime import DEFAULT_ROOT, Runtime
 
-    rt = Runtime(g.get("root") or DEFAULT_ROOT, log=log)
+    rt = Runtime(g.get("root") or DEFAULT_ROOT, log=log, single_fork=True)
     if cmd in ("create", "run"):
         cid = _one_id(args, cmd)
         kw = dict(console_socket=opts.get("console_socket"), pid_file=opts.get("pid_file"),

@@ -95,8 +95,9 @@ def _write_file(path: str, data: str) -> None:
 
 
 # -- create ----------------------------------------------------------------------------------
-def create_child(ctx: Ctx) -> None:
-    """C1. Never returns."""
+def create_child(ctx: Ctx, *, in_pid_ns: bool = False) -> None:
+    """C1. Never returns. With `in_pid_ns` the parent already forked us into the new pid
+    namespace (see Runtime.single_fork): we are the container's init and do not fork again."""
     chan = ctx.chan
     try:
         P.set_dumpable(False)
@@ -124,13 +125,16 @@ def create_child(ctx: Ctx) -> None:
                 os._exit(1)
             _become_root()
         flags = 0
-        for t in new - {"user", "cgroup"}:  # the cgroup namespace: in C2, once it is in its cgroup
+        for t in new - {"user", "cgroup"} - ({"pid"} if in_pid_ns else set()):
+            # (the cgroup namespace: in C2, once the parent has moved it into its cgroup)
             flags |= N.NAMESPACES[t][0]
         if flags:
             N.unshare(flags)
         if "time" in new:
             for clock, off in ((ctx.cfg.get("linux") or {}).get("timeOffsets") or {}).items():
                 _write_file("/proc/self/timens_offsets", f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}")
+        if in_pid_ns:
+            container_init(ctx, userns=False)
         pid = os.fork()
         if pid == 0:
             container_init(ctx, userns="user" in new or "user" in {n["type"] for n in nss})

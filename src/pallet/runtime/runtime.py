@@ -20,10 +20,14 @@ SIGKILL = 9
 class Runtime:
     """An OCI runtime whose containers keep their state under `root` (runc's --root)."""
 
-    def __init__(self, root: str = DEFAULT_ROOT, *, log: Log | None = None) -> None:
+    def __init__(self, root: str = DEFAULT_ROOT, *, log: Log | None = None, single_fork: bool = False) -> None:
         self.root = root
         self.store = Store(root)
         self.log = log or Log()
+        # single_fork: create the pid namespace in this process (unshare, fork, setns back) so the
+        # container's init is our direct child: one fork less. Only for single-threaded callers
+        # (the CLI): another thread forking in that window would land in the new namespace.
+        self.single_fork = single_fork
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *, console_socket: str | None = None,
@@ -111,14 +115,27 @@ class Runtime:
         ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd, fifo_path=fifo, cgroup=cg,
                            seccomp=seccomp, console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
                            stdio=stdio, state=hook_state, pre_exec=pre_exec)
-        c1 = os.fork()
-        if c1 == 0:
-            try:
-                os.close(pchan.r)
-                os.close(pchan.w)
-                init_mod.create_child(ctx)
-            finally:
-                os._exit(1)
+        single = (self.single_fork and "pid" in nss and not nss["pid"].get("path") and "user" not in nss
+                  and "time" not in nss)
+        own_pid_ns = -1
+        if single:
+            from pallet.runtime.linux.ns import CLONE_NEWPID, setns, unshare
+
+            own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            unshare(CLONE_NEWPID)  # only our future children enter it; setns below undoes that
+        try:
+            c1 = os.fork()
+            if c1 == 0:
+                try:
+                    os.close(pchan.r)
+                    os.close(pchan.w)
+                    init_mod.create_child(ctx, in_pid_ns=single)
+                finally:
+                    os._exit(1)
+        finally:
+            if own_pid_ns >= 0:
+                setns(own_pid_ns, CLONE_NEWPID)
+                os.close(own_pid_ns)
         undo["c1"] = c1
         cchan.close()
         if seccomp is not None:
@@ -126,8 +143,9 @@ class Runtime:
         init_pid = 0
         hooks_pending = False
         hooks = cfg.get("hooks") or {}
+        pending = [{"t": "pid", "pid": c1}] if single else []
         while True:
-            msg = pchan.recv()
+            msg = pending.pop() if pending else pchan.recv()
             if msg is None:
                 raise RuntimeFailure("container init exited before the container was created")
             t = msg.get("t")
@@ -168,7 +186,8 @@ class Runtime:
                     hooks_pending = True
             elif t == "ready":
                 break
-        _reap(c1)  # C1 exited right after reporting the pid; reap it now, off the critical path
+        if not single:
+            _reap(c1)  # C1 exited right after reporting the pid; reap it now, off the critical path
         undo.pop("c1", None)
         pchan.close()
         undo.pop("chan", None)
