@@ -32,16 +32,22 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f", m }'; }
 
 # CPU seconds (user + sys) of a command, into file $1
-cpu() { local out=$1; shift; /usr/bin/time -f "%U %S" -o "$out" "$@"; awk '{ printf "%.2f", $1 + $2 }' "$out"; }
+cpu() {
+    local out=$1; shift
+    if ! /usr/bin/time -f "%U %S" -o "$out" "$@" >"$out.log" 2>&1; then
+        echo "failed: $*" >&2; cat "$out.log" >&2; exit 1
+    fi
+    awk '{ printf "%.2f", $1 + $2 }' "$out"
+}
 
 sync
 P=(); U=(); PC=(); UC=()
 for i in $(seq "$RUNS"); do
     t0=$(now)
-    c1=$(cpu "$W/t.p1" "$PALLET" --root "$W/p$i" load -q -i "$ARCHIVE" 2>/dev/null >/dev/null)
-    c2=$(cpu "$W/t.p2" "$PALLET" --root "$W/p$i" image mount localhost/real:latest 2>/dev/null >/dev/null)
+    c1=$(cpu "$W/t.p1" "$PALLET" --root "$W/p$i" load -q -i "$ARCHIVE")
+    c2=$(cpu "$W/t.p2" "$PALLET" --root "$W/p$i" image mount localhost/real:latest)
     t1=$(now)
-    c3=$(cpu "$W/t.u" umoci raw unpack --image "$L:real" "$W/u$i" 2>/dev/null >/dev/null)
+    c3=$(cpu "$W/t.u" umoci raw unpack --image "$L:real" "$W/u$i")
     t2=$(now)
     P+=("$(secs "$t0" "$t1")"); U+=("$(secs "$t1" "$t2")")
     PC+=("$(awk -v a="$c1" -v b="$c2" 'BEGIN { printf "%.2f", a + b }')"); UC+=("$c3")
