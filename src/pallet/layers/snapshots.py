@@ -300,7 +300,10 @@ class Snapshots:
             jobs.append((i, tmp, path, src))
         workers = min(len(jobs), os.cpu_count() or 1)
         try:
-            if parallel and workers > 1 and all(isinstance(j[2], str) for j in jobs):
+            import threading
+
+            # forking is only safe from a single-threaded process (a thread may hold a lock)
+            if parallel and workers > 1 and threading.active_count() == 1 and all(isinstance(j[2], str) for j in jobs):
                 import multiprocessing
                 from concurrent.futures import ProcessPoolExecutor
 
