@@ -81,7 +81,9 @@ def _create_options(f):
     ]
     for o in reversed(opts):
         f = o(f)
-    return f
+    from pallet.cli.hostflags import host_options
+
+    return host_options(f)   # volumes, limits, security, restart, health
 
 
 def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
@@ -105,6 +107,9 @@ def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool)
         raise PalletError(f"network mode {kw.get('network')!r} is not supported yet: use none or host")
     if kw.get("pull") not in ("missing", "always", "never"):
         raise PalletError(f"invalid --pull {kw.get('pull')!r}: missing, always or never")
+    from pallet.engine.hostconfig import parse_flags
+
+    extra_host, extra_config = parse_flags(kw)
     return CreateOptions(
         image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
         env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
@@ -113,7 +118,7 @@ def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool)
         runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
         tty=kw.get("tty", False), interactive=kw.get("interactive", False),
         attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
-        detach=detach)
+        detach=detach, extra_host_config=extra_host, extra_config=extra_config)
 
 
 CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
@@ -245,7 +250,9 @@ def _status_text(c) -> str:
     from pallet.cli.common import human_ago
 
     if c.status == "running":
-        return "Up " + human_ago(c.started_at or c.created).removesuffix(" ago")
+        from pallet.engine.health import status_suffix
+
+        return "Up " + human_ago(c.started_at or c.created).removesuffix(" ago") + status_suffix(_engine(), c)
     if c.status == "exited":
         return f"Exited ({c.exit_code if c.exit_code is not None else -1}) {human_ago(c.finished_at or c.created)}"
     if c.status == "created":
@@ -460,11 +467,12 @@ def restart_cmd(containers: tuple[str, ...], timeout: int | None) -> None:
 
 @click.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Kill and remove a running container.")
-@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes (none yet).")
+@click.option("-v", "--volumes", is_flag=True, help="Remove the container's anonymous volumes too.")
 @click.argument("containers", nargs=-1, required=True)
 def rm_cmd(containers: tuple[str, ...], force: bool, volumes: bool) -> None:
     """Remove containers."""
     eng = _engine()
+    eng.remove_volumes = volumes
 
     def one(ref):
         try:

@@ -56,6 +56,17 @@ COMMANDS: dict[str, str] = {
     "port": "pallet.cli.container:port_cmd",
     "attach": "pallet.cli.container:attach_cmd",
     "system": "pallet.cli.system:system_group",
+    # volumes, limits, files (issue 7)
+    "volume": "pallet.cli.volume:volume_group",
+    "update": "pallet.cli.limits:update_cmd",
+    "stats": "pallet.cli.limits:stats_cmd",
+    "pause": "pallet.cli.limits:pause_cmd",
+    "unpause": "pallet.cli.limits:unpause_cmd",
+    "healthcheck": "pallet.cli.limits:healthcheck_group",
+    "cp": "pallet.cli.files:cp_cmd",
+    "diff": "pallet.cli.files:diff_cmd",
+    "commit": "pallet.cli.files:commit_cmd",
+    "export": "pallet.cli.files:export_cmd",
 }
 
 

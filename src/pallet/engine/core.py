@@ -48,6 +48,7 @@ class CreateOptions:
     auto_remove: bool = False
     detach: bool = False
     extra_host_config: dict[str, Any] = field(default_factory=dict)   # room for volumes/limits/restart
+    extra_config: dict[str, Any] = field(default_factory=dict)        # Config fields (Healthcheck)
 
 
 SIGNALS = {s.name[3:]: int(s) for s in signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}
@@ -272,6 +273,13 @@ class Engine:
             "ShmSize": 64 * 1024 * 1024,
             **opts.extra_host_config,
         }
+        from pallet.engine.hostconfig import merge_healthcheck
+
+        extra = dict(opts.extra_config)
+        hc = merge_healthcheck(ic.get("Healthcheck"), extra.pop("Healthcheck", None))
+        if hc:
+            config["Healthcheck"] = hc
+        config.update(extra)
         return config, host
 
     def create(self, opts: CreateOptions) -> Container:
@@ -308,6 +316,11 @@ class Engine:
         self._insert(c, explicit_name=name is not None)
         try:
             self._setup_files(c, rec)
+            if c.HostConfig.get("Binds") or c.HostConfig.get("Mounts") or c.HostConfig.get("Tmpfs") or \
+                    c.Config.get("Volumes"):
+                from pallet.engine import snapshots, volumes
+
+                volumes.setup(self, c, snapshots.mount(self, c))
         except BaseException:
             self._destroy(c, quiet=True)
             raise
@@ -369,6 +382,9 @@ class Engine:
         spec = build_spec(cid=c.id, config=c.Config, host_config=c.HostConfig, rootfs=rootfs,
                           files_dir=str(self.dir(c.id)), user=user, hostname=c.Config["Hostname"],
                           cgroups_path=f"pallet/{c.id}")
+        from pallet.engine.limits import apply_host_config
+
+        apply_host_config(spec, c)
         from pallet.fsutil import atomic_write
 
         atomic_write(self.dir(c.id) / "config.json", json.dumps(spec, indent=1).encode(), fsync=False)
@@ -544,6 +560,9 @@ class Engine:
 
     def _stop(self, c: Container, timeout: int | None = None) -> Container:
         c = self.refresh(c)
+        if c.status == "restarting":   # waiting to be restarted by its policy: the stop cancels that
+            self._update(c.id, stopped_by_user=1, status="exited")
+            return self.get(c.id)
         if c.status != "running":
             return c
         self._update(c.id, stopped_by_user=1)
@@ -615,6 +634,11 @@ class Engine:
         shutil.rmtree(self.dir(c.id), ignore_errors=True)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+        if c.config.get("Mounts"):
+            from pallet.engine import volumes
+
+            volumes.release(self, c, remove_anonymous=bool(c.HostConfig.get("AutoRemove") or
+                                                           getattr(self, "remove_volumes", False)))
 
     def rename(self, c: Container, new: str) -> None:
         new = _validate_name(new)
@@ -643,6 +667,10 @@ class Engine:
             "StartedAt": rfc3339(c.started_at),
             "FinishedAt": rfc3339(c.finished_at),
         }
+        from pallet.engine.health import extend_state
+        from pallet.engine.volumes import inspect_mounts
+
+        extend_state(self, c, state)
         cfg = dict(c.Config)
         try:
             gd = snapshots.graph_driver(self, c)
@@ -665,7 +693,7 @@ class Engine:
             "Platform": "linux",
             "HostConfig": dict(c.HostConfig),
             "GraphDriver": gd,
-            "Mounts": [],
+            "Mounts": inspect_mounts(c),
             "Config": cfg,
             "NetworkSettings": {"Ports": {p: None for p in (cfg.get("ExposedPorts") or {})},
                                 "SandboxKey": "" if c.HostConfig.get("NetworkMode") == "host" else

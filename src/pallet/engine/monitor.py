@@ -482,7 +482,9 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
                 code = pr.runcall(Monitor(engine, container, sync).run)
                 pr.dump_stats(prof)
             else:
-                code = Monitor(engine, container, sync).run()
+                from pallet.engine.restart import supervise
+
+                code = supervise(engine, container, sync)   # Monitor(...).run(), again per restart policy
         except BaseException:
             import traceback
 

@@ -61,4 +61,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX containers_image ON containers(image_id)
     """),
+    ("volumes-1", """
+        CREATE TABLE volumes (
+            name TEXT PRIMARY KEY,               -- a volume name, or 64 hex digits for an anonymous one
+            driver TEXT NOT NULL DEFAULT 'local',
+            created REAL NOT NULL,
+            labels TEXT NOT NULL DEFAULT '{}',
+            options TEXT NOT NULL DEFAULT '{}',
+            anonymous INTEGER NOT NULL DEFAULT 0
+        )
+    """),
+    # docker's State.Health as JSON (no comment inside: SQLite copies the column text into the schema)
+    ("containers-health-1", "ALTER TABLE containers ADD COLUMN health TEXT"),
 ]

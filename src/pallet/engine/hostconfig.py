@@ -1,0 +1,401 @@
+"""Flags for storage, limits, security, restart and health -> docker's HostConfig / Config fields.
+
+Pure parsing and validation, done before anything is created, so bad input is one
+sentence, exit 125, and leaves nothing behind:
+
+    host, config = parse_flags({"volume": ["data:/data"], "memory": "64m", ...})
+
+Field names and value shapes follow docker's API (Binds, Mounts, Tmpfs, Memory,
+NanoCpus, Ulimits, Devices, CapAdd, RestartPolicy, Config.Healthcheck, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import stat
+from typing import Any
+
+from pallet.errors import PalletError
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_bytes(text: str | int, what: str) -> int:
+    """docker's RAMInBytes: 64m, 1.5g, 512k, 1024 (binary units)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtpb]?)i?b?\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise PalletError(f"invalid {what} {text!r}: give a size such as 64m, 1g or 512k")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_duration(text: str, what: str) -> int:
+    """Go durations (30s, 1m30s, 500ms, 2h) -> nanoseconds."""
+    t = str(text).strip()
+    if t == "0":
+        return 0
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise PalletError(f"invalid {what} {text!r}: give a duration such as 30s, 1m30s or 500ms")
+    mult = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+    return int(sum(float(n) * mult[u] for n, u in parts))
+
+
+def host_cpus() -> set[int]:
+    """The CPUs this process may run on (what a container's cpuset can use)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except OSError:
+        return set(range(os.cpu_count() or 1))
+
+
+def parse_cpuset(text: str, what: str = "--cpuset-cpus") -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
+        if not m:
+            raise PalletError(f"invalid value {text!r} for {what}: give CPUs like 0-1 or 0,2")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise PalletError(f"invalid value {text!r} for {what}: {lo}-{hi} is an empty range")
+        out.update(range(lo, hi + 1))
+    return out
+
+
+def _fmt_cpus(cpus: set[int]) -> str:
+    s = sorted(cpus)
+    out, i = [], 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[j] + 1:
+            j += 1
+        out.append(str(s[i]) if i == j else f"{s[i]}-{s[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+# ---- capabilities ----------------------------------------------------------------------------
+ALL_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+]
+
+
+def host_caps() -> list[str]:
+    """The capabilities this kernel knows (cap_last_cap) and we hold in our bounding set."""
+    try:
+        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    except (OSError, ValueError):
+        last = len(ALL_CAPS) - 1
+    bnd = (1 << (last + 1)) - 1
+    try:   # never more than we hold ourselves (pallet may itself run in a container)
+        for line in open("/proc/self/status"):
+            if line.startswith("CapBnd:"):
+                bnd = int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return [c for i, c in enumerate(ALL_CAPS[: last + 1]) if bnd >> i & 1]
+
+
+def normalize_cap(name: str) -> str:
+    n = name.strip().upper()
+    if n == "ALL":
+        return "ALL"
+    if not n.startswith("CAP_"):
+        n = "CAP_" + n
+    if n not in ALL_CAPS:
+        raise PalletError(f"unknown capability: {name!r}")
+    return n
+
+
+# ---- sysctls (docker's namespaced whitelist) ---------------------------------------------------
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def check_sysctl(key: str, network: str) -> None:
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return
+    if key.startswith("net."):
+        if network == "host":
+            raise PalletError(f"sysctl {key!r} is not allowed with --network host (it would change the host)")
+        return
+    if key == "kernel.domainname":
+        return
+    raise PalletError(f"sysctl {key!r} is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, "
+                      "kernel.shm*, fs.mqueue.*, net.*) can be set for a container")
+
+
+# Linux RLIMIT_* numbers (the resource module lacks some, e.g. RLIMIT_LOCKS)
+ULIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7,
+           "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12, "nice": 13, "rtprio": 14,
+           "rttime": 15}
+
+
+def parse_ulimit(text: str) -> dict:
+    name, eq, val = text.partition("=")
+    name = name.strip().lower()
+    if not eq or name not in ULIMITS:
+        raise PalletError(f"invalid --ulimit {text!r}: expected NAME=SOFT[:HARD] with NAME one of "
+                          f"{', '.join(sorted(ULIMITS))}")
+    soft_s, _, hard_s = val.partition(":")
+    try:
+        soft = int(soft_s)
+        hard = int(hard_s) if hard_s else soft
+    except ValueError:
+        raise PalletError(f"invalid --ulimit {text!r}: limits are integers (-1 for unlimited)") from None
+    if soft != -1 and hard != -1 and soft > hard:
+        raise PalletError(f"invalid --ulimit {text!r}: the soft limit {soft} is above the hard limit {hard}")
+    _, host_hard = resource.getrlimit(ULIMITS[name])
+    if host_hard != resource.RLIM_INFINITY:
+        for v in (soft, hard):
+            if v == -1 or v > host_hard:
+                raise PalletError(f"--ulimit {name}={val}: {'unlimited' if v == -1 else v} is above this host's "
+                                  f"hard limit {host_hard} (raising it needs CAP_SYS_RESOURCE on the host)")
+    return {"Name": name, "Soft": soft, "Hard": hard}
+
+
+def parse_device(text: str) -> dict:
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise PalletError(f"invalid --device {text!r}: expected HOST[:CONTAINER][:PERMISSIONS]")
+    host = parts[0]
+    ctr = host
+    perms = "rwm"
+    if len(parts) == 2:
+        if re.fullmatch(r"[rwm]+", parts[1]):
+            perms = parts[1]
+        else:
+            ctr = parts[1]
+    elif len(parts) == 3:
+        ctr, perms = parts[1], parts[2]
+    if not re.fullmatch(r"[rwm]{1,3}", perms):
+        raise PalletError(f"invalid --device {text!r}: permissions are a combination of r, w and m")
+    if not host.startswith("/") or not ctr.startswith("/"):
+        raise PalletError(f"invalid --device {text!r}: paths must be absolute")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise PalletError(f"error gathering device information for {host!r}: {e.strerror.lower()}") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise PalletError(f"--device {host}: not a character or block device")
+    return {"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}
+
+
+def parse_restart(text: str) -> dict:
+    name, _, n = text.partition(":")
+    if name not in ("no", "always", "on-failure", "unless-stopped"):
+        raise PalletError(f"invalid restart policy {text!r}: no, always, on-failure[:N] or unless-stopped")
+    if n and name != "on-failure":
+        raise PalletError(f"invalid restart policy {text!r}: only on-failure takes a maximum retry count")
+    try:
+        count = int(n) if n else 0
+        if count < 0:
+            raise ValueError
+    except ValueError:
+        raise PalletError(f"invalid restart policy {text!r}: the retry count must be a number >= 0") from None
+    return {"Name": name, "MaximumRetryCount": count}
+
+
+def _int(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise PalletError(f"invalid {what} {v!r}: a whole number") from None
+    if (lo is not None and n < lo) or (hi is not None and n > hi):
+        raise PalletError(f"invalid {what} {n}: must be between {lo} and {hi}")
+    return n
+
+
+def parse_limits(kw: dict, host: dict) -> None:
+    """--memory ... --pids-limit: into `host` (shared by run/create and update)."""
+    if kw.get("memory") not in (None, ""):
+        m = parse_bytes(kw["memory"], "--memory")
+        if m and m < 6 * 1024 * 1024:
+            raise PalletError("Minimum memory limit allowed is 6MB")
+        host["Memory"] = m
+    if kw.get("memory_swap") not in (None, ""):
+        s = -1 if str(kw["memory_swap"]) == "-1" else parse_bytes(kw["memory_swap"], "--memory-swap")
+        mem = host.get("Memory") or 0
+        if s != -1 and not mem:
+            raise PalletError("you should always set the memory limit when using the memory swap limit")
+        if s != -1 and s < mem:
+            raise PalletError("Minimum memoryswap limit should be larger than memory limit, see usage")
+        host["MemorySwap"] = s
+    if kw.get("memory_reservation") not in (None, ""):
+        r = parse_bytes(kw["memory_reservation"], "--memory-reservation")
+        if host.get("Memory") and r > host["Memory"]:
+            raise PalletError("Minimum memory limit can not be less than memory reservation limit, see usage")
+        host["MemoryReservation"] = r
+    if kw.get("cpus") not in (None, ""):
+        try:
+            cpus = float(kw["cpus"])
+        except ValueError:
+            raise PalletError(f"invalid --cpus {kw['cpus']!r}: a number such as 1.5") from None
+        n = len(host_cpus())
+        if cpus < 0.01 or cpus > n:
+            raise PalletError(f"range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
+        host["NanoCpus"] = int(round(cpus * 1e9))
+    if kw.get("cpu_shares") not in (None, ""):
+        host["CpuShares"] = _int(kw["cpu_shares"], "--cpu-shares", 0, 262144)
+    if kw.get("cpu_period") not in (None, ""):
+        host["CpuPeriod"] = _int(kw["cpu_period"], "--cpu-period", 1000, 1000000)
+    if kw.get("cpu_quota") not in (None, ""):
+        host["CpuQuota"] = _int(kw["cpu_quota"], "--cpu-quota", -1)
+    if kw.get("cpuset_cpus") not in (None, ""):
+        want = parse_cpuset(kw["cpuset_cpus"])
+        have = host_cpus()
+        if not want <= have:
+            raise PalletError(f"Requested CPUs are not available - requested {kw['cpuset_cpus']}, "
+                              f"available: {_fmt_cpus(have)}")
+        host["CpusetCpus"] = kw["cpuset_cpus"]
+    if kw.get("cpuset_mems") not in (None, ""):
+        want = parse_cpuset(kw["cpuset_mems"], "--cpuset-mems")
+        try:
+            have = parse_cpuset(open("/sys/devices/system/node/online").read().strip())
+        except OSError:
+            have = {0}
+        if not want <= have:
+            raise PalletError(f"Requested memory nodes are not available - requested {kw['cpuset_mems']}")
+        host["CpusetMems"] = kw["cpuset_mems"]
+    if kw.get("pids_limit") not in (None, ""):
+        host["PidsLimit"] = _int(kw["pids_limit"], "--pids-limit", -1)
+    if kw.get("blkio_weight") not in (None, ""):
+        w = _int(kw["blkio_weight"], "--blkio-weight", 0, 1000)
+        if w and w < 10:
+            raise PalletError("invalid --blkio-weight: the range is from 10 to 1000")
+        host["BlkioWeight"] = w
+
+
+def parse_flags(kw: dict) -> tuple[dict, dict]:
+    """Every flag of this module's concern from a click kwargs dict -> (HostConfig part, Config part)."""
+    from pallet.engine import volumes
+
+    host: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    network = kw.get("network") or "none"
+    binds = list(kw.get("volume") or ())
+    for b in binds:
+        volumes.parse_bind(b)           # validates
+    if binds:
+        host["Binds"] = binds
+    mounts = [volumes.parse_mount(m) for m in kw.get("mount") or ()]
+    if mounts:
+        host["Mounts"] = mounts
+    tmpfs = {}
+    for t in kw.get("tmpfs") or ():
+        path, _, opts = t.partition(":")
+        if not path.startswith("/"):
+            raise PalletError(f"invalid --tmpfs {t!r}: the path must be absolute")
+        volumes.tmpfs_options(opts, t)
+        tmpfs[os.path.normpath(path)] = opts
+    if tmpfs:
+        host["Tmpfs"] = tmpfs
+    volumes.check_duplicates(host)
+    if kw.get("read_only"):
+        host["ReadonlyRootfs"] = True
+    parse_limits(kw, host)
+    ulimits = [parse_ulimit(u) for u in kw.get("ulimit") or ()]
+    if ulimits:
+        host["Ulimits"] = ulimits
+    if kw.get("oom_score_adj") not in (None, ""):
+        host["OomScoreAdj"] = _int(kw["oom_score_adj"], "--oom-score-adj", -1000, 1000)
+    if kw.get("oom_kill_disable"):
+        host["OomKillDisable"] = True
+    devices = [parse_device(d) for d in kw.get("device") or ()]
+    if devices:
+        host["Devices"] = devices
+    if kw.get("cap_add"):
+        host["CapAdd"] = [normalize_cap(c) for c in kw["cap_add"]]
+    if kw.get("cap_drop"):
+        host["CapDrop"] = [normalize_cap(c) for c in kw["cap_drop"]]
+    if kw.get("privileged"):
+        host["Privileged"] = True
+    secopts = []
+    for o in kw.get("security_opt") or ():
+        k, sep, v = o.replace(":", "=", 1).partition("=") if "=" not in o else o.partition("=")
+        if k == "no-new-privileges":
+            if sep and v not in ("true", "false"):
+                raise PalletError(f"invalid --security-opt {o!r}: no-new-privileges[=true|false]")
+        elif k == "seccomp":
+            if not v:
+                raise PalletError(f"invalid --security-opt {o!r}: seccomp=unconfined or seccomp=PROFILE.json")
+            if v != "unconfined":
+                load_seccomp_file(v)
+        elif k in ("apparmor", "label", "systempaths", "mask", "unmask"):
+            pass
+        else:
+            raise PalletError(f"invalid --security-opt {o!r}: seccomp=, no-new-privileges, apparmor=, label=")
+        secopts.append(o)
+    if secopts:
+        host["SecurityOpt"] = secopts
+    sysctls = {}
+    for s in kw.get("sysctl") or ():
+        k, eq, v = s.partition("=")
+        if not eq or not k:
+            raise PalletError(f"invalid --sysctl {s!r}: expected KEY=VALUE")
+        check_sysctl(k.strip(), network)
+        sysctls[k.strip()] = v
+    if sysctls:
+        host["Sysctls"] = sysctls
+    if kw.get("shm_size") not in (None, ""):
+        n = parse_bytes(kw["shm_size"], "--shm-size")
+        if n <= 0:
+            raise PalletError("invalid --shm-size: must be greater than 0")
+        host["ShmSize"] = n
+    if kw.get("restart"):
+        host["RestartPolicy"] = parse_restart(kw["restart"])
+        if host["RestartPolicy"]["Name"] != "no" and kw.get("auto_remove"):
+            raise PalletError("Conflicting options: --restart and --rm")
+    hc: dict[str, Any] = {}
+    if kw.get("no_healthcheck"):
+        if any(kw.get(k) for k in ("health_cmd", "health_interval", "health_timeout", "health_retries",
+                                   "health_start_period")):
+            raise PalletError("--no-healthcheck conflicts with --health-* options")
+        hc["Test"] = ["NONE"]
+    if kw.get("health_cmd"):
+        hc["Test"] = ["CMD-SHELL", kw["health_cmd"]]
+    for opt, key in (("health_interval", "Interval"), ("health_timeout", "Timeout"),
+                     ("health_start_period", "StartPeriod"), ("health_start_interval", "StartInterval")):
+        if kw.get(opt):
+            ns = parse_duration(kw[opt], "--" + opt.replace("_", "-"))
+            if ns and ns < 1_000_000:
+                raise PalletError(f"--{opt.replace('_', '-')} cannot be less than 1ms")
+            hc[key] = ns
+    if kw.get("health_retries") not in (None, ""):
+        hc["Retries"] = _int(kw["health_retries"], "--health-retries", 0)
+    if hc:
+        config["Healthcheck"] = hc
+    return host, config
+
+
+def load_seccomp_file(path: str) -> dict:
+    import json
+
+    try:
+        with open(path) as f:
+            prof = json.load(f)
+    except OSError as e:
+        raise PalletError(f"cannot read seccomp profile {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise PalletError(f"seccomp profile {path} is not valid JSON: {e}") from None
+    if not isinstance(prof, dict) or "defaultAction" not in prof:
+        raise PalletError(f"seccomp profile {path} has no defaultAction")
+    return prof
+
+
+def merge_healthcheck(image: dict | None, flags: dict | None) -> dict | None:
+    """docker's merge: flags override the image's Healthcheck field by field."""
+    if not image and not flags:
+        return None
+    out = dict(image or {})
+    out.update(flags or {})
+    return out
