@@ -210,7 +210,7 @@ def checker(engine, cid: str, since: float) -> None:
             time.sleep(interval)
 
 
-def spawn_checker(engine, c) -> int | None:
+def spawn_checker(engine, c, close_fds: tuple[int, ...] = ()) -> int | None:
     """In the monitor, before it starts the container: fork the checker (it exits with the container)."""
     if config(c) is None:
         return None
@@ -223,10 +223,14 @@ def spawn_checker(engine, c) -> int | None:
         return pid
     code = 0
     try:
-        os.closerange(3, 65536)
+        for fd in close_fds:   # not closerange: SQLite may still hold (deferred) descriptors of its own
+            os.close(fd)
         engine.after_fork()
         checker(engine, c.id, since)
     except BaseException:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()   # into the monitor's log
         code = 1
     finally:
         os._exit(code)

@@ -40,7 +40,7 @@ def supervise(engine, c, sync) -> int:
 
     delay = BACKOFF_START
     while True:
-        health.spawn_checker(engine, c)
+        health.spawn_checker(engine, c, (sync.fileno(),) if sync is not None else ())
         t0 = time.monotonic()
         code = Monitor(engine, c, sync).run()
         sync = None
