@@ -118,11 +118,10 @@ class Engine:
         """SQLite connections must not cross fork (the child would share the parent's lock state and
         WAL descriptors, and writes can land in a WAL another process already deleted): close ours."""
         self.store.db.close()
+        self._db_closed = True
 
     def after_fork_parent(self) -> None:
-        from pallet.store.db import Database
-
-        self.store.db = Database(self.root / "pallet.db")
+        """The parent reopens its connection lazily, on its next query (a foreground run needs none)."""
 
     def after_fork(self) -> None:
         """In a forked monitor: a fresh database connection (never share one across fork)."""
@@ -131,8 +130,15 @@ class Engine:
         self.store.db = Database(self.root / "pallet.db")
         self._runtimes = {}
 
+    _db_closed = False
+
     @property
     def db(self):
+        if self._db_closed:
+            from pallet.store.db import Database
+
+            self.store.db = Database(self.root / "pallet.db")
+            self._db_closed = False
         return self.store.db
 
     # ---- rows --------------------------------------------------------------------------------

@@ -441,56 +441,53 @@ class Monitor:
 
 
 def spawn(engine, container, *, sync: socket.socket | None) -> int:
-    """Fork the monitor (double fork: it is nobody's child but init's or a subreaper's); returns at once."""
+    """Fork the monitor and return its pid at once.
+
+    One fork, no exec: the child leaves our session (setsid) so the terminal's signals and hang-up
+    do not reach it, and outlives us (reparented to init or the nearest subreaper when we exit).
+    A long-lived caller must reap it (a short-lived CLI need not).
+    """
     global _T0
     _T0 = time.monotonic()
     engine.before_fork()
     pid = os.fork()
     if pid:
         engine.after_fork_parent()
-        os.waitpid(pid, 0)
         return pid
-    # intermediate child
+    code = 125
     try:
         os.setsid()
-        if os.fork():
-            os._exit(0)
-        code = 125
-        try:
-            devnull = os.open(os.devnull, os.O_RDWR)
-            os.dup2(devnull, 0)
-            os.dup2(devnull, 1)
-            try:   # the monitor's own complaints (tracebacks) go to a file beside its socket
-                errfd = os.open(engine.run_dir(container.id) / "monitor.log",
-                                os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                os.dup2(errfd, 2)
-                os.close(errfd)
-            except OSError:
-                os.dup2(devnull, 2)
-            if devnull > 2:
-                os.close(devnull)
-            keep = sync.fileno() if sync is not None else -1
-            if keep > 3:
-                os.closerange(3, keep)
-            os.closerange(max(3, keep + 1), 65536)
-            engine.after_fork()
-            prof = os.environ.get("PALLET_PROFILE_MONITOR")
-            if prof:
-                import cProfile
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        try:   # the monitor's own complaints (tracebacks) go to a file beside its socket
+            errfd = os.open(engine.run_dir(container.id) / "monitor.log",
+                            os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(errfd, 2)
+            os.close(errfd)
+        except OSError:
+            os.dup2(devnull, 2)
+        if devnull > 2:
+            os.close(devnull)
+        keep = sync.fileno() if sync is not None else -1
+        if keep > 3:
+            os.closerange(3, keep)
+        os.closerange(max(3, keep + 1), 65536)
+        engine.after_fork()
+        prof = os.environ.get("PALLET_PROFILE_MONITOR")
+        if prof:
+            import cProfile
 
-                pr = cProfile.Profile()
-                code = pr.runcall(Monitor(engine, container, sync).run)
-                pr.dump_stats(prof)
-            else:
-                from pallet.engine.restart import supervise
+            pr = cProfile.Profile()
+            code = pr.runcall(Monitor(engine, container, sync).run)
+            pr.dump_stats(prof)
+        else:
+            from pallet.engine.restart import supervise
 
-                code = supervise(engine, container, sync)   # Monitor(...).run(), again per restart policy
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-            raise
-        finally:
-            os._exit(code & 0xFF)
+            code = supervise(engine, container, sync)   # Monitor(...).run(), again per restart policy
     except BaseException:
-        os._exit(125)
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code & 0xFF)
