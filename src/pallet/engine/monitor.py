@@ -15,6 +15,9 @@ container's init is its child), then:
 Wire format (one message per datagram; first byte is the type):
   monitor -> client: b"1"+data stdout, b"2"+data stderr, b"S"+json started, b"E"+json failed, b"X"+json exited
   client -> monitor: b"0"+data stdin, b"C" close stdin, b"W"+rows,cols (2x u16), b"K"+signal number (ascii)
+
+Debugging: the monitor's stderr is `<runroot>/containers/<id>/monitor.log`; PALLET_TRACE_MONITOR=1 adds
+phase timings there, PALLET_PROFILE_MONITOR=FILE dumps a cProfile of the monitor.
 """
 
 from __future__ import annotations
