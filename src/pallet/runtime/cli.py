@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     """The `pallet-runtime` entry point. Run as the console script (argv None) it leaves with
     os._exit once its output is flushed: interpreter teardown is wasted time on the hot path."""
     if argv is None:
+        # a short-lived process: no cyclic GC passes, which would also touch (and so copy) every
+        # page shared with the forked container init
+        import gc
+
+        gc.disable()
         code = _main(sys.argv[1:])
         try:
             sys.stdout.flush()
