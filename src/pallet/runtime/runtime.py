@@ -24,9 +24,10 @@ class Runtime:
         self.root = root
         self.store = Store(root)
         self.log = log or Log()
-        # single_fork: create the pid namespace in this process (unshare, fork, setns back) so the
-        # container's init is our direct child: one fork less. Only for single-threaded callers
-        # (the CLI): another thread forking in that window would land in the new namespace.
+        # single_fork: create the pid namespace in this process (unshare, fork) so the container's
+        # init is our direct child: one fork less. Only for the CLI: this process's later children
+        # would land in that namespace too (it setns back only when hooks must still be spawned),
+        # and another thread forking meanwhile would as well.
         self.single_fork = single_fork
 
     # -- create / start ---------------------------------------------------------------------
@@ -134,7 +135,10 @@ class Runtime:
                     os._exit(1)
         finally:
             if own_pid_ns >= 0:
-                setns(own_pid_ns, CLONE_NEWPID)
+                # setns back costs an RCU grace period (~ms); a CLI process that forks nothing else
+                # (no hooks to spawn) can skip it — it exits soon after the container does
+                if cfg.get("hooks"):
+                    setns(own_pid_ns, CLONE_NEWPID)
                 os.close(own_pid_ns)
         undo["c1"] = c1
         cchan.close()
