@@ -265,3 +265,20 @@ def test_failing_poststart_and_poststop_hooks_warn_and_continue(prt, new_bundle,
     assert cp.returncode == 0
     assert out.read_text() == "called\ncalled\n"
     assert cp.stderr.count("level=warning") == 2 and "poststart hook #0" in cp.stderr
+
+
+def test_exec_tty_in_foreground(prt, new_bundle, cid, rt_root, no_leftovers):
+    """`exec -t` without a console socket: the runtime proxies the pty itself (as runc does)."""
+    import shutil
+    import subprocess
+
+    from tests.runtime.conftest import RUNTIME
+
+    if not shutil.which("script"):
+        pytest.skip("util-linux script is not installed")
+    b = new_bundle(["sleep", "60"])
+    prt("run", "-d", "--bundle", str(b), cid, check=True)
+    cp = subprocess.run(["script", "-qec", f"{RUNTIME} --root {rt_root} exec -t {cid} sh -c 'tty; exit 3'",
+                         "/dev/null"], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 3 and "/dev/pts/0" in cp.stdout
+    prt("delete", "-f", cid, check=True)

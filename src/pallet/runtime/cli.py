@@ -449,12 +449,32 @@ def _exec(rt, opts: dict, args: list[str]) -> int:
             process["selinuxLabel"] = opts["label"]
     detach = bool(opts.get("detach"))
     pid_ref = [0]
+    if process.get("terminal") and not opts.get("console_socket") and not detach:
+        return _exec_tty(rt, cid, process, opts, pid_ref)
     if not detach:
         _forward_signals(pid_ref)
     code = rt.exec(cid, process, console_socket=opts.get("console_socket"), pid_file=opts.get("pid_file"),
                    detach=detach, preserve_fds=int(opts.get("preserve_fds") or 0),
                    on_pid=lambda p: pid_ref.__setitem__(0, p))
     return 0 if detach else code
+
+
+def _exec_tty(rt, cid: str, process: dict, opts: dict, pid_ref: list[int]) -> int:
+    """`exec -t` in the foreground without a console socket: the pty master comes back to us and
+    we copy between it and our stdio (like runc). We adopt the process as child subreaper."""
+    import socket
+
+    from pallet.runtime.linux.prctl import set_child_subreaper
+
+    set_child_subreaper()
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = rt.exec(cid, process, detach=True, pid_file=opts.get("pid_file"), _console=theirs,
+                  preserve_fds=int(opts.get("preserve_fds") or 0))
+    _, fds, _, _ = socket.recv_fds(mine, 1024, 1)
+    mine.close()
+    pid_ref[0] = pid
+    _forward_signals(pid_ref)
+    return _proxy_tty(fds[0], pid)
 
 
 def _update(rt, opts: dict, args: list[str]) -> None:
