@@ -38,9 +38,14 @@ def test_mount_unmount(pallet, image: str, pallet_root: Path, tmp_path: Path) ->
     assert mounts_under(pallet_root) == [] and not path.exists()
 
 
-def test_mount_copy_driver(pallet, image: str) -> None:
+def test_mount_copy_driver(pallet, image: str, pallet_root: Path) -> None:
     cp = pallet("--storage-driver", "copy", "image", "mount", image, check=True)
-    assert sorted(os.listdir(Path(cp.stdout.strip()) / "etc")) == ["a", "c"]
+    path = Path(cp.stdout.strip())
+    assert sorted(os.listdir(path / "etc")) == ["a", "c"]
+    with pytest.raises(OSError):
+        (path / "etc" / "new").write_text("read-only")
+    pallet("--storage-driver", "copy", "image", "unmount", image, check=True)
+    assert mounts_under(pallet_root) == []
 
 
 def test_mount_unknown_image(pallet) -> None:

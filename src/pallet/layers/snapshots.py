@@ -8,7 +8,8 @@ On-disk layout under ``<root>/layers``::
     <chain-hex>/link          its short name
     <chain-hex>/flat          copy driver only: the whole tree up to this layer, flattened
     l/<short> -> ../<chain-hex>/diff
-    mnt/<image-hex>/          read-only merged views (`pallet image mount`)
+    mnt/<image-hex>/          read-only views (`pallet image mount`): overlay, or a read-only bind
+                              mount of the copy driver's `flat` tree
     containers/<key>/         upper, work, merged (overlay) or merged (copy) of one container
     tmp/                      unpacks in progress; renamed into place when complete
 
@@ -65,10 +66,22 @@ def _hex(digest: str) -> str:
 
 
 def _is_mount(path: Path) -> bool:
+    """Whether `path` is a mount point (by mountinfo: a bind mount from the same filesystem
+    has the parent's st_dev, so os.path.ismount misses it)."""
     try:
-        return os.path.ismount(path)
+        if os.path.ismount(path):
+            return True
+        real = os.path.realpath(path)
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split(" ", 5)[4]
+                if "\\" in mp:
+                    mp = mp.encode().decode("unicode_escape")
+                if mp == real:
+                    return True
     except OSError:
         return False
+    return False
 
 
 def _probe_overlay(layers: Path) -> tuple[bool, str]:
@@ -135,6 +148,26 @@ def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = No
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _bind_readonly(source: str, target: str) -> None:
+    """A read-only bind mount (bind, then remount read-only: the kernel ignores MS_RDONLY on the bind)."""
+    try:
+        from pallet.runtime.linux import mount as m
+    except ImportError:
+        m = None
+    if m is not None:
+        try:
+            m.mount(source, target, None, m.MS_BIND)
+            m.mount(None, target, None, m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY)
+        except OSError as e:
+            if _is_mount(Path(target)):
+                _umount(target)
+            raise PalletError(f"bind-mounting {source} read-only on {target} failed: {e.strerror or e}") from None
+        return
+    cp = subprocess.run(["mount", "--bind", "-o", "ro", source, target], capture_output=True, text=True)
+    if cp.returncode:
+        raise PalletError(f"bind-mounting {source} read-only on {target} failed: {cp.stderr.strip()}")
 
 
 def _umount(target: str) -> None:
@@ -365,14 +398,19 @@ class Snapshots:
         """A read-only merged view of the chain `ids`; idempotent. Returns its path."""
         if not ids:
             return self.dir / _EMPTY
-        if self.driver == "copy":
-            return self._flat(ids)
+        copy = self.driver == "copy"
+        flat = self._flat(ids) if copy else None
+        if copy and os.geteuid() != 0:
+            return flat  # no bind mounts without root: the flattened tree itself (writable!)
         target = self.dir / "mnt" / _hex(key)
         if _is_mount(target):
             return target
         target.mkdir(parents=True, exist_ok=True)
         try:
-            _mount_overlay(self._lowers(ids), str(target), readonly=True, base=str(self.dir))
+            if copy:
+                _bind_readonly(str(flat), str(target))
+            else:
+                _mount_overlay(self._lowers(ids), str(target), readonly=True, base=str(self.dir))
         except BaseException:
             try:
                 target.rmdir()
