@@ -45,20 +45,11 @@ def _chunks_of(source: BinaryIO | Iterable[bytes], chunk: int) -> Iterator[bytes
     if read is None:
         yield from source  # type: ignore[misc]
         return
-    readinto = getattr(source, "readinto", None)
-    if readinto is None:
-        while True:
-            b = read(chunk)
-            if not b:
-                return
-            yield b
-    else:
-        while True:
-            buf = bytearray(chunk)
-            n = readinto(buf)
-            if not n:
-                return
-            yield bytes(buf) if n == chunk else bytes(memoryview(buf)[:n])
+    while True:
+        b = read(chunk)
+        if not b:
+            return
+        yield b
 
 
 class _Cancelled(Exception):
