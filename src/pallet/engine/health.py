@@ -211,26 +211,33 @@ def checker(engine, cid: str, since: float) -> None:
 
 
 def spawn_checker(engine, c, close_fds: tuple[int, ...] = ()) -> int | None:
-    """In the monitor, before it starts the container: fork the checker (it exits with the container)."""
+    """In the monitor, before it starts the container: start the checker, a fresh process (not a fork:
+    SQLite's in-process state must not cross fork). It exits with the container."""
     if config(c) is None:
         return None
     reset(engine, c)
     since = time.time() - 0.001
-    engine.before_fork()
-    pid = os.fork()
-    if pid:
-        engine.after_fork_parent()
-        return pid
-    code = 0
+    argv = [sys.executable, "-m", "pallet.engine.health", str(engine.root), str(engine.runroot),
+            engine.storage_driver or "", c.id, repr(since)]
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True)
+    return p.pid
+
+
+def _main(argv: list[str]) -> int:
+    from pallet.engine.core import Engine
+    from pallet.store import Store
+
+    root, runroot, driver, cid, since = argv
+    engine = Engine(Store(root), runroot, storage_driver=driver or None)
     try:
-        for fd in close_fds:   # not closerange: SQLite may still hold (deferred) descriptors of its own
-            os.close(fd)
-        engine.after_fork()
-        checker(engine, c.id, since)
-    except BaseException:  # noqa: BLE001
+        checker(engine, cid, float(since))
+    except Exception:  # noqa: BLE001
         import traceback
 
-        traceback.print_exc()   # into the monitor's log
-        code = 1
-    finally:
-        os._exit(code)
+        traceback.print_exc()   # into the monitor's log (our stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
