@@ -7,9 +7,9 @@ APT_PACKAGES := busybox-static skopeo umoci runc crun podman conmon docker-regis
                 curl openssl apache2-utils libseccomp2 iproute2 util-linux debootstrap wrk hyperfine
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv demo test lint bench clean
+.PHONY: install apt venv seccomp demo test lint bench clean
 
-install: apt venv
+install: apt venv seccomp
 
 # apt-get only runs when a package is missing.
 apt:
@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# moby's default seccomp profile, as package data, from Debian's packaged moby source
+seccomp:
+	@bash scripts/seccomp-profile.sh
 
 demo: install
 	@bash scripts/demo.sh
