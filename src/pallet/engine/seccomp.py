@@ -1,4 +1,5 @@
-"""Moby's default seccomp profile (seccomp_default.json, Apache-2.0, see LICENSE-moby-seccomp)
+"""Moby's default seccomp profile (seccomp_default.json, Apache-2.0, see LICENSE-moby-seccomp;
+put into the package at install time by scripts/seccomp-profile.sh from Debian's packaged moby source)
 turned into the OCI runtime-spec `linux.seccomp` for one architecture and capability set,
 the way moby's profiles/seccomp setupSeccomp does: rules are kept or dropped by their
 `includes`/`excludes` (caps, arches, minKernel)."""
@@ -19,7 +20,14 @@ _NATIVE = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "arm": "SC
 
 @lru_cache(maxsize=1)
 def _profile() -> dict:
-    return json.loads((Path(__file__).parent / "seccomp_default.json").read_text())
+    path = Path(__file__).parent / "seccomp_default.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        from pallet.errors import PalletError
+
+        raise PalletError(f"docker's default seccomp profile is not installed ({path}): run `make install` "
+                          "(scripts/seccomp-profile.sh) or pass --security-opt seccomp=unconfined") from None
 
 
 def _kernel() -> tuple[int, int]:
