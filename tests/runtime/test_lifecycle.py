@@ -282,3 +282,15 @@ def test_exec_tty_in_foreground(prt, new_bundle, cid, rt_root, no_leftovers):
                          "/dev/null"], capture_output=True, text=True, timeout=30)
     assert cp.returncode == 3 and "/dev/pts/0" in cp.stdout
     prt("delete", "-f", cid, check=True)
+
+
+def test_poststart_runs_after_the_program_is_executed(prt, new_bundle, cid, tmp_path, no_leftovers):
+    out = tmp_path / "comm"
+    code = ("import json, sys; s = json.load(sys.stdin); "
+            f"open({str(out)!r}, 'w').write(open('/proc/%d/comm' % s['pid']).read())")
+    b = new_bundle(["sleep", "60"], edit=lambda c: c.update(
+        hooks={"poststart": [{"path": "/usr/bin/python3", "args": ["python3", "-c", code]}]}))
+    prt("create", "--bundle", str(b), cid, check=True)
+    prt("start", cid, check=True)
+    assert out.read_text().strip() == "sleep"  # not the runtime's python: execve had happened
+    prt("delete", "-f", cid, check=True)

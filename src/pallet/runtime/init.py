@@ -221,7 +221,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         else:
             wfd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
-        os.close(wfd)
+        # wfd stays open (close-on-exec): `start` reads on until EOF, i.e. until our execve,
+        # so poststart hooks run after the program is executed, as the spec requires
         os.close(ctx.fifo_fd)
         if not proc:
             os._exit(1)  # no process: `start` refuses and kills us; never run anything

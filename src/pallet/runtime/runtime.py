@@ -268,14 +268,23 @@ class Runtime:
         try:
             p = select.poll()
             p.register(fd, select.POLLIN)
+            started = False
             while True:
                 if p.poll(50):
-                    data = os.read(fd, 1)
-                    if not data:
+                    try:
+                        data = os.read(fd, 1)
+                    except BlockingIOError:
+                        continue
+                    if data:
+                        started = True  # the init passed the fifo; EOF follows at its execve
+                        continue
+                    if not started:
                         raise RuntimeFailure("the container process exited before it was started")
                     break
                 if not alive(st["pid"], st.get("starttime")):
-                    raise RuntimeFailure("the container process exited before it was started")
+                    if not started:
+                        raise RuntimeFailure("the container process exited before it was started")
+                    break
         finally:
             os.close(fd)
         try:
