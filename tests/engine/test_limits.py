@@ -98,6 +98,9 @@ def test_update_stats_pause(pallet_env):
     pallet_env("unpause", cid, check=True)
     assert json.loads(pallet_env("inspect", cid, check=True).stdout)[0]["State"]["Paused"] is False
     assert pallet_env("exec", cid, "true").returncode == 0
+    pallet_env("pause", cid, check=True)          # rm -f of a paused container thaws it to kill it
+    pallet_env("rm", "-f", cid, check=True, timeout=20)
+    assert pallet_env.ids() == []
 
 
 def _host_hard_nofile() -> int:

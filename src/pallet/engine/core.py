@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pallet.engine.health import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
 from pallet.errors import Conflict, NotFound, PalletError
 
@@ -547,6 +548,7 @@ class Engine:
             raise Conflict(f"cannot kill container {c.name}: container is not running")
         if not send_signal(c.pid, c.pid_start, sig):
             self.refresh(c)
+        thaw_if_paused(self, c)
 
     def wait_exit(self, c: Container, timeout: float | None = None) -> Container:
         end = None if timeout is None else time.monotonic() + timeout
@@ -576,6 +578,7 @@ class Engine:
             timeout = c.Config.get("StopTimeout", 10)
         sig = parse_signal(c.Config.get("StopSignal"))
         send_signal(c.pid, c.pid_start, sig)
+        thaw_if_paused(self, c)
         c = self.wait_exit(c, timeout)
         if c.status == "running":
             send_signal(c.pid, c.pid_start, signal.SIGKILL)
@@ -599,6 +602,7 @@ class Engine:
                                "before removing or force remove")
             monitor_alive = alive(c.monitor_pid, c.monitor_start)
             send_signal(c.pid, c.pid_start, signal.SIGKILL)
+            thaw_if_paused(self, c)
             if monitor_alive:
                 c = self.wait_exit(c, 30)
                 rows = self._rows("WHERE id = ?", (c.id,))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -78,6 +77,17 @@ def paused(c) -> bool:
     return False
 
 
+def thaw_if_paused(engine, c) -> None:
+    """After signalling a paused container (stop, kill, rm -f): thaw it so the signal is acted on."""
+    if paused(c):
+        from pallet.engine.files import _freeze
+
+        try:
+            _freeze(engine, c, False)
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def health_status(engine, c) -> str | None:
     if c.status != "running" or not config(c):
         return None
@@ -117,6 +127,8 @@ def _ts() -> str:
 
 def exec_check(engine, c, hc: dict) -> tuple[int, str]:
     """Run the test once in the container: (exit code, output); -1 for a timeout."""
+    import subprocess
+
     timeout = (hc.get("Timeout") or DEFAULT_TIMEOUT) / 1e9
     argv = [sys.executable, "-m", "pallet.cli.main", "--root", str(engine.root), "--runroot", str(engine.runroot)]
     if engine.storage_driver:
@@ -213,6 +225,8 @@ def checker(engine, cid: str, since: float) -> None:
 def spawn_checker(engine, c, close_fds: tuple[int, ...] = ()) -> int | None:
     """In the monitor, before it starts the container: start the checker, a fresh process (not a fork:
     SQLite's in-process state must not cross fork). It exits with the container."""
+    import subprocess
+
     if config(c) is None:
         return None
     reset(engine, c)
