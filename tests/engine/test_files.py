@@ -108,3 +108,16 @@ def test_export_import_same_tree(pallet_env, ctr, tmp_path):
     assert t1 == tree(io.BytesIO(e2.stdout))
     assert ("d/sub/f", tarfile.REGTYPE, 0o640, 1000, 50, 2, "") in t1
     assert not any(n == "bin/ls" for n, *_ in t1)
+
+
+def test_cp_stopped_container_sees_its_volumes(pallet_env, tmp_path):
+    pallet_env("run", "--name", "stopped", "-v", "cpvol:/data", IMAGE, "sh", "-c", "echo involume > /data/v",
+               check=True)
+    pallet_env("cp", "stopped:/data/v", str(tmp_path / "v"), check=True)
+    assert (tmp_path / "v").read_text() == "involume\n"
+    (tmp_path / "n").write_text("new\n")
+    pallet_env("cp", str(tmp_path / "n"), "stopped:/data/", check=True)
+    mp = pallet_env("volume", "inspect", "-f", "{{.Mountpoint}}", "cpvol", check=True).stdout.strip()
+    assert open(mp + "/n").read() == "new\n"
+    with open("/proc/self/mounts") as f:
+        assert str(pallet_env.root) + "/layers" not in f.read()   # the snapshot is unmounted again

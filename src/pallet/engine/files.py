@@ -21,18 +21,29 @@ from pallet.errors import PalletError
 
 
 # ---- roots ----------------------------------------------------------------------------------
+class Root(str):
+    """A container root path; `binds` are (host source, container destination) pairs the chroot'ed
+    child mounts first (in a private mount namespace) so a stopped container's volumes are there too."""
+
+    binds: tuple = ()
+
+
 @contextmanager
 def container_root(engine, c, *, live: bool = True):
     """The container's root for reading/writing files: /proc/PID/root while it runs (with its mounts)
-    when `live`, else its snapshot, mounted for the duration if it was not."""
+    when `live`, else its snapshot, mounted for the duration if it was not (with its volumes and
+    bind mounts when `live`)."""
     from pallet.engine import snapshots
 
     if live and c.status == "running" and c.pid:
-        yield f"/proc/{c.pid}/root"
+        yield Root(f"/proc/{c.pid}/root")
         return
     snap = snapshots._snaps(engine).container(c.id)
     was = snap.driver == "copy" or os.path.ismount(snap.merged)
-    root = snapshots.mount(engine, c)
+    root = Root(snapshots.mount(engine, c))
+    if live:
+        root.binds = tuple((m["Source"], m["Destination"]) for m in c.config.get("Mounts") or ()
+                           if m.get("Type") in ("bind", "volume") and m.get("Source"))
     try:
         yield root
     finally:
@@ -58,6 +69,7 @@ def _in_chroot(root: str, fn, *, child_fds: tuple[int, ...] = (), parent_fds: tu
             os.close(err_r)
             for fd in child_fds:
                 os.close(fd)
+            _bind_volumes(root, getattr(root, "binds", ()))
             os.chroot(root)
             os.chdir("/")
             fn()
@@ -93,6 +105,22 @@ def _in_chroot(root: str, fn, *, child_fds: tuple[int, ...] = (), parent_fds: tu
         t.join()
     if chunks or st != 0:
         raise PalletError(b"".join(chunks).decode(errors="replace") or "copying failed")
+
+
+def _bind_volumes(root: str, binds) -> None:
+    """In the child: a private mount namespace with the container's volumes/binds on its snapshot."""
+    if not binds:
+        return
+    from pallet.runtime.linux import mount as M
+    from pallet.runtime.linux.ns import CLONE_NEWNS, unshare
+    from pallet.runtime.rootfs import secure_join
+
+    unshare(CLONE_NEWNS)
+    M.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
+    for src, dest in sorted(binds, key=lambda b: len(b[1].rstrip("/").split("/"))):
+        target = secure_join(root, dest)
+        if os.path.exists(src) and os.path.exists(target) and os.path.isdir(src) == os.path.isdir(target):
+            M.mount(src, target, None, M.MS_BIND | M.MS_REC)
 
 
 def _clean_ctr_path(p: str) -> str:
