@@ -2,7 +2,8 @@
 
 `main()` here is the console script. It answers what it can before importing
 click (which alone costs tens of milliseconds at start-up) and hands the rest
-to the click group in `pallet.cli.main`.
+to the click group in `pallet.cli.main`. `pallet run` in the forms people type is parsed and run by
+`pallet.cli.fastrun` without click (same engine call; anything it does not know goes to click).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.stdout.write(f"pallet version {__version__}\n")
         return
+    if "run" in args[:8]:
+        from pallet.cli.fastrun import main as fast_main
+
+        fast_main(args)   # returns only if click must handle this command line
     from pallet.cli.main import main as click_main
 
     click_main(argv)

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    import click
 
 
-@dataclass
 class State:
-    """Global options, with the store opened on first use."""
+    """Global options, with the store opened on first use.
 
-    root: str | None = None
-    runroot: str | None = None
-    storage_driver: str | None = None
-    config_file: str | None = None
-    _store: Any = field(default=None, repr=False)
+    (No click, no dataclass here: the fast path of `pallet run` builds one without importing either.)
+    """
+
+    def __init__(self, root: str | None = None, runroot: str | None = None, storage_driver: str | None = None,
+                 config_file: str | None = None) -> None:
+        self.root = root
+        self.runroot = runroot
+        self.storage_driver = storage_driver
+        self.config_file = config_file
+        self._store: Any = None
+
+    def __repr__(self) -> str:
+        return (f"State(root={self.root!r}, runroot={self.runroot!r}, storage_driver={self.storage_driver!r}, "
+                f"config_file={self.config_file!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return (self.root, self.runroot, self.storage_driver, self.config_file) == \
+            (other.root, other.runroot, other.storage_driver, other.config_file)
 
     @property
     def root_path(self) -> Path:
@@ -42,6 +55,8 @@ class State:
 
 
 def state(ctx: click.Context | None = None) -> State:
+    import click
+
     ctx = ctx or click.get_current_context()
     obj = ctx.find_root().obj
     if obj is None:
@@ -50,6 +65,8 @@ def state(ctx: click.Context | None = None) -> State:
 
 
 def print_json(obj: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(obj, indent=4, ensure_ascii=False) + "\n")
 
 

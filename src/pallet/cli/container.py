@@ -6,53 +6,20 @@ rename, port, attach, container prune. Thin: parse, call pallet.engine, render.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from pallet.cli.common import state
+from pallet.cli.containerrun import env_item as _env_item
+from pallet.cli.containerrun import parse_env_file as _parse_env_file
 from pallet.errors import PalletError
 
 
 def _engine():
-    from pallet.engine.core import Engine
+    from pallet.cli.containerrun import engine
 
-    st = state()
-    return Engine(st.store(), st.runroot_path, storage_driver=st.storage_driver)
-
-
-def _parse_env_file(path: str) -> list[str]:
-    try:
-        text = open(path).read()
-    except OSError as e:
-        raise PalletError(f"cannot read env file {path}: {e.strerror}") from None
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        out.append(_env_item(line))
-    return [x for x in out if x is not None]
-
-
-def _env_item(item: str) -> str | None:
-    if "=" in item:
-        if item.startswith("="):
-            raise PalletError(f"invalid environment variable: {item}")
-        return item
-    val = os.environ.get(item)
-    return None if val is None else f"{item}={val}"
-
-
-def _labels(items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        if not k:
-            raise PalletError(f"invalid label {item!r}: expected KEY[=VALUE]")
-        out[k] = v
-    return out
+    return engine(state())
 
 
 def _create_options(f):
@@ -87,38 +54,9 @@ def _create_options(f):
 
 
 def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
-    from pallet.engine.core import CreateOptions
+    from pallet.cli.containerrun import build_opts
 
-    env: list[str] = []
-    for path in kw.get("env_file") or ():
-        env += _parse_env_file(path)
-    for item in kw.get("env") or ():
-        v = _env_item(item)
-        if v is not None:
-            env.append(v)
-    if kw.get("stop_timeout") is not None:
-        try:
-            kw["stop_timeout"] = int(kw["stop_timeout"])
-            if kw["stop_timeout"] < -1:
-                raise ValueError
-        except ValueError:
-            raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']!r}: a number of seconds") from None
-    if kw.get("network") not in ("none", "host"):
-        raise PalletError(f"network mode {kw.get('network')!r} is not supported yet: use none or host")
-    if kw.get("pull") not in ("missing", "always", "never"):
-        raise PalletError(f"invalid --pull {kw.get('pull')!r}: missing, always or never")
-    from pallet.engine.hostconfig import parse_flags
-
-    extra_host, extra_config = parse_flags(kw)
-    return CreateOptions(
-        image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
-        env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
-        network=kw.get("network") or "none", add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
-        stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=_labels(kw.get("label") or ()),
-        runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
-        tty=kw.get("tty", False), interactive=kw.get("interactive", False),
-        attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
-        detach=detach, extra_host_config=extra_host, extra_config=extra_config)
+    return build_opts(image, command, kw, detach=detach)
 
 
 CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
@@ -133,51 +71,11 @@ CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool, **kw) -> int:
     """Create and start a container from IMAGE, running COMMAND (default: the image's)."""
-    import socket
+    # the console script runs common command lines through pallet.cli.fastrun, without click: both
+    # call this same function with the same arguments (tests/cli/test_fastrun.py)
+    from pallet.cli.containerrun import run
 
-    eng = _engine()
-    opts = _build_opts(image, command, kw, detach=detach)
-    c = eng.create(opts)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ws = None
-    if opts.tty:
-        from pallet.engine.attach import winsize
-
-        ws = winsize(0) or winsize(1)
-    from pallet.engine import monitor
-
-    eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
-    if ws:
-        c.extra["winsize"] = ws
-    monitor.spawn(eng, c, sync=theirs)
-    theirs.close()
-    first = ours.recv(65536)
-    if first[:1] != b"S":
-        ours.close()
-        if opts.auto_remove:
-            try:
-                eng.remove(eng.get(c.id), force=True)
-            except PalletError:
-                pass
-        if first[:1] == b"E":
-            from pallet.engine.core import raise_start_error
-
-            raise_start_error(first[1:])
-        raise PalletError(f"container {c.name} failed to start (its monitor exited)")
-    if detach:
-        ours.close()
-        click.echo(c.id)
-        return 0
-    from pallet.engine.attach import attach
-
-    how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
-    ours.close()
-    if how == "exited":
-        return code
-    if how == "detached":
-        return 0
-    c = eng.get(c.id)
-    return c.exit_code if c.exit_code is not None else 125
+    return run(state(), image, command, kw, detach=detach, sig_proxy=sig_proxy)
 
 
 @click.command("create", context_settings=CTX)

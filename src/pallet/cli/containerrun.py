@@ -1,0 +1,141 @@
+"""`pallet run` / `pallet create` semantics, shared by the click commands (`pallet.cli.container`) and
+the click-free fast path of the console script (`pallet.cli.fastrun`).
+
+Both front ends parse the command line into the same `kw` dict (click's keyword arguments: one key per
+option of `run`) and call `run()` / `build_opts()` here: there is one implementation of what the flags
+mean. This module must not import click (the fast path exists to avoid it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pallet.errors import PalletError
+
+
+def engine(st):
+    """The engine for the global options in `st` (a `pallet.cli.common.State`)."""
+    from pallet.engine.core import Engine
+
+    return Engine(st.store(), st.runroot_path, storage_driver=st.storage_driver)
+
+
+def parse_env_file(path: str) -> list[str]:
+    try:
+        text = open(path).read()
+    except OSError as e:
+        raise PalletError(f"cannot read env file {path}: {e.strerror}") from None
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        out.append(env_item(line))
+    return [x for x in out if x is not None]
+
+
+def env_item(item: str) -> str | None:
+    if "=" in item:
+        if item.startswith("="):
+            raise PalletError(f"invalid environment variable: {item}")
+        return item
+    val = os.environ.get(item)
+    return None if val is None else f"{item}={val}"
+
+
+def labels(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        if not k:
+            raise PalletError(f"invalid label {item!r}: expected KEY[=VALUE]")
+        out[k] = v
+    return out
+
+
+def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
+    """click-style keyword arguments of `run`/`create` -> `pallet.engine.core.CreateOptions`."""
+    from pallet.engine.core import CreateOptions
+
+    env: list[str] = []
+    for path in kw.get("env_file") or ():
+        env += parse_env_file(path)
+    for item in kw.get("env") or ():
+        v = env_item(item)
+        if v is not None:
+            env.append(v)
+    if kw.get("stop_timeout") is not None:
+        try:
+            kw["stop_timeout"] = int(kw["stop_timeout"])
+            if kw["stop_timeout"] < -1:
+                raise ValueError
+        except ValueError:
+            raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']!r}: a number of seconds") from None
+    if kw.get("network") not in ("none", "host"):
+        raise PalletError(f"network mode {kw.get('network')!r} is not supported yet: use none or host")
+    if kw.get("pull") not in ("missing", "always", "never"):
+        raise PalletError(f"invalid --pull {kw.get('pull')!r}: missing, always or never")
+    from pallet.engine.hostconfig import parse_flags
+
+    extra_host, extra_config = parse_flags(kw)
+    return CreateOptions(
+        image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
+        env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
+        network=kw.get("network") or "none", add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
+        stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=labels(kw.get("label") or ()),
+        runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
+        tty=kw.get("tty", False), interactive=kw.get("interactive", False),
+        attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
+        detach=detach, extra_host_config=extra_host, extra_config=extra_config)
+
+
+def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig_proxy: bool) -> int:
+    """`pallet run`: create the container, fork its monitor, then print its id (-d) or attach to it
+    and return its exit code."""
+    import socket
+
+    eng = engine(st)
+    opts = build_opts(image, command, kw, detach=detach)
+    c = eng.create(opts)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ws = None
+    if opts.tty:
+        from pallet.engine.attach import winsize
+
+        ws = winsize(0) or winsize(1)
+    from pallet.engine import monitor
+
+    eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
+    if ws:
+        c.extra["winsize"] = ws
+    monitor.spawn(eng, c, sync=theirs)
+    theirs.close()
+    first = ours.recv(65536)
+    if first[:1] != b"S":
+        ours.close()
+        if opts.auto_remove:
+            try:
+                eng.remove(eng.get(c.id), force=True)
+            except PalletError:
+                pass
+        if first[:1] == b"E":
+            from pallet.engine.core import raise_start_error
+
+            raise_start_error(first[1:])
+        raise PalletError(f"container {c.name} failed to start (its monitor exited)")
+    if detach:
+        ours.close()
+        sys.stdout.write(c.id + "\n")
+        sys.stdout.flush()
+        return 0
+    from pallet.engine.attach import attach
+
+    how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
+    ours.close()
+    if how == "exited":
+        return code
+    if how == "detached":
+        return 0
+    c = eng.get(c.id)
+    return c.exit_code if c.exit_code is not None else 125
