@@ -144,7 +144,11 @@ class Registry:
         else:
             self.insecure = is_local(self.host)
         self.base: str | None = None
-        self._client: httpx.Client | None = None
+        # one httpx client (pool) per thread: httpcore's HTTP/2 connections are not safe to
+        # multiplex from several threads (streams closed by one thread race another's)
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._verify = True
         self._lock = threading.Lock()
         self._tokens: dict[frozenset[str], _Token] = {}
         self._token_locks: dict[frozenset[str], threading.Lock] = {}
@@ -152,17 +156,29 @@ class Registry:
         self._creds: dict[str, auth.Credentials | None] = {}
 
     # ---- connection --------------------------------------------------------------------------
-    def _make_client(self, verify: bool) -> httpx.Client:
+    def _make_client(self, verify: bool, https: bool = True) -> httpx.Client:
         limits = httpx.Limits(max_connections=max(8, self.opts.max_parallel * 2),
                               max_keepalive_connections=max(8, self.opts.max_parallel * 2))
-        return httpx.Client(http2=True, verify=ssl_context(self.host, self.opts, verify=verify),
+        return httpx.Client(http2=https, verify=ssl_context(self.host, self.opts, verify=verify),
                             timeout=TIMEOUT, limits=limits, follow_redirects=False,
                             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
 
+    @property
+    def _client(self) -> httpx.Client:
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._make_client(self._verify, bool(self.base and self.base.startswith("https")))
+            self._local.client = c
+            with self._lock:
+                self._clients.append(c)
+        return c
+
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for c in clients:
+            c.close()
+        self._local = threading.local()
 
     def __enter__(self) -> Registry:
         return self
@@ -177,10 +193,14 @@ class Registry:
                 return None  # type: ignore[return-value]
             attempts: list[tuple[str, bool]] = [("https", True)]
             if self.insecure:
-                attempts = [("https", False), ("http", False)]
+                # https (unverified) first, then http; a bare TLS handshake decides which without
+                # building (and importing HTTP/2 for) an https client that would only fail
+                tls = _speaks_tls(self.host)
+                attempts = [("https", False)] if tls else [("http", False)] if tls is False else \
+                    [("https", False), ("http", False)]
             errors = []
             for scheme, verify in attempts:
-                client = self._make_client(verify)
+                client = self._make_client(verify, scheme == "https")
                 url = f"{scheme}://{self.host}/v2/"
                 resp = None
                 for attempt in range(self.opts.retries + 1):
@@ -205,7 +225,9 @@ class Registry:
                 if resp is None:
                     client.close()
                     continue
-                self._client, self.base = client, f"{scheme}://{self.host}"
+                self.base, self._verify = f"{scheme}://{self.host}", verify
+                self._local.client = client
+                self._clients.append(client)
                 if resp.status_code == 401:
                     self._challenge = self._pick_challenge(resp)
                 if resp.status_code in RETRY_STATUS:
@@ -287,7 +309,6 @@ class Registry:
         if creds is not None and not creds.identity_token:
             headers["Authorization"] = creds.basic()
             params.append(("account", creds.username))
-        assert self._client is not None
         for attempt in range(self.opts.retries + 1):
             try:
                 if creds is not None and creds.identity_token:
@@ -350,7 +371,6 @@ class Registry:
         """
         if self.base is None:
             self.ping()
-        assert self._client is not None
         if url.startswith("/"):
             url = self.base + url  # type: ignore[operator]
         scopes = frozenset(scopes)
@@ -391,7 +411,6 @@ class Registry:
 
     def _send(self, method: str, url: str, headers: dict[str, str], body, *, stream: bool,
               follow: bool) -> httpx.Response:
-        assert self._client is not None
         origin = urllib.parse.urlsplit(url).netloc
         for _ in range(10):
             req = self._client.build_request(method, url, headers=headers,
@@ -414,6 +433,34 @@ class Registry:
             yield resp
         finally:
             resp.close()
+
+
+def _speaks_tls(host: str, timeout: float = 5.0) -> bool | None:
+    """Whether host[:port] completes a TLS handshake (unverified); None when it cannot be reached."""
+    import socket
+
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else 443
+    elif host.count(":") == 1:
+        name, p = host.split(":")
+        port = int(p)
+    else:
+        name, port = host, 443
+    try:
+        sock = socket.create_connection((name, port), timeout)
+    except OSError:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with ctx.wrap_socket(sock, server_hostname=name):
+            return True
+    except (ssl.SSLError, OSError):
+        return False
+    finally:
+        sock.close()
 
 
 def _path(url: str) -> str:
