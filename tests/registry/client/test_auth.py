@@ -178,3 +178,21 @@ def test_skopeo_interop_with_token_registry(pallet, token_registry, store, tmp_p
     out = subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--src-creds=bob:builder",
                           f"docker://{reg.host}/bob/again:v2", f"oci:{tmp_path / 'o'}:x"], capture_output=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_http2_over_tls_with_parallel_streams(basic_registry, tls_ca):
+    """The TLS registry offers HTTP/2 (ALPN): the client uses it, from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pallet.registry.client.auth import Credentials
+    from pallet.registry.client.transport import Options, Registry, scope
+
+    opts = Options(tls_verify=True, cert_dir=str(tls_ca.ca_cert.parent), creds=Credentials("alice", "wonderland"))
+    with Registry(basic_registry.host, opts) as reg:
+        def get(_):
+            r = reg.request("GET", "/v2/test/single/tags/list", scopes={scope("test/single", "pull")})
+            return r.status_code, r.http_version
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(get, range(16)))
+    assert set(results) == {(200, "HTTP/2")}
