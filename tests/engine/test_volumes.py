@@ -109,3 +109,18 @@ def test_bad_volume_specs(pallet_env, args):
     assert cp.stderr.count("\n") == 1 and cp.stderr.startswith("Error: ")
     assert pallet_env.ids() == []
     assert _volumes(pallet_env) == []
+
+
+def test_concurrent_first_use_seeds_once(venv):
+    import subprocess
+
+    from engine.engine_support import BIN
+
+    procs = [subprocess.Popen([str(BIN / "pallet"), "run", "--rm", "-v", "shared:/data", VIMAGE, "cat",
+                               "/data/seed.txt"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=venv.env) for _ in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, outs
+    assert all(o == "seeded\n" for o, _ in outs)
+    assert _volumes(venv) == ["shared"]
+    assert venv.ids() == []

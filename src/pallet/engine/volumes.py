@@ -328,6 +328,22 @@ def _seed(root: str, dest: str, data: str) -> None:
                 pass
 
 
+def _seed_locked(root: str, dest: str, data: str) -> None:
+    """_seed under a lock beside the volume's _data: concurrent first uses seed it once."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(os.path.dirname(data), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        _seed(root, dest, data)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _seed(root, dest, data)
+    finally:
+        os.close(fd)
+
+
 def setup(engine, c, rootfs: str) -> None:
     """At create: resolve -v/--mount/--tmpfs/VOLUMEs into config["Mounts"]; create and seed volumes.
     Undoes the volumes it created if anything fails."""
@@ -387,7 +403,7 @@ def setup(engine, c, rootfs: str) -> None:
                 m.update(Name=v["Name"], Source=v["Mountpoint"], Driver="local",
                          Anonymous=bool(v["Anonymous"]) and not w["Source"])
                 if not w.get("NoCopy"):
-                    _seed(rootfs, w["Target"], v["Mountpoint"])
+                    _seed_locked(rootfs, w["Target"], v["Mountpoint"])
             else:
                 m["TmpfsOptions"] = w.get("TmpfsOptions") or []
             mounts.append(m)
