@@ -33,16 +33,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pallet.errors import NotFound, PalletError
 from pallet.layers.chain import chain_ids
-from pallet.layers.stream import LayerResult, LayerWriter, apply_layer
+
+if TYPE_CHECKING:
+    from pallet.layers.stream import LayerResult
+
+# (the unpacker, subprocess and the like are imported where used: `pallet run` of an image already
+# unpacked only mounts a snapshot and must not pay for them)
 
 DRIVERS = ("overlay", "copy")
 _EMPTY = "empty"
@@ -90,10 +93,12 @@ def _probe_overlay(layers: Path) -> tuple[bool, str]:
     try:
         with open("/proc/filesystems") as f:
             if "overlay" not in f.read():
+                import subprocess
+
                 subprocess.run(["modprobe", "overlay"], capture_output=True, timeout=10)
     except OSError:
         pass
-    probe = layers / "tmp" / f"probe-{uuid.uuid4().hex[:8]}"
+    probe = layers / "tmp" / f"probe-{os.urandom(4).hex()}"
     try:
         for d in ("lower", "upper", "work", "merged"):
             (probe / d).mkdir(parents=True)
@@ -115,8 +120,9 @@ def _probe_overlay(layers: Path) -> tuple[bool, str]:
 
 
 def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = None, work: str | None = None,
-                   readonly: bool = False, base: str | None = None) -> None:
-    """Mount overlayfs. `lowers` top first; with `base`, lowers are relative to that directory."""
+                   readonly: bool = False, base: str | None = None, volatile: bool = False) -> None:
+    """Mount overlayfs. `lowers` top first; with `base`, lowers are relative to that directory;
+    `volatile` (with an upper dir): no sync of the upper filesystem, at unmount or ever."""
     fd = None
     try:
         if base is not None:
@@ -128,6 +134,8 @@ def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = No
             # redirect_dir/metacopy off: a renamed lower dir is copied up whole, so the upper dir
             # is a self-contained change that `diff.diff_upper` can turn into a layer (as docker does)
             opts += f",upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
+            if volatile:
+                opts += ",volatile"
         if len(opts) > 4000:
             raise PalletError(f"too many layers for one overlay mount ({len(lowers)}): the option string "
                               f"has {len(opts)} bytes, the kernel takes at most 4096")
@@ -141,6 +149,8 @@ def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = No
             except OSError as e:
                 raise PalletError(f"mounting overlayfs on {target} failed: {e.strerror or e}") from None
         else:
+            import subprocess
+
             args = ["mount", "-t", "overlay", "overlay", "-o", ("ro," if readonly else "") + opts, target]
             cp = subprocess.run(args, capture_output=True, text=True, pass_fds=(fd,) if fd is not None else ())
             if cp.returncode:
@@ -165,6 +175,8 @@ def _bind_readonly(source: str, target: str) -> None:
                 _umount(target)
             raise PalletError(f"bind-mounting {source} read-only on {target} failed: {e.strerror or e}") from None
         return
+    import subprocess
+
     cp = subprocess.run(["mount", "--bind", "-o", "ro", source, target], capture_output=True, text=True)
     if cp.returncode:
         raise PalletError(f"bind-mounting {source} read-only on {target} failed: {cp.stderr.strip()}")
@@ -181,6 +193,8 @@ def _umount(target: str) -> None:
         except OSError as e:
             raise PalletError(f"unmounting {target} failed: {e.strerror or e}") from None
         return
+    import subprocess
+
     cp = subprocess.run(["umount", target], capture_output=True, text=True)
     if cp.returncode:
         raise PalletError(f"unmounting {target} failed: {cp.stderr.strip()}")
@@ -188,6 +202,8 @@ def _umount(target: str) -> None:
 
 def _unpack_one(args: tuple) -> tuple[str, dict]:
     """Worker: unpack one layer into tmp/<x>/diff (a process of its own, for parallelism)."""
+    from pallet.layers.stream import apply_layer
+
     tmpdir, path, media_type, digest, diff_id, trusted, diff_verified = args
     os.makedirs(tmpdir + "/diff")
     with open(path, "rb") as f:
@@ -260,7 +276,7 @@ class Snapshots:
             return {}
 
     def _tmp(self) -> str:
-        return str(self.dir / "tmp" / f"unpack-{uuid.uuid4().hex}")
+        return str(self.dir / "tmp" / f"unpack-{os.urandom(16).hex()}")
 
     def _publish(self, tmpdir: str, chain_id: str, parent: str | None, result: dict) -> None:
         meta = {"chain_id": chain_id, "parent": parent, **{k: v for k, v in result.items() if k != "warnings"}}
@@ -351,6 +367,8 @@ class Snapshots:
                         result["diff_id"] = result["diff_id"] or layers[i].diff_id
                         self._publish(tmpdir, ids[i], ids[i - 1] if i else None, result)
             else:
+                from pallet.layers.stream import apply_layer
+
                 for i, tmp, _, src in jobs:
                     os.makedirs(tmp + "/diff")
                     with src.open() as f:
@@ -514,6 +532,8 @@ class PendingLayer:
         self.parent = parent
         self.tmp = snaps._tmp()
         os.makedirs(self.tmp + "/diff")
+        from pallet.layers.stream import LayerWriter
+
         self.writer = LayerWriter(self.tmp + "/diff", media_type, expected_digest=expected_digest,
                                   expected_diff_id=expected_diff_id)
 
@@ -563,8 +583,21 @@ class ContainerSnapshot:
         lowers = self.snaps._lowers(self.layers) if self.layers else [_EMPTY]
         if lowers[-1] == _EMPTY and len(lowers) > 1:
             lowers.pop()
-        _mount_overlay(lowers, str(self.merged), upper=str(self.path / "upper"), work=str(self.path / "work"),
-                       base=str(self.snaps.dir))
+        upper, work = str(self.path / "upper"), str(self.path / "work")
+        if _volatile_supported():
+            # A container's writable layer is scratch space (docker's data lives in volumes): mounted
+            # `volatile` (as podman does), unmounting it does not sync the whole upper filesystem, which
+            # takes up to seconds on a busy disk at every stop, rm and --rm. The kernel leaves
+            # work/work/incompat/volatile behind and refuses the next mount while it is there; like
+            # containers/storage we remove it before mounting again (the container is not running).
+            shutil.rmtree(os.path.join(work, "work", "incompat", "volatile"), ignore_errors=True)
+            try:
+                _mount_overlay(lowers, str(self.merged), upper=upper, work=work, base=str(self.snaps.dir),
+                               volatile=True)
+                return self.merged
+            except PalletError:
+                _VOLATILE[0] = False   # refused (an older kernel or an odd upper fs): mount it plainly
+        _mount_overlay(lowers, str(self.merged), upper=upper, work=work, base=str(self.snaps.dir))
         return self.merged
 
     def unmount(self) -> None:
@@ -576,6 +609,23 @@ class ContainerSnapshot:
         trash = self.snaps._tmp()
         os.rename(self.path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+_VOLATILE: list[bool | None] = [None]
+
+
+def _volatile_supported() -> bool:
+    """overlayfs' `volatile` option exists since Linux 5.10 (and may be refused anyway: then we fall back)."""
+    if _VOLATILE[0] is None:
+        if os.environ.get("PALLET_OVERLAY_VOLATILE", "1") == "0":
+            _VOLATILE[0] = False
+        else:
+            try:
+                major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+            except ValueError:
+                major, minor = 0, 0
+            _VOLATILE[0] = (major, minor) >= (5, 10)
+    return bool(_VOLATILE[0])
 
 
 def _fs_type(path: Path) -> str:
