@@ -39,6 +39,7 @@ def test_on_failure_restarts_with_growing_delays_and_stops_at_n(pallet_env, tmp_
 def test_always_until_stopped(pallet_env):
     cid = pallet_env("run", "-d", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.2", check=True).stdout.strip()
     assert wait_for(lambda: _state(pallet_env, cid)["RestartCount"] >= 2, timeout=60)
+    assert wait_for(lambda: "Restarting (0)" in pallet_env("ps", "-a", check=True).stdout, timeout=30)
     pallet_env("stop", "-t", "1", cid, check=True)
     n = _state(pallet_env, cid)["RestartCount"]
     s = wait_for(lambda: (lambda s: s if s["State"]["Status"] == "exited" else None)(_state(pallet_env, cid)),

@@ -155,6 +155,8 @@ def _status_text(c) -> str:
         return f"Exited ({c.exit_code if c.exit_code is not None else -1}) {human_ago(c.finished_at or c.created)}"
     if c.status == "created":
         return "Created"
+    if c.status == "restarting":
+        return f"Restarting ({c.exit_code if c.exit_code is not None else -1}) {human_ago(c.finished_at or c.created)}"
     return c.status.capitalize()
 
 

@@ -169,6 +169,9 @@ class Engine:
 
     def refresh(self, c: Container) -> Container:
         """Reconcile a row with the kernel: a dead process is Exited whatever the row says."""
+        if c.status == "restarting" and not alive(c.monitor_pid, c.monitor_start):
+            c.status = "exited"   # its monitor died while waiting to restart it
+            self._update(c.id, status="exited", monitor_pid=None)
         if c.status == "running" and not alive(c.pid, c.pid_start):
             if alive(c.monitor_pid, c.monitor_start):
                 # the monitor is recording the exit right now: wait for the real code

@@ -10,7 +10,10 @@ refuses together with a policy).
 
 from __future__ import annotations
 
+import os
 import time
+
+from pallet.engine.model import proc_start_time
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -56,10 +59,11 @@ def supervise(engine, c, sync) -> int:
         if ran >= RESET_AFTER:
             delay = BACKOFF_START
         count = row["restart_count"] + 1
+        me = os.getpid()
         with engine.db.transaction() as conn:
-            cur = conn.execute("UPDATE containers SET status = 'restarting', restart_count = ? "
-                               "WHERE id = ? AND status IN ('exited', 'created') AND stopped_by_user = 0",
-                               (count, c.id))
+            cur = conn.execute("UPDATE containers SET status = 'restarting', restart_count = ?, monitor_pid = ?, "
+                               "monitor_start = ? WHERE id = ? AND status IN ('exited', 'created') "
+                               "AND stopped_by_user = 0", (count, me, proc_start_time(me), c.id))
             if cur.rowcount != 1:
                 return code
         end = time.monotonic() + delay
