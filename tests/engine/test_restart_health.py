@@ -69,6 +69,7 @@ def test_health_starting_healthy_unhealthy(pallet_env):
     pallet_env("exec", cid, "touch", "/tmp/ok", check=True)
     assert wait_for(lambda: health()["Status"] == "healthy", timeout=60)
     assert "(healthy)" in pallet_env("ps", check=True).stdout
+    assert pallet_env("ps", "-q", "--no-trunc", "--filter", "health=healthy", check=True).stdout.split() == [cid]
     h = pallet_env("healthcheck", "run", cid)
     assert h.returncode == 0 and h.stdout.strip() == "healthy"
     pallet_env("exec", cid, "rm", "/tmp/ok", check=True)

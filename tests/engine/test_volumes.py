@@ -46,6 +46,7 @@ def test_named_volume_persists_and_seeds(venv):
     cid = venv("run", "-d", "--mount", "type=volume,src=vol1,dst=/v", IMAGE, "sleep", "100", check=True).stdout.strip()
     mounts = json.loads(venv("inspect", cid, check=True).stdout)[0]["Mounts"]
     assert mounts[0]["Type"] == "volume" and mounts[0]["Name"] == "vol1" and mounts[0]["Destination"] == "/v"
+    assert venv("ps", "-q", "--no-trunc", "--filter", "volume=vol1", check=True).stdout.split() == [cid]
     cp = venv("volume", "rm", "vol1")
     assert cp.returncode == 125 and "in use" in cp.stderr and cp.stderr.count("\n") == 1
     venv("rm", "-f", cid, check=True)

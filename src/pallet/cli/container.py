@@ -168,7 +168,7 @@ def _matches(c, filters: list[str]) -> bool:
         k, sep, v = f.partition("=")
         if not sep:
             raise PalletError(f"invalid filter {f!r}: expected KEY=VALUE")
-        if k not in ("name", "status", "label", "id", "ancestor", "exited"):
+        if k not in ("name", "status", "label", "id", "ancestor", "exited", "health", "volume"):
             raise PalletError(f"invalid filter {k!r}")
         by.setdefault(k, []).append(v)
     for k, vals in by.items():
@@ -181,6 +181,14 @@ def _matches(c, filters: list[str]) -> bool:
         if k == "exited" and not (c.status == "exited" and str(c.exit_code) in vals):
             return False
         if k == "ancestor" and not any(v in (c.image_name, c.image_id) or c.image_id.startswith(v) for v in vals):
+            return False
+        if k == "health":
+            from pallet.engine.health import health_status
+
+            if (health_status(_engine(), c) or "none") not in vals:
+                return False
+        if k == "volume" and not any(v in (m.get("Name"), m.get("Destination"), m.get("Source"))
+                                     for m in c.config.get("Mounts") or () for v in vals):
             return False
         if k == "label":
             labels = c.Config.get("Labels") or {}
