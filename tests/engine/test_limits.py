@@ -120,6 +120,10 @@ def test_bad_limits(pallet_env, args):
     assert cp.returncode == 125, cp.stderr
     assert cp.stderr.count("\n") == 1 and cp.stderr.startswith("Error: "), cp.stderr
     assert pallet_env.ids() == []
+    assert not list((pallet_env.root / "containers").glob("*"))          # nothing half-created
+    assert not list((pallet_env.root / "layers" / "containers").glob("*"))
+    with open("/proc/self/mounts") as f:
+        assert str(pallet_env.root) not in f.read()
 
 
 def test_ulimit_never_above_host_hard_limit(pallet_env):

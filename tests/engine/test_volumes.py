@@ -103,6 +103,7 @@ def test_binds_mounts_tmpfs_read_only(pallet_env, tmp_path):
     ["--mount", "type=bind,dst=/x"], ["--mount", "type=nfs,dst=/x"], ["--mount", "src=v"],
     ["--mount", "type=bind,src=/no/such/dir,dst=/x"], ["--tmpfs", "relative"], ["--tmpfs", "/t:bogus=1"],
     ["-v", "v1:/x", "-v", "v2:/x"],
+    ["-v", "newvol:/data", "-v", "/proc/pallet-no-such/dir:/x"],   # fails after the row exists: undone
 ])
 def test_bad_volume_specs(pallet_env, args):
     cp = pallet_env("run", "--rm", *args, IMAGE, "true")
@@ -110,6 +111,10 @@ def test_bad_volume_specs(pallet_env, args):
     assert cp.stderr.count("\n") == 1 and cp.stderr.startswith("Error: ")
     assert pallet_env.ids() == []
     assert _volumes(pallet_env) == []
+    assert not list((pallet_env.root / "containers").glob("*"))          # nothing half-created
+    assert not list((pallet_env.root / "layers" / "containers").glob("*"))
+    with open("/proc/self/mounts") as f:
+        assert str(pallet_env.root) not in f.read()
 
 
 def test_concurrent_first_use_seeds_once(venv):
