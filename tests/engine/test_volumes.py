@@ -130,3 +130,16 @@ def test_concurrent_first_use_seeds_once(venv):
     assert all(o == "seeded\n" for o, _ in outs)
     assert _volumes(venv) == ["shared"]
     assert venv.ids() == []
+
+
+def test_volumes_from(venv, tmp_path):
+    host = tmp_path / "h"
+    host.mkdir()
+    (host / "f").write_text("hostfile\n")
+    venv("create", "--name", "src", "-v", "vf:/data", "-v", f"{host}:/h", VIMAGE, "true", check=True)
+    cp = venv("run", "--rm", "--volumes-from", "src:ro", IMAGE, "sh", "-c", "cat /data/seed.txt /h/f; touch /data/x")
+    assert cp.stdout == "seeded\nhostfile\n" and cp.returncode == 1 and "Read-only" in cp.stderr
+    venv("run", "--rm", "--volumes-from", "src", IMAGE, "touch", "/data/x", check=True)
+    cp = venv("run", "--rm", "--volumes-from", "nosuch", IMAGE, "true")
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1
+    assert venv.ids() == [venv("inspect", "-f", "{{.Id}}", "src", check=True).stdout.strip()]

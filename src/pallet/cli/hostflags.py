@@ -32,6 +32,7 @@ def host_options(f):
         click.option("--mount", multiple=True, help="type=bind|volume|tmpfs,src=...,dst=...[,ro][,...]"),
         click.option("--tmpfs", multiple=True, help="Mount a tmpfs at PATH[:OPTIONS]."),
         click.option("--read-only", is_flag=True, help="Mount the container's root filesystem read-only."),
+        click.option("--volumes-from", multiple=True, help="Mount the volumes of CONTAINER[:ro|rw]."),
         *limit_options(),
         click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD] (never above the host's hard limit)."),
         click.option("--oom-score-adj", help="Tune the OOM killer's preference (-1000 to 1000)."),

@@ -327,7 +327,7 @@ class Engine:
         try:
             self._setup_files(c, rec)
             if c.HostConfig.get("Binds") or c.HostConfig.get("Mounts") or c.HostConfig.get("Tmpfs") or \
-                    c.Config.get("Volumes"):
+                    c.Config.get("Volumes") or c.HostConfig.get("VolumesFrom"):
                 from pallet.engine import snapshots, volumes
 
                 volumes.setup(self, c, snapshots.mount(self, c))

@@ -300,6 +300,14 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
     if tmpfs:
         host["Tmpfs"] = tmpfs
     volumes.check_duplicates(host)
+    vfrom = []
+    for v in kw.get("volumes_from") or ():
+        ref, _, mode = v.partition(":")
+        if not ref or mode not in ("", "ro", "rw"):
+            raise PalletError(f"invalid --volumes-from {v!r}: expected CONTAINER[:ro|rw]")
+        vfrom.append(v)
+    if vfrom:
+        host["VolumesFrom"] = vfrom
     if kw.get("read_only"):
         host["ReadonlyRootfs"] = True
     parse_limits(kw, host)

@@ -368,6 +368,16 @@ def setup(engine, c, rootfs: str) -> None:
         wants.append({"Type": "tmpfs", "Source": "", "Target": path, "ReadOnly": False, "Propagation": "",
                       "NoCopy": False, "Mode": opts, "TmpfsOptions": ["noexec", "nosuid", "nodev",
                                                                        *tmpfs_options(opts, path)]})
+    for v in host.get("VolumesFrom") or ():
+        ref, _, mode = v.partition(":")
+        other = engine.get(ref, refresh=False)
+        have = {w["Target"] for w in wants}
+        for m in other.config.get("Mounts") or ():
+            if m["Type"] == "tmpfs" or m["Destination"] in have:
+                continue
+            wants.append({"Type": m["Type"], "Source": m.get("Name") or m["Source"], "Target": m["Destination"],
+                          "ReadOnly": (mode == "ro") if mode else not m.get("RW", True),
+                          "Propagation": m.get("Propagation") or "", "NoCopy": True, "Mode": mode})
     taken = {w["Target"] for w in wants}
     for path in sorted((c.Config.get("Volumes") or {}).keys()):
         p = os.path.normpath(path)
