@@ -36,6 +36,13 @@ def test_on_failure_restarts_with_growing_delays_and_stops_at_n(pallet_env, tmp_
     assert _state(pallet_env, cid2)["RestartCount"] == 0
 
 
+def test_update_restart_policy_of_running_container(pallet_env):
+    cid = pallet_env("run", "-d", IMAGE, "sh", "-c", "sleep 2; exit 1", check=True).stdout.strip()
+    pallet_env("update", "--restart", "on-failure:2", cid, check=True)
+    assert wait_for(lambda: (lambda s: s["State"]["Status"] == "exited" and s["RestartCount"] == 2)(
+        _state(pallet_env, cid)), timeout=90)
+
+
 def test_always_until_stopped(pallet_env):
     cid = pallet_env("run", "-d", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.2", check=True).stdout.strip()
     assert wait_for(lambda: _state(pallet_env, cid)["RestartCount"] >= 2, timeout=60)

@@ -10,6 +10,7 @@ refuses together with a policy).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -33,7 +34,8 @@ def should_restart(policy: dict | None, code: int, restart_count: int, stopped_b
 
 
 def _row(engine, cid: str):
-    rows = engine.db.query("SELECT status, restart_count, stopped_by_user FROM containers WHERE id = ?", (cid,))
+    rows = engine.db.query("SELECT status, restart_count, stopped_by_user, config FROM containers WHERE id = ?",
+                           (cid,))
     return rows[0] if rows else None
 
 
@@ -48,10 +50,14 @@ def supervise(engine, c, sync) -> int:
         code = Monitor(engine, c, sync).run()
         sync = None
         ran = time.monotonic() - t0
-        policy = c.HostConfig.get("RestartPolicy")
-        if (policy or {}).get("Name", "no") == "no" or c.HostConfig.get("AutoRemove"):
+        if c.HostConfig.get("AutoRemove"):
             return code
         row = _row(engine, c.id)
+        if row is None:
+            return code
+        policy = json.loads(row["config"])["HostConfig"].get("RestartPolicy")   # `update --restart` counts
+        if (policy or {}).get("Name", "no") == "no":
+            return code
         if row is None or row["status"] not in ("exited", "created"):
             return code
         if not should_restart(policy, code, row["restart_count"], bool(row["stopped_by_user"])):
