@@ -20,7 +20,8 @@ class PalletRuntime:
         if self._rt is None:
             from pallet.runtime import Runtime
 
-            self._rt = Runtime(str(self.state_root))
+            # the seccomp BPF compiled for a profile is kept in the run dir for the next container
+            self._rt = Runtime(str(self.state_root), seccomp_cache=str(self.state_root.parent / "seccomp-cache"))
         return self._rt
 
     def create(self, cid: str, bundle: Path, *, pid_file: Path, console_socket: str | None = None,

@@ -20,8 +20,12 @@ SIGKILL = 9
 class Runtime:
     """An OCI runtime whose containers keep their state under `root` (runc's --root)."""
 
-    def __init__(self, root: str = DEFAULT_ROOT, *, log: Log | None = None, single_fork: bool = False) -> None:
+    def __init__(self, root: str = DEFAULT_ROOT, *, log: Log | None = None, single_fork: bool = False,
+                 seccomp_cache: str | None = None) -> None:
         self.root = root
+        # seccomp_cache: a directory where the BPF compiled from a seccomp profile is kept for the next
+        # create with the same profile (the engine gives one in its run dir); None compiles every time
+        self.seccomp_cache = seccomp_cache
         self.store = Store(root)
         self.log = log or Log()
         # single_fork: create the pid namespace in this process (unshare, fork) so the container's
@@ -94,10 +98,10 @@ class Runtime:
 
         seccomp = None
         if linux.get("seccomp"):
-            from pallet.runtime.linux.seccomp import compile_filter
+            from pallet.runtime.linux.seccomp import compile_filter_cached
 
             try:
-                seccomp = compile_filter(linux["seccomp"])
+                seccomp = compile_filter_cached(linux["seccomp"], self.seccomp_cache)
             except (ValueError, OSError) as e:
                 raise InvalidConfig(str(e)) from None
         if proc.get("terminal") and console is None:
@@ -409,9 +413,9 @@ class Runtime:
         linux = cfg.get("linux") or {}
         seccomp = None
         if linux.get("seccomp"):
-            from pallet.runtime.linux.seccomp import compile_filter
+            from pallet.runtime.linux.seccomp import compile_filter_cached
 
-            seccomp = compile_filter(linux["seccomp"])
+            seccomp = compile_filter_cached(linux["seccomp"], self.seccomp_cache)
         console = _console
         if process.get("terminal") and console is None:
             console = _connect(console_socket)
