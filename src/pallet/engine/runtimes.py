@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pallet.errors import CommandNotFound, CommandNotInvokable, PalletError, RuntimeFailure
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def classify(message: str, *, what: str = "container") -> PalletError:
@@ -74,6 +77,8 @@ class ExternalRuntime:
 
     def create(self, cid: str, bundle: Path, *, pid_file: Path, console_socket: str | None = None,
                stdio: tuple[int, int, int] | None = None, log: Path | None = None, pass_fds=()) -> int:
+        import subprocess
+
         args = ["create", "--bundle", str(bundle), "--pid-file", str(pid_file)]
         if console_socket:
             args += ["--console-socket", console_socket]
@@ -88,21 +93,29 @@ class ExternalRuntime:
         return int(pid_file.read_text().strip())
 
     def start(self, cid: str) -> None:
+        import subprocess
+
         cp = subprocess.run(self._argv("start", cid), capture_output=True, text=True, stdin=subprocess.DEVNULL)
         self._check(cp, "start")
 
     def kill(self, cid: str, sig: int, *, all: bool = False) -> None:
+        import subprocess
+
         args = ["kill"] + (["--all"] if all else []) + [cid, str(sig)]
         cp = subprocess.run(self._argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
         self._check(cp, "kill")
 
     def delete(self, cid: str, *, force: bool = False) -> None:
+        import subprocess
+
         args = ["delete"] + (["--force"] if force else []) + [cid]
         cp = subprocess.run(self._argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if cp.returncode != 0 and "does not exist" not in (cp.stderr or "") and "not exist" not in (cp.stderr or ""):
             self._check(cp, "delete")
 
     def state(self, cid: str) -> dict | None:
+        import subprocess
+
         cp = subprocess.run(self._argv("state", cid), capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if cp.returncode != 0:
             return None
