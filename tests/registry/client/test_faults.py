@@ -208,3 +208,25 @@ def test_push_retries_a_failed_upload(pallet, proxy, registry, store, fast):
     res = json.loads(pallet(*fast, "push", "--format", "json", f"{registry.host}/test/other:v1", dest,
                             check=True).stdout)
     assert skopeo_inspect(f"{registry.host}/retried/other:v1", "--tls-verify=false")["Digest"] == res["Digest"]
+
+
+def test_access_token_field_and_expiry(proxy):
+    """A token server answering only `access_token`; a cached token is reused until it expires."""
+    from pallet.registry.client.transport import Options, Registry, scope
+
+    challenge = {"WWW-Authenticate": f'Bearer realm="http://{proxy.host}/token",service="svc"'}
+    proxy.rules.append(Rule("GET", "/v2/", status=401, headers=challenge, times=1, body=b"{}"))
+    proxy.rules.append(Rule("GET", "/token", status=200, times=None,
+                            body=b'{"access_token":"tok-123","expires_in":300}'))
+    with Registry(proxy.host, Options()) as reg:
+        for _ in range(3):
+            r = reg.request("GET", "/v2/test/single/tags/list", scopes={scope("test/single", "pull")})
+            assert r.status_code == 200
+        tokens = [h for h in proxy.hits if h[1].startswith("/token")]
+        assert len(tokens) == 1 and "scope=repository%3Atest%2Fsingle%3Apull" in tokens[0][1]
+        tags = [h for h in proxy.hits if "/tags/list" in h[1]]
+        assert all(h[2].get("Authorization") == "Bearer tok-123" for h in tags)
+        for tok in reg._tokens.values():   # let it expire
+            tok.expires = 0
+        reg.request("GET", "/v2/test/single/tags/list", scopes={scope("test/single", "pull")})
+        assert len([h for h in proxy.hits if h[1].startswith("/token")]) == 2
