@@ -34,7 +34,7 @@ SAME = [
     ["run", "--runtime", "runc", "--platform", "linux/amd64", "--pull", "never", "busybox"],
     ["run", "--pull=always", "busybox"],
     ["run", "-v", "/tmp:/data:ro", "--volume", "vol:/v", "--mount", "type=tmpfs,dst=/t", "--tmpfs", "/run",
-     "--read-only", "busybox"],
+     "--read-only", "--volumes-from", "other:ro", "busybox"],
     ["run", "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m", "--cpus", "1.5", "-c", "512",
      "--cpu-period", "100000", "--cpu-quota", "50000", "--cpuset-cpus", "0", "--cpuset-mems", "0",
      "--pids-limit", "100", "--blkio-weight", "500", "busybox"],
@@ -124,8 +124,13 @@ def test_everything_else_goes_to_click(args):
     assert fastrun.parse(list(args), dict(ENV)) is None
 
 
+def _raise_exit(code: int) -> None:
+    raise SystemExit(code)
+
+
 def test_fast_main_runs_and_exits_with_the_code(record, monkeypatch):
     _env(monkeypatch, {})
+    monkeypatch.setattr(fastrun, "_exit", _raise_exit)   # the real one leaves with os._exit
     with pytest.raises(SystemExit) as e:
         fastrun.main(["run", "--rm", "--network", "none", "busybox", "true"])
     assert e.value.code == 7
@@ -156,6 +161,10 @@ def test_pallet_run_does_not_import_click(tmp_path):
         "import sys\n"
         "from pallet.cli import containerrun\n"
         "containerrun.run = lambda *a, **k: 0\n"
+        "from pallet.cli import fastrun\n"
+        "def _exit(code):\n"
+        "    raise SystemExit(code)\n"
+        "fastrun._exit = _exit\n"
         "from pallet.cli import main\n"
         "try:\n"
         "    main(['run', '--rm', '--network', 'none', 'busybox', 'true'])\n"
@@ -166,3 +175,19 @@ def test_pallet_run_does_not_import_click(tmp_path):
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                         env={"PALLET_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert cp.stdout.strip() == ""
+
+
+def test_exit_code_and_output_through_os_exit(tmp_path):
+    """The fast path leaves with os._exit: stdout is flushed first and the code is the container's."""
+    code = (
+        "from pallet.cli import containerrun\n"
+        "def fake(*a, **k):\n"
+        "    print('container output')\n"
+        "    return 3\n"
+        "containerrun.run = fake\n"
+        "from pallet.cli import main\n"
+        "main(['run', '--rm', 'busybox', 'true'])\n"
+        "print('not reached')\n")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env={"PALLET_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert (cp.returncode, cp.stdout) == (3, "container output\n")

@@ -23,6 +23,7 @@ def _engine():
 
 
 def _create_options(f):
+    # every option here is also in pallet.cli.fastrun.OPTIONS (checked by tests/cli/test_fastrun.py)
     opts = [
         click.option("--name", help="Assign a name to the container."),
         click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),

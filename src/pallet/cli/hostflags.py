@@ -2,6 +2,10 @@
 
 `host_options` adds them to a click command; `engine.hostconfig.parse_flags(kw)` turns the
 values into HostConfig/Config fields before anything is created.
+
+A new option of `run` must be added to `pallet.cli.fastrun.OPTIONS` too (the click-free path of
+`pallet run`; tests/cli/test_fastrun.py fails until it is, and meanwhile the fast path hands any
+command line using it to click).
 """
 
 from __future__ import annotations
