@@ -212,7 +212,9 @@ class Client:
             chosen: list[tuple[Manifest, str]] = []  # (manifest, platform string)
             if isinstance(top, Index):
                 if all_platforms:
-                    entries = [d for d in top.manifests if d.media_type in mt.MANIFESTS]
+                    # image manifests only (not buildx's attestation manifests, platform unknown/unknown)
+                    entries = [d for d in top.manifests if d.media_type in mt.MANIFESTS
+                               and not (d.platform and d.platform.os == "unknown")]
                     if not entries:
                         raise NotFound(f"{ref} is an index without image manifests")
                     # register the host's platform (or the first) under the tag
