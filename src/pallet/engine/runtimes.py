@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +32,13 @@ def classify(message: str, *, what: str = "container") -> PalletError:
 
 
 def available_pallet_runtime() -> bool:
-    import importlib.util
+    if "pallet.runtime.runtime" in sys.modules:
+        return True
+    try:   # (by the file, not importlib.util.find_spec: `pallet run` need not import importlib.util)
+        import pallet.runtime
 
-    try:
-        return importlib.util.find_spec("pallet.runtime.runtime") is not None
+        return any(os.path.isfile(os.path.join(p, name)) for p in pallet.runtime.__path__
+                   for name in ("runtime.py", "runtime.pyc"))
     except ImportError:
         return False
 
