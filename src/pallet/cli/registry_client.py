@@ -80,7 +80,10 @@ class _RichProgress:
         self.console = Console(stderr=True)
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                              TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-                             console=self.console, transient=False)
+                             console=self.console, transient=False, auto_refresh=False)
+        # no refresh thread: refreshed from the events below (at most 10 times a second), so the
+        # pull can still fork its layer unpackers from a single-threaded process
+        self._last = 0.0
         self.tasks: dict[str, int] = {}
         self.totals: dict[str, int] = {}
 
@@ -97,17 +100,27 @@ class _RichProgress:
     def start(self, key: str, label: str, total: int) -> None:
         self.tasks[key] = self.bars.add_task(label, total=total, status="")
         self.totals[key] = total
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= 0.1:
+            self._last = now
+            self.bars.refresh()
 
     def advance(self, key: str, n: int) -> None:
         self.bars.advance(self.tasks[key], n)
+        self._refresh()
 
     def reset(self, key: str, done: int) -> None:
         self.bars.update(self.tasks[key], completed=done)
+        self._refresh()
 
     def finish(self, key: str, status: str) -> None:
         t = self.tasks.get(key)
         if t is not None:
             self.bars.update(t, completed=self.totals.get(key, 0), status=status)
+            self._refresh(force=True)
 
 
 class _Null:
