@@ -569,11 +569,22 @@ class Engine:
         with self.locked(c):
             return self._stop(c, timeout)
 
+    def _cancel_restart(self, c: Container) -> Container:
+        """Tell the monitor not to restart; it marks the row Exited, unless it was starting it right then
+        (the row turns running: the caller stops it as usual)."""
+        self._update(c.id, stopped_by_user=1)
+        for _ in range(200):
+            time.sleep(0.05)
+            c = self.refresh(self.get(c.id, refresh=False))
+            if c.status != "restarting":
+                return c
+        self._update(c.id, status="exited")   # a monitor that does not answer
+        return self.get(c.id)
+
     def _stop(self, c: Container, timeout: int | None = None) -> Container:
         c = self.refresh(c)
         if c.status == "restarting":   # waiting to be restarted by its policy: the stop cancels that
-            self._update(c.id, stopped_by_user=1, status="exited")
-            return self.get(c.id)
+            c = self._cancel_restart(c)
         if c.status != "running":
             return c
         self._update(c.id, stopped_by_user=1)
