@@ -183,6 +183,12 @@ class Store:
                       (name, rec.id, rec.manifest_digest))
         self.write_index()
 
+    def add_repo_digest(self, repo: str, digest: str, image_id: str) -> None:
+        """Record that the image is known as `repo@digest` (docker's RepoDigests), e.g. after a push."""
+        with self.db.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO repo_digests(repo, digest, image_id) VALUES (?, ?, ?)",
+                      (repo, digest, image_id))
+
     def untag(self, name: str) -> None:
         with self.db.transaction() as c:
             c.execute("DELETE FROM tags WHERE name = ?", (name,))

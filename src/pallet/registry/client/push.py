@@ -282,12 +282,7 @@ def push(client: Client, store, src_text: str, dest_text: str | None = None, *,
         raise RegistryError(f"pushed manifest has digest {digest}, not {dest.digest} as the destination says")
     pusher.result.digest = digest
     # remember where the image now lives (a later push to a sibling repository can mount from it)
-    try:
-        with store.db.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO repo_digests(repo, digest, image_id) VALUES (?, ?, ?)",
-                      (dest.name, digest, rec.id))
-    except Exception:
-        pass
+    store.add_repo_digest(dest.name, digest, rec.id)
     return pusher.result
 
 
