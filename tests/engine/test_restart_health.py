@@ -57,6 +57,12 @@ def test_always_until_stopped(pallet_env):
     time.sleep(1.5)
     s2 = _state(pallet_env, cid)
     assert s2["State"]["Status"] == "exited" and s2["RestartCount"] == s["RestartCount"]
+    cid = pallet_env("run", "-d", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.1", check=True).stdout.strip()
+    assert wait_for(lambda: _state(pallet_env, cid)["RestartCount"] >= 2, timeout=60)
+    pallet_env("rm", "-f", cid, check=True)
+    time.sleep(1)
+    assert cid not in pallet_env.ids()
+    assert not any(cid in line for line in open("/proc/self/mounts"))
     cp = pallet_env("run", "--rm", "--restart", "always", IMAGE, "true")
     assert cp.returncode == 125 and "--restart and --rm" in cp.stderr
 

@@ -610,6 +610,11 @@ class Engine:
 
     def _remove(self, c: Container, *, force: bool = False) -> None:
         c = self.refresh(c)
+        if c.status == "restarting":
+            if not force:
+                raise Conflict(f"cannot remove container {c.name}: container is restarting: stop the container "
+                               "before removing or force remove")
+            c = self._cancel_restart(c)
         if c.status == "running":
             if not force:
                 raise Conflict(f"cannot remove container {c.name}: container is running: stop the container "
