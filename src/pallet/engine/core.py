@@ -441,6 +441,10 @@ class Engine:
                 return None
             if c.status == "removing":
                 raise Conflict(f"container {c.name} is being removed")
+            if c.status == "restarting":   # its monitor starts it again by itself
+                if attach:
+                    raise Conflict(f"container {c.name} is restarting; wait until it runs, then attach")
+                return None
             self._clear_runtime_state(c)
             self.run_dir(c.id).mkdir(parents=True, exist_ok=True)
             if winsize:
