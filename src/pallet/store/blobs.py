@@ -46,6 +46,17 @@ class BlobWriter:
     def size(self) -> int:
         return self.hasher.size
 
+    @property
+    def tmp_path(self) -> str:
+        """The temp file the blob is being written to (readable by a concurrent unpacker)."""
+        assert self._file is not None
+        return self._file.tmp_path
+
+    def flush(self) -> None:
+        """Hand what was written so far to the kernel, so a reader of `tmp_path` sees it."""
+        assert self._file is not None
+        self._file.file.flush()
+
     def commit(self) -> str:
         digest = self.hasher.digest()
         assert self._file is not None

@@ -11,11 +11,24 @@ anything is registered. Images are registered only by `commit()`, after all
 of them passed their checks. If anything fails, the blobs this ingest created
 are removed again (unless another image reaches them), so the store is left
 as it was.
+
+With `Ingest(store, unpack=True)` (`pallet load`) a blob that looks like a
+layer is also unpacked while it is written: a forked process
+(`pallet.layers.staged`) reads the blob's temp file as it grows, decompresses
+it, computes the diff id (the one `check_image` compares with the config) and
+untars it into a staging dir under `<root>/tmp`. The blob itself is then not
+decompressed here at all. Only after the images are registered does
+`commit()` move those trees into the layer snapshots under their chain ids,
+so `pallet image mount` finds them unpacked; a failed ingest removes them and
+leaves `<root>/layers` untouched. When such an unpack fails (a layer that is
+no valid tar, say), the diff id comes from decompressing the stored blob, as
+without `unpack`, and the layer is unpacked (or refused) on first use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -34,6 +47,7 @@ class BlobInfo:
     diff_id: str | None = None        # digest of the decompressed stream, when it could be decompressed
     uncompressed_size: int | None = None
     error: str | None = None          # why decompressing failed
+    staged: object = None             # StagedUnpack: the layer being unpacked from this blob (unpack=True)
 
 
 @dataclass
@@ -71,14 +85,41 @@ def _sniff(head: bytes) -> str:
     return sniff(head)
 
 
+def _is_tar(head: bytes) -> bool:
+    """Whether a plain stream starts with a POSIX or GNU tar header (magic `ustar` at offset 257)."""
+    return head[257:262] == b"ustar"
+
+
+def _decode(chunks, kind: str) -> tuple[str | None, int, str | None]:
+    """(diff id, uncompressed size, None) of a compressed stream given in chunks, or (None, 0, why)."""
+    from pallet.layers.compression import decoder
+
+    dec, uhash, usize = decoder(kind), hashlib.sha256(), 0
+    try:
+        for chunk in chunks:
+            out = dec.feed(chunk)
+            uhash.update(out)
+            usize += len(out)
+        out = dec.finish()
+    except PalletError as e:
+        return None, 0, e.message
+    uhash.update(out)
+    return "sha256:" + uhash.hexdigest(), usize + len(out), None
+
+
+_LAYER_TYPES = {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "": mt.OCI_LAYER}
+
+
 class Ingest:
-    def __init__(self, store) -> None:
+    def __init__(self, store, *, unpack: bool = False) -> None:
         self.store = store
+        self.unpack = unpack
         self.created: set[str] = set()
         self.infos: dict[str, BlobInfo] = {}
         self.pending: list[PendingImage] = []
         self._lock = None
         self._used: set[str] = set()
+        self._staged: list = []      # every StagedUnpack started
 
     # ---- context ---------------------------------------------------------------------------
     def __enter__(self) -> Ingest:
@@ -88,12 +129,19 @@ class Ingest:
 
     def __exit__(self, et, ev, tb) -> bool:
         try:
+            for s in self._staged:   # unpacks not published: stop them, remove their trees
+                s.discard()
+        finally:
+            self._exit_lock(et, ev, tb)
+        return False
+
+    def _exit_lock(self, et, ev, tb) -> None:
+        try:
             self._lock.__exit__(et, ev, tb)
         finally:
             # after a failure everything this ingest wrote goes; after success, what no image uses
             left = self.created if et is not None else self.created - self._used
             self.store.discard_blobs(left)
-        return False
 
     # ---- blobs -----------------------------------------------------------------------------
     def put_stream(self, stream: BinaryIO, *, expected: str | None = None, size: int | None = None,
@@ -101,46 +149,64 @@ class Ingest:
         """Write a blob from `stream`, verified against `expected` (and `size`) when given.
 
         A stream that starts like gzip or zstd is also decompressed on the fly (best
-        effort) so that a layer's diff id is known without reading the blob again.
+        effort) so that a layer's diff id is known without reading the blob again --
+        with `unpack`, by the process that unpacks it from the blob being written.
         """
         blobs = self.store.blobs
         writer = blobs.writer(expected, size)
+        staged = None
         with writer:
             head = stream.read(CHUNK)
             kind = _sniff(head)
+            if self.unpack and (kind or _is_tar(head)) and not (expected and blobs.has(expected)):
+                staged = self._stage(writer, kind)
             dec = uhash = None
             usize = 0
             error = None
-            if kind:
+            if kind and staged is None:
                 from pallet.layers.compression import decoder
 
                 dec, uhash = decoder(kind), hashlib.sha256()
-            chunk = head
-            while chunk:
-                writer.write(chunk)
-                if dec is not None:
+            try:
+                chunk = head
+                while chunk:
+                    writer.write(chunk)
+                    if staged is not None:
+                        writer.flush()
+                        staged.grown(writer.size)
+                    elif dec is not None:
+                        try:
+                            out = dec.feed(chunk)
+                            uhash.update(out)
+                            usize += len(out)
+                        except PalletError as e:
+                            dec, error = None, e.message
+                    chunk = stream.read(CHUNK)
+                if staged is not None:
+                    writer.flush()
+                    staged.end(writer.size)   # it unpacks the rest while the blob is fsynced
+                elif dec is not None:
                     try:
-                        out = dec.feed(chunk)
+                        out = dec.finish()
                         uhash.update(out)
                         usize += len(out)
                     except PalletError as e:
                         dec, error = None, e.message
-                chunk = stream.read(CHUNK)
-            if dec is not None:
+                existed = blobs.has(str(writer.hasher.digest()))
                 try:
-                    out = dec.finish()
-                    uhash.update(out)
-                    usize += len(out)
-                except PalletError as e:
-                    dec, error = None, e.message
-            existed = blobs.has(str(writer.hasher.digest()))
-            try:
-                digest = writer.commit()
-            except DigestMismatch as e:
-                raise DigestMismatch(f"{what}: {e.message}") from None
+                    digest = writer.commit()
+                except DigestMismatch as e:
+                    raise DigestMismatch(f"{what}: {e.message}") from None
+            except BaseException:
+                if staged is not None:
+                    staged.discard()
+                raise
         if not existed:
             self.created.add(digest)
-        if kind and dec is not None:
+        if staged is not None:   # the diff id comes from the unpack (plain tar: it is the digest)
+            info = BlobInfo(digest, writer.size, kind, None if kind else digest,
+                            None if kind else writer.size, staged=staged)
+        elif kind and dec is not None:
             info = BlobInfo(digest, writer.size, kind, "sha256:" + uhash.hexdigest(), usize)
         elif kind:
             info = BlobInfo(digest, writer.size, kind, error=error)
@@ -148,6 +214,45 @@ class Ingest:
             info = BlobInfo(digest, writer.size, "", digest, writer.size)
         self.infos[digest] = info
         return info
+
+    # most unpack processes at once (more wait: the reader is then ahead of the unpackers anyway)
+    MAX_STAGED = max(4, 2 * (os.cpu_count() or 1))
+
+    def _stage(self, writer, kind: str):
+        """Start unpacking the blob `writer` is writing, in a forked process; None where that cannot be."""
+        import threading
+
+        if threading.active_count() != 1:
+            return None   # forking is only safe from a single-threaded process
+        running = [s for s in self._staged if s.running]
+        while len(running) >= self.MAX_STAGED:
+            import select
+
+            ready, _, _ = select.select(running, [], [])
+            for s in ready:
+                s.wait()
+            running = [s for s in running if s.running]
+        from pallet.layers.staged import StagedUnpack
+
+        try:
+            s = StagedUnpack(writer.tmp_path, _LAYER_TYPES[kind], str(self.store.tmp))
+        except OSError:
+            return None
+        self._staged.append(s)
+        return s
+
+    def _staged_diff_id(self, info: BlobInfo) -> None:
+        """Fill in a staged blob's diff id: from its unpack, or (that failed) by decompressing the blob."""
+        r = info.staged.wait()
+        if r is not None:
+            info.diff_id, info.uncompressed_size = r.diff_id, r.size
+            return
+
+        def chunks():
+            with self.store.blobs.open(info.digest) as f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+        info.diff_id, info.uncompressed_size, info.error = _decode(chunks(), info.compression)
 
     def put_bytes(self, data: bytes, *, expected: str | None = None, what: str = "blob") -> str:
         import io
@@ -166,6 +271,8 @@ class Ingest:
                 names = {"gzip": "gzip-compressed", "zstd": "zstd-compressed", "": "not compressed"}
                 raise InvalidArchive(f"{what} ({digest}) is {names[info.compression]} but its media type "
                                      f"{media_type} says {names[kind]}")
+            if info.diff_id is None and info.staged is not None:
+                self._staged_diff_id(info)
             if info.diff_id is None:
                 raise InvalidArchive(f"{what} ({digest}) cannot be decompressed: {info.error}")
             return info.diff_id, info.uncompressed_size or 0
@@ -244,4 +351,31 @@ class Ingest:
             used.update([p.manifest.digest, p.config.digest, *(x.digest for x in p.manifest.layers)])
             if p.target_digest:
                 used.add(p.target_digest)
+        if self._staged:
+            self._publish_staged()
         return records
+
+    def _publish_staged(self) -> None:
+        """Move the layers unpacked during the ingest into the snapshots, under their chain ids.
+
+        After registering: a crash before this point leaves images whose layers are unpacked
+        on first use, never a layer that no image has. A layer that cannot be published is
+        left to that first use too."""
+        from pallet.layers.chain import chain_ids
+        from pallet.layers.snapshots import Snapshots
+
+        snaps = None
+        for p in self.pending:
+            ids = chain_ids(p.config.diff_ids)
+            for i, (digest, diff_id, _) in enumerate(p.layer_infos):
+                info = self.infos.get(digest)
+                staged = info.staged if info is not None else None
+                if staged is None or staged.published:
+                    continue
+                r = staged.wait()
+                if r is None or r.diff_id != diff_id:
+                    continue
+                if snaps is None:
+                    snaps = Snapshots(self.store.root)   # the diff dirs are the same for every driver
+                if not snaps.has(ids[i]):
+                    staged.publish(snaps, ids[i], ids[i - 1] if i else None, digest)
