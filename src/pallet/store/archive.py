@@ -22,6 +22,7 @@ import json
 import os
 import posixpath
 import re
+import stat
 import tarfile
 from collections.abc import Iterable
 from typing import BinaryIO
@@ -170,6 +171,34 @@ class _Counted:
         return data
 
 
+class _FileSlice:
+    """A member's data read straight from the archive file with pread (one copy instead of the
+    several tarfile's stream mode makes); a short read at the end means a truncated archive."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self.fd = fd
+        self.pos = offset
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        if n <= 0:
+            return b""
+        data = os.pread(self.fd, n, self.pos)
+        self.pos += len(data)
+        self.left = self.left - len(data) if data else 0
+        return data
+
+
+def _regular_file(src) -> int | None:
+    """The fd of `src` when it is a seekable regular file (read with pread), else None."""
+    try:
+        fd = src.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) and src.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _header_watcher():
     """A TarInfo class that records the last header block read: a proper archive ends with a zero block."""
 
@@ -188,8 +217,11 @@ def read_tar(ing: Ingest, stream: BinaryIO, what: str) -> ArchiveContents:
     c = ArchiveContents(ing, what)
     src = open_maybe_compressed(stream, what)
     watched = _header_watcher()
+    # a plain archive file is read with seeks, member data with pread; anything else as a stream
+    fd = _regular_file(src)
     try:
-        with tarfile.open(fileobj=src, mode="r|", tarinfo=watched) as tf:
+        with tarfile.open(fileobj=src, mode="r:" if fd is not None else "r|", tarinfo=watched,
+                          bufsize=CHUNK) as tf:
             for m in tf:
                 name = clean_path(m.name, f"{what}: member")
                 if name == "." or m.isdir():
@@ -206,7 +238,8 @@ def read_tar(ing: Ingest, stream: BinaryIO, what: str) -> ArchiveContents:
                     continue
                 if not m.isreg():
                     continue
-                f = _Counted(tf.extractfile(m))
+                f = _Counted(_FileSlice(fd, m.offset_data, m.size) if fd is not None and m.sparse is None
+                             else tf.extractfile(m))
                 bm = _BLOB_PATH.match(name)
                 if bm:
                     try:
@@ -306,7 +339,7 @@ def _load_docker(ing: Ingest, c: ArchiveContents) -> list[tuple[object, list[str
 
 def load_archive(store, stream: BinaryIO, *, what: str = "the archive") -> list[Loaded]:
     """Load every image of a docker-archive or oci-archive (possibly compressed) into the store."""
-    with Ingest(store) as ing:
+    with Ingest(store, unpack=True) as ing:
         c = read_tar(ing, stream, what)
         if c.has("manifest.json"):
             found = _load_docker(ing, c)
