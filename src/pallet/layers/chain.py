@@ -9,8 +9,9 @@ unpacked snapshot depends on (a whiteout means nothing without its parents).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+
+from pallet.oci.digest import hexdigest
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -19,7 +20,7 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
         if not out:
             out.append(d)
         else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+            out.append("sha256:" + hexdigest("sha256", f"{out[-1]} {d}".encode()))
     return out
 
 

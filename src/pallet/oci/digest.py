@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -12,6 +11,32 @@ from pallet.errors import InvalidDigest
 ALGORITHMS: dict[str, tuple[int, str]] = {"sha256": (64, "sha256"), "sha512": (128, "sha512")}
 _GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 _HEX = re.compile(r"^[a-f0-9]+$")
+
+_SMALL = 1 << 20
+
+
+def hexdigest(name: str, data: bytes | memoryview) -> str:
+    """hex digest of `data` with hash `name` (sha256, sha512).
+
+    Small inputs (documents, chain ids) use CPython's built-in implementation: importing `hashlib`
+    loads OpenSSL, ~10 ms at every start of `pallet run`, which only reads small documents. Large
+    ones and streams (`Hasher`) use hashlib's OpenSSL, the faster one for bulk data.
+    """
+    if len(data) <= _SMALL:
+        try:
+            if name == "sha256":
+                from _sha256 import sha256 as h
+            elif name == "sha512":
+                from _sha512 import sha512 as h
+            else:
+                h = None
+            if h is not None:
+                return h(data).hexdigest()
+        except ImportError:   # Python >= 3.12 (_sha2), or built without the built-in hashes
+            pass
+    import hashlib
+
+    return hashlib.new(name, data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +58,7 @@ class Digest:
 
     @classmethod
     def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
-        return cls(algorithm, hashlib.new(ALGORITHMS[algorithm][1], data).hexdigest())
+        return cls(algorithm, hexdigest(ALGORITHMS[algorithm][1], data))
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"
@@ -47,7 +72,7 @@ class Digest:
         return Hasher(self.algorithm)
 
     def verify(self, data: bytes) -> bool:
-        return hashlib.new(ALGORITHMS[self.algorithm][1], data).hexdigest() == self.hex
+        return hexdigest(ALGORITHMS[self.algorithm][1], data) == self.hex
 
 
 class Hasher:
@@ -58,6 +83,8 @@ class Hasher:
     def __init__(self, algorithm: str = "sha256") -> None:
         if algorithm not in ALGORITHMS:
             raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}")
+        import hashlib
+
         self.algorithm = algorithm
         self._h = hashlib.new(ALGORITHMS[algorithm][1])
         self.size = 0
@@ -71,7 +98,7 @@ class Hasher:
 
 
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + hexdigest("sha256", data)
 
 
 def is_digest(text: str) -> bool:
@@ -86,5 +113,5 @@ def chain_ids(diff_ids: list[str] | tuple[str, ...]) -> list[str]:
     """ChainID per the OCI image spec: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
     out: list[str] = []
     for d in diff_ids:
-        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+        out.append(d if not out else "sha256:" + hexdigest("sha256", f"{out[-1]} {d}".encode()))
     return out

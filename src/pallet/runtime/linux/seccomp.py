@@ -233,7 +233,10 @@ def compile_filter_cached(sc: dict, cache_dir: str | None) -> Filter | BpfFilter
         if flag not in _KERNEL_FLAGS:
             return compile_filter(sc)   # it says why
         flags |= _KERNEL_FLAGS[flag]
-    import hashlib
+    try:   # CPython's own sha256: hashlib would load OpenSSL (~10 ms) in the monitor just for this key
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
     from pallet.runtime._json import dumps
 
@@ -241,7 +244,7 @@ def compile_filter_cached(sc: dict, cache_dir: str | None) -> Filter | BpfFilter
         ver = version()
     except (OSError, AttributeError) as e:
         raise OSError(_errno.ENOENT, f"seccomp: {e}") from None
-    key = hashlib.sha256(f"{ver}\0{os.uname().release}\0{machine}\0{dumps(sc)}".encode()).hexdigest()
+    key = sha256(f"{ver}\0{os.uname().release}\0{machine}\0{dumps(sc)}".encode()).hexdigest()
     d = cache_dir
     path = os.path.join(d, key + ".bpf")
     try:
