@@ -276,6 +276,7 @@ class Snapshots:
             return {}
 
     def _tmp(self) -> str:
+        mark_topdir(str(self.dir / "tmp"))
         return str(self.dir / "tmp" / f"unpack-{os.urandom(16).hex()}")
 
     def _publish(self, tmpdir: str, chain_id: str, parent: str | None, result: dict) -> None:
@@ -626,6 +627,42 @@ def _volatile_supported() -> bool:
                 major, minor = 0, 0
             _VOLATILE[0] = (major, minor) >= (5, 10)
     return bool(_VOLATILE[0])
+
+
+_TOPDIRS: set[str] = set()
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
+
+
+def mark_topdir(path: str) -> None:
+    """Mark the directory that layers are unpacked in as the top of directory hierarchies (ext4's
+    `chattr +T`), best effort, once per process.
+
+    Each layer is a tree of its own; with the flag, ext4's Orlov allocator places each new layer
+    dir in a block group of its own with free inodes, instead of near its parent's. Near the
+    parent -- a busy tmp or storage dir -- the groups are full of recently deleted inodes, which
+    ext4 (without a journal) scans past on every inode allocation: measured here, that made the
+    kernel side of unpacking the bench image 5-7x slower (7.3 s of system time instead of 1.0 s).
+    Filesystems without the flag refuse or ignore it; nothing else changes.
+    """
+    if path in _TOPDIRS:
+        return
+    _TOPDIRS.add(path)
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except (ImportError, OSError):
+        return
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
+        flags = int.from_bytes(buf[:4], "little")
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, (flags | _FS_TOPDIR_FL).to_bytes(4, "little") + bytes(4))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fs_type(path: Path) -> str:

@@ -48,6 +48,9 @@ class StagedUnpack:
     """A layer unpacked by a forked process from a blob file being written; see the module docstring."""
 
     def __init__(self, path: str, media_type: str, staging_dir: str, *, what: str = "layer") -> None:
+        from pallet.layers.snapshots import mark_topdir
+
+        mark_topdir(staging_dir)   # each layer tree in an ext4 block group of its own (see there)
         self.dir = os.path.join(staging_dir, f"unpack-{os.urandom(12).hex()}")
         self.published = False
         self.error: PalletError | None = None
