@@ -164,7 +164,7 @@ def load_layout(store, directory: str | os.PathLike, ref: str | None = None) -> 
             given = desc.annotations.get(CONTAINERD_NAME) or desc.annotations.get(REF_NAME)
             return given == ref or (name is not None and name == wanted)
 
-    with Ingest(store) as ing:
+    with Ingest(store, unpack=True) as ing:
         copied: set[str] = set()
 
         def fetch(digest: str, size: int | None, w: str) -> None:
