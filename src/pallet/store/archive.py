@@ -134,6 +134,7 @@ class ArchiveContents:
         if p in self.files:
             return self.files[p]
         if p in self.blobs:
+            self.ing.sync()
             return self.ing.store.blobs.read(self.blobs[p])
         raise InvalidArchive(f"{what} names {path!r}, which is not in the archive")
 

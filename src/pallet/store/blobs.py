@@ -57,7 +57,8 @@ class BlobWriter:
         assert self._file is not None
         self._file.file.flush()
 
-    def commit(self) -> str:
+    def check(self) -> str:
+        """Verify size and digest without publishing (DigestMismatch, temp file removed); the digest."""
         digest = self.hasher.digest()
         assert self._file is not None
         if self.expected_size is not None and self.hasher.size != self.expected_size:
@@ -67,9 +68,15 @@ class BlobWriter:
         if self.expected is not None and digest != self.expected:
             self._file.abort()
             raise DigestMismatch(f"blob content does not match its digest: expected {self.expected}, got {digest}")
-        self._file.target = self.store.path(str(digest))
-        self._file.commit()
         return str(digest)
+
+    def commit(self) -> str:
+        """Verify, fsync and rename into place; returns the digest."""
+        digest = self.check()
+        assert self._file is not None
+        self._file.target = self.store.path(digest)
+        self._file.commit()
+        return digest
 
     def abort(self) -> None:
         if self._file is not None:

@@ -120,6 +120,7 @@ class Ingest:
         self._lock = None
         self._used: set[str] = set()
         self._staged: list = []      # every StagedUnpack started
+        self._unsynced: list = []    # (BlobWriter, digest): verified, fsync and rename put off (see `sync`)
 
     # ---- context ---------------------------------------------------------------------------
     def __enter__(self) -> Ingest:
@@ -129,6 +130,9 @@ class Ingest:
 
     def __exit__(self, et, ev, tb) -> bool:
         try:
+            for writer, _ in self._unsynced:   # blobs never published (a failure): temp files go
+                writer.abort()
+            self._unsynced.clear()
             for s in self._staged:   # unpacks not published: stop them, remove their trees
                 s.discard()
         finally:
@@ -155,7 +159,7 @@ class Ingest:
         blobs = self.store.blobs
         writer = blobs.writer(expected, size)
         staged = None
-        with writer:
+        try:
             head = stream.read(CHUNK)
             kind = _sniff(head)
             if self.unpack and (kind or _is_tar(head)) and not (expected and blobs.has(expected)):
@@ -194,14 +198,21 @@ class Ingest:
                         dec, error = None, e.message
                 existed = blobs.has(str(writer.hasher.digest()))
                 try:
-                    digest = writer.commit()
+                    # a layer being unpacked: verified now; its fsync and rename are put off until
+                    # the blob is needed (`sync`), so the next members are read in the meantime
+                    digest = writer.check() if staged is not None else writer.commit()
                 except DigestMismatch as e:
                     raise DigestMismatch(f"{what}: {e.message}") from None
             except BaseException:
                 if staged is not None:
                     staged.discard()
                 raise
-        if not existed:
+        except BaseException:
+            writer.abort()
+            raise
+        if staged is not None:
+            self._unsynced.append((writer, digest))
+        elif not existed:
             self.created.add(digest)
         if staged is not None:   # the diff id comes from the unpack (plain tar: it is the digest)
             info = BlobInfo(digest, writer.size, kind, None if kind else digest,
@@ -240,6 +251,18 @@ class Ingest:
             return None
         self._staged.append(s)
         return s
+
+    def sync(self) -> None:
+        """Publish (fsync, rename) the verified blobs whose publishing was put off; call before
+        anything looks for them in the blob store."""
+        blobs = self.store.blobs
+        while self._unsynced:
+            writer, digest = self._unsynced[0]
+            existed = blobs.has(digest)
+            writer.commit()
+            self._unsynced.pop(0)
+            if not existed:
+                self.created.add(digest)
 
     def _staged_diff_id(self, info: BlobInfo) -> None:
         """Fill in a staged blob's diff id: from its unpack, or (that failed) by decompressing the blob."""
@@ -294,6 +317,7 @@ class Ingest:
     def check_image(self, manifest: Manifest, config: ImageConfig, *, what: str = "image"
                     ) -> tuple[int, list[tuple[str, str, int]]]:
         """Check that every blob is here with its announced size and the layers match the diff ids."""
+        self.sync()
         blobs = self.store.blobs
         for kind, desc in [("config", manifest.config), *((f"layer {i}", x) for i, x in enumerate(manifest.layers))]:
             if not blobs.has(desc.digest):
@@ -326,6 +350,7 @@ class Ingest:
                   ) -> PendingImage:
         """Check an image whose blobs are in the store; it is registered by `commit()`."""
         Digest.parse(manifest.digest)
+        self.sync()
         if not self.store.blobs.has(manifest.digest):
             self.put_bytes(manifest.raw, expected=manifest.digest, what=f"{what}: manifest")
         size, infos = self.check_image(manifest, config, what=what)
@@ -340,6 +365,7 @@ class Ingest:
 
     def commit(self) -> list:
         """Register every checked image; returns their ImageRecords in order."""
+        self.sync()
         records = []
         used = self._used
         for p in self.pending:

@@ -94,6 +94,7 @@ def load_oci_index(ing: Ingest, index_raw: bytes, fetch: Fetch, *, what: str = "
 
     def doc(desc: Descriptor, w: str) -> bytes:
         fetch(desc.digest, desc.size, w)
+        ing.sync()
         data = store.blobs.read(desc.digest)
         if len(data) != desc.size:
             raise InvalidArchive(f"{w}: blob {desc.digest} has {len(data)} bytes but its descriptor says {desc.size}")
@@ -119,6 +120,7 @@ def load_oci_index(ing: Ingest, index_raw: bytes, fetch: Fetch, *, what: str = "
         try:
             manifest = Manifest.parse(doc(desc, w), desc.media_type)
             fetch(manifest.config.digest, manifest.config.size, f"{w}: manifest {desc.digest}")
+            ing.sync()
             config = ImageConfig.parse(store.blobs.read(manifest.config.digest))
         except InvalidDocument as e:
             raise InvalidArchive(f"{w}: {e.message}") from None
