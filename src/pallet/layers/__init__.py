@@ -21,6 +21,12 @@ Snapshots of a storage root (unpack once per chain id, mount, containers)::
     c.upper                                   # overlay upper dir (None with the copy driver)
     snaps.info()                              # for `pallet system info`: Driver, Reason, Root, ...
 
+Unpack while a store writes a blob, chain id not known yet (`pallet load`, via `pallet.store.ingest`)::
+
+    s = StagedUnpack(blob_writer.tmp_path, media_type, staging_dir)   # forks; reads the file as it grows
+    s.grown(n) ...; s.end(size); r = s.wait()   # LayerResult or None (s.error)
+    s.publish(snaps, chain_id, parent, digest); s.discard()
+
 Store images (`pallet.layers.images`): `mount(store, ref, driver)`, `unmount(...)`,
 `prepare(store, rec, driver) -> (snaps, chain_ids)` (lazy unpack), `storage_info(root, driver)`.
 
@@ -38,6 +44,7 @@ _EXPORTS = {
     "Snapshots": "pallet.layers.snapshots",
     "LayerResult": "pallet.layers.stream", "LayerWriter": "pallet.layers.stream",
     "apply_layer": "pallet.layers.stream",
+    "StagedUnpack": "pallet.layers.staged",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,6 +10,11 @@
 Writers that add blobs hold `store.shared_lock()` until their image is
 registered; garbage collection holds the exclusive lock, so it never sweeps a
 blob that a concurrent pull or load has written but not yet registered.
+
+Load and import-layout (`pallet.store.ingest`, `unpack=True`) also unpack each
+layer while its blob is written, in a forked process per layer that reads the
+blob's temp file (`pallet.layers.staged`); the trees move into the layer
+snapshots only after the images are registered, so a mount unpacks nothing.
 """
 
 from __future__ import annotations
