@@ -199,45 +199,21 @@ class Monitor:
         open_stdin = bool(c.Config.get("OpenStdin"))
         child_fds: list[int] = []
         if tty:
-            import tempfile
+            from pallet.engine.consolesock import ConsoleSocket
 
-            csdir = tempfile.mkdtemp(prefix="pallet-cs-")
-            cs_path = os.path.join(csdir, "c.sock")
-            cs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            cs.bind(cs_path)
-            cs.listen(1)
-            devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            child_fds.append(devnull)
+            cs = ConsoleSocket()
             try:
-                import threading
-
-                got: dict = {}
-
-                def accept() -> None:
-                    try:
-                        conn, _ = cs.accept()
-                        _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
-                        got["fd"] = fds[0]
-                        conn.close()
-                    except OSError as e:
-                        got["err"] = e
-
-                t = threading.Thread(target=accept, daemon=True)
-                t.start()
-                self.init_pid = rt.create(c.id, bundle, pid_file=pid_file, console_socket=cs_path,
+                devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                child_fds.append(devnull)
+                self.init_pid = rt.create(c.id, bundle, pid_file=pid_file, console_socket=cs.path,
                                           stdio=(devnull, devnull, devnull), log=rundir / "runtime.log")
-                t.join(10)
-                if "fd" not in got:
-                    raise RuntimeError(f"the runtime sent no terminal: {got.get('err')}")
-                self.master = got["fd"]
+                fd, err = cs.wait(10)
+                if fd is None:
+                    raise RuntimeError(f"the runtime sent no terminal: {err}")
+                self.master = fd
                 os.set_inheritable(self.master, False)
             finally:
                 cs.close()
-                try:
-                    os.unlink(cs_path)
-                    os.rmdir(csdir)
-                except OSError:
-                    pass
             rows, cols = c.extra.get("winsize", (0, 0)) if c.extra else (0, 0)
             if rows and cols:
                 self._resize(rows, cols)

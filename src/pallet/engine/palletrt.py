@@ -74,50 +74,30 @@ class PalletRuntime:
 
 
 def _exec_tty(rt, cid: str, process: dict, *, detach: bool) -> int:
-    import socket
-    import tempfile
     import threading
 
+    from pallet.engine.consolesock import ConsoleSocket
     from pallet.engine.runtimes import classify
 
-    d = tempfile.mkdtemp(prefix="pallet-cs-")
-    path = os.path.join(d, "c.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    got: dict = {}
-
-    def accept() -> None:
-        try:
-            conn, _ = srv.accept()
-            _m, fds, _f, _a = socket.recv_fds(conn, 4096, 4)
-            got["fd"] = fds[0]
-            conn.close()
-        except OSError as e:
-            got["err"] = e
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
+    cs = ConsoleSocket()
     result: dict = {}
 
     def run() -> None:
         try:
-            result["code"] = rt.exec(cid, process, console_socket=path, detach=detach)
+            result["code"] = rt.exec(cid, process, console_socket=cs.path, detach=detach)
         except BaseException as e:  # noqa: BLE001
             result["err"] = e
 
     runner = threading.Thread(target=run, daemon=True)
     runner.start()
-    t.join(10)
-    srv.close()
-    os.unlink(path)
-    os.rmdir(d)
-    if "fd" not in got:
+    fd, err = cs.wait(10)
+    cs.close()
+    if fd is None:
         runner.join(5)
         if "err" in result and isinstance(result["err"], RuntimeFailure):
             raise classify(result["err"].message)
-        raise PalletError(f"exec: no terminal from the runtime ({got.get('err')})")
-    master = got["fd"]
+        raise PalletError(f"exec: no terminal from the runtime ({err})")
+    master = fd
     if detach:
         runner.join()
         os.close(master)
