@@ -124,3 +124,22 @@ def human_ago(ts: float, now: float | None = None) -> str:
     import time
 
     return human_duration(max(0.0, (now or time.time()) - ts)) + " ago"
+
+
+def each(refs, fn) -> None:
+    """Run fn on each ref, echoing the ref on success and the error otherwise; if any failed,
+    exit 1 (several refs) or 125 (one)."""
+    import click
+
+    from pallet.errors import PalletError
+
+    failed = False
+    for ref in refs:
+        try:
+            fn(ref)
+            click.echo(ref)
+        except PalletError as e:
+            click.echo(f"Error: {e.message}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1 if len(refs) > 1 else 125)

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from pallet.cli.common import each as _each
 from pallet.cli.common import state
 from pallet.cli.containerrun import env_item as _env_item
 from pallet.cli.containerrun import parse_env_file as _parse_env_file
@@ -333,19 +334,6 @@ def _with_signal(c, sig):
         parse_signal(sig)
         c.Config["StopSignal"] = sig
     return c
-
-
-def _each(refs, fn) -> None:
-    failed = False
-    for ref in refs:
-        try:
-            fn(ref)
-            click.echo(ref)
-        except PalletError as e:
-            click.echo(f"Error: {e.message}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1 if len(refs) > 1 else 125)
 
 
 @click.command("kill")

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from pallet.cli.common import each
 from pallet.errors import PalletError
 
 
@@ -128,16 +129,7 @@ def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
 def rm_cmd(names: tuple[str, ...], force: bool) -> None:
     """Remove volumes (a volume in use needs -f)."""
     vols = _vols()
-    failed = False
-    for n in names:
-        try:
-            vols.remove(n, force=force)
-            click.echo(n)
-        except PalletError as e:
-            click.echo(f"Error: {e.message}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1 if len(names) > 1 else 125)
+    each(names, lambda n: vols.remove(n, force=force))
 
 
 @volume_group.command("prune")
