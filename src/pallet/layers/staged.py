@@ -32,13 +32,13 @@ Forking is only safe from a single-threaded process: the caller checks.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import struct
+from functools import partial
 
 from pallet.errors import InvalidArchive, PalletError
+from pallet.layers.forked import ForkedWorker
 from pallet.layers.stream import CHUNK, LayerResult
 
 _NOTE = struct.Struct("<q")   # n >= 0: the first n bytes are valid; n < 0: the blob ends at -n - 1
@@ -55,33 +55,22 @@ class StagedUnpack:
         self.published = False
         self.error: PalletError | None = None
         self._result: LayerResult | None = None
-        self._done = False
         src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         fds = [src]
         try:
             note_r, note_w = os.pipe()
             fds += [note_r, note_w]
-            res_r, res_w = os.pipe()
-            fds += [res_r, res_w]
-            pid = os.fork()
+            # the child: unpack from `src` as far as the notes on note_r allow
+            self._worker = ForkedWorker(partial(_child, src, note_r, self.dir, media_type, what), (src, note_r))
         except OSError:
             for fd in fds:
                 os.close(fd)
             raise
-        if pid == 0:  # the child: unpack from `src` as far as the notes on note_r allow, report on res_w
-            code = 1
-            try:
-                _close_all_but(src, note_r, res_w)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = _child(src, note_r, res_w, self.dir, media_type, what)
-            finally:
-                os._exit(code)
-        for fd in (src, note_r, res_w):
+        for fd in (src, note_r):
             os.close(fd)
         os.set_blocking(note_w, False)
-        self.pid = pid
+        self.pid = self._worker.pid
         self._w: int | None = note_w
-        self._r = res_r
 
     # ---- the writer's side -----------------------------------------------------------------
     def grown(self, size: int) -> None:
@@ -114,33 +103,21 @@ class StagedUnpack:
     # ---- results ---------------------------------------------------------------------------
     def fileno(self) -> int:
         """Readable (at EOF) once the child has finished: for select()."""
-        return self._r
+        return self._worker.fd
 
     @property
     def running(self) -> bool:
-        return not self._done
+        return not self._worker.done
 
     def wait(self) -> LayerResult | None:
         """The unpack's result (its `digest` is ''), or None when it failed (`self.error` says why)."""
-        if not self._done:
+        if not self._worker.done:
             self._collect()
         return self._result
 
     def _collect(self) -> None:
         self._close_w()
-        chunks = []
-        while True:
-            b = os.read(self._r, 65536)
-            if not b:
-                break
-            chunks.append(b)
-        os.close(self._r)
-        os.waitpid(self.pid, 0)
-        self._done = True
-        try:
-            res = json.loads(b"".join(chunks) or b"{}")
-        except ValueError:
-            res = {}
+        res = self._worker.collect()
         if "result" in res:
             self._result = LayerResult(**res["result"])
         else:
@@ -164,26 +141,12 @@ class StagedUnpack:
 
     def discard(self) -> None:
         """Stop the child (if it still runs) and remove what it unpacked, unless published."""
-        if not self._done:
+        if not self._worker.done:
             self._close_w()
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self._worker.kill()
             self._collect()
         if not self.published:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _close_all_but(*keep: int) -> None:
-    """Close every fd above 2 but `keep`: an inherited write end of another layer's progress pipe
-    would keep that layer's process from seeing its writer go away, an inherited lock fd would
-    keep the store's lock alive."""
-    lo = 3
-    for fd in sorted(keep):
-        os.closerange(lo, fd)
-        lo = fd + 1
-    os.closerange(lo, os.sysconf("SC_OPEN_MAX"))
 
 
 def _grown(src: int, note_r: int):
@@ -213,7 +176,7 @@ def _grown(src: int, note_r: int):
         pending = pending[n:]
 
 
-def _child(src: int, note_r: int, res_w: int, staging: str, media_type: str, what: str) -> int:
+def _child(src: int, note_r: int, staging: str, media_type: str, what: str) -> dict:
     from pallet.layers.stream import apply_layer
 
     try:
@@ -221,14 +184,7 @@ def _child(src: int, note_r: int, res_w: int, staging: str, media_type: str, wha
         os.mkdir(staging + "/diff")
         # the blob writer hashes the blob: only the diff id is computed here
         r = apply_layer(_grown(src, note_r), staging + "/diff", media_type, what=what, hash_blob=False)
-        out: dict = {"result": r.__dict__}
-        code = 0
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        return {"result": r.__dict__}
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        out = {"type": type(e).__name__, "message": getattr(e, "message", None) or str(e) or type(e).__name__}
-        code = 1
-    data = json.dumps(out).encode()
-    while data:
-        data = data[os.write(res_w, data):]
-    os.close(res_w)
-    return code
+        raise   # reported to the parent by ForkedWorker

@@ -16,11 +16,11 @@ stream, fails, and exits without publishing anything.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import signal
+from functools import partial
 
 from pallet import errors
+from pallet.layers.forked import ForkedWorker
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
@@ -32,31 +32,18 @@ class ForkedUnpack:
     def __init__(self, snaps, chain_id: str, parent: str | None, media_type: str, digest: str,
                  diff_id: str) -> None:
         data_r, data_w = os.pipe()
-        res_r, res_w = os.pipe()
         try:
             fcntl.fcntl(data_w, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass
-        pid = os.fork()
-        if pid == 0:  # the child: unpack what arrives on data_r, report on res_w
-            code = 1
-            try:
-                # keep only our two pipe ends: an inherited write end of another layer's pipe would
-                # keep that layer's process from ever seeing the end of its stream
-                lo, hi = sorted((data_r, res_w))
-                os.closerange(3, lo)
-                os.closerange(lo + 1, hi)
-                os.closerange(hi + 1, _max_fd())
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = _child(snaps, chain_id, parent, media_type, digest, diff_id, data_r, res_w)
-            finally:
-                os._exit(code)
+        # the child: unpack what arrives on data_r; only that pipe end is kept open in it (an
+        # inherited write end of another layer's pipe would keep that layer's process from ever
+        # seeing the end of its stream)
+        self._worker = ForkedWorker(partial(_child, snaps, chain_id, parent, media_type, digest, diff_id, data_r),
+                                    (data_r,))
         os.close(data_r)
-        os.close(res_w)
-        self.pid = pid
+        self.pid = self._worker.pid
         self._w: int | None = data_w
-        self._r = res_r
-        self._done = False
 
     def feed(self, data: bytes) -> None:
         view = memoryview(data)
@@ -73,48 +60,22 @@ class ForkedUnpack:
             os.close(self._w)
             self._w = None
 
-    def _collect(self) -> dict:
-        chunks = []
-        while True:
-            b = os.read(self._r, 65536)
-            if not b:
-                break
-            chunks.append(b)
-        os.close(self._r)
-        os.waitpid(self.pid, 0)
-        self._done = True
-        try:
-            return json.loads(b"".join(chunks) or b"{}")
-        except ValueError:
-            return {}
-
     def _result_error(self) -> errors.PalletError:
-        res = self._collect()
-        return _error(res)
+        return _error(self._worker.collect())
 
     def finish(self) -> tuple[str, int]:
         self._w_close()
-        res = self._collect()
+        res = self._worker.collect()
         if "diff_id" not in res:
             raise _error(res)
         return res["diff_id"], int(res["size"])
 
     def abort(self) -> None:
-        if self._done:
+        if self._worker.done:
             return
         self._w_close()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._collect()
-
-
-def _max_fd() -> int:
-    try:
-        return max(int(x) for x in os.listdir("/proc/self/fd")) + 1
-    except (OSError, ValueError):
-        return os.sysconf("SC_OPEN_MAX")
+        self._worker.kill()
+        self._worker.collect()
 
 
 def _error(res: dict) -> errors.PalletError:
@@ -124,7 +85,7 @@ def _error(res: dict) -> errors.PalletError:
     return cls(res.get("message") or "the layer unpack process failed")
 
 
-def _child(snaps, chain_id, parent, media_type, digest, diff_id, data_r: int, res_w: int) -> int:
+def _child(snaps, chain_id, parent, media_type, digest, diff_id, data_r: int) -> dict:
     pending = None
     try:
         pending = snaps.unpack_writer(chain_id, parent, media_type, expected_digest=digest,
@@ -136,18 +97,11 @@ def _child(snaps, chain_id, parent, media_type, digest, diff_id, data_r: int, re
                     break
                 pending.feed(chunk)
         r = pending.commit()
-        out = {"diff_id": r.diff_id, "size": r.size}
-        code = 0
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        return {"diff_id": r.diff_id, "size": r.size}
+    except BaseException:
         if pending is not None:
             try:
                 pending.abort()
             except BaseException:  # noqa: BLE001
                 pass
-        out = {"type": type(e).__name__, "message": getattr(e, "message", None) or str(e) or type(e).__name__}
-        code = 1
-    data = json.dumps(out).encode()
-    while data:
-        data = data[os.write(res_w, data):]
-    os.close(res_w)
-    return code
+        raise   # reported to the parent by ForkedWorker
