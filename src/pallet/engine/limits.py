@@ -87,38 +87,7 @@ def seccomp_from_profile(prof: dict, capabilities: list[str]) -> dict:
             "includes" in r or "excludes" in r for r in prof.get("syscalls") or ()):
         return {k: v for k, v in prof.items() if k in ("defaultAction", "defaultErrnoRet", "architectures",
                                                         "flags", "syscalls", "listenerPath")}
-    goarch = sc._GOARCH.get(os.uname().machine, "amd64")
-    native = sc._NATIVE.get(goarch, "SCMP_ARCH_X86_64")
-    arches = list(prof.get("architectures") or [])
-    for m in prof.get("archMap") or ():
-        if m["architecture"] == native:
-            arches = [m["architecture"], *(m.get("subArchitectures") or [])]
-    caps = set(capabilities)
-    kernel = sc._kernel()
-    out = []
-    for rule in prof.get("syscalls") or ():
-        inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
-        if exc.get("arches") and goarch in exc["arches"]:
-            continue
-        if exc.get("caps") and any(c in caps for c in exc["caps"]):
-            continue
-        if inc.get("arches") and goarch not in inc["arches"]:
-            continue
-        if inc.get("caps") and not all(c in caps for c in inc["caps"]):
-            continue
-        if inc.get("minKernel") and kernel < sc._kv(inc["minKernel"]):
-            continue
-        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
-        r = {"names": names, "action": rule["action"]}
-        if rule.get("args"):
-            r["args"] = [dict(a) for a in rule["args"]]
-        if "errnoRet" in rule:
-            r["errnoRet"] = rule["errnoRet"]
-        out.append(r)
-    doc = {"defaultAction": prof["defaultAction"], "architectures": arches, "syscalls": out}
-    if "defaultErrnoRet" in prof:
-        doc["defaultErrnoRet"] = prof["defaultErrnoRet"]
-    return doc
+    return sc.to_oci(prof, capabilities)
 
 
 def _device_entry(path_on_host: str, path_in_ctr: str) -> dict | None:

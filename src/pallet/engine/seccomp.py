@@ -44,17 +44,22 @@ def _kv(text: str) -> tuple[int, int]:
 
 
 def default_seccomp(capabilities: list[str], machine: str | None = None) -> dict:
-    prof = _profile()
+    return to_oci(_profile(), capabilities, machine)
+
+
+def to_oci(prof: dict, capabilities: list[str], machine: str | None = None) -> dict:
+    """A docker-format seccomp profile -> OCI `linux.seccomp` for this architecture and capability set,
+    as moby's setupSeccomp does: rules kept or dropped by their `includes`/`excludes`."""
     goarch = _GOARCH.get(machine or os.uname().machine, "amd64")
     native = _NATIVE.get(goarch, "SCMP_ARCH_X86_64")
-    arches: list[str] = []
-    for m in prof["archMap"]:
+    arches: list[str] = list(prof.get("architectures") or [])
+    for m in prof.get("archMap") or ():
         if m["architecture"] == native:
             arches = [m["architecture"], *(m.get("subArchitectures") or [])]
     caps = set(capabilities)
     kernel = _kernel()
     out = []
-    for rule in prof["syscalls"]:
+    for rule in prof.get("syscalls") or ():
         inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
         if exc.get("arches") and goarch in exc["arches"]:
             continue
@@ -68,7 +73,8 @@ def default_seccomp(capabilities: list[str], machine: str | None = None) -> dict
             continue
         if inc.get("minKernel") and kernel < _kv(inc["minKernel"]):
             continue
-        r = {"names": list(rule["names"]), "action": rule["action"]}
+        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
+        r = {"names": names, "action": rule["action"]}
         if rule.get("args"):
             r["args"] = [dict(a) for a in rule["args"]]
         if "errnoRet" in rule:
