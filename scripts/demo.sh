@@ -55,7 +55,7 @@ if [ "$current" = "[\"$diff_id\"]" ]; then
     echo "demo: $IMAGE is up to date (layer $diff_id)"
 else
     old_id=$("$PALLET" image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-    version=$("$busybox" | head -n1 | cut -d' ' -f1-2)
+    version=$("$busybox" | awk 'NR == 1 {print $1, $2}')  # awk reads it all: no SIGPIPE under pipefail
     step "pallet import --change 'CMD [\"sh\"]' rootfs.tar $IMAGE"
     "$PALLET" import --change 'CMD ["sh"]' -m "$version from the host's busybox-static" \
         "$work/rootfs.tar" "$IMAGE"
