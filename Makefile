@@ -25,7 +25,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-venv: $(VENV)/.installed
+# pip's console scripts replaced by ones that start Python with -S (see the script)
+$(VENV)/.launchers: $(VENV)/.installed scripts/fast-launchers.py
+	$(PY) scripts/fast-launchers.py $(VENV)/bin
+	@touch $@
+
+venv: $(VENV)/.installed $(VENV)/.launchers
 
 # moby's default seccomp profile, as package data, from Debian's packaged moby source
 seccomp:
