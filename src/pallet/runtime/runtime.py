@@ -6,9 +6,7 @@ import os
 import time
 
 from pallet.errors import RuntimeFailure
-from pallet.runtime import init as init_mod
 from pallet.runtime.channel import pair
-from pallet.runtime.hooks import HookError, run_hooks, run_hooks_warn
 from pallet.runtime.log import Log
 from pallet.runtime.spec import InvalidConfig, load_config
 from pallet.runtime.state import InvalidState, Store, alive, now_rfc3339, oci_state, proc_stat
@@ -114,12 +112,8 @@ class Runtime:
               "pid": 0}
         hook_state = {"ociVersion": cfg.get("ociVersion"), "id": cid, "status": "creating", "pid": 0,
                       "bundle": bundle, "annotations": cfg.get("annotations") or {}}
-        init_mod.preload(proc)
         pchan, cchan = pair()
         undo["chan"] = pchan
-        ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd, fifo_path=fifo, cgroup=cg,
-                           seccomp=seccomp, console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
-                           stdio=stdio, state=hook_state, pre_exec=pre_exec)
         single = (self.single_fork and "pid" in nss and not nss["pid"].get("path") and "user" not in nss
                   and "time" not in nss)
         own_pid_ns = -1
@@ -134,6 +128,14 @@ class Runtime:
                 try:
                     os.close(pchan.r)
                     os.close(pchan.w)
+                    # the container init's modules are imported here, not before the fork: the
+                    # parent's cgroup write (an RCU grace period) runs meanwhile
+                    init_mod = _import_init()
+                    ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd,
+                                       fifo_path=fifo, cgroup=cg, seccomp=seccomp, console=console,
+                                       preserve_fds=preserve_fds, no_pivot=no_pivot, stdio=stdio,
+                                       state=hook_state, pre_exec=pre_exec)
+                    init_mod.preload(proc)
                     init_mod.create_child(ctx, in_pid_ns=single)
                 finally:
                     os._exit(1)
@@ -203,6 +205,8 @@ class Runtime:
         return st
 
     def _runtime_hooks(self, hooks: dict, state: dict, chan) -> None:
+        from pallet.runtime.hooks import HookError, run_hooks
+
         try:
             # runtime-tools expects "created" for the (deprecated) prestart hooks
             run_hooks("prestart", hooks.get("prestart"), dict(state, status="created"))
@@ -295,8 +299,7 @@ class Runtime:
             os.unlink(fifo)
         except FileNotFoundError:
             pass
-        run_hooks_warn("poststart", (st["config"].get("hooks") or {}).get("poststart"), oci_state(st, "running"),
-                       self.log.warn)
+        _hooks_warn("poststart", st, "running", self.log.warn)
 
     def run(self, container_id: str, bundle: str, *, detach: bool = False, **create_args) -> int:
         """create + start; unless detached, wait for the container, delete it and return its exit code.
@@ -386,8 +389,7 @@ class Runtime:
             except OSError as e:
                 self.log.warn(f"cannot remove the cgroup of {container_id}: {e}")
         _remove_dir(self.store.dir(container_id))
-        run_hooks_warn("poststop", (st["config"].get("hooks") or {}).get("poststop"), oci_state(st, "stopped"),
-                       self.log.warn)
+        _hooks_warn("poststop", st, "stopped", self.log.warn)
 
     # -- exec -------------------------------------------------------------------------------
     def exec(self, container_id: str, process: dict, *, console_socket: str | None = None,
@@ -423,6 +425,7 @@ class Runtime:
         ns_paths = {n["type"]: f"/proc/{pid}/ns/{NAMESPACES[n['type']][1]}"
                     for n in linux.get("namespaces") or ()}
         cg = Cgroup.from_json(st["cgroup"]) if st.get("cgroup") else None
+        init_mod = _import_init()
         init_mod.preload(process)
         pchan, cchan = pair()
         ctx = init_mod.Ctx(cfg=dict(cfg, process=process), chan=cchan, cgroup=cg, seccomp=seccomp, console=console,
@@ -516,6 +519,22 @@ class Runtime:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _import_init():
+    """The container init's side (`pallet.runtime.init` and what it imports): create imports it in
+    the forked child only, so the parent reaches its fork sooner."""
+    from pallet.runtime import init
+
+    return init
+
+
+def _hooks_warn(kind: str, st: dict, status: str, warn) -> None:
+    hooks = (st["config"].get("hooks") or {}).get(kind)
+    if hooks:
+        from pallet.runtime.hooks import run_hooks_warn
+
+        run_hooks_warn(kind, hooks, oci_state(st, status), warn)
+
+
 def _connect(path: str | None):
     import socket
 
