@@ -1,9 +1,11 @@
 """The forked side of `create` and `exec`: namespaces, rootfs, credentials, execve.
 
-create:  parent P forks C1.  C1 (non-dumpable) joins the cgroup, joins/creates
-         the namespaces (asking P to write the id maps of a new user namespace),
-         and forks C2 — pid 1 of a new pid namespace — reports C2's pid and exits.
-         C2 builds the rootfs, asks P to run createRuntime/prestart hooks, runs
+create:  parent P forks C1 (which imports this module: P does not).  C1
+         (non-dumpable) joins/creates the namespaces (asking P to write the id
+         maps of a new user namespace), and forks C2 — pid 1 of a new pid
+         namespace — reports C2's pid and exits; P moves C2 into the cgroup.
+         C2 builds the rootfs and, unless hooks are due, pivots meanwhile; once
+         in the cgroup it asks P to run createRuntime/prestart hooks, runs
          createContainer hooks, pivots, sets up the process, says "ready" and
          blocks opening the exec fifo for writing until `start` opens it.
 exec:    C1 joins the cgroup and every namespace of the running init, forks C2
@@ -177,33 +179,35 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         if "mount" not in types or not any(os.path.normpath(m.get("destination", "")) == "/proc"
                                            for m in cfg.get("mounts") or ()):
             state_dirfd = os.open(os.path.dirname(ctx.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        hooks = cfg.get("hooks") or {}
+        # The parent's write moving us into the cgroup waits for an RCU grace period (~10 ms): with
+        # no hooks due in between, enter the root meanwhile. With hooks, the spec's order stands:
+        # createRuntime/prestart (in the parent) and createContainer run before the pivot. A
+        # terminal is opened in the cgroup (its device rules apply to /dev/ptmx), so that and the
+        # finish that binds it to /dev/console wait too.
+        early = not (hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"))
+        if early:
+            _enter_root(ctx, fs, types)
+            if not terminal and "mount" in types:
+                fs.finish(terminal_slave=None)
         reply = chan.recv()  # the parent has moved us into the container's cgroup
         if not reply or reply.get("t") != "cgroup":
             os._exit(1)
         if "cgroup" in types and not any(n.get("path") for n in _namespaces(cfg) if n["type"] == "cgroup"):
             N.unshare(N.CLONE_NEWCGROUP)
-        hooks = cfg.get("hooks") or {}
-        if hooks.get("prestart") or hooks.get("createRuntime"):
-            # the runtime's namespace runs these: ask the parent and wait (no round trip without hooks)
-            chan.send(t="hooks")
-            reply = chan.recv()
-            if not reply or reply.get("t") != "ok":
-                os._exit(1)
-        run_hooks("createContainer", hooks.get("createContainer"), dict(ctx.state, status="created"))
-        if "mount" in types:
-            fs.pivot(ctx.no_pivot)
-        else:
-            os.chroot(ctx.rootfs)
-            os.chdir("/")
-        if cfg.get("hostname"):
-            N.sethostname(cfg["hostname"])
-        if cfg.get("domainname"):
-            N.setdomainname(cfg["domainname"])
-        if "mount" in types:
-            fs.dev_links()
-        slave = proc_mod.setup_terminal(ctx.console, proc.get("consoleSize")) if terminal else None
-        if "mount" in types:
-            fs.finish(terminal_slave=slave)
+        if not early:
+            if hooks.get("prestart") or hooks.get("createRuntime"):
+                # the runtime's namespace runs these: ask the parent and wait
+                chan.send(t="hooks")
+                reply = chan.recv()
+                if not reply or reply.get("t") != "ok":
+                    os._exit(1)
+            run_hooks("createContainer", hooks.get("createContainer"), dict(ctx.state, status="created"))
+            _enter_root(ctx, fs, types)
+        if terminal or not early:
+            slave = proc_mod.setup_terminal(ctx.console, proc.get("consoleSize")) if terminal else None
+            if "mount" in types:
+                fs.finish(terminal_slave=slave)
         pers = linux.get("personality")
         if pers:
             dom = pers.get("domain")
@@ -233,6 +237,22 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             _fail(chan, e)
         os.write(2, f"pallet-runtime: {e}\n".encode())
         os._exit(127)
+
+
+def _enter_root(ctx: Ctx, fs: Rootfs, types: set[str]) -> None:
+    """pivot_root (or chroot without a mount namespace), host and domain name, the /dev links."""
+    cfg = ctx.cfg
+    if "mount" in types:
+        fs.pivot(ctx.no_pivot)
+    else:
+        os.chroot(ctx.rootfs)
+        os.chdir("/")
+    if cfg.get("hostname"):
+        N.sethostname(cfg["hostname"])
+    if cfg.get("domainname"):
+        N.setdomainname(cfg["domainname"])
+    if "mount" in types:
+        fs.dev_links()
 
 
 def _warner(chan: Channel):
