@@ -7,8 +7,17 @@ leaves only a temp file (named `.tmp-*`) that cleanup may remove.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+
+def rmtree(path: str | os.PathLike) -> None:
+    """shutil.rmtree(path, ignore_errors=True); shutil (with bz2, lzma, fnmatch) is imported only
+    when there is something to remove, not at every start of pallet."""
+    if not os.path.lexists(path):
+        return
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -17,6 +26,18 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    """tempfile.mkstemp(prefix=".tmp-", dir=directory) without importing tempfile (random,
+    hashlib, weakref: milliseconds of `pallet run`'s start-up)."""
+    for _ in range(100):
+        path = os.path.join(directory, ".tmp-" + os.urandom(6).hex())
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
 
 
 class AtomicFile:
@@ -30,7 +51,7 @@ class AtomicFile:
         self.target = Path(target)
         directory = Path(tmp_dir) if tmp_dir else self.target.parent
         directory.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        fd, self.tmp_path = _mkstemp(directory)
         os.fchmod(fd, mode)
         self.file = os.fdopen(fd, "wb")
         self.fsync = fsync

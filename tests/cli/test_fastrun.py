@@ -191,3 +191,18 @@ def test_exit_code_and_output_through_os_exit(tmp_path):
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         env={"PALLET_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert (cp.returncode, cp.stdout) == (3, "container output\n")
+
+
+def test_run_path_modules_stay_light():
+    """What `pallet run` imports (CLI, engine, monitor, store, snapshots) leaves out the stdlib modules
+    that cost the most start-up here: dataclasses (with inspect, ast, dis), typing, shutil, tempfile."""
+    code = (
+        "import sys\n"
+        "import pallet.cli.containerrun, pallet.cli.fastrun, pallet.engine.core, pallet.engine.monitor\n"
+        "import pallet.engine.palletrt, pallet.engine.spec, pallet.engine.snapshots, pallet.store\n"
+        "import pallet.layers.snapshots, pallet.layers.images, pallet.reference, pallet.oci\n"
+        "heavy = ('dataclasses', 'inspect', 'typing', 'shutil', 'tempfile')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n")
+    cp = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + code],
+                        capture_output=True, text=True, check=True)
+    assert cp.stdout.strip() == ""

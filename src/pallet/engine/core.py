@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pallet.engine.health import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
 from pallet.errors import Conflict, NotFound, PalletError
+from pallet.fsutil import rmtree
+from pallet.records import field, record
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass
+@record
 class CreateOptions:
     image: str
     command: list[str] | None = None
@@ -408,7 +411,7 @@ class Engine:
             try:
                 rt.delete(c.id, force=True)
             except PalletError:
-                shutil.rmtree(Path(state_dir) / c.id, ignore_errors=True)
+                rmtree(Path(state_dir) / c.id)
 
     @contextmanager
     def locked(self, c: Container):
@@ -663,8 +666,8 @@ class Engine:
         except Exception:
             if not quiet:
                 raise
-        shutil.rmtree(self.run_dir(c.id), ignore_errors=True)
-        shutil.rmtree(self.dir(c.id), ignore_errors=True)
+        rmtree(self.run_dir(c.id))
+        rmtree(self.dir(c.id))
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
         if c.config.get("Mounts"):

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from pallet.errors import PalletError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def resources_from(host: dict) -> dict:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
+
+from pallet.records import field, record
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 UNKNOWN_EXIT = 255   # what docker reports when the process is gone and nobody saw its status
 
 
-@dataclass
+@record
 class Container:
     id: str
     name: str

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pallet.errors import CommandNotFound, CommandNotInvokable, PalletError, RuntimeFailure
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
     import subprocess
 
@@ -55,7 +54,12 @@ class ExternalRuntime:
 
     def __init__(self, name: str, state_root: Path) -> None:
         self.name = name
-        path = name if "/" in name else shutil.which(name)
+        if "/" in name:
+            path = name
+        else:
+            import shutil
+
+            path = shutil.which(name)
         if not path or not os.access(path, os.X_OK):
             raise PalletError(f"OCI runtime {name!r} not found (give runc, crun, pallet or a path to a binary)")
         self.binary = path

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -145,6 +148,8 @@ def init_binary() -> str | None:
               "/usr/bin/docker-init"):
         if os.path.exists(p):
             return p
+    import shutil
+
     return shutil.which("catatonit") or shutil.which("tini")
 
 

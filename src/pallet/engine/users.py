@@ -11,14 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
 
 from pallet.errors import PalletError
+from pallet.records import field, record
 
 MAX_SYMLINKS = 40
 
 
-@dataclass
+@record
 class ExecUser:
     uid: int
     gid: int

@@ -17,12 +17,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import time
-from typing import Any
 
 from pallet.errors import Conflict, NotFound, PalletError
+from pallet.fsutil import rmtree
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
@@ -256,7 +259,7 @@ class Volumes:
                 os.rename(d, trash)
             except OSError:
                 trash = d
-            shutil.rmtree(trash, ignore_errors=True)
+            rmtree(trash)
 
     def _delete_row(self, name: str) -> None:
         with self.db.transaction() as conn:
@@ -306,6 +309,8 @@ def _seed(root: str, dest: str, data: str) -> None:
         return
     os.chown(data, st.st_uid, st.st_gid)
     os.chmod(data, stat.S_IMODE(st.st_mode))
+    import shutil  # here, not at the top: only seeding a volume needs it
+
     for name in os.listdir(src):
         s, d = os.path.join(src, name), os.path.join(data, name)
         sst = os.lstat(s)

@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from pallet.errors import NotFound, PalletError
+from pallet.fsutil import rmtree
 from pallet.layers.chain import chain_ids
+from pallet.records import record
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from pallet.layers.stream import LayerResult
 
 # (the unpacker, subprocess and the like are imported where used: `pallet run` of an image already
@@ -51,7 +53,7 @@ DRIVERS = ("overlay", "copy")
 _EMPTY = "empty"
 
 
-@dataclass
+@record
 class LayerSource:
     """One layer of an image: what to unpack and how to open its blob."""
 
@@ -116,7 +118,7 @@ def _probe_overlay(layers: Path) -> tuple[bool, str]:
     except OSError as e:
         return False, f"overlay probe failed: {e}"
     finally:
-        shutil.rmtree(probe, ignore_errors=True)
+        rmtree(probe)
 
 
 def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = None, work: str | None = None,
@@ -291,7 +293,7 @@ class Snapshots:
         except OSError:
             if not self.has(chain_id):
                 raise
-            shutil.rmtree(tmpdir, ignore_errors=True)  # another unpacker won the race
+            rmtree(tmpdir)  # another unpacker won the race
         self._ensure_link(chain_id)
 
     def _short_name(self, chain_id: str) -> str:
@@ -382,7 +384,7 @@ class Snapshots:
         finally:
             for _, tmp, _, _ in jobs:
                 if os.path.exists(tmp):
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    rmtree(tmp)
         return ids
 
     # ---- views -----------------------------------------------------------------------------
@@ -410,7 +412,7 @@ class Snapshots:
                 if not top.is_dir():
                     raise
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            rmtree(tmp)
         return top
 
     def mount_image(self, key: str, ids: Sequence[str]) -> Path:
@@ -475,7 +477,7 @@ class Snapshots:
             (tmp / "snapshot.json").write_text(json.dumps({"driver": self.driver, "layers": list(ids)}))
             os.rename(tmp, d)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            rmtree(tmp)
         return ContainerSnapshot(self, key, d)
 
     def container(self, key: str) -> ContainerSnapshot:
@@ -518,7 +520,7 @@ class Snapshots:
                 os.rename(p, trash)
             except OSError:
                 continue
-            shutil.rmtree(trash, ignore_errors=True)
+            rmtree(trash)
             removed.append("sha256:" + p.name)
         return removed
 
@@ -551,11 +553,11 @@ class PendingLayer:
             self.snaps._publish(self.tmp, self.chain_id, self.parent, r.__dict__)
             return r
         finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            rmtree(self.tmp)
 
     def abort(self) -> None:
         self.writer.abort()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        rmtree(self.tmp)
 
 
 class ContainerSnapshot:
@@ -591,7 +593,7 @@ class ContainerSnapshot:
             # takes up to seconds on a busy disk at every stop, rm and --rm. The kernel leaves
             # work/work/incompat/volatile behind and refuses the next mount while it is there; like
             # containers/storage we remove it before mounting again (the container is not running).
-            shutil.rmtree(os.path.join(work, "work", "incompat", "volatile"), ignore_errors=True)
+            rmtree(os.path.join(work, "work", "incompat", "volatile"))
             try:
                 _mount_overlay(lowers, str(self.merged), upper=upper, work=work, base=str(self.snaps.dir),
                                volatile=True)
@@ -609,7 +611,7 @@ class ContainerSnapshot:
         self.unmount()
         trash = self.snaps._tmp()
         os.rename(self.path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        rmtree(trash)
 
 
 _VOLATILE: list[bool | None] = [None]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from pallet.errors import InvalidDigest
+from pallet.records import record
 
 # algorithm -> (hex length, hashlib name)
 ALGORITHMS: dict[str, tuple[int, str]] = {"sha256": (64, "sha256"), "sha512": (128, "sha512")}
@@ -39,7 +39,7 @@ def hexdigest(name: str, data: bytes | memoryview) -> str:
     return hashlib.new(name, data).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Digest:
     algorithm: str
     hex: str

@@ -9,12 +9,15 @@ digest.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from pallet.errors import InvalidDocument
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import Digest, sha256_digest
+from pallet.records import field, record
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -41,7 +44,7 @@ def _req(doc: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str)
     return val
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Platform:
     os: str
     architecture: str
@@ -83,7 +86,7 @@ class Platform:
         return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Descriptor:
     media_type: str
     digest: str
@@ -139,7 +142,7 @@ def _check_schema_version(doc: dict[str, Any], what: str) -> None:
         raise InvalidDocument(f"{what} has schemaVersion {doc['schemaVersion']}, expected 2")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Manifest:
     media_type: str
     config: Descriptor
@@ -182,7 +185,7 @@ class Manifest:
         return cls.parse(canonical_json(doc))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Index:
     media_type: str
     manifests: tuple[Descriptor, ...]
@@ -227,7 +230,7 @@ def parse_manifest_or_index(raw: bytes, media_type: str | None = None) -> Manife
     return Manifest.parse(raw, media_type if media_type in mt.MANIFESTS else None)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ImageConfig:
     """The image configuration (OCI config / Docker container image v1)."""
 

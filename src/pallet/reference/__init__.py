@@ -25,14 +25,13 @@ For the rest of pallet: :func:`normalize` (what docker does with a user's
 reference) and :func:`looks_like_id` (is this text an image ID or ID prefix?).
 
 This module is on the hot path of ``pallet run``: it imports only ``re`` and
-``dataclasses`` (and ``pallet.errors``), and compiles each regex on first use.
+``pallet.records`` (and ``pallet.errors``), and compiles each regex on first use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pallet.errors import InvalidReference
+from pallet.records import record
 from pallet.reference import grammar as _g
 
 __all__ = [
@@ -126,7 +125,7 @@ SENTINELS: dict[str, type[InvalidReference]] = {
 
 # --- the reference value -------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Reference:
     """A parsed reference: ``[domain/]path[:tag][@digest]``, or a bare digest.
 

@@ -25,7 +25,6 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pallet.errors import Conflict, InvalidReference, NotFound, PalletError
@@ -33,13 +32,14 @@ from pallet.fsutil import atomic_write
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import Digest
 from pallet.oci.documents import ImageConfig, Index, Manifest, canonical_json, parse_manifest_or_index
+from pallet.records import field, record
 from pallet.store.blobs import BlobStore
 from pallet.store.db import Database
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
-@dataclass
+@record
 class ImageRecord:
     id: str                       # config digest
     manifest_digest: str

@@ -9,14 +9,16 @@ of identical content is harmless).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pallet.errors import DigestMismatch, NotFound
-from pallet.fsutil import AtomicFile
+from pallet.fsutil import AtomicFile, rmtree
 from pallet.oci.digest import ALGORITHMS, Digest, Hasher
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 1 << 20
 
@@ -169,7 +171,7 @@ class BlobStore:
             try:
                 if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                     if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
+                        rmtree(entry.path)
                     else:
                         os.unlink(entry.path)
             except FileNotFoundError:
