@@ -58,13 +58,14 @@ for rt in pallet runc crun; do
 done
 
 # floors, for reading the numbers: the interpreter alone, and pallet-runtime's CLI without a container
-PY=$(head -1 "$PALLET_RUNTIME" | sed 's/^#!//')
-CMD[python-startup]="$PY"
+# (the launcher's shebang may carry flags, e.g. "python -S": keep them as separate words)
+read -r -a PY <<< "$(head -1 "$PALLET_RUNTIME" | sed 's/^#!//')"
+CMD[python-startup]="${PY[*]}"
 CMD[pallet-version]="$PALLET_RUNTIME"
 for i in $(seq 1 "$ROUNDS"); do
     for floor in python-startup pallet-version; do
         t0=$(date +%s%N)
-        if [ $floor = python-startup ]; then "$PY" -c pass; else "$PALLET_RUNTIME" --version >/dev/null; fi
+        if [ $floor = python-startup ]; then "${PY[@]}" -c pass; else "$PALLET_RUNTIME" --version >/dev/null; fi
         t1=$(date +%s%N)
         echo "$(( (t1 - t0) / 1000 )) 0" >> "$WORK/$floor.times"
     done
