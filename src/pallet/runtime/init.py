@@ -3,8 +3,9 @@
 create:  parent P forks C1 (which imports this module: P does not).  C1
          (non-dumpable) joins/creates the namespaces (asking P to write the id
          maps of a new user namespace), and forks C2 — pid 1 of a new pid
-         namespace — reports C2's pid and exits; P moves C2 into the cgroup.
-         C2 builds the rootfs and, unless hooks are due, pivots meanwhile; once
+         namespace — reports C2's pid and exits.  C2 joins a v1 cgroup itself
+         (cheap from a single thread); else P moves it (an RCU grace period),
+         while C2 builds the rootfs and, unless hooks are due, pivots; once
          in the cgroup it asks P to run createRuntime/prestart hooks, runs
          createContainer hooks, pivots, sets up the process, says "ready" and
          blocks opening the exec fifo for writing until `start` opens it.
@@ -50,6 +51,7 @@ class Ctx:
         self.ns_paths: dict[str, str] = {}  # exec: namespaces of the running init
         self.detach = True
         self.pre_exec = None  # test hook, called in the child just before execve
+        self.join_cgroup = False  # create: the init moves itself into `cgroup` (else the parent does)
         self.__dict__.update(kw)
 
 
@@ -105,8 +107,8 @@ def create_child(ctx: Ctx, *, in_pid_ns: bool = False) -> None:
         P.set_dumpable(False)
         P.cloexec_from(3 + ctx.preserve_fds)
         _stdio(ctx)
-        # the cgroup is joined by the parent, which moves C2 there while C2 builds the rootfs
-        # (moving a task costs the kernel an RCU grace period: done in parallel, not in line)
+        # the cgroup is joined by C2 itself (ctx.join_cgroup) or by the parent, which moves C2 there
+        # while C2 builds the rootfs (moving a process with cgroup.procs costs an RCU grace period)
         proc = ctx.cfg.get("process") or {}
         if proc.get("oomScoreAdj") is not None:
             _write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
@@ -164,6 +166,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
     try:
         # the host's /proc is still mounted: it names our pid in the runtime's pid namespace (for hooks)
         ctx.state["pid"] = int(os.readlink("/proc/self"))
+        if ctx.join_cgroup:
+            ctx.cgroup.join_self()  # before the rootfs: mknod and mounts are then the container's
         types = {n["type"] for n in _namespaces(cfg)}
         if cfg.get("hostname") and "uts" not in types:
             raise SetupError("unable to set hostname without a private UTS namespace")
@@ -180,8 +184,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
                                            for m in cfg.get("mounts") or ()):
             state_dirfd = os.open(os.path.dirname(ctx.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         hooks = cfg.get("hooks") or {}
-        # The parent's write moving us into the cgroup waits for an RCU grace period (~10 ms): with
-        # no hooks due in between, enter the root meanwhile. With hooks, the spec's order stands:
+        # When the parent moves us into the cgroup, its write waits for an RCU grace period (~10 ms):
+        # with no hooks due in between, enter the root meanwhile. With hooks, the spec's order stands:
         # createRuntime/prestart (in the parent) and createContainer run before the pivot. A
         # terminal is opened in the cgroup (its device rules apply to /dev/ptmx), so that and the
         # finish that binds it to /dev/console wait too.
@@ -190,7 +194,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             _enter_root(ctx, fs, types)
             if not terminal and "mount" in types:
                 fs.finish(terminal_slave=None)
-        reply = chan.recv()  # the parent has moved us into the container's cgroup
+        reply = chan.recv()  # we are in the container's cgroup (the parent has moved us, or we did)
         if not reply or reply.get("t") != "cgroup":
             os._exit(1)
         if "cgroup" in types and not any(n.get("path") for n in _namespaces(cfg) if n["type"] == "cgroup"):
@@ -324,7 +328,7 @@ def exec_child(ctx: Ctx) -> None:
         _stdio(ctx)
         if ctx.cgroup is not None:
             try:
-                ctx.cgroup.add(0)
+                ctx.cgroup.join_self()  # C1 is single-threaded: a forked child
             except OSError:
                 pass  # a cgroup removed under us (e.g. rootless, or a v1 hierarchy gone)
         rootfd = os.open(f"/proc/{ctx.state['pid']}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -114,6 +114,15 @@ class Runtime:
                       "bundle": bundle, "annotations": cfg.get("annotations") or {}}
         pchan, cchan = pair()
         undo["chan"] = pchan
+        # the init moves itself into a v1 cgroup (cheap: see Cgroup.join_self), unless it is in a
+        # user namespace (it may lack the right to) or an existing mount namespace (the host's
+        # cgroupfs may not be there); otherwise we move it (cg.add below)
+        self_join = (cg.join_self_is_cheap and "user" not in nss
+                     and not (nss.get("mount") or {}).get("path"))
+        if self_join:
+            # no grace period in this process for the child's imports to hide behind: importing
+            # here, before the fork, is cheaper than in the child (copy-on-write faults)
+            _import_init()
         single = (self.single_fork and "pid" in nss and not nss["pid"].get("path") and "user" not in nss
                   and "time" not in nss)
         own_pid_ns = -1
@@ -134,7 +143,7 @@ class Runtime:
                     ctx = init_mod.Ctx(cfg=cfg, bundle=bundle, rootfs=rootfs, chan=cchan, fifo_fd=fifo_fd,
                                        fifo_path=fifo, cgroup=cg, seccomp=seccomp, console=console,
                                        preserve_fds=preserve_fds, no_pivot=no_pivot, stdio=stdio,
-                                       state=hook_state, pre_exec=pre_exec)
+                                       state=hook_state, pre_exec=pre_exec, join_cgroup=self_join)
                     init_mod.preload(proc)
                     init_mod.create_child(ctx, in_pid_ns=single)
                 finally:
@@ -174,7 +183,8 @@ class Runtime:
                 init_pid = msg["pid"]
                 undo["pid"] = init_pid
                 try:
-                    cg.add(init_pid)
+                    if not self_join:
+                        cg.add(init_pid)
                 except OSError as e:
                     if e.errno == 3:  # ESRCH: the init already failed; its own message says why
                         last = pchan.recv()
@@ -520,8 +530,9 @@ class Runtime:
 
 # -- helpers ----------------------------------------------------------------------------------
 def _import_init():
-    """The container init's side (`pallet.runtime.init` and what it imports): create imports it in
-    the forked child only, so the parent reaches its fork sooner."""
+    """The container init's side (`pallet.runtime.init` and what it imports). When the parent moves
+    the init into its cgroup (a grace period), create imports it in the forked child only, so the
+    parent reaches its fork, and that wait, sooner."""
     from pallet.runtime import init
 
     return init
