@@ -132,6 +132,7 @@ class Engine:
         from pallet.store.db import Database
 
         self.store.db = Database(self.root / "pallet.db")
+        self._db_closed = False  # (inherited True from before_fork: `db` would open a second one)
         self._runtimes = {}
 
     _db_closed = False

@@ -225,10 +225,10 @@ def checker(engine, cid: str, since: float) -> None:
 def spawn_checker(engine, c, close_fds: tuple[int, ...] = ()) -> int | None:
     """In the monitor, before it starts the container: start the checker, a fresh process (not a fork:
     SQLite's in-process state must not cross fork). It exits with the container."""
-    import subprocess
-
     if config(c) is None:
         return None
+    import subprocess  # only now: most containers have no health check, and it costs ms to import
+
     reset(engine, c)
     since = time.time() - 0.001
     argv = [sys.executable, "-m", "pallet.engine.health", str(engine.root), str(engine.runroot),
