@@ -91,26 +91,49 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
 
 
 def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig_proxy: bool) -> int:
-    """`pallet run`: create the container, fork its monitor, then print its id (-d) or attach to it
-    and return its exit code."""
+    """`pallet run`: create the container, start its monitor, then print its id (-d) or attach to it
+    and return its exit code.
+
+    The monitor is forked first, before the store is opened (no SQLite state may cross a fork): it
+    gets ready on the other CPU while this process creates the container, then is told its id
+    ("G", see `pallet.engine.monitor.preforked`). If creating fails, closing our end of the socket
+    ends it.
+    """
     import socket
 
-    eng = engine(st)
-    opts = build_opts(image, command, kw, detach=detach)
-    c = eng.create(opts)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ws = None
-    if opts.tty:
-        from pallet.engine.attach import winsize
+    early = not st.store_opened
+    if early and os.fork() == 0:
+        from pallet.engine.monitor import preforked
 
-        ws = winsize(0) or winsize(1)
-    from pallet.engine import monitor
+        ours.close()
+        preforked(lambda: engine(st), theirs)  # never returns
+    try:
+        eng = engine(st)
+        opts = build_opts(image, command, kw, detach=detach)
+        c = eng.create(opts)
+        ws = None
+        if opts.tty:
+            from pallet.engine.attach import winsize
 
-    eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
-    if ws:
-        c.extra["winsize"] = ws
-    monitor.spawn(eng, c, sync=theirs)
-    theirs.close()
+            ws = winsize(0) or winsize(1)
+        eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    if early:
+        import json
+
+        theirs.close()
+        ours.send(b"G" + json.dumps({"id": c.id, "winsize": ws}).encode())
+    else:
+        from pallet.engine import monitor
+
+        if ws:
+            c.extra["winsize"] = ws
+        monitor.spawn(eng, c, sync=theirs)
+        theirs.close()
     first = ours.recv(65536)
     if first[:1] != b"S":
         ours.close()

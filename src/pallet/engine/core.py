@@ -401,7 +401,8 @@ class Engine:
         apply_host_config(spec, c)
         from pallet.fsutil import atomic_write
 
-        atomic_write(self.dir(c.id) / "config.json", json.dumps(spec, indent=1).encode(), fsync=False)
+        # compact: json.dumps with indent= runs the pure-Python encoder (ms for a seccomp profile)
+        atomic_write(self.dir(c.id) / "config.json", json.dumps(spec, separators=(",", ":")).encode(), fsync=False)
         return self.dir(c.id)
 
     # ---- start --------------------------------------------------------------------------------

@@ -435,38 +435,93 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
         return pid
     code = 125
     try:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 0)
-        os.dup2(devnull, 1)
-        try:   # the monitor's own complaints (tracebacks) go to a file beside its socket
-            errfd = os.open(engine.run_dir(container.id) / "monitor.log",
-                            os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(errfd, 2)
-            os.close(errfd)
-        except OSError:
-            os.dup2(devnull, 2)
-        if devnull > 2:
-            os.close(devnull)
-        keep = sync.fileno() if sync is not None else -1
-        if keep > 3:
-            os.closerange(3, keep)
-        os.closerange(max(3, keep + 1), 65536)
+        _detach(sync.fileno() if sync is not None else -1)
+        _log_to(engine, container.id)
         engine.after_fork()
-        prof = os.environ.get("PALLET_PROFILE_MONITOR")
-        if prof:
-            import cProfile
-
-            pr = cProfile.Profile()
-            code = pr.runcall(Monitor(engine, container, sync).run)
-            pr.dump_stats(prof)
-        else:
-            from pallet.engine.restart import supervise
-
-            code = supervise(engine, container, sync)   # Monitor(...).run(), again per restart policy
+        code = _supervise(engine, container, sync)
     except BaseException:
         import traceback
 
         traceback.print_exc()
     finally:
         os._exit(code & 0xFF)
+
+
+def preforked(make_engine, sync: socket.socket) -> None:
+    """The monitor of `pallet run`, forked before the container exists (never returns).
+
+    `pallet run` forks first and creates the container afterwards: meanwhile this process, on the
+    other CPU, imports what a monitor needs and opens its own database connection (so the CLI's is
+    never the last one: closing it does not checkpoint the WAL). Then it waits on `sync` for
+    b"G" + {"id", "winsize"}; EOF instead (the CLI failed to create the container) ends it quietly,
+    with nothing to undo. After "G" it is the monitor `spawn` starts.
+    """
+    global _T0
+    _T0 = time.monotonic()
+    code = 0
+    try:
+        _detach(sync.fileno())
+        engine = make_engine()
+        _warm_up()
+        msg = sync.recv(65536)
+        if msg[:1] != b"G":
+            return
+        info = json.loads(msg[1:])
+        code = 125
+        _log_to(engine, info["id"])
+        _trace("go")
+        container = engine.get(info["id"])
+        if info.get("winsize"):
+            container.extra["winsize"] = info["winsize"]
+        code = _supervise(engine, container, sync)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code & 0xFF)
+
+
+def _warm_up() -> None:
+    """Import what creating and starting a container will need, while the CLI is busy anyway."""
+    from pallet.engine import health, restart, spec  # noqa: F401
+    from pallet.engine.palletrt import PalletRuntime  # noqa: F401
+    from pallet.runtime import runtime  # noqa: F401
+    from pallet.runtime.linux import cgroups, seccomp  # noqa: F401
+
+
+def _detach(keep: int) -> None:
+    """A new monitor's first steps: its own session, stdio on /dev/null, every other fd but `keep` closed."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
+    if keep > 3:
+        os.closerange(3, keep)
+    os.closerange(max(3, keep + 1), 65536)
+
+
+def _log_to(engine, cid: str) -> None:
+    """The monitor's own complaints (tracebacks, PALLET_TRACE_MONITOR) go to a file beside its socket."""
+    try:
+        errfd = os.open(engine.run_dir(cid) / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        return
+    os.dup2(errfd, 2)
+    os.close(errfd)
+
+
+def _supervise(engine, container, sync) -> int:
+    prof = os.environ.get("PALLET_PROFILE_MONITOR")
+    if prof:
+        import cProfile
+
+        pr = cProfile.Profile()
+        code = pr.runcall(Monitor(engine, container, sync).run)
+        pr.dump_stats(prof)
+        return code
+    from pallet.engine.restart import supervise
+
+    return supervise(engine, container, sync)   # Monitor(...).run(), again per restart policy
