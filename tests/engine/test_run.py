@@ -270,6 +270,24 @@ def test_bad_input_leaves_nothing(pallet_env):
     after = sorted(p.name for p in (pallet_env.root / "layers" / "containers").glob("*"))
     assert after == before
     assert not list((pallet_env.root / "containers").glob("*"))
+    # `run` forks its monitor before creating the container: after a failed create it must be gone too
+    assert wait_for(lambda: not _live_processes_with_env(f"PALLET_ROOT={pallet_env.root}"), 5), \
+        _live_processes_with_env(f"PALLET_ROOT={pallet_env.root}")
+
+
+def _live_processes_with_env(item: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if item.encode() in env and state != "Z":
+            found.append(pid)
+    return found
 
 
 @pytest.mark.slow
