@@ -483,11 +483,19 @@ def preforked(make_engine, sync: socket.socket) -> None:
 
 
 def _warm_up() -> None:
-    """Import what creating and starting a container will need, while the CLI is busy anyway."""
-    from pallet.engine import health, restart, spec  # noqa: F401
+    """Import (and load) what creating and starting a container will need, while the CLI is busy anyway."""
+    from pallet.engine import health, limits, restart, snapshots, spec, users, volumes  # noqa: F401
     from pallet.engine.palletrt import PalletRuntime  # noqa: F401
-    from pallet.runtime import runtime  # noqa: F401
+    from pallet.layers import snapshots as layer_snapshots  # noqa: F401
+    from pallet.runtime import init, runtime  # noqa: F401
     from pallet.runtime.linux import cgroups, seccomp  # noqa: F401
+
+    try:
+        from pallet.engine.seccomp import _profile
+
+        _profile()  # docker's default profile, parsed once (cached)
+    except Exception:  # noqa: BLE001 - a missing profile is reported where it is used
+        pass
 
 
 def _detach(keep: int) -> None:
