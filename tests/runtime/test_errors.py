@@ -129,3 +129,28 @@ def test_failure_in_user_namespace_cleans_up(prt, new_bundle, cid, rt_root, no_l
     cp = prt("create", "--bundle", str(b), cid)
     assert cp.returncode == 1 and cp.stderr.strip()
     assert not (rt_root / cid).exists()
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["self-join", "moved-by-parent"])
+def test_cgroup_failure_after_the_fork_cleans_up(userns, prt, new_bundle, cid, rt_root, no_leftovers):
+    """The cgroup is created while the init unshares its namespaces: a failure there kills the init
+    and leaves no state dir, cgroup, mount or process."""
+    from pallet.runtime.linux.cgroups import is_v2
+
+    if is_v2():
+        pytest.skip("needs a cgroup v1 host (linux.resources.unified is valid on v2)")
+
+    def edit(cfg):
+        cfg["linux"].setdefault("resources", {})["unified"] = {"memory.high": "1"}
+        if userns:
+            cfg["linux"]["namespaces"].append({"type": "user"})
+            cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 1000}]
+            cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 1000}]
+    b = new_bundle(["true"], edit=edit)
+    cp = prt("run", "--bundle", str(b), cid)
+    assert cp.returncode == 1
+    assert cp.stderr.startswith("cgroup setup failed: ") and "needs cgroup v2" in cp.stderr, cp.stderr
+    assert cp.stderr.count("\n") == 1
+    assert not (rt_root / cid).exists()
+    assert str(b) not in open("/proc/self/mountinfo").read()
+    assert _procs_in(str(b)) == []

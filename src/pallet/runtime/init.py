@@ -3,8 +3,9 @@
 create:  parent P forks C1 (which imports this module: P does not).  C1
          (non-dumpable) joins/creates the namespaces (asking P to write the id
          maps of a new user namespace), and forks C2 — pid 1 of a new pid
-         namespace — reports C2's pid and exits.  C2 joins a v1 cgroup itself
-         (cheap from a single thread); else P moves it (an RCU grace period),
+         namespace — reports C2's pid and exits.  P creates the cgroup
+         meanwhile.  C2 joins a v1 cgroup itself once P says it exists (cheap
+         from a single thread); else P moves it (an RCU grace period),
          while C2 builds the rootfs and, unless hooks are due, pivots; once
          in the cgroup it asks P to run createRuntime/prestart hooks, runs
          createContainer hooks, pivots, sets up the process, says "ready" and
@@ -167,7 +168,11 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         # the host's /proc is still mounted: it names our pid in the runtime's pid namespace (for hooks)
         ctx.state["pid"] = int(os.readlink("/proc/self"))
         if ctx.join_cgroup:
-            ctx.cgroup.join_self()  # before the rootfs: mknod and mounts are then the container's
+            # the parent creates the cgroup while we unshared our namespaces: wait until it exists,
+            # then join it before the rootfs (mknod and mounts are then the container's)
+            if not _wait_cgroup(chan):
+                os._exit(1)
+            ctx.cgroup.join_self()
         types = {n["type"] for n in _namespaces(cfg)}
         if cfg.get("hostname") and "uts" not in types:
             raise SetupError("unable to set hostname without a private UTS namespace")
@@ -194,8 +199,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             _enter_root(ctx, fs, types)
             if not terminal and "mount" in types:
                 fs.finish(terminal_slave=None)
-        reply = chan.recv()  # we are in the container's cgroup (the parent has moved us, or we did)
-        if not reply or reply.get("t") != "cgroup":
+        if not ctx.join_cgroup and not _wait_cgroup(chan):  # the parent has moved us into the cgroup
             os._exit(1)
         if "cgroup" in types and not any(n.get("path") for n in _namespaces(cfg) if n["type"] == "cgroup"):
             N.unshare(N.CLONE_NEWCGROUP)
@@ -241,6 +245,12 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             _fail(chan, e)
         os.write(2, f"pallet-runtime: {e}\n".encode())
         os._exit(127)
+
+
+def _wait_cgroup(chan: Channel) -> bool:
+    """The parent's "cgroup" message: the container's cgroup is ready (or we are in it)."""
+    reply = chan.recv()
+    return bool(reply) and reply.get("t") == "cgroup"
 
 
 def _enter_root(ctx: Ctx, fs: Rootfs, types: set[str]) -> None:

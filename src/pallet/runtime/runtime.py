@@ -79,20 +79,9 @@ class Runtime:
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         undo["fds"] = [fifo_fd]
 
+        # the cgroup's paths only: it is created and limited after the fork (below), while the
+        # init builds its namespaces
         cg = open_cgroup(linux.get("cgroupsPath"), cid)
-        existed = cg.exists()
-        try:
-            cg.create()
-            if not existed:
-                undo["cgroup"] = cg
-            res = dict(linux.get("resources") or {})
-            res["devices"] = list(res.get("devices") or []) + DEFAULT_ALLOW + [
-                {"allow": True, "type": dv.get("type"), "major": dv.get("major"), "minor": dv.get("minor"),
-                 "access": "rwm"} for dv in linux.get("devices") or () if dv.get("type") in ("c", "b", "u")]
-            for w in cg.apply(res):
-                self.log.warn(w)
-        except (CgroupError, OSError) as e:
-            raise RuntimeFailure(f"cgroup setup failed: {e}") from None
 
         seccomp = None
         if linux.get("seccomp"):
@@ -107,9 +96,6 @@ class Runtime:
         if console is not None:
             undo["sock"] = console
 
-        st = {"ociVersion": cfg.get("ociVersion"), "id": cid, "bundle": bundle, "rootfs": rootfs,
-              "created": now_rfc3339(), "config": cfg, "cgroup": cg.to_json(), "cgroup_created": not existed,
-              "pid": 0}
         hook_state = {"ociVersion": cfg.get("ociVersion"), "id": cid, "status": "creating", "pid": 0,
                       "bundle": bundle, "annotations": cfg.get("annotations") or {}}
         pchan, cchan = pair()
@@ -159,6 +145,27 @@ class Runtime:
         cchan.close()
         if seccomp is not None:
             seccomp.release()
+        # The cgroup, while the init unshares its namespaces: it waits for "cgroup" before joining
+        # it (self_join), or we move it there once it has reported its pid. A failure here kills
+        # the init (undo: c1, pid) before it has mounted anything outside its own mount namespace.
+        existed = cg.exists()
+        try:
+            cg.create()
+            if not existed:
+                undo["cgroup"] = cg
+            res = dict(linux.get("resources") or {})
+            res["devices"] = list(res.get("devices") or []) + DEFAULT_ALLOW + [
+                {"allow": True, "type": dv.get("type"), "major": dv.get("major"), "minor": dv.get("minor"),
+                 "access": "rwm"} for dv in linux.get("devices") or () if dv.get("type") in ("c", "b", "u")]
+            for w in cg.apply(res):
+                self.log.warn(w)
+        except (CgroupError, OSError) as e:
+            raise RuntimeFailure(f"cgroup setup failed: {e}") from None
+        if self_join:
+            pchan.try_send(t="cgroup")
+        st = {"ociVersion": cfg.get("ociVersion"), "id": cid, "bundle": bundle, "rootfs": rootfs,
+              "created": now_rfc3339(), "config": cfg, "cgroup": cg.to_json(), "cgroup_created": not existed,
+              "pid": 0}
         init_pid = 0
         hooks_pending = False
         hooks = cfg.get("hooks") or {}
@@ -191,7 +198,8 @@ class Runtime:
                         if last and last.get("t") == "error":
                             raise RuntimeFailure(last.get("msg") or "container init failed") from None
                     raise RuntimeFailure(f"cannot move the container into its cgroup: {e}") from None
-                pchan.try_send(t="cgroup")
+                if not self_join:
+                    pchan.try_send(t="cgroup")
                 ps = proc_stat(init_pid)
                 st["pid"] = init_pid
                 st["starttime"] = ps[1] if ps else None
