@@ -99,9 +99,9 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     ("G", see `pallet.engine.monitor.preforked`). If creating fails, closing our end of the socket
     ends it.
     """
-    import socket
+    import _socket  # `socket` (enums, selectors) is imported after the fork, by whoever needs it
 
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     early = not st.store_opened
     if early and os.fork() == 0:
         from pallet.engine.monitor import preforked
@@ -128,12 +128,15 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         theirs.close()
         ours.send(b"G" + json.dumps({"id": c.id, "winsize": ws}).encode())
     else:
+        import socket
+
         from pallet.engine import monitor
 
         if ws:
             c.extra["winsize"] = ws
-        monitor.spawn(eng, c, sync=theirs)
-        theirs.close()
+        sync = socket.socket(fileno=theirs.detach())
+        monitor.spawn(eng, c, sync=sync)
+        sync.close()
     first = ours.recv(65536)
     if first[:1] != b"S":
         ours.close()
@@ -152,8 +155,11 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         sys.stdout.write(c.id + "\n")
         sys.stdout.flush()
         return 0
+    import socket
+
     from pallet.engine.attach import attach
 
+    ours = socket.socket(fileno=ours.detach())
     how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
     ours.close()
     if how == "exited":

@@ -447,7 +447,7 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
         os._exit(code & 0xFF)
 
 
-def preforked(make_engine, sync: socket.socket) -> None:
+def preforked(make_engine, sync) -> None:
     """The monitor of `pallet run`, forked before the container exists (never returns).
 
     `pallet run` forks first and creates the container afterwards: meanwhile this process, on the
@@ -460,6 +460,7 @@ def preforked(make_engine, sync: socket.socket) -> None:
     _T0 = time.monotonic()
     code = 0
     try:
+        sync = socket.socket(fileno=sync.detach())  # (the CLI made the pair with _socket)
         _detach(sync.fileno())
         engine = make_engine()
         _warm_up()
