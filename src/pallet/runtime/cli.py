@@ -292,13 +292,15 @@ def _run(rt, cid: str, bundle: str, detach: bool, kw: dict, *, keep: bool = Fals
     set_child_subreaper()
     from pallet.runtime.spec import load_config
 
-    terminal = bool((load_config(os.path.abspath(bundle)).get("process") or {}).get("terminal")) and not kw.get("console_socket")
+    cfg = load_config(os.path.abspath(bundle))
+    terminal = bool((cfg.get("process") or {}).get("terminal")) and not kw.get("console_socket")
     console = mine = None
     if terminal:
         import socket
 
         mine, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    st = rt.create(cid, bundle, _console=console, **kw)
+    st = rt.create(cid, bundle, _console=console, _config=cfg, **kw)
+    full = rt._last  # the saved state: start and delete need not read it back
     master = None
     if terminal:
         import socket
@@ -309,13 +311,13 @@ def _run(rt, cid: str, bundle: str, detach: bool, kw: dict, *, keep: bool = Fals
     pid_ref = [st["pid"]]
     _forward_signals(pid_ref)
     try:
-        rt.start(cid)
+        rt.start(cid, _st=full)
     except BaseException:
-        rt.delete(cid, force=True)
+        rt.delete(cid, force=True, _st=full)
         raise
     code = _proxy_tty(master, st["pid"]) if master is not None else wait_pid(st["pid"])
     if not keep:
-        rt.delete(cid, force=True)
+        rt.delete(cid, force=True, _st=full)
     return code
 
 

@@ -31,14 +31,20 @@ class Runtime:
         # would land in that namespace too (it setns back only when hooks must still be spawned),
         # and another thread forking meanwhile would as well.
         self.single_fork = single_fork
+        # the full state saved by this object's last create: `run` hands it to start and delete
+        # (create, start, wait, delete in one call: state.json is not read back twice)
+        self._last: dict | None = None
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *, console_socket: str | None = None,
                pid_file: str | None = None, stdio: tuple[int, int, int] | None = None, preserve_fds: int = 0,
-               no_pivot: bool = False, _console=None, _pre_exec=None) -> dict:
-        """Set the container up; its process waits for `start`. Returns the state document."""
+               no_pivot: bool = False, _console=None, _pre_exec=None, _config: dict | None = None) -> dict:
+        """Set the container up; its process waits for `start`. Returns the state document.
+
+        `_config`: the bundle's config as `load_config` returned it, when the caller has loaded it
+        already (`run` in the CLI), so it is not read and parsed twice."""
         bundle = os.path.abspath(bundle)
-        cfg = load_config(bundle)
+        cfg = _config if _config is not None else load_config(bundle)
         d = self.store.claim(container_id)
         undo: dict = {"dir": d}
         try:
@@ -46,6 +52,7 @@ class Runtime:
                               preserve_fds=preserve_fds, no_pivot=no_pivot, console=_console, pre_exec=_pre_exec)
             if pid_file:
                 _write_pid_file(pid_file, st["pid"])
+            self._last = st
             return oci_state(st, "created")
         except BaseException:
             self._undo_create(undo)
@@ -268,9 +275,11 @@ class Runtime:
                 self.log.warn(f"cleanup: {e}")
         _remove_dir(undo["dir"])
 
-    def start(self, container_id: str) -> None:
-        """Let the created container's process exec the user program; runs poststart hooks."""
-        st = self.store.load(container_id)
+    def start(self, container_id: str, *, _st: dict | None = None) -> None:
+        """Let the created container's process exec the user program; runs poststart hooks.
+
+        `_st`: the state the create of this same call saved (`self._last`; `run` only), not read back."""
+        st = self._state(container_id, _st)
         status = self.store.status(st)
         if status != "created":
             if status == "stopped":
@@ -329,16 +338,24 @@ class Runtime:
         if not detach:
             set_child_subreaper()
         st = self.create(container_id, bundle, **create_args)
+        full = self._last
         try:
-            self.start(container_id)
+            self.start(container_id, _st=full)
         except BaseException:
-            self.delete(container_id, force=True)
+            self.delete(container_id, force=True, _st=full)
             raise
         if detach:
             return 0
         code = wait_pid(st["pid"])
-        self.delete(container_id, force=True)
+        self.delete(container_id, force=True, _st=full)
         return code
+
+    def _state(self, container_id: str, known: dict | None) -> dict:
+        """`known` (a state this object saved) while its state.json is still there, else the saved one."""
+        if known is not None and known["id"] == container_id and os.path.exists(
+                os.path.join(self.store.dir(container_id), "state.json")):
+            return known
+        return self.store.load(container_id)
 
     # -- inspect ----------------------------------------------------------------------------
     def state(self, container_id: str) -> dict:
@@ -379,9 +396,10 @@ class Runtime:
         except ProcessLookupError:
             raise InvalidState("container not running") from None
 
-    def delete(self, container_id: str, force: bool = False) -> None:
-        """Remove a stopped container; `force` kills a created, running or paused one first."""
-        st = self.store.load(container_id)
+    def delete(self, container_id: str, force: bool = False, *, _st: dict | None = None) -> None:
+        """Remove a stopped container; `force` kills a created, running or paused one first.
+        `_st`: as for start."""
+        st = self._state(container_id, _st)
         status = self.store.status(st)
         if status != "stopped" and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
