@@ -64,8 +64,6 @@ def preload(proc: dict) -> None:
         import socket  # noqa: F401
         import struct  # noqa: F401
         import termios  # noqa: F401
-    if proc.get("rlimits"):
-        import resource  # noqa: F401
 
 
 def _fail(chan: Channel, e: BaseException) -> None:

@@ -29,19 +29,15 @@ def env_dict(proc: dict) -> dict[str, str]:
 
 
 def set_rlimits(proc: dict) -> None:
-    if not proc.get("rlimits"):
-        return
-    import resource
-
-    for r in proc["rlimits"]:
+    for r in proc.get("rlimits") or ():
         name = r.get("type", "")
-        res = getattr(resource, name, None) if name.startswith("RLIMIT_") else None
+        res = P.RLIMITS.get(name)
         if res is None:
             raise ProcessError(f"unknown rlimit {name!r}")
         try:
-            resource.setrlimit(res, (r.get("soft", 0), r.get("hard", 0)))
-        except (OSError, ValueError) as e:
-            raise ProcessError(f"cannot set {name} to {r.get('soft')}:{r.get('hard')}: {e}") from None
+            P.setrlimit(res, r.get("soft", 0), r.get("hard", 0))
+        except OSError as e:
+            raise ProcessError(f"cannot set {name} to {r.get('soft')}:{r.get('hard')}: {e.strerror}") from None
 
 
 def apply_lsm(proc: dict, warn) -> None:

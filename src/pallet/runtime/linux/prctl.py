@@ -1,8 +1,8 @@
-"""prctl(2) switches the runtime uses, plus personality(2) and close_range(2)."""
+"""prctl(2) switches the runtime uses, plus personality(2), close_range(2) and prlimit(2)."""
 
 from __future__ import annotations
 
-from pallet.runtime.linux.libc import c_int, c_uint, c_ulong, check, libc, sysno
+from pallet.runtime.linux.libc import Structure, byref, c_int, c_uint, c_uint64, c_ulong, check, libc, sysno
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -57,3 +57,21 @@ def cloexec_from(first: int) -> None:
     """Mark every descriptor >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC)."""
     check(libc.syscall(sysno("close_range"), c_uint(first), c_uint(0xFFFFFFFF),
                        c_uint(CLOSE_RANGE_CLOEXEC)), "close_range")
+
+
+# the generic Linux numbering (x86_64, aarch64); RLIM_INFINITY is all ones
+RLIMITS = {name: i for i, name in enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC",
+    "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+
+
+class _Rlimit(Structure):
+    _fields_ = [("cur", c_uint64), ("max", c_uint64)]
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """prlimit(2) on the calling process (here rather than the `resource` module: one import less
+    in the container init). -1 or 2**64-1 is unlimited."""
+    check(libc.prlimit(0, resource, byref(_Rlimit(soft & (2 ** 64 - 1), hard & (2 ** 64 - 1))), None),
+          "setrlimit")
