@@ -311,7 +311,7 @@ def _run(rt, cid: str, bundle: str, detach: bool, kw: dict, *, keep: bool = Fals
     pid_ref = [st["pid"]]
     _forward_signals(pid_ref)
     try:
-        rt.start(cid, _st=full)
+        rt.start(cid, _st=full, _until_exec=False)
     except BaseException:
         rt.delete(cid, force=True, _st=full)
         raise

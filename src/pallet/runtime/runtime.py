@@ -275,10 +275,12 @@ class Runtime:
                 self.log.warn(f"cleanup: {e}")
         _remove_dir(undo["dir"])
 
-    def start(self, container_id: str, *, _st: dict | None = None) -> None:
+    def start(self, container_id: str, *, _st: dict | None = None, _until_exec: bool = True) -> None:
         """Let the created container's process exec the user program; runs poststart hooks.
 
-        `_st`: the state the create of this same call saved (`self._last`; `run` only), not read back."""
+        `_st`: the state the create of this same call saved (`self._last`; `run` only), not read back.
+        `_until_exec=False` (`run`, which waits for the container next): return once the process is
+        released instead of when it has exec'd, unless poststart hooks must run after the exec."""
         st = self._state(container_id, _st)
         status = self.store.status(st)
         if status != "created":
@@ -293,33 +295,32 @@ class Runtime:
                 pass
             _wait_gone(st["pid"], st.get("starttime"), 5.0)
             raise InvalidState(f"container {container_id} has no process to start")
-        import select
-
         fifo = self.store.fifo(container_id)
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise InvalidState("cannot start an already running container") from None
+        # Opening wakes the init (blocked opening the fifo for writing); it writes one byte, then
+        # keeps the fifo open until its execve (close-on-exec). Blocking reads, no poll: a FIFO whose
+        # writer has not opened it yet reads as EOF at once, so EOF before the byte means "not yet"
+        # while the init lives (it said "ready" just before its open).
+        until_exec = _until_exec or bool((st["config"].get("hooks") or {}).get("poststart"))
         try:
-            p = select.poll()
-            p.register(fd, select.POLLIN)
+            os.set_blocking(fd, True)
             started = False
+            delay = 0.0001
             while True:
-                if p.poll(50):
-                    try:
-                        data = os.read(fd, 1)
-                    except BlockingIOError:
-                        continue
-                    if data:
-                        started = True  # the init passed the fifo; EOF follows at its execve
-                        continue
-                    if not started:
-                        raise RuntimeFailure("the container process exited before it was started")
+                if os.read(fd, 1):
+                    started = True
+                    if not until_exec:
+                        break
+                    continue  # the EOF that follows is the init's execve (or its exit)
+                if started:
                     break
                 if not alive(st["pid"], st.get("starttime")):
-                    if not started:
-                        raise RuntimeFailure("the container process exited before it was started")
-                    break
+                    raise RuntimeFailure("the container process exited before it was started")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
         finally:
             os.close(fd)
         try:
@@ -340,7 +341,7 @@ class Runtime:
         st = self.create(container_id, bundle, **create_args)
         full = self._last
         try:
-            self.start(container_id, _st=full)
+            self.start(container_id, _st=full, _until_exec=detach)
         except BaseException:
             self.delete(container_id, force=True, _st=full)
             raise
