@@ -296,7 +296,10 @@ class Engine:
         config.update(extra)
         return config, host
 
-    def create(self, opts: CreateOptions) -> Container:
+    def create(self, opts: CreateOptions, *, set_up: bool = True) -> Container:
+        """Check the options, resolve (or pull) the image and insert the container's row; with `set_up`
+        (the default) also its snapshot, files and volumes (`set_up`), which `pallet run` leaves to the
+        monitor it forked beforehand (the modules are loaded there already)."""
         from pallet.engine.runtimes import default_runtime
 
         runtime_name = opts.runtime or default_runtime()
@@ -328,7 +331,16 @@ class Engine:
         c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
                       {"Config": config, "HostConfig": host}, "created")
         self._insert(c, explicit_name=name is not None)
+        if set_up:
+            self.set_up(c, rec)
+        return c
+
+    def set_up(self, c: Container, rec=None) -> None:
+        """The second half of `create`: the container's snapshot, its /etc files and its volumes. On
+        failure nothing of the container is left, its row included."""
         try:
+            if rec is None:
+                rec = self.store.get_image(c.image_id)
             self._setup_files(c, rec)
             if c.HostConfig.get("Binds") or c.HostConfig.get("Mounts") or c.HostConfig.get("Tmpfs") or \
                     c.Config.get("Volumes") or c.HostConfig.get("VolumesFrom"):
@@ -338,7 +350,6 @@ class Engine:
         except BaseException:
             self._destroy(c, quiet=True)
             raise
-        return c
 
     def _insert(self, c: Container, *, explicit_name: bool) -> None:
         for attempt in range(20):

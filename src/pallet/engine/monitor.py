@@ -453,8 +453,10 @@ def preforked(make_engine, sync) -> None:
     `pallet run` forks first and creates the container afterwards: meanwhile this process, on the
     other CPU, imports what a monitor needs and opens its own database connection (so the CLI's is
     never the last one: closing it does not checkpoint the WAL). Then it waits on `sync` for
-    b"G" + {"id", "winsize"}; EOF instead (the CLI failed to create the container) ends it quietly,
-    with nothing to undo. After "G" it is the monitor `spawn` starts.
+    b"G" + {"id", "winsize", "set_up"}; EOF instead (the CLI failed to create the container) ends it
+    quietly, with nothing to undo. With "set_up" it finishes creating the container (snapshot, files,
+    volumes: `Engine.set_up`, whose modules it has loaded while waiting); if that fails it answers
+    b"F" + {"message", "code"}, having removed the container. Then it is the monitor `spawn` starts.
     """
     global _T0
     _T0 = time.monotonic()
@@ -472,6 +474,17 @@ def preforked(make_engine, sync) -> None:
         _log_to(engine, info["id"])
         _trace("go")
         container = engine.get(info["id"])
+        if info.get("set_up"):
+            try:
+                engine.set_up(container)
+            except BaseException as e:  # noqa: BLE001 - reported to the CLI, which exits with the code
+                from pallet.errors import PalletError
+
+                code = e.exit_code if isinstance(e, PalletError) else 125
+                msg = e.message if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
+                _send(sync, b"F" + json.dumps({"message": msg, "code": code}).encode())
+                return
+            _trace("set up")
         if info.get("winsize"):
             container.extra["winsize"] = info["winsize"]
         code = _supervise(engine, container, sync)
