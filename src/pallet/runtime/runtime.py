@@ -155,9 +155,8 @@ class Runtime:
         # The cgroup, while the init unshares its namespaces: it waits for "cgroup" before joining
         # it (self_join), or we move it there once it has reported its pid. A failure here kills
         # the init (undo: c1, pid) before it has mounted anything outside its own mount namespace.
-        existed = cg.exists()
         try:
-            cg.create()
+            existed = cg.create()
             if not existed:
                 undo["cgroup"] = cg
             res = dict(linux.get("resources") or {})

@@ -105,11 +105,18 @@ class Cgroup:
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs.values())
 
-    def create(self) -> None:
+    def create(self) -> bool:
+        """Make the directories (parents too); True if at least one of them existed already."""
         made = []
+        existed = False
         try:
             for key, d in self.dirs.items():
-                if not os.path.isdir(d):
+                try:
+                    os.mkdir(d)  # the usual case: the parent exists, the leaf does not
+                    made.append(d)
+                except FileExistsError:
+                    existed = True
+                except FileNotFoundError:
                     os.makedirs(d, exist_ok=True)
                     made.append(d)
                 self._init_dir(key, d)
@@ -117,6 +124,7 @@ class Cgroup:
             for d in reversed(made):
                 _rmdir(d)
             raise CgroupError(e.errno, f"cannot create cgroup: {e.strerror if not isinstance(e, CgroupError) else e}") from None
+        return existed
 
     def _init_dir(self, key: str, d: str) -> None:
         pass
@@ -345,18 +353,35 @@ class CgroupV1(Cgroup):
                 self._set("blkio", "blkio.throttle." + fname, f"{_dev(t)} {t['rate']}", w)
 
     def _devices(self, rules: list[dict], w: list[str]) -> None:
-        if self._d("devices") is None:
+        d = self._d("devices")
+        if d is None:
             w.append("devices cgroup is not mounted; device rules not applied")
             return
-        for rule in rules:
-            typ = rule.get("type") or "a"
-            if typ == "a":
-                entry = "a"
-            else:
-                major = "*" if rule.get("major") in (None, -1) else rule["major"]
-                minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
-                entry = f"{typ} {major}:{minor} {rule.get('access') or 'rwm'}"
-            self._set("devices", "devices.allow" if rule.get("allow") else "devices.deny", entry, w)
+        # one rule per write(2), in the given order, through one descriptor per file
+        fds: dict[str, int] = {}
+        try:
+            for rule in rules:
+                typ = rule.get("type") or "a"
+                if typ == "a":
+                    entry = "a"
+                else:
+                    major = "*" if rule.get("major") in (None, -1) else rule["major"]
+                    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+                    entry = f"{typ} {major}:{minor} {rule.get('access') or 'rwm'}"
+                p = os.path.join(d, "devices.allow" if rule.get("allow") else "devices.deny")
+                fd = fds.get(p)
+                if fd is None:
+                    try:
+                        fd = fds[p] = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise CgroupError(e.errno, f"cannot open {p}: {e.strerror}") from None
+                try:
+                    os.write(fd, entry.encode())
+                except OSError as e:
+                    raise CgroupError(e.errno, f"cannot write {entry!r} to {p}: {e.strerror}") from None
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def freeze(self) -> None:
         d = self._d("freezer")
