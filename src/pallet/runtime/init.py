@@ -165,12 +165,6 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
     try:
         # the host's /proc is still mounted: it names our pid in the runtime's pid namespace (for hooks)
         ctx.state["pid"] = int(os.readlink("/proc/self"))
-        if ctx.join_cgroup:
-            # the parent creates the cgroup while we unshared our namespaces: wait until it exists,
-            # then join it before the rootfs (mknod and mounts are then the container's)
-            if not _wait_cgroup(chan):
-                os._exit(1)
-            ctx.cgroup.join_self()
         types = {n["type"] for n in _namespaces(cfg)}
         if cfg.get("hostname") and "uts" not in types:
             raise SetupError("unable to set hostname without a private UTS namespace")
@@ -178,7 +172,19 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         fs = Rootfs(cfg, ctx.bundle, ctx.rootfs, userns=userns,
                     cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else {},
                     cgroup_v2=bool(ctx.cgroup is not None and ctx.cgroup.version == 2))
-        if "mount" in types:
+        if ctx.join_cgroup:
+            # The parent creates the cgroup while we unshare our namespaces and make the config's
+            # mounts up to the first cgroup mount (which binds the cgroup's directories). Then we
+            # wait until it exists and join it: the cgroup mount, the device nodes and everything
+            # after happen in the container's cgroup.
+            if "mount" in types:
+                fs.prepare_start()
+            if not _wait_cgroup(chan):
+                os._exit(1)
+            ctx.cgroup.join_self()
+            if "mount" in types:
+                fs.prepare_finish()
+        elif "mount" in types:
             fs.prepare()
         # the exec fifo is reopened through /proc/self/fd after pivot_root; without a /proc in
         # the container, keep a handle on the state directory instead (closed on exec)

@@ -109,6 +109,12 @@ class Rootfs:
 
     # -- before pivot -------------------------------------------------------------------
     def prepare(self) -> None:
+        self.prepare_start()
+        self.prepare_finish()
+
+    def prepare_start(self) -> None:
+        """Propagation, the rootfs bind and the config's mounts up to the first cgroup mount (which
+        binds the container's cgroup directories: they may not exist yet); prepare_finish does the rest."""
         prop = self.linux.get("rootfsPropagation")
         flag = M.PROPAGATION.get(prop, 0) if prop else M.MS_SLAVE | M.MS_REC
         if prop and not flag:
@@ -122,9 +128,19 @@ class Rootfs:
             # still shared after the propagation change: pivot_root/MS_MOVE need a private parent
             make_parent_private(self.rootfs)
         M.mount(self.rootfs, self.rootfs, "bind", M.MS_BIND | M.MS_REC)
-        mounts = self.cfg.get("mounts") or []
-        for m in mounts:
+        self._done = 0
+        for m in self.cfg.get("mounts") or ():
+            if m.get("type") in ("cgroup", "cgroup2"):
+                break
             self.mount_entry(m)
+            self._done += 1
+
+    def prepare_finish(self) -> None:
+        """The remaining mounts, in order, and the /dev nodes (once in the container's cgroup)."""
+        mounts = self.cfg.get("mounts") or []
+        for m in mounts[self._done:]:
+            self.mount_entry(m)
+        self._done = len(mounts)
         if not any(os.path.normpath(m.get("destination", "")) == "/dev" and _is_bind(m) for m in mounts):
             self.create_devices()
 
