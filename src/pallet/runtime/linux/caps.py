@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from pallet.runtime.linux.libc import Structure, byref, c_int, c_uint32, check, libc
 from pallet.runtime.linux.prctl import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
     PR_CAP_AMBIENT_RAISE,
     PR_CAPBSET_DROP,
+    _prctl,
     prctl,
 )
 
@@ -25,10 +28,13 @@ BY_NAME = {n: i for i, n in enumerate(NAMES)}
 
 def last_cap() -> int:
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
+        fd = os.open("/proc/sys/kernel/cap_last_cap", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return len(NAMES) - 1
+    try:
+        return int(os.read(fd, 32))
+    finally:
+        os.close(fd)
 
 
 def mask(names: list[str] | None, *, what: str = "capability") -> int:
@@ -44,8 +50,8 @@ def mask(names: list[str] | None, *, what: str = "capability") -> int:
 
 def drop_bounding(keep: int, last: int) -> None:
     for i in range(last + 1):
-        if not keep & (1 << i):
-            prctl(PR_CAPBSET_DROP, i)
+        if not keep & (1 << i) and _prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0:
+            check(-1, f"prctl(PR_CAPBSET_DROP, {i})")
 
 
 class _Header(Structure):
@@ -59,13 +65,14 @@ class _Data(Structure):
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
+_Data2 = _Data * 2  # the two 32-bit halves of each set (_LINUX_CAPABILITY_U32S_3)
+
+
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     hdr = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_Data * 2)()
-    for k, v in enumerate((effective, permitted, inheritable)):
-        name = _Data._fields_[k][0]
-        setattr(data[0], name, v & 0xFFFFFFFF)
-        setattr(data[1], name, (v >> 32) & 0xFFFFFFFF)
+    lo, hi = 0xFFFFFFFF, 32
+    data = _Data2(_Data(effective & lo, permitted & lo, inheritable & lo),
+                  _Data(effective >> hi & lo, permitted >> hi & lo, inheritable >> hi & lo))
     check(libc.capset(byref(hdr), data), "capset")
 
 
