@@ -9,7 +9,7 @@ from pallet.errors import RuntimeFailure
 from pallet.runtime.channel import pair
 from pallet.runtime.log import Log
 from pallet.runtime.spec import InvalidConfig, load_config
-from pallet.runtime.state import InvalidState, Store, alive, now_rfc3339, oci_state, proc_stat
+from pallet.runtime.state import InvalidState, Store, alive, encode, now_rfc3339, oci_state, proc_stat
 
 DEFAULT_ROOT = "/run/pallet-runtime"
 SIGKILL = 9
@@ -173,6 +173,7 @@ class Runtime:
               "created": now_rfc3339(), "config": cfg, "cgroup": cg.to_json(), "cgroup_created": not existed,
               "pid": 0}
         init_pid = 0
+        encoded = None
         hooks_pending = False
         hooks = cfg.get("hooks") or {}
         pending = [{"t": "pid", "pid": c1}] if single else []
@@ -210,6 +211,8 @@ class Runtime:
                 st["pid"] = init_pid
                 st["starttime"] = ps[1] if ps else None
                 hook_state["pid"] = init_pid
+                # st is complete: serialize it while the init works (written once it is ready)
+                encoded = encode(st)
                 if hooks_pending:
                     self._runtime_hooks(hooks, hook_state, pchan)
                     hooks_pending = False
@@ -225,7 +228,7 @@ class Runtime:
         undo.pop("c1", None)
         pchan.close()
         undo.pop("chan", None)
-        self.store.save(st)
+        self.store.save(st, encoded)
         return st
 
     def _runtime_hooks(self, hooks: dict, state: dict, chan) -> None:

@@ -55,6 +55,11 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
 
 
+def encode(st: dict) -> bytes:
+    """state.json's content."""
+    return dumps(st).encode()
+
+
 class Store:
     def __init__(self, root: str) -> None:
         self.root = root
@@ -84,12 +89,13 @@ class Store:
         except ValueError as e:
             raise RuntimeFailure(f"state of container {cid} is corrupt: {e}") from None
 
-    def save(self, st: dict) -> None:
+    def save(self, st: dict, data: bytes | None = None) -> None:
+        """Write state.json atomically; `data`: st already serialized (`encode(st)`)."""
         d = self.dir(st["id"])
         tmp = os.path.join(d, ".state.json.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, dumps(st).encode())
+            os.write(fd, data if data is not None else encode(st))
         finally:
             os.close(fd)
         os.replace(tmp, os.path.join(d, "state.json"))
