@@ -21,15 +21,15 @@ a module after pivot_root (the host's Python library is no longer visible).
 from __future__ import annotations
 
 import os
+import sys
 
 from pallet.runtime import process as proc_mod
 from pallet.runtime.channel import Channel
-from pallet.runtime.hooks import HookError, run_hooks
 from pallet.runtime.linux import ns as N
 from pallet.runtime.linux import prctl as P
 from pallet.runtime.rootfs import Rootfs, SetupError
 
-EXPECTED = (OSError, ValueError, SetupError, HookError, proc_mod.ProcessError)
+EXPECTED = (OSError, ValueError, SetupError, proc_mod.ProcessError)  # and HookError (see _expected)
 
 
 class Ctx:
@@ -70,12 +70,24 @@ def _fail(chan: Channel, e: BaseException) -> None:
     if isinstance(e, OSError) and len(e.args) > 1:
         msg = str(e.args[1]) + (f": {e.filename}" if e.filename else "")
     else:
-        msg = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
+        msg = str(e) if _expected(e) else f"{type(e).__name__}: {e}"
     try:
         chan.send(t="error", msg=msg)
     except OSError:
         pass
     os._exit(1)
+
+
+def _expected(e: BaseException) -> bool:
+    hooks = sys.modules.get("pallet.runtime.hooks")  # imported only when the config has hooks
+    return isinstance(e, EXPECTED) or (hooks is not None and isinstance(e, hooks.HookError))
+
+
+def _run_hooks(kind: str, hooks: list[dict] | None, state: dict) -> None:
+    if hooks:
+        from pallet.runtime.hooks import run_hooks  # imported before the pivot: see container_init
+
+        run_hooks(kind, hooks, state)
 
 
 def _stdio(ctx: Ctx) -> None:
@@ -165,6 +177,9 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
     try:
         # the host's /proc is still mounted: it names our pid in the runtime's pid namespace (for hooks)
         ctx.state["pid"] = int(os.readlink("/proc/self"))
+        hooks = cfg.get("hooks") or {}
+        if hooks.get("createContainer") or hooks.get("startContainer"):
+            import pallet.runtime.hooks  # noqa: F401 - now: after the pivot the host's library is gone
         types = {n["type"] for n in _namespaces(cfg)}
         if cfg.get("hostname") and "uts" not in types:
             raise SetupError("unable to set hostname without a private UTS namespace")
@@ -192,7 +207,6 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         if "mount" not in types or not any(os.path.normpath(m.get("destination", "")) == "/proc"
                                            for m in cfg.get("mounts") or ()):
             state_dirfd = os.open(os.path.dirname(ctx.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        hooks = cfg.get("hooks") or {}
         # When the parent moves us into the cgroup, its write waits for an RCU grace period (~10 ms):
         # with no hooks due in between, enter the root meanwhile. With hooks, the spec's order stands:
         # createRuntime/prestart (in the parent) and createContainer run before the pivot. A
@@ -214,7 +228,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
                 reply = chan.recv()
                 if not reply or reply.get("t") != "ok":
                     os._exit(1)
-            run_hooks("createContainer", hooks.get("createContainer"), dict(ctx.state, status="created"))
+            _run_hooks("createContainer", hooks.get("createContainer"), dict(ctx.state, status="created"))
             _enter_root(ctx, fs, types)
         if terminal or not early:
             slave = proc_mod.setup_terminal(ctx.console, proc.get("consoleSize")) if terminal else None
@@ -242,7 +256,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         os.close(ctx.fifo_fd)
         if not proc:
             os._exit(1)  # no process: `start` refuses and kills us; never run anything
-        run_hooks("startContainer", hooks.get("startContainer"), dict(ctx.state, status="running"))
+        _run_hooks("startContainer", hooks.get("startContainer"), dict(ctx.state, status="running"))
         _exec(ctx, proc, argv0, env)
     except BaseException as e:  # noqa: B036
         if chan.w >= 0:
