@@ -196,7 +196,10 @@ class Rootfs:
         for key, d in self.cgroup_dirs.items():
             name = key.replace("name=", "")
             sub = os.path.join(target, name)
-            os.makedirs(sub, exist_ok=True)
+            try:
+                os.mkdir(sub)  # in the fresh tmpfs
+            except FileExistsError:
+                pass
             if os.path.isdir(d):
                 M.mount(d, sub, None, M.MS_BIND | M.MS_REC)
                 remount_bind(sub, M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC | ro, userns=self.userns)
@@ -219,7 +222,8 @@ class Rootfs:
                 target = secure_join(self.rootfs, p)
                 try:
                     make_node(target, d, bind_from_host=self.userns,
-                              mount_fn=lambda s, t: M.mount(s, t, None, M.MS_BIND))
+                              mount_fn=lambda s, t: M.mount(s, t, None, M.MS_BIND),
+                              parent_exists=os.path.dirname(target) == dev)
                 except OSError as e:
                     raise SetupError(f"cannot create device {p}: {e.strerror}") from None
         finally:

@@ -28,9 +28,10 @@ DEFAULT_ALLOW = [
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def make_node(target: str, dev: dict, *, bind_from_host: bool, mount_fn) -> None:
-    """Create `target` as the device `dev` (OCI linux.devices entry)."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+def make_node(target: str, dev: dict, *, bind_from_host: bool, mount_fn, parent_exists: bool = False) -> None:
+    """Create `target` as the device `dev` (OCI linux.devices entry); an existing file is replaced."""
+    if not parent_exists:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
     if bind_from_host:
         if not os.path.exists(target):
             os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
@@ -42,11 +43,11 @@ def make_node(target: str, dev: dict, *, bind_from_host: bool, mount_fn) -> None
     mode = dev.get("fileMode")
     if mode is None:
         mode = 0o666
-    try:
-        os.unlink(target)
-    except FileNotFoundError:
-        pass
     devnum = os.makedev(dev.get("major", 0), dev.get("minor", 0)) if typ != stat.S_IFIFO else 0
-    os.mknod(target, typ | (mode & 0o7777), devnum)
+    try:
+        os.mknod(target, typ | (mode & 0o7777), devnum)
+    except FileExistsError:
+        os.unlink(target)
+        os.mknod(target, typ | (mode & 0o7777), devnum)
     os.chmod(target, mode & 0o7777)
     os.chown(target, dev.get("uid", 0) or 0, dev.get("gid", 0) or 0)
