@@ -174,6 +174,7 @@ class Runtime:
               "pid": 0}
         init_pid = 0
         encoded = None
+        ready = False
         hooks_pending = False
         hooks = cfg.get("hooks") or {}
         pending = [{"t": "pid", "pid": c1}] if single else []
@@ -222,6 +223,10 @@ class Runtime:
                 else:
                     hooks_pending = True
             elif t == "ready":
+                ready = True
+            # C1 ("pid") and the init ("ready") write to the channel independently: when the init joins
+            # its cgroup itself it can be ready before C1's message arrives
+            if ready and init_pid:
                 break
         if not single:
             _reap(c1)  # C1 exited right after reporting the pid; reap it now, off the critical path
