@@ -386,3 +386,19 @@ def test_concurrent_start_stop_of_one_container(pallet_env):
     assert pallet_env.ids() == []
     assert not os.path.exists(f"/proc/{info['State']['Pid']}") or \
         open(f"/proc/{info['State']['Pid']}/stat").read().split()[2] == "Z"
+
+
+def test_rm_force_of_several_running_containers(pallet_env):
+    """`rm -f A B C` kills them all first (their monitors record the exits in parallel), removes each and
+    prints each name; a container with a restart policy is not restarted by that kill, and an unknown
+    name is reported while the others still go."""
+    names = [f"many{i}" for i in range(3)]
+    for n in names:
+        pallet_env("run", "-d", "--name", n, IMAGE, "sleep", "1000", check=True)
+    pallet_env("run", "-d", "--name", "always", "--restart", "always", IMAGE, "sleep", "1000", check=True)
+    cp = pallet_env("rm", "-f", *names, "nosuch", "always")
+    assert cp.returncode == 1, cp.stderr
+    assert cp.stdout.split() == [*names, "always"]
+    assert "nosuch" in cp.stderr
+    assert pallet_env.ids() == []
+    assert not any(str(pallet_env.root) in line for line in open("/proc/self/mounts"))

@@ -370,6 +370,8 @@ def rm_cmd(containers: tuple[str, ...], force: bool, volumes: bool) -> None:
     """Remove containers."""
     eng = _engine()
     eng.remove_volumes = volumes
+    if force and len(containers) > 1:
+        eng.kill_for_removal(containers)
 
     def one(ref):
         try:

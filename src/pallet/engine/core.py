@@ -628,6 +628,17 @@ class Engine:
                 raise
             # removed meanwhile (by its --rm monitor or another rm): nothing left to do
 
+    def kill_for_removal(self, refs) -> None:
+        """`rm -f` of several containers: SIGKILL every running one (without a restart policy) first, so
+        their monitors record the exits in parallel while `remove` then takes them one by one."""
+        for ref in refs:
+            try:
+                c = self.get(ref)
+            except PalletError:
+                continue   # `remove` reports it
+            if c.status == "running" and (c.HostConfig.get("RestartPolicy") or {}).get("Name", "no") == "no":
+                send_signal(c.pid, c.pid_start, signal.SIGKILL)
+
     def _remove(self, c: Container, *, force: bool = False) -> None:
         c = self.refresh(c)
         if c.status == "restarting":
