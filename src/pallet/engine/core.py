@@ -789,32 +789,40 @@ def memory_cgroup_file(pid: int) -> str | None:
 
 def remove_cgroups(cid: str) -> None:
     """rmdir the container's cgroups (pallet/<id> below any hierarchy) if a runtime left them."""
-    base = Path("/sys/fs/cgroup")
-    try:
-        hierarchies = [p for p in base.iterdir() if p.is_dir()]
-    except OSError:
-        return
-    if (base / "cgroup.controllers").exists():
-        hierarchies = [base]
-    mine = {}
-    try:
-        for line in open("/proc/self/cgroup"):
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for ctrl in (ctrls.split(",") if ctrls else ["unified"]):
-                mine[ctrl.removeprefix("name=")] = path
-    except OSError:
-        pass
-    for h in hierarchies:
-        rel = mine.get(h.name, mine.get("unified" if h.name == "unified" else h.name, "/"))
-        d = h / rel.lstrip("/") / "pallet" / cid
-        if d.is_dir():
-            for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
-                if sub.is_dir():
-                    try:
-                        sub.rmdir()
-                    except OSError:
-                        pass
+    for base in _cgroup_bases():
+        d = os.path.join(base, "pallet", cid)
+        if not os.path.isdir(d):
+            continue   # the common case: the runtime's delete removed it
+        for dirpath, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):
             try:
-                d.rmdir()
+                os.rmdir(dirpath)
             except OSError:
                 pass
+
+
+_CGROUP_BASES: list[str] | None = None
+
+
+def _cgroup_bases() -> list[str]:
+    """This process's cgroup directory in each hierarchy (a relative cgroupsPath lives below it)."""
+    global _CGROUP_BASES
+    if _CGROUP_BASES is None:
+        root = "/sys/fs/cgroup"
+        mine: dict[str, str] = {}
+        try:
+            for line in open("/proc/self/cgroup"):
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                for ctrl in (ctrls.split(",") if ctrls else ["unified"]):
+                    mine[ctrl.removeprefix("name=")] = path
+        except OSError:
+            pass
+        if os.path.exists(root + "/cgroup.controllers"):
+            _CGROUP_BASES = [os.path.join(root, mine.get("unified", "/").lstrip("/"))]
+        else:
+            try:   # real directories only: cpu and cpuacct are symlinks to cpu,cpuacct
+                names = [e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                names = []
+            _CGROUP_BASES = [os.path.join(root, n, (mine.get(n) or mine.get(n.split(",")[0]) or "/").lstrip("/"))
+                             for n in names]
+    return _CGROUP_BASES
