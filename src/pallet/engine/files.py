@@ -192,8 +192,24 @@ def _safe_filter(rename):
             if lt != root and not lt.startswith(root + os.sep):
                 raise PalletError(f"refusing the hard link {member.name!r}: its target is outside {dest}")
             changes["linkname"] = ln
-        return member.replace(**changes, deep=False)
+        return _replaced(member, changes)
     return f
+
+
+# Extraction filters (and TarInfo.replace) came with Python 3.11.4; Debian 12's python3 is 3.11.2.
+# Without them the same filter function is applied by hand before each extract.
+_HAS_FILTERS = hasattr(tarfile, "data_filter")
+
+
+def _replaced(member: tarfile.TarInfo, changes: dict) -> tarfile.TarInfo:
+    if _HAS_FILTERS:
+        return member.replace(**changes, deep=False)
+    import copy
+
+    m = copy.copy(member)
+    for k, v in changes.items():
+        setattr(m, k, v)
+    return m
 
 
 def _plan(dest: str, src_is_dir: bool, src_base: str, content_only: bool) -> tuple[str, callable]:
@@ -241,7 +257,12 @@ def _extract(fileobj, dest: str, src_is_dir: bool | None, src_base: str | None, 
         for m in tf:
             if first is None:
                 first = m
-            tf.extract(m, directory, numeric_owner=True, filter=filt)
+            if _HAS_FILTERS:
+                tf.extract(m, directory, numeric_owner=True, filter=filt)
+            else:
+                m2 = filt(m, directory)
+                if m2 is not None:
+                    tf.extract(m2, directory, numeric_owner=True)
 
 
 def cp_out(engine, c, src: str, dest: str, *, follow: bool = False) -> None:

@@ -71,7 +71,9 @@ def _unpack_tarfile(path: str, dest: str, kind: str) -> None:
     else:
         f = open(path, "rb")  # noqa: SIM115
     with f, tarfile.open(fileobj=f, mode="r|") as tf:
-        tf.extractall(dest, numeric_owner=True, filter="fully_trusted")
+        # (extraction filters exist from Python 3.11.4 on; before, extraction is "fully trusted")
+        trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+        tf.extractall(dest, numeric_owner=True, **trusted)
 
 
 def _unpack_own(path: str, dest: str, media_type: str) -> None:
