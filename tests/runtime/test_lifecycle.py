@@ -284,12 +284,16 @@ def test_exec_tty_in_foreground(prt, new_bundle, cid, rt_root, no_leftovers):
     prt("delete", "-f", cid, check=True)
 
 
-def test_poststart_runs_after_the_program_is_executed(prt, new_bundle, cid, tmp_path, no_leftovers):
-    out = tmp_path / "comm"
+def _comm_hook(out):
+    """A poststart hook that writes the container process's /proc/PID/comm to `out`."""
     code = ("import json, sys; s = json.load(sys.stdin); "
             f"open({str(out)!r}, 'w').write(open('/proc/%d/comm' % s['pid']).read())")
-    b = new_bundle(["sleep", "60"], edit=lambda c: c.update(
-        hooks={"poststart": [{"path": "/usr/bin/python3", "args": ["python3", "-c", code]}]}))
+    return lambda c: c.update(hooks={"poststart": [{"path": "/usr/bin/python3", "args": ["python3", "-c", code]}]})
+
+
+def test_poststart_runs_after_the_program_is_executed(prt, new_bundle, cid, tmp_path, no_leftovers):
+    out = tmp_path / "comm"
+    b = new_bundle(["sleep", "60"], edit=_comm_hook(out))
     prt("create", "--bundle", str(b), cid, check=True)
     prt("start", cid, check=True)
     assert out.read_text().strip() == "sleep"  # not the runtime's python: execve had happened
@@ -299,10 +303,7 @@ def test_poststart_runs_after_the_program_is_executed(prt, new_bundle, cid, tmp_
 def test_run_waits_for_the_exec_before_poststart(prt, new_bundle, cid, tmp_path, no_leftovers):
     """`run` does not wait for the exec's EOF on the fifo unless poststart hooks must see it."""
     out = tmp_path / "comm"
-    code = ("import json, sys; s = json.load(sys.stdin); "
-            f"open({str(out)!r}, 'w').write(open('/proc/%d/comm' % s['pid']).read())")
-    b = new_bundle(["sleep", "0.3"], edit=lambda c: c.update(
-        hooks={"poststart": [{"path": "/usr/bin/python3", "args": ["python3", "-c", code]}]}))
+    b = new_bundle(["sleep", "0.3"], edit=_comm_hook(out))
     cp = prt("run", "--bundle", str(b), cid)
     assert cp.returncode == 0, cp.stderr
     assert out.read_text().strip() == "sleep"

@@ -21,16 +21,25 @@ class CgroupError(OSError):
 
 
 def _write(path: str, value: str) -> None:
+    fd = _open_w(path, os.O_TRUNC)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        _write_fd(fd, path, value)
+    finally:
+        os.close(fd)
+
+
+def _open_w(path: str, flags: int = 0) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags)
     except OSError as e:
         raise CgroupError(e.errno, f"cannot open {path}: {e.strerror}") from None
+
+
+def _write_fd(fd: int, path: str, value: str) -> None:
     try:
         os.write(fd, value.encode())
     except OSError as e:
         raise CgroupError(e.errno, f"cannot write {value!r} to {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
 
 
 def _read(path: str) -> str:
@@ -371,14 +380,8 @@ class CgroupV1(Cgroup):
                 p = os.path.join(d, "devices.allow" if rule.get("allow") else "devices.deny")
                 fd = fds.get(p)
                 if fd is None:
-                    try:
-                        fd = fds[p] = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
-                    except OSError as e:
-                        raise CgroupError(e.errno, f"cannot open {p}: {e.strerror}") from None
-                try:
-                    os.write(fd, entry.encode())
-                except OSError as e:
-                    raise CgroupError(e.errno, f"cannot write {entry!r} to {p}: {e.strerror}") from None
+                    fd = fds[p] = _open_w(p)
+                _write_fd(fd, p, entry)
         finally:
             for fd in fds.values():
                 os.close(fd)
