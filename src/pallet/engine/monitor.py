@@ -466,13 +466,14 @@ def preforked(make_engine, sync) -> None:
         _detach(sync.fileno())
         engine = make_engine()
         _warm_up()
+        warmed = (time.monotonic() - _T0) * 1000
         msg = sync.recv(65536)
         if msg[:1] != b"G":
             return
         info = json.loads(msg[1:])
         code = 125
         _log_to(engine, info["id"])
-        _trace("go")
+        _trace(f"go (warmed up at {warmed:.1f} ms)")
         container = engine.get(info["id"])
         if info.get("set_up"):
             try:
