@@ -8,6 +8,7 @@ import sys
 import click
 
 from pallet.cli.common import each
+from pallet.cli.containerrun import labels as parse_labels
 from pallet.errors import PalletError
 
 
@@ -16,16 +17,6 @@ def _vols():
     from pallet.engine.volumes import Volumes
 
     return Volumes(_engine())
-
-
-def _labels(items) -> dict:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        if not k:
-            raise PalletError(f"invalid label {item!r}: expected KEY[=VALUE]")
-        out[k] = v
-    return out
 
 
 @click.group("volume")
@@ -44,7 +35,7 @@ def create_cmd(name: str | None, driver: str, label: tuple[str, ...], opt: tuple
         raise PalletError(f"volume driver {driver!r} is not supported (only local)")
     if opt:
         raise PalletError("volume options (-o) are not supported by pallet's local driver yet")
-    v, _ = _vols().create(name, labels=_labels(label))
+    v, _ = _vols().create(name, labels=parse_labels(label))
     click.echo(v["Name"])
 
 
