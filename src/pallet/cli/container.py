@@ -262,6 +262,17 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
 
 
+def print_inspected(objects: list, fmt: str | None) -> None:
+    """`inspect` output: each object through the -f template, or all of them as one JSON array."""
+    if fmt:
+        for o in objects:
+            click.echo(_render_template(fmt, o))
+    else:
+        from pallet.cli.common import print_json
+
+        print_json(objects)
+
+
 def _render_template(fmt: str, obj) -> str:
     """The Go-template subset people use with -f/--format: {{.A.B}}, {{json .A}}, {{.A}} and literal text."""
     import json
@@ -425,7 +436,6 @@ def wait_cmd(containers: tuple[str, ...]) -> None:
 @click.argument("objects", nargs=-1, required=True)
 def inspect_cmd(objects: tuple[str, ...], fmt: str | None, kind: str | None, size: bool) -> None:
     """Low-level information on containers (docker's JSON)."""
-    from pallet.cli.common import print_json
     from pallet.errors import NotFound
 
     eng = _engine()
@@ -447,11 +457,7 @@ def inspect_cmd(objects: tuple[str, ...], fmt: str | None, kind: str | None, siz
                         "Created": cfg.created, "Architecture": cfg.architecture, "Os": cfg.os,
                         "Config": cfg.config, "Size": rec.size, "RootFS": {"Type": "layers",
                                                                           "Layers": list(cfg.diff_ids)}})
-    if fmt:
-        for o in out:
-            click.echo(_render_template(fmt, o))
-    else:
-        print_json(out)
+    print_inspected(out, fmt)
 
 
 @click.command("top")

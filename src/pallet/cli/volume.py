@@ -97,7 +97,7 @@ def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
 @click.argument("names", nargs=-1, required=True)
 def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
     """Show volumes (docker's JSON)."""
-    from pallet.cli.common import print_json
+    from pallet.cli.container import print_inspected
 
     vols = _vols()
     out = []
@@ -105,13 +105,7 @@ def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
         v = dict(vols.get(n))
         v.pop("Anonymous", None)
         out.append(v)
-    if fmt:
-        from pallet.cli.container import _render_template
-
-        for o in out:
-            click.echo(_render_template(fmt, o))
-    else:
-        print_json(out)
+    print_inspected(out, fmt)
 
 
 @volume_group.command("rm")
