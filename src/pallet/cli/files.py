@@ -81,16 +81,10 @@ def diff_cmd(container: str) -> None:
 def commit_cmd(container: str, repository: str | None, author: str | None, changes: tuple[str, ...],
                message: str | None, pause: bool, quiet: bool) -> None:
     """Create a new image from a container's changes (a new layer on its image)."""
-    from pallet import reference as refmod
+    from pallet.cli.images import tag_name
     from pallet.engine.files import commit
-    from pallet.errors import InvalidReference
 
-    name = None
-    if repository:
-        ref = refmod.normalize(repository)
-        if ref.digest:
-            raise InvalidReference(f"refusing to create a tag with a digest reference: {repository}")
-        name = str(ref)
+    name = tag_name(repository) if repository else None
     eng = _engine()
     rec = commit(eng, eng.get(container), name=name, changes=list(changes), message=message, author=author,
                  pause=pause)

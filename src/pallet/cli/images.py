@@ -323,14 +323,20 @@ def inspect_cmd(images: tuple[str, ...], fmt: str | None) -> None:
 @click.argument("target")
 def tag_cmd(source: str, target: str) -> None:
     """Create a tag TARGET that refers to SOURCE (a name, an image ID or a unique ID prefix)."""
+    store = state().store()
+    name = tag_name(target)
+    rec = store.resolve_image(source)
+    store.tag(rec, name)
+
+
+def tag_name(text: str) -> str:
+    """The normalized name a new tag gets (tag, import, commit); a digest reference cannot be one."""
     from pallet import reference
 
-    store = state().store()
-    ref = reference.normalize(target)
-    if "@" in target:
-        raise InvalidReference(f"refusing to create a tag with a digest reference: {target}")
-    rec = store.resolve_image(source)
-    store.tag(rec, str(ref))
+    ref = reference.normalize(text)
+    if ref.digest:
+        raise InvalidReference(f"refusing to create a tag with a digest reference: {text}")
+    return str(ref)
 
 
 @click.command("rmi")
@@ -476,16 +482,10 @@ def _stdin_binary(what: str):
 def import_cmd(source: str, reference: str | None, changes: tuple[str, ...], message: str | None,
                quiet: bool) -> None:
     """Import a root filesystem tarball (file or - for stdin; plain, gzip, zstd, bzip2, xz) as an image."""
-    from pallet import reference as refmod
     from pallet.store.changes import apply_changes
     from pallet.store.rootfs import import_rootfs
 
-    name = None
-    if reference:
-        ref = refmod.normalize(reference)
-        if ref.digest:
-            raise InvalidReference(f"refusing to create a tag with a digest reference: {reference}")
-        name = str(ref)
+    name = tag_name(reference) if reference else None
     apply_changes({}, list(changes))
     if re.match(r"^[a-z]+://", source):
         raise PalletError(f"importing from a URL is not supported ({source}): download it and import the file")
