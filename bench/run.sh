@@ -11,6 +11,7 @@
 # Env: RUNS=25 BATCH=50 PALLET_RUNTIME=pallet|runc (pallet's OCI runtime) KEEP=1 (keep the temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${RUNS:-25}
 BATCH=${BATCH:-50}
 PY=.venv/bin/python
@@ -34,24 +35,7 @@ trap cleanup EXIT
 env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q src/pallet >/dev/null
 
 echo "== preparing a busybox rootfs, the image (pallet, podman) and a runc bundle in $work"
-"$PY" - "$work/rootfs" <<'EOF'
-import os, shutil, subprocess, sys
-from pathlib import Path
-dest = Path(sys.argv[1])
-(dest / "bin").mkdir(parents=True)
-bb = dest / "bin" / "busybox"
-shutil.copy2("/bin/busybox", bb)
-for applet in subprocess.run([str(bb), "--list-full"], check=True, capture_output=True, text=True).stdout.split():
-    t = dest / applet
-    t.parent.mkdir(parents=True, exist_ok=True)
-    if not t.exists() and not t.is_symlink():
-        t.symlink_to("/bin/busybox")
-for d in ("etc", "proc", "sys", "dev", "tmp", "root", "run"):
-    (dest / d).mkdir(exist_ok=True)
-(dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-(dest / "etc" / "group").write_text("root:x:0:\n")
-EOF
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+busybox_image_tar "$work"
 export PALLET_ROOT=$work/pallet PALLET_RUNROOT=$work/pallet-run
 "$PALLET" import --change 'CMD ["sh"]' "$work/rootfs.tar" localhost/busybox:latest >/dev/null
 mkdir -p "$work/podman-tmp"

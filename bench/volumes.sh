@@ -9,6 +9,7 @@
 # Env: BATCH=50 ROUNDS=2 KEEP=1 (keep the temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BATCH=${BATCH:-50}
 ROUNDS=${ROUNDS:-2}
 PY=.venv/bin/python
@@ -33,25 +34,7 @@ export PALLET_ROOT=$work/pallet PALLET_RUNROOT=$work/pallet-run
 env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q src/pallet >/dev/null
 
 echo "== preparing a busybox rootfs and the image (pallet, podman) in $work"
-"$PY" - "$work/rootfs" <<'EOF'
-import shutil, subprocess, sys
-from pathlib import Path
-dest = Path(sys.argv[1])
-(dest / "bin").mkdir(parents=True)
-bb = dest / "bin" / "busybox"
-shutil.copy2("/bin/busybox", bb)
-for applet in subprocess.run([str(bb), "--list-full"], check=True, capture_output=True, text=True).stdout.split():
-    t = dest / applet
-    t.parent.mkdir(parents=True, exist_ok=True)
-    if not t.exists() and not t.is_symlink():
-        t.symlink_to("/bin/busybox")
-for d in ("etc", "proc", "sys", "dev", "tmp", "root", "run", "data"):
-    (dest / d).mkdir(exist_ok=True)
-(dest / "data" / "seed").write_text("seed\n")
-(dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-(dest / "etc" / "group").write_text("root:x:0:\n")
-EOF
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+busybox_image_tar "$work"
 "$PALLET" import --change 'CMD ["sh"]' "$work/rootfs.tar" localhost/busybox:latest >/dev/null
 mkdir -p "$work/podman-tmp"
 podman_ import "$work/rootfs.tar" localhost/busybox:latest >/dev/null
