@@ -106,3 +106,25 @@ def no_leftovers(cid: str, rt_root: Path):
 
 def deep(cfg: dict) -> dict:
     return copy.deepcopy(cfg)
+
+
+def getpriority_filter_in_child(f) -> int:
+    """Load the compiled filter `f` in a forked child; its exit code is 0 when getpriority(PRIO_PGRP)
+    fails with errno 33, getpriority(PRIO_PROCESS) works and seccomp is in filter mode (2)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            f.load()
+            ok = os.getpriority(os.PRIO_PROCESS, 0) is not None
+            try:
+                os.getpriority(os.PRIO_PGRP, 0)
+                blocked = False
+            except OSError as e:
+                blocked = e.errno == 33
+            with open("/proc/self/status") as st:
+                mode = [ln.split()[1] for ln in st if ln.startswith("Seccomp:")][0]
+            os._exit(0 if ok and blocked and mode == "2" else 1)
+        finally:
+            os._exit(2)
+    f.release()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

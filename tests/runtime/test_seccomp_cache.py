@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from tests.runtime.conftest import getpriority_filter_in_child
 
 from pallet.runtime.linux import seccomp as S
 
@@ -16,27 +17,6 @@ PROFILE = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_6
                         {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}
 
 
-def _in_child(f) -> int:
-    """Load `f` in a forked child; 0 when getpriority(PRIO_PGRP) fails with 33 and PRIO_PROCESS works."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            f.load()
-            ok = os.getpriority(os.PRIO_PROCESS, 0) is not None
-            try:
-                os.getpriority(os.PRIO_PGRP, 0)
-                blocked = False
-            except OSError as e:
-                blocked = e.errno == 33
-            with open("/proc/self/status") as st:
-                mode = [ln.split()[1] for ln in st if ln.startswith("Seccomp:")][0]
-            os._exit(0 if ok and blocked and mode == "2" else 1)
-        finally:
-            os._exit(2)
-    f.release()
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-
-
 @pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="no seccomp(2) number known")
 def test_second_compile_loads_the_exported_program(tmp_path):
     tmp_path = tmp_path / "cache"   # created on first use
@@ -44,10 +24,10 @@ def test_second_compile_loads_the_exported_program(tmp_path):
     assert isinstance(first, S.Filter)
     files = list(tmp_path.iterdir())
     assert len(files) == 1 and files[0].suffix == ".bpf" and files[0].stat().st_size % 8 == 0
-    assert _in_child(first) == 0
+    assert getpriority_filter_in_child(first) == 0
     second = S.compile_filter_cached(PROFILE, str(tmp_path))
     assert isinstance(second, S.BpfFilter)
-    assert _in_child(second) == 0
+    assert getpriority_filter_in_child(second) == 0
 
 
 def test_profiles_and_flags_are_keys(tmp_path):
@@ -58,7 +38,7 @@ def test_profiles_and_flags_are_keys(tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
     g = S.compile_filter_cached(other, str(tmp_path))
     assert isinstance(g, S.BpfFilter) and g.flags == 2
-    assert _in_child(g) == 0
+    assert getpriority_filter_in_child(g) == 0
 
 
 def test_a_damaged_cache_file_is_recompiled(tmp_path):

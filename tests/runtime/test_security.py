@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from tests.runtime.conftest import getpriority_filter_in_child
 
 from pallet.runtime.linux.caps import mask
 
@@ -85,21 +86,7 @@ def test_seccomp_argument_conditions_in_process():
     f = compile_filter({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 33,
          "args": [{"index": 0, "value": os.PRIO_PGRP, "op": "SCMP_CMP_EQ"}]}]})
-    pid = os.fork()
-    if pid == 0:
-        try:
-            f.load()
-            ok = os.getpriority(os.PRIO_PROCESS, 0) is not None
-            try:
-                os.getpriority(os.PRIO_PGRP, 0)
-                blocked = False
-            except OSError as e:
-                blocked = e.errno == 33
-            os._exit(0 if ok and blocked else 1)
-        finally:
-            os._exit(2)
-    f.release()
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert getpriority_filter_in_child(f) == 0
 
 
 def test_masked_readonly_sysrq_and_no_host_mounts(prt, new_bundle, cid, no_leftovers):
