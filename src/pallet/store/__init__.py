@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import importlib
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,15 +60,21 @@ class Store:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
-        for d in (self.root / "blobs" / "sha256", self.tmp):
-            d.mkdir(parents=True, exist_ok=True)
-        layout = self.root / "oci-layout"
-        if not layout.exists():
-            atomic_write(layout, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
-        if not (self.root / "index.json").exists():
-            atomic_write(self.root / "index.json", canonical_json({"schemaVersion": 2, "manifests": []}))
-        self.blobs = BlobStore(self.root / "blobs", self.tmp)
-        self.db = Database(self.root / "pallet.db")
+        try:
+            for d in (self.root / "blobs" / "sha256", self.tmp):
+                d.mkdir(parents=True, exist_ok=True)
+            layout = self.root / "oci-layout"
+            if not layout.exists():
+                atomic_write(layout, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+            if not (self.root / "index.json").exists():
+                atomic_write(self.root / "index.json", canonical_json({"schemaVersion": 2, "manifests": []}))
+            self.blobs = BlobStore(self.root / "blobs", self.tmp)
+            self.db = Database(self.root / "pallet.db")
+        except OSError as e:
+            raise PalletError(f"cannot use {self.root} as pallet's storage root: "
+                              f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}") from None
+        except sqlite3.Error as e:
+            raise PalletError(f"cannot open pallet's database {self.root / 'pallet.db'}: {e}") from None
 
     # ---- locking -------------------------------------------------------------------------
     @contextmanager
