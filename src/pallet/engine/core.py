@@ -341,12 +341,12 @@ class Engine:
         try:
             if rec is None:
                 rec = self.store.get_image(c.image_id)
-            self._setup_files(c, rec)
+            rootfs = self._setup_files(c, rec)
             if c.HostConfig.get("Binds") or c.HostConfig.get("Mounts") or c.HostConfig.get("Tmpfs") or \
                     c.Config.get("Volumes") or c.HostConfig.get("VolumesFrom"):
-                from pallet.engine import snapshots, volumes
+                from pallet.engine import volumes
 
-                volumes.setup(self, c, snapshots.mount(self, c))
+                volumes.setup(self, c, rootfs)
         except BaseException:
             self._destroy(c, quiet=True)
             raise
@@ -371,7 +371,8 @@ class Engine:
                                    "remove (or rename) that container to reuse the name") from None
         raise Conflict("could not find a free container name; give one with --name")
 
-    def _setup_files(self, c: Container, rec) -> None:
+    def _setup_files(self, c: Container, rec) -> str:
+        """The container's snapshot (mounted) and /etc files; the rootfs path."""
         from pallet.engine import snapshots
         from pallet.engine.spec import etc_hosts, resolv_conf
         from pallet.engine.users import resolve_user
@@ -394,6 +395,7 @@ class Engine:
         (d / "hosts").write_text(etc_hosts(hostname, network, c.HostConfig.get("ExtraHosts") or []))
         (d / "resolv.conf").write_text(resolv_conf(network))
         self._update(c.id, config=json.dumps(c.config))
+        return rootfs
 
     def prepare_bundle(self, c: Container) -> Path:
         """Mount the snapshot if needed and write config.json; returns the bundle directory."""
