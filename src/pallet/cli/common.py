@@ -150,3 +150,15 @@ def each(refs, fn) -> None:
             failed = True
     if failed:
         sys.exit(1 if len(refs) > 1 else 125)
+
+
+def print_pruned(kind: str, gone: list[str], freed: int = 0) -> None:
+    """docker's prune report: "Deleted KIND:" and one line each (when any), then the space reclaimed."""
+    import click
+
+    if gone:
+        click.echo(f"Deleted {kind}:")
+        for g in gone:
+            click.echo(g)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")

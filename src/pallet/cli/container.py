@@ -11,7 +11,7 @@ import sys
 import click
 
 from pallet.cli.common import each as _each
-from pallet.cli.common import state
+from pallet.cli.common import print_pruned, state
 from pallet.cli.containerrun import env_item as _env_item
 from pallet.cli.containerrun import parse_env_file as _parse_env_file
 from pallet.errors import PalletError
@@ -522,12 +522,7 @@ def prune_cmd(force: bool, filters: tuple[str, ...]) -> None:
                 gone.append(c.id)
             except PalletError:
                 pass
-    if gone:
-        click.echo("Deleted Containers:")
-        for g in gone:
-            click.echo(g)
-        click.echo("")
-    click.echo("Total reclaimed space: 0B")
+    print_pruned("Containers", gone)
 
 
 @click.command("ls")

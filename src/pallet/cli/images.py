@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pallet.cli.common import human_ago, human_size, print_json, print_table, state
+from pallet.cli.common import human_ago, human_size, print_json, print_pruned, print_table, state
 from pallet.errors import InvalidReference, PalletError
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -395,12 +395,7 @@ def prune_cmd(all_: bool, force: bool) -> None:
             click.echo(f"Error: {e.message}", err=True)
     store.gc()
     freed = max(0, before - _blob_bytes(store))
-    if lines:
-        click.echo("Deleted Images:")
-        for line in lines:
-            click.echo(line)
-        click.echo()
-    click.echo(f"Total reclaimed space: {human_size(freed)}")
+    print_pruned("Images", lines, freed)
 
 
 # ---- history ----------------------------------------------------------------------------------

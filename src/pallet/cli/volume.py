@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from pallet.cli.common import each
+from pallet.cli.common import each, print_pruned
 from pallet.cli.containerrun import labels as parse_labels
 from pallet.errors import PalletError
 
@@ -133,9 +133,4 @@ def prune_cmd(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
             raise PalletError(f"invalid filter {k!r} (label)")
         labels.append(v)
     gone = _vols().prune(all=all_, labels=labels)
-    if gone:
-        click.echo("Deleted Volumes:")
-        for g in gone:
-            click.echo(g)
-        click.echo("")
-    click.echo("Total reclaimed space: 0B")
+    print_pruned("Volumes", gone)
