@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -285,6 +287,27 @@ def test_bad_input_leaves_nothing(pallet_env):
     # `run` forks its monitor before creating the container: after a failed create it must be gone too
     assert wait_for(lambda: not _live_processes_with_env(f"PALLET_ROOT={pallet_env.root}"), 5), \
         _live_processes_with_env(f"PALLET_ROOT={pallet_env.root}")
+
+
+def test_create_killed_half_way_can_be_removed(pallet_env):
+    """A create killed right after inserting the container's row (SIGKILL, a crash: here the set-up
+    exits the process at once) leaves a container that `rm` removes, with nothing left behind."""
+    code = ("import os; from pallet.engine.core import Engine; "
+            "Engine.set_up = lambda self, c, rec=None: os._exit(9); "
+            "from pallet.cli import main; main()")
+    cp = subprocess.run([sys.executable, "-c", code, "create", "--name", "half", IMAGE, "true"],
+                        env=pallet_env.env, capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 9, cp.stderr
+    assert len(pallet_env.ids()) == 1
+    pallet_env("rm", "half", check=True)
+    assert pallet_env.ids() == []
+    assert not list((pallet_env.root / "containers").glob("*"))
+    # a row whose directory is gone (left so by an older pallet, or a removal that died) goes too
+    cid = pallet_env("create", "--name", "dirless", IMAGE, "true", check=True).stdout.strip()
+    shutil.rmtree(pallet_env.root / "containers" / cid)
+    pallet_env("rm", "dirless", check=True)
+    assert pallet_env.ids() == []
+    assert not list((pallet_env.root / "layers" / "containers").glob("*"))
 
 
 def _live_processes_with_env(item: str) -> list[str]:

@@ -330,7 +330,14 @@ class Engine:
         name = _validate_name(opts.name) if opts.name else None
         c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
                       {"Config": config, "HostConfig": host}, "created")
-        self._insert(c, explicit_name=name is not None)
+        # the directory first: a row always has one, so that `rm` can lock and remove a container whose
+        # create was killed half-way (only an invisible empty directory can be left without a row)
+        self.dir(cid).mkdir(parents=True)
+        try:
+            self._insert(c, explicit_name=name is not None)
+        except BaseException:
+            rmtree(self.dir(cid))
+            raise
         if set_up:
             self.set_up(c, rec)
         return c
@@ -378,7 +385,7 @@ class Engine:
         from pallet.engine.users import resolve_user
 
         d = self.dir(c.id)
-        d.mkdir(parents=True)
+        d.mkdir(parents=True, exist_ok=True)   # (made by `create` before the row)
         rootfs = snapshots.create(self, c, rec)
         user = resolve_user(rootfs, c.Config.get("User"))
         wd = c.Config.get("WorkingDir") or ""
@@ -626,9 +633,13 @@ class Engine:
             with self.locked(c):
                 self._remove(c, force=force)
         except NotFound:
-            if self._rows("WHERE id = ?", (c.id,)):
+            if not self._rows("WHERE id = ?", (c.id,)):
+                return   # removed meanwhile (by its --rm monitor or another rm): nothing left to do
+            if self.dir(c.id).exists():
                 raise
-            # removed meanwhile (by its --rm monitor or another rm): nothing left to do
+            # a row without its directory (a create killed half-way before `create` made the directory
+            # first, or a removal that died after removing it): remove what is left
+            self._destroy(c, quiet=True)
 
     def kill_for_removal(self, refs) -> None:
         """`rm -f` of several containers: SIGKILL every running one (without a restart policy) first, so
