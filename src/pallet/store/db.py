@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+import _sqlite3 as sqlite3  # (not the `sqlite3` package: its dbapi2 imports datetime, ~2 ms at start-up)
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
