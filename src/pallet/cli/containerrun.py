@@ -95,9 +95,9 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     and return its exit code.
 
     The monitor is forked first, before the store is opened (no SQLite state may cross a fork): it
-    gets ready on the other CPU while this process creates the container, then is told its id
-    ("G", see `pallet.engine.monitor.preforked`). If creating fails, closing our end of the socket
-    ends it.
+    loads what starting a container needs on the other CPU while this process creates the container
+    (row, snapshot, files, volumes), then is told its id ("G", see `pallet.engine.monitor.preforked`).
+    If creating fails, closing our end of the socket ends it.
     """
     import _socket  # `socket` (enums, selectors) is imported after the fork, by whoever needs it
 
@@ -111,7 +111,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     try:
         eng = engine(st)
         opts = build_opts(image, command, kw, detach=detach)
-        c = eng.create(opts, set_up=not early)   # early: the monitor sets it up (see below)
+        c = eng.create(opts)
         ws = None
         if opts.tty:
             from pallet.engine.attach import winsize
@@ -126,7 +126,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         import json
 
         theirs.close()
-        ours.send(b"G" + json.dumps({"id": c.id, "winsize": ws, "set_up": True}).encode())
+        ours.send(b"G" + json.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
     else:
         import socket
 
@@ -138,12 +138,6 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         monitor.spawn(eng, c, sync=sync)
         sync.close()
     first = ours.recv(65536)
-    if first[:1] == b"F":   # the monitor could not set the container up (and removed it): a create error
-        import json
-
-        ours.close()
-        info = json.loads(first[1:])
-        raise PalletError(info["message"], exit_code=info.get("code", 125))
     if first[:1] != b"S":
         ours.close()
         if opts.auto_remove:

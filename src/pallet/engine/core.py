@@ -296,10 +296,10 @@ class Engine:
         config.update(extra)
         return config, host
 
-    def create(self, opts: CreateOptions, *, set_up: bool = True) -> Container:
-        """Check the options, resolve (or pull) the image and insert the container's row; with `set_up`
-        (the default) also its snapshot, files and volumes (`set_up`), which `pallet run` leaves to the
-        monitor it forked beforehand (the modules are loaded there already)."""
+    def create(self, opts: CreateOptions) -> Container:
+        """Check the options, resolve (or pull) the image, insert the container's row and set it up
+        (`set_up`: snapshot, files, volumes). `c.extra["rootfs"]` says where its rootfs is mounted (for
+        the monitor `pallet run` forked beforehand: it need not look the snapshot up again)."""
         from pallet.engine.runtimes import default_runtime
 
         runtime_name = opts.runtime or default_runtime()
@@ -338,13 +338,12 @@ class Engine:
         except BaseException:
             rmtree(self.dir(cid))
             raise
-        if set_up:
-            self.set_up(c, rec)
+        c.extra["rootfs"] = self.set_up(c, rec)
         return c
 
-    def set_up(self, c: Container, rec=None) -> None:
+    def set_up(self, c: Container, rec=None) -> str:
         """The second half of `create`: the container's snapshot, its /etc files and its volumes. On
-        failure nothing of the container is left, its row included."""
+        failure nothing of the container is left, its row included. Returns the (mounted) rootfs."""
         try:
             if rec is None:
                 rec = self.store.get_image(c.image_id)
@@ -357,6 +356,7 @@ class Engine:
         except BaseException:
             self._destroy(c, quiet=True)
             raise
+        return rootfs
 
     def _insert(self, c: Container, *, explicit_name: bool) -> None:
         for attempt in range(20):
@@ -404,13 +404,16 @@ class Engine:
         self._update(c.id, config=json.dumps(c.config))
         return rootfs
 
-    def prepare_bundle(self, c: Container) -> Path:
-        """Mount the snapshot if needed and write config.json; returns the bundle directory."""
-        from pallet.engine import snapshots
+    def prepare_bundle(self, c: Container, rootfs: str | None = None) -> Path:
+        """Mount the snapshot unless `rootfs` says where it is mounted, and write config.json; returns
+        the bundle directory."""
         from pallet.engine.spec import build_spec
         from pallet.engine.users import ExecUser
 
-        rootfs = snapshots.mount(self, c)
+        if rootfs is None:
+            from pallet.engine import snapshots
+
+            rootfs = snapshots.mount(self, c)
         u = c.config.get("User") or {}
         user = ExecUser(u.get("uid", 0), u.get("gid", 0), u.get("additionalGids") or [], u.get("home") or "/")
         spec = build_spec(cid=c.id, config=c.Config, host_config=c.HostConfig, rootfs=rootfs,

@@ -191,7 +191,7 @@ class Monitor:
         self.log = JsonLog(eng.log_path(c.id))
         _trace("setup")
         rt = eng.runtime(c.runtime)
-        bundle = eng.prepare_bundle(c)
+        bundle = eng.prepare_bundle(c, c.extra.pop("rootfs", None))   # (set by `pallet run`: first start only)
         _trace("bundle")
         pid_file = rundir / "pidfile"
         pid_file.unlink(missing_ok=True)
@@ -451,12 +451,10 @@ def preforked(make_engine, sync) -> None:
     """The monitor of `pallet run`, forked before the container exists (never returns).
 
     `pallet run` forks first and creates the container afterwards: meanwhile this process, on the
-    other CPU, imports what a monitor needs and opens its own database connection (so the CLI's is
-    never the last one: closing it does not checkpoint the WAL). Then it waits on `sync` for
-    b"G" + {"id", "winsize", "set_up"}; EOF instead (the CLI failed to create the container) ends it
-    quietly, with nothing to undo. With "set_up" it finishes creating the container (snapshot, files,
-    volumes: `Engine.set_up`, whose modules it has loaded while waiting); if that fails it answers
-    b"F" + {"message", "code"}, having removed the container. Then it is the monitor `spawn` starts.
+    other CPU, imports what a monitor needs to start a container and opens its own database connection
+    (so the CLI's is never the last one: closing it does not checkpoint the WAL). Then it waits on
+    `sync` for b"G" + {"id", "winsize", "rootfs"}; EOF instead (the CLI failed to create the container)
+    ends it quietly, with nothing to undo. Then it is the monitor `spawn` starts.
     """
     global _T0
     _T0 = time.monotonic()
@@ -475,19 +473,9 @@ def preforked(make_engine, sync) -> None:
         _log_to(engine, info["id"])
         _trace(f"go (warmed up at {warmed:.1f} ms)")
         container = engine.get(info["id"])
-        if info.get("set_up"):
-            try:
-                engine.set_up(container)
-            except BaseException as e:  # noqa: BLE001 - reported to the CLI, which exits with the code
-                from pallet.errors import PalletError
-
-                code = e.exit_code if isinstance(e, PalletError) else 125
-                msg = e.message if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
-                _send(sync, b"F" + json.dumps({"message": msg, "code": code}).encode())
-                return
-            _trace("set up")
-        if info.get("winsize"):
-            container.extra["winsize"] = info["winsize"]
+        for key in ("winsize", "rootfs"):
+            if info.get(key):
+                container.extra[key] = info[key]
         code = _supervise(engine, container, sync)
     except BaseException:
         import traceback
@@ -498,10 +486,9 @@ def preforked(make_engine, sync) -> None:
 
 
 def _warm_up() -> None:
-    """Import (and load) what creating and starting a container will need, while the CLI is busy anyway."""
-    from pallet.engine import health, limits, restart, snapshots, spec, users, volumes  # noqa: F401
+    """Import (and load) what starting a container will need, while the CLI is busy creating it."""
+    from pallet.engine import health, limits, restart, spec, users  # noqa: F401
     from pallet.engine.palletrt import PalletRuntime  # noqa: F401
-    from pallet.layers import snapshots as layer_snapshots  # noqa: F401
     from pallet.runtime import init, runtime  # noqa: F401
     from pallet.runtime.linux import cgroups, seccomp  # noqa: F401
 
