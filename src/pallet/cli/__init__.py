@@ -19,9 +19,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(f"pallet version {__version__}\n")
         return
     if "run" in args[:8]:
+        import gc
+
+        # No cyclic GC while `run` imports and creates (a few ms of collections, and after the fork
+        # copy-on-write faults in both processes); whoever stays (the monitor, an attached CLI) turns
+        # it back on (the monitor once the container runs, containerrun.run before attaching).
+        gc.disable()
         from pallet.cli.fastrun import main as fast_main
 
         fast_main(args)   # returns only if click must handle this command line
+        gc.enable()
     from pallet.cli.main import main as click_main
 
     click_main(argv)

@@ -155,10 +155,14 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         sys.stdout.write(c.id + "\n")
         sys.stdout.flush()
         return 0
+    import gc
     import socket
 
     from pallet.engine.attach import attach
 
+    if not gc.isenabled():   # (off while starting: see pallet.cli.__init__) attached, we may live long
+        gc.freeze()
+        gc.enable()
     ours = socket.socket(fileno=ours.detach())
     how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
     ours.close()

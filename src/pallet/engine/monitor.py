@@ -23,6 +23,7 @@ phase timings there, PALLET_PROFILE_MONITOR=FILE dumps a cProfile of the monitor
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import selectors
@@ -247,6 +248,9 @@ class Monitor:
         if self.sync is not None:
             self._add_client(self.sync)
             _send(self.sync, b"S" + json.dumps({"pid": self.init_pid, "id": c.id}).encode())
+        if not gc.isenabled():   # `pallet run` starts without cyclic GC; a monitor lives long
+            gc.freeze()
+            gc.enable()
 
     # -- the loop -------------------------------------------------------------------------------
     def _add_client(self, s: socket.socket) -> None:
