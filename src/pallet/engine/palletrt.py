@@ -36,7 +36,9 @@ class PalletRuntime:
         return int(st["pid"])
 
     def start(self, cid: str) -> None:
-        self.rt.start(cid)
+        # back once the init is released, not after its execve: its monitor sees it exit either way
+        # (the runtime still waits for the execve when poststart hooks must follow it)
+        self.rt.start(cid, _until_exec=False)
 
     def kill(self, cid: str, sig: int, *, all: bool = False) -> None:
         self.rt.kill(cid, sig, all=all)
