@@ -437,3 +437,18 @@ def test_rm_force_of_several_running_containers(pallet_env):
     assert "nosuch" in cp.stderr
     assert pallet_env.ids() == []
     assert not any(str(pallet_env.root) in line for line in open("/proc/self/mounts"))
+
+
+def test_stop_of_several_containers(pallet_env):
+    """`stop A nosuch B` stops A and B (at once, as docker does) and prints them in the order given; the
+    unknown name is reported and makes the exit status 1."""
+    names = ["stop0", "stop1"]
+    for n in names:
+        pallet_env("run", "-d", "--name", n, IMAGE, "sleep", "1000", check=True)
+    cp = pallet_env("stop", "-t", "1", names[0], "nosuch", names[1])
+    assert cp.returncode == 1, cp.stderr
+    assert cp.stdout.split() == names
+    assert cp.stderr.strip() == "Error: No such container: nosuch"
+    for n in names:
+        state = json.loads(pallet_env("inspect", n, check=True).stdout)[0]["State"]
+        assert state["Status"] == "exited" and state["ExitCode"] == 137, state

@@ -53,6 +53,10 @@ class State:
 
         return Path(self.runroot) if self.runroot else default_run_dir()
 
+    def fresh(self) -> State:
+        """The same options, with a store (database connection) of its own: one per worker thread."""
+        return State(self.root, self.runroot, self.storage_driver, self.config_file)
+
     def store(self):
         if self._store is None:
             from pallet.store import Store
@@ -133,23 +137,54 @@ def human_ago(ts: float, now: float | None = None) -> str:
     return human_duration(max(0.0, (now or time.time()) - ts)) + " ago"
 
 
-def each(refs, fn) -> None:
+def each(refs, fn, *, worker=None) -> None:
     """Run fn on each ref, echoing the ref on success and the error otherwise; if any failed,
-    exit 1 (several refs) or 125 (one)."""
+    exit 1 (several refs) or 125 (one).
+
+    With `worker` (returns a fn of its own for one thread: its own engine, so its own database
+    connection), up to 4 refs are handled at once, as docker does for rm and stop; the refs and
+    errors are still printed in the order given."""
     import click
 
-    from pallet.errors import PalletError
-
+    outcomes = _run_each(refs, fn, worker) if worker is not None and len(refs) > 1 else \
+        (_outcome(fn, ref) for ref in refs)
     failed = False
-    for ref in refs:
-        try:
-            fn(ref)
+    for ref, error in zip(refs, outcomes, strict=True):
+        if error is None:
             click.echo(ref)
-        except PalletError as e:
-            click.echo(f"Error: {e.message}", err=True)
+        else:
+            click.echo(f"Error: {error.message}", err=True)
             failed = True
     if failed:
         sys.exit(1 if len(refs) > 1 else 125)
+
+
+def _outcome(fn, ref):
+    """None when fn(ref) succeeded, else the PalletError it raised (any other exception propagates)."""
+    from pallet.errors import PalletError
+
+    try:
+        fn(ref)
+    except PalletError as e:
+        return e
+    return None
+
+
+def _run_each(refs, fn, worker):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+
+    def one(ref):
+        if not hasattr(local, "fn"):
+            local.fn = worker()
+        return _outcome(local.fn, ref)
+
+    with ThreadPoolExecutor(max_workers=min(4, len(refs))) as pool:
+        futures = [pool.submit(one, ref) for ref in refs]
+        for f in futures:
+            yield f.result()
 
 
 def print_pruned(kind: str, gone: list[str], freed: int = 0) -> None:

@@ -12,6 +12,7 @@ import click
 
 from pallet.cli.common import each as _each
 from pallet.cli.common import print_pruned, state
+from pallet.cli.containerrun import engine
 from pallet.cli.containerrun import env_item as _env_item
 from pallet.cli.containerrun import parse_env_file as _parse_env_file
 from pallet.errors import PalletError
@@ -334,8 +335,11 @@ def logs_cmd(container: str, follow: bool, tail: str, since: str | None, until: 
 @click.argument("containers", nargs=-1, required=True)
 def stop_cmd(containers: tuple[str, ...], timeout: int | None, sig: str | None) -> None:
     """Stop running containers (stop signal, then SIGKILL after the timeout)."""
-    eng = _engine()
-    _each(containers, lambda ref: eng.stop(_with_signal(eng.get(ref), sig), timeout))
+    def stopper(eng):
+        return lambda ref: eng.stop(_with_signal(eng.get(ref), sig), timeout)
+
+    st = state()
+    _each(containers, stopper(engine(st)), worker=lambda: stopper(engine(st.fresh())))
 
 
 def _with_signal(c, sig):
@@ -379,19 +383,15 @@ def restart_cmd(containers: tuple[str, ...], timeout: int | None) -> None:
 @click.argument("containers", nargs=-1, required=True)
 def rm_cmd(containers: tuple[str, ...], force: bool, volumes: bool) -> None:
     """Remove containers."""
-    eng = _engine()
-    eng.remove_volumes = volumes
+    def remover(eng):
+        eng.remove_volumes = volumes
+        return lambda ref: eng.remove(eng.get(ref), force=force)
+
+    st = state()
+    eng = engine(st)
     if force and len(containers) > 1:
         eng.kill_for_removal(containers)
-
-    def one(ref):
-        try:
-            c = eng.get(ref)
-        except PalletError:
-            raise
-        eng.remove(c, force=force)
-
-    _each(containers, one)
+    _each(containers, remover(eng), worker=lambda: remover(engine(st.fresh())))
 
 
 @click.command("exec", context_settings=CTX)
