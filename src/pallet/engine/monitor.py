@@ -491,7 +491,7 @@ def preforked(make_engine, sync) -> None:
 
 def _warm_up() -> None:
     """Import (and load) what starting a container will need, while the CLI is busy creating it."""
-    from pallet.engine import health, limits, restart, spec, users  # noqa: F401
+    from pallet.engine import health, hostconfig, limits, restart, spec, users, volumes  # noqa: F401
     from pallet.engine.palletrt import PalletRuntime  # noqa: F401
     from pallet.runtime import init, runtime  # noqa: F401
     from pallet.runtime.linux import cgroups, seccomp  # noqa: F401
