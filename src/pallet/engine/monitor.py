@@ -496,11 +496,13 @@ def _warm_up() -> None:
     from pallet.runtime import init, runtime  # noqa: F401
     from pallet.runtime.linux import cgroups, seccomp  # noqa: F401
 
+    cgroups.warm_up()
     try:
         from pallet.engine.seccomp import _profile
 
         _profile()  # docker's default profile, parsed once (cached)
-    except Exception:  # noqa: BLE001 - a missing profile is reported where it is used
+        seccomp.version()  # loads libseccomp (the BPF cache's key)
+    except Exception:  # noqa: BLE001 - a missing profile or library is reported where it is used
         pass
 
 

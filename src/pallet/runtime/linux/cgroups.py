@@ -68,8 +68,24 @@ def _own_paths() -> dict[str, str]:
     return out
 
 
+_V1_MOUNTS: list[dict[str, tuple[str, str]]] = []
+
+
 def _v1_mounts() -> dict[str, tuple[str, str]]:
-    """hierarchy key -> (mountpoint, mount root) for each cgroup v1 hierarchy."""
+    """hierarchy key -> (mountpoint, mount root) for each cgroup v1 hierarchy, read once per process:
+    on a host running many containers, mountinfo is long (their overlays and binds) and slow to read."""
+    if not _V1_MOUNTS:
+        _V1_MOUNTS.append(_read_v1_mounts())
+    return _V1_MOUNTS[0]
+
+
+def warm_up() -> None:
+    """Read what `open_cgroup` needs before a container is due (the monitor, while the CLI creates it)."""
+    if not is_v2():
+        _v1_mounts()
+
+
+def _read_v1_mounts() -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:

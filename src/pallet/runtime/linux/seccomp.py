@@ -69,13 +69,19 @@ def lib() -> Library:
     return _lib
 
 
+_VERSION: list[str] = []
+
+
 def version() -> str:
-    class _V(Structure):
-        _fields_ = [("major", c_uint), ("minor", c_uint), ("micro", c_uint)]
-    f = lib().seccomp_version
-    f.restype = POINTER(_V)
-    v = f().contents
-    return f"{v.major}.{v.minor}.{v.micro}"
+    """libseccomp's version (loaded once per process: part of the BPF cache's key)."""
+    if not _VERSION:
+        class _V(Structure):
+            _fields_ = [("major", c_uint), ("minor", c_uint), ("micro", c_uint)]
+        f = lib().seccomp_version
+        f.restype = POINTER(_V)
+        v = f().contents
+        _VERSION.append(f"{v.major}.{v.minor}.{v.micro}")
+    return _VERSION[0]
 
 
 def _action(name: str, errno_ret: int | None) -> int:
