@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.runtime._json import dumps, loads
+from pallet.jsonfast import dumps, loads
 
 
 class Channel:

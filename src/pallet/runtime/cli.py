@@ -410,7 +410,7 @@ def _ps(rt, opts: dict, args: list[str]) -> int:
 
 
 def _exec(rt, opts: dict, args: list[str]) -> int:
-    from pallet.runtime._json import loads
+    from pallet.jsonfast import loads
 
     if not args:
         raise UsageError('"exec" requires at least 1 argument (the container id)')
@@ -482,7 +482,7 @@ def _exec_tty(rt, cid: str, process: dict, opts: dict, pid_ref: list[int]) -> in
 def _update(rt, opts: dict, args: list[str]) -> None:
     cid = _one_id(args, "update")
     if opts.get("resources"):
-        from pallet.runtime._json import loads
+        from pallet.jsonfast import loads
 
         src = sys.stdin.buffer.read() if opts["resources"] == "-" else open(opts["resources"], "rb").read()
         res = loads(src)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from pallet.runtime._json import dumps
+from pallet.jsonfast import dumps
 
 
 class HookError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pallet.runtime._json import dumps
+from pallet.jsonfast import dumps
 from pallet.runtime.state import now_rfc3339
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from pallet.errors import RuntimeFailure
-from pallet.runtime._json import loads
+from pallet.jsonfast import loads
 from pallet.runtime.state import OCI_VERSION
 
 

@@ -11,7 +11,7 @@ import os
 import time
 
 from pallet.errors import RuntimeFailure
-from pallet.runtime._json import dumps, loads
+from pallet.jsonfast import dumps, loads
 
 OCI_VERSION = "1.1.0"
 

@@ -244,7 +244,7 @@ def compile_filter_cached(sc: dict, cache_dir: str | None) -> Filter | BpfFilter
     except ImportError:
         from hashlib import sha256
 
-    from pallet.runtime._json import dumps
+    from pallet.jsonfast import dumps
 
     try:
         ver = version()
