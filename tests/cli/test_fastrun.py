@@ -194,14 +194,17 @@ def test_exit_code_and_output_through_os_exit(tmp_path):
 
 
 def test_run_path_modules_stay_light():
-    """What `pallet run` imports (CLI, engine, monitor, store, snapshots) leaves out the stdlib modules
-    that cost the most start-up here: dataclasses (with inspect, ast, dis), typing, shutil, tempfile."""
+    """What `pallet run` imports (CLI, engine, monitor and its warm-up, store, snapshots, attach) leaves out
+    the stdlib modules that cost the most start-up here: dataclasses (with inspect, ast, dis), typing,
+    shutil, tempfile, and json (its regexes: pallet.jsonfast instead)."""
     code = (
         "import sys\n"
         "import pallet.cli.containerrun, pallet.cli.fastrun, pallet.engine.core, pallet.engine.monitor\n"
         "import pallet.engine.palletrt, pallet.engine.spec, pallet.engine.snapshots, pallet.store\n"
         "import pallet.layers.snapshots, pallet.layers.images, pallet.reference, pallet.oci\n"
-        "heavy = ('dataclasses', 'inspect', 'typing', 'shutil', 'tempfile')\n"
+        "import pallet.engine.attach, pallet.engine.runtimes\n"
+        "pallet.engine.monitor._warm_up()\n"
+        "heavy = ('dataclasses', 'inspect', 'typing', 'shutil', 'tempfile', 'json')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n")
     cp = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + code],
                         capture_output=True, text=True, check=True)

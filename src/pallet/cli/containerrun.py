@@ -123,10 +123,10 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         theirs.close()
         raise
     if early:
-        import json
+        from pallet import jsonfast
 
         theirs.close()
-        ours.send(b"G" + json.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
+        ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
     else:
         import socket
 

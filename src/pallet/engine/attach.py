@@ -6,13 +6,14 @@ code, or None when the user detached (ctrl-p ctrl-q) or the stream ended early.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import signal
 import socket
 import struct
 import sys
+
+from pallet import jsonfast
 
 DETACH = b"\x10\x11"   # ctrl-p ctrl-q
 
@@ -104,7 +105,7 @@ def attach(sock: socket.socket, *, stdin: bool, tty: bool, sig_proxy: bool = Tru
                         if stderr:
                             _write_all(err_fd, msg[1:])
                     elif kind == b"X":
-                        return "exited", json.loads(msg[1:])["code"]
+                        return "exited", jsonfast.loads(msg[1:])["code"]
                 elif key.data == "stdin" and stdin_open:
                     data = os.read(in_fd, 32 * 1024)
                     if not data:

@@ -9,13 +9,13 @@ Layout:
 from __future__ import annotations
 
 import _sqlite3 as sqlite3  # (not the `sqlite3` package: its dbapi2 imports datetime, ~2 ms at start-up)
-import json
 import os
 import signal
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from pallet import jsonfast
 from pallet.engine.health import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
 from pallet.errors import Conflict, NotFound, PalletError
@@ -367,7 +367,7 @@ class Engine:
                     conn.execute(
                         "INSERT INTO containers(id, name, image_id, image_name, created, runtime, config, status) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (c.id, c.name, c.image_id, c.image_name, c.created, c.runtime, json.dumps(c.config),
+                        (c.id, c.name, c.image_id, c.image_name, c.created, c.runtime, jsonfast.dumps(c.config),
                          c.status))
                 return
             except sqlite3.IntegrityError:
@@ -401,7 +401,7 @@ class Engine:
         (d / "hostname").write_text(hostname + "\n")
         (d / "hosts").write_text(etc_hosts(hostname, network, c.HostConfig.get("ExtraHosts") or []))
         (d / "resolv.conf").write_text(resolv_conf(network))
-        self._update(c.id, config=json.dumps(c.config))
+        self._update(c.id, config=jsonfast.dumps(c.config))
         return rootfs
 
     def prepare_bundle(self, c: Container, rootfs: str | None = None) -> Path:
@@ -424,8 +424,7 @@ class Engine:
         apply_host_config(spec, c)
         from pallet.fsutil import atomic_write
 
-        # compact: json.dumps with indent= runs the pure-Python encoder (ms for a seccomp profile)
-        atomic_write(self.dir(c.id) / "config.json", json.dumps(spec, separators=(",", ":")).encode(), fsync=False)
+        atomic_write(self.dir(c.id) / "config.json", jsonfast.dumps(spec).encode(), fsync=False)
         return self.dir(c.id)
 
     # ---- start --------------------------------------------------------------------------------
@@ -781,7 +780,7 @@ class Engine:
 def raise_start_error(body: bytes) -> None:
     from pallet.engine.runtimes import classify
 
-    info = json.loads(body)
+    info = jsonfast.loads(body)
     code = info.get("code", 125)
     err = classify(info["message"]) if code in (125, 126, 127) else PalletError(info["message"])
     if code in (126, 127) and err.exit_code == 125:

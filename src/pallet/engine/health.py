@@ -11,10 +11,11 @@ check now, the same way.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from pallet import jsonfast
 
 DEFAULT_INTERVAL = 30e9
 DEFAULT_TIMEOUT = 30e9
@@ -44,14 +45,14 @@ def read_health(engine, cid: str) -> dict | None:
     if not rows or not rows[0]["health"]:
         return None
     try:
-        return json.loads(rows[0]["health"])
+        return jsonfast.loads(rows[0]["health"])
     except ValueError:
         return None
 
 
 def _write(engine, cid: str, h: dict | None) -> None:
     with engine.db.transaction() as conn:
-        conn.execute("UPDATE containers SET health = ? WHERE id = ?", (json.dumps(h) if h else None, cid))
+        conn.execute("UPDATE containers SET health = ? WHERE id = ?", (jsonfast.dumps(h) if h else None, cid))
 
 
 def reset(engine, c) -> None:

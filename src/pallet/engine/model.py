@@ -7,10 +7,10 @@ monitor alive?), so a SIGKILLed monitor or a reboot never leaves a lie in `ps`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from pallet import jsonfast
 from pallet.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -61,7 +61,7 @@ class Container:
     @classmethod
     def from_row(cls, r) -> Container:
         return cls(r["id"], r["name"], r["image_id"], r["image_name"], r["created"], r["runtime"],
-                   json.loads(r["config"]), r["status"], r["pid"], r["pid_start"], r["monitor_pid"],
+                   jsonfast.loads(r["config"]), r["status"], r["pid"], r["pid_start"], r["monitor_pid"],
                    r["monitor_start"], r["exit_code"], r["started_at"], r["finished_at"], bool(r["oom_killed"]),
                    r["error"], r["restart_count"])
 

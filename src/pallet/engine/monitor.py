@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import gc
-import json
 import os
 import selectors
 import signal
@@ -32,6 +31,8 @@ import socket
 import struct
 import time
 from pathlib import Path
+
+from pallet import jsonfast
 
 CHUNK = 32 * 1024
 LOG_MAX_SIZE = 10 * 1024 * 1024
@@ -52,8 +53,8 @@ class JsonLog:
     def _emit(self, stream: str, data: bytes) -> None:
         from pallet.engine.model import rfc3339
 
-        line = json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": rfc3339(time.time())},
-                          ensure_ascii=False).encode() + b"\n"
+        line = jsonfast.dumps({"log": data.decode("utf-8", "replace"), "stream": stream,
+                               "time": rfc3339(time.time())}, ensure_ascii=False).encode() + b"\n"
         if self.size + len(line) > self.max_size and self.size > 0:
             self.rotate()
         self.f.write(line)
@@ -163,7 +164,7 @@ class Monitor:
                 self.engine.start_failed(self.c, msg, self.init_pid)
             finally:
                 if self.sync is not None:
-                    _send(self.sync, b"E" + json.dumps({"message": msg, "code": code}).encode())
+                    _send(self.sync, b"E" + jsonfast.dumps({"message": msg, "code": code}).encode())
             return code
         return self._loop()
 
@@ -247,7 +248,7 @@ class Monitor:
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
         if self.sync is not None:
             self._add_client(self.sync)
-            _send(self.sync, b"S" + json.dumps({"pid": self.init_pid, "id": c.id}).encode())
+            _send(self.sync, b"S" + jsonfast.dumps({"pid": self.init_pid, "id": c.id}).encode())
         if not gc.isenabled():   # `pallet run` starts without cyclic GC; a monitor lives long
             gc.freeze()
             gc.enable()
@@ -410,7 +411,7 @@ class Monitor:
         def notify(removed: bool) -> None:
             _trace("settled")
             told.append(True)
-            self._broadcast(b"X" + json.dumps({"code": code, "removed": removed}).encode())
+            self._broadcast(b"X" + jsonfast.dumps({"code": code, "removed": removed}).encode())
             for s in list(self.clients):
                 self._drop_client(s)
 
@@ -472,7 +473,7 @@ def preforked(make_engine, sync) -> None:
         msg = sync.recv(65536)
         if msg[:1] != b"G":
             return
-        info = json.loads(msg[1:])
+        info = jsonfast.loads(msg[1:])
         code = 125
         _log_to(engine, info["id"])
         _trace(f"go (warmed up at {warmed:.1f} ms)")

@@ -10,10 +10,10 @@ refuses together with a policy).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from pallet import jsonfast
 from pallet.engine.model import proc_start_time
 
 BACKOFF_START = 0.1
@@ -55,7 +55,7 @@ def supervise(engine, c, sync) -> int:
         row = _row(engine, c.id)
         if row is None:
             return code
-        policy = json.loads(row["config"])["HostConfig"].get("RestartPolicy")   # `update --restart` counts
+        policy = jsonfast.loads(row["config"])["HostConfig"].get("RestartPolicy")   # `update --restart` counts
         if (policy or {}).get("Name", "no") == "no":
             return code
         if row is None or row["status"] not in ("exited", "created"):

@@ -7,12 +7,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import zlib
 from pathlib import Path
 
+from pallet import jsonfast
 from pallet.errors import CommandNotFound, CommandNotInvokable, PalletError, RuntimeFailure
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -128,7 +127,7 @@ class ExternalRuntime:
         if cp.returncode != 0:
             return None
         try:
-            return json.loads(cp.stdout)
+            return jsonfast.loads(cp.stdout)
         except ValueError:
             return None
 
@@ -150,7 +149,7 @@ def _runtime_message(stderr: str | bytes | None, log: Path | None) -> str:
         try:
             for line in log.read_text(errors="replace").splitlines():
                 try:
-                    rec = json.loads(line)
+                    rec = jsonfast.loads(line)
                 except ValueError:
                     continue
                 if rec.get("level") in ("error", "fatal"):
@@ -168,5 +167,9 @@ def get_runtime(name: str, runroot: Path):
         from pallet.engine.palletrt import PalletRuntime
 
         return PalletRuntime(runroot / "runtime-pallet")
-    label = name if "/" not in name else f"custom-{zlib.crc32(name.encode()):08x}"
+    label = name
+    if "/" in name:
+        import zlib  # (only here: not on the run path of the default runtime)
+
+        label = f"custom-{zlib.crc32(name.encode()):08x}"
     return ExternalRuntime(name, runroot / f"runtime-{label}")

@@ -6,10 +6,11 @@ the way moby's profiles/seccomp setupSeccomp does: rules are kept or dropped by 
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
+
+from pallet import jsonfast
 
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
            "s390x": "s390x", "riscv64": "riscv64", "mips64": "mips64"}
@@ -22,7 +23,7 @@ _NATIVE = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "arm": "SC
 def _profile() -> dict:
     path = Path(__file__).parent / "seccomp_default.json"
     try:
-        return json.loads(path.read_text())
+        return jsonfast.loads(path.read_text())
     except FileNotFoundError:
         from pallet.errors import PalletError
 

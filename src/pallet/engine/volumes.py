@@ -14,12 +14,12 @@ turns them into runtime-spec mounts at every start.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
 import time
 
+from pallet import jsonfast
 from pallet.errors import Conflict, NotFound, PalletError
 from pallet.fsutil import rmtree
 
@@ -207,9 +207,9 @@ class Volumes:
     def _doc(self, r) -> dict:
         from pallet.engine.model import rfc3339
 
-        return {"CreatedAt": rfc3339(r["created"]), "Driver": r["driver"], "Labels": json.loads(r["labels"]) or None,
+        return {"CreatedAt": rfc3339(r["created"]), "Driver": r["driver"], "Labels": jsonfast.loads(r["labels"]) or None,
                 "Mountpoint": str(vol_dir(self.engine, r["name"]) / "_data"), "Name": r["name"],
-                "Options": json.loads(r["options"]) or None, "Scope": "local",
+                "Options": jsonfast.loads(r["options"]) or None, "Scope": "local",
                 "Anonymous": bool(r["anonymous"])}
 
     def create(self, name: str | None = None, *, labels: dict | None = None, anonymous: bool = False,
@@ -223,7 +223,7 @@ class Volumes:
                               "(at least two characters)")
         with self.db.transaction() as conn:
             cur = conn.execute("INSERT OR IGNORE INTO volumes(name, created, labels, anonymous) VALUES (?, ?, ?, ?)",
-                               (name, time.time(), json.dumps(labels or {}), int(anonymous)))
+                               (name, time.time(), jsonfast.dumps(labels or {}), int(anonymous)))
             created = cur.rowcount == 1
         if not created and not exist_ok:
             raise Conflict(f"volume {name} already exists")
@@ -240,7 +240,7 @@ class Volumes:
         """Names of containers whose mounts use volume `name`."""
         out = []
         for r in self.db.query("SELECT name, config FROM containers WHERE config LIKE ?", (f"%{name}%",)):
-            for m in json.loads(r["config"]).get("Mounts") or ():
+            for m in jsonfast.loads(r["config"]).get("Mounts") or ():
                 if m.get("Type") == "volume" and m.get("Name") == name:
                     out.append(r["name"])
                     break
@@ -269,7 +269,7 @@ class Volumes:
         gone = []
         used: set[str] = set()
         for r in self.db.query("SELECT config FROM containers"):
-            for m in json.loads(r["config"]).get("Mounts") or ():
+            for m in jsonfast.loads(r["config"]).get("Mounts") or ():
                 if m.get("Type") == "volume":
                     used.add(m.get("Name"))
         for v in self.list():
@@ -430,7 +430,7 @@ def setup(engine, c, rootfs: str) -> None:
                 pass
         raise
     c.config["Mounts"] = mounts
-    engine._update(c.id, config=json.dumps(c.config))
+    engine._update(c.id, config=jsonfast.dumps(c.config))
 
 
 def spec_mounts(c) -> list[dict]:

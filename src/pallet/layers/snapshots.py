@@ -30,11 +30,11 @@ the storage dir cannot be an overlay upper dir, e.g. itself on overlayfs).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pallet import jsonfast
 from pallet.errors import NotFound, PalletError
 from pallet.fsutil import rmtree
 from pallet.layers.chain import chain_ids
@@ -241,7 +241,7 @@ class Snapshots:
         cache = self.dir / "driver.json"
         kernel = os.uname().release
         try:
-            rec = json.loads(cache.read_text())
+            rec = jsonfast.loads(cache.read_text())
             if rec.get("kernel") == kernel and rec.get("euid") == os.geteuid():
                 return rec["driver"], rec["reason"]
         except (OSError, ValueError, KeyError):
@@ -250,7 +250,7 @@ class Snapshots:
         driver = "overlay" if ok else "copy"
         from pallet.fsutil import atomic_write
 
-        atomic_write(cache, json.dumps({"driver": driver, "reason": reason, "kernel": kernel,
+        atomic_write(cache, jsonfast.dumps({"driver": driver, "reason": reason, "kernel": kernel,
                                         "euid": os.geteuid()}).encode(), fsync=False)
         return driver, reason
 
@@ -273,7 +273,7 @@ class Snapshots:
 
     def layer_meta(self, chain_id: str) -> dict:
         try:
-            return json.loads((self.layer_dir(chain_id) / "layer.json").read_text())
+            return jsonfast.loads((self.layer_dir(chain_id) / "layer.json").read_text())
         except (OSError, ValueError):
             return {}
 
@@ -284,7 +284,7 @@ class Snapshots:
     def _publish(self, tmpdir: str, chain_id: str, parent: str | None, result: dict) -> None:
         meta = {"chain_id": chain_id, "parent": parent, **{k: v for k, v in result.items() if k != "warnings"}}
         with open(tmpdir + "/layer.json", "w") as f:
-            json.dump(meta, f)
+            f.write(jsonfast.dumps(meta))
         short = self._short_name(chain_id)
         with open(tmpdir + "/link", "w") as f:
             f.write(short)
@@ -474,7 +474,7 @@ class Snapshots:
                 from pallet.layers.flatten import flatten
 
                 flatten([str(self.diff_path(c)) for c in ids], str(tmp / "merged"))
-            (tmp / "snapshot.json").write_text(json.dumps({"driver": self.driver, "layers": list(ids)}))
+            (tmp / "snapshot.json").write_text(jsonfast.dumps({"driver": self.driver, "layers": list(ids)}))
             os.rename(tmp, d)
         finally:
             rmtree(tmp)
@@ -495,7 +495,7 @@ class Snapshots:
         used: set[str] = set()
         for key in self.containers():
             try:
-                used.update(json.loads((self.dir / "containers" / key / "snapshot.json").read_text())["layers"])
+                used.update(jsonfast.loads((self.dir / "containers" / key / "snapshot.json").read_text())["layers"])
             except (OSError, ValueError, KeyError):
                 continue
         return used
@@ -567,7 +567,7 @@ class ContainerSnapshot:
         self.snaps = snaps
         self.key = key
         self.path = path
-        meta = json.loads((path / "snapshot.json").read_text())
+        meta = jsonfast.loads((path / "snapshot.json").read_text())
         self.driver: str = meta["driver"]
         self.layers: list[str] = meta["layers"]
 

@@ -8,8 +8,7 @@ digest.
 
 from __future__ import annotations
 
-import json
-
+from pallet import jsonfast
 from pallet.errors import InvalidDocument
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import Digest, sha256_digest
@@ -22,12 +21,12 @@ if TYPE_CHECKING:
 
 def canonical_json(obj: Any) -> bytes:
     """Compact JSON as pallet writes its own documents (key order as given)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonfast.dumps(obj, ensure_ascii=False).encode()
 
 
 def _load(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(raw)
+        doc = jsonfast.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidDocument(f"{what} is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
