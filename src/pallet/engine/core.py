@@ -495,8 +495,10 @@ class Engine:
         own.close()
         return None
 
-    def mark_running(self, c: Container, pid: int) -> None:
-        c.pid, c.pid_start, c.status, c.started_at = pid, proc_start_time(pid), "running", time.time()
+    def mark_running(self, c: Container, pid: int, pid_start: int | None = None) -> None:
+        """`pid_start`: the init's start time when the runtime knows it (else read from /proc)."""
+        c.pid, c.status, c.started_at = pid, "running", time.time()
+        c.pid_start = pid_start or proc_start_time(pid)
         c.monitor_pid, c.monitor_start = os.getpid(), proc_start_time(os.getpid())
         c.extra["memcg"] = memory_cgroup_file(pid)
         self._update(c.id, status="running", pid=pid, pid_start=c.pid_start, monitor_pid=c.monitor_pid,

@@ -14,6 +14,9 @@ class PalletRuntime:
     def __init__(self, state_root: Path) -> None:
         self.state_root = state_root
         self._rt = None
+        # the start time (/proc/PID/stat) of the init the last create made, read by the runtime before
+        # the init ran anything: read again once it is released, it would wait for its execve
+        self.init_starttime: int | None = None
 
     @property
     def rt(self):
@@ -33,6 +36,7 @@ class PalletRuntime:
                                 stdio=stdio)
         except RuntimeFailure as e:
             raise classify(e.message) from None
+        self.init_starttime = (self.rt._last or {}).get("starttime")
         return int(st["pid"])
 
     def start(self, cid: str) -> None:
