@@ -452,3 +452,35 @@ def test_stop_of_several_containers(pallet_env):
     for n in names:
         state = json.loads(pallet_env("inspect", n, check=True).stdout)[0]["State"]
         assert state["Status"] == "exited" and state["ExitCode"] == 137, state
+
+
+def test_ctrl_c_ends_a_stop_of_several_at_once(pallet_env):
+    """ctrl-c during `stop` of several: exit 130 straight away, as with one container; what had not been
+    started is left alone (docker's client leaves the same way)."""
+    names = [f"cc{i}" for i in range(6)]
+    for n in names:   # pid 1 ignores SIGTERM: each stop waits for its timeout
+        pallet_env("run", "-d", "--name", n, IMAGE, "sleep", "1000", check=True)
+    p = subprocess.Popen([str(BIN / "pallet"), "stop", "-t", "30", *names], env=pallet_env.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    running = pallet_env("ps", "--format", "{{.Names}}").stdout.split()
+    assert set(names[4:]) <= set(running), running
+
+
+def test_rm_of_the_same_container_twice(pallet_env):
+    """`rm a b a`: the second `a` fails as it would on its own (docker: No such container)."""
+    for n in ("a", "b"):
+        pallet_env("create", "--name", n, IMAGE, "true", check=True)
+    cp = pallet_env("rm", "a", "b", "a")
+    assert cp.returncode == 1, cp.stderr
+    assert cp.stdout.split() == ["a", "b"]
+    assert cp.stderr.strip() == "Error: No such container: a"
+    assert pallet_env.ids() == []

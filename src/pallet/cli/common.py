@@ -143,11 +143,12 @@ def each(refs, fn, *, worker=None) -> None:
 
     With `worker` (returns a fn of its own for one thread: its own engine, so its own database
     connection), up to 4 refs are handled at once, as docker does for rm and stop; the refs and
-    errors are still printed in the order given."""
+    errors are still printed in the order given. (A ref given twice: one at a time, so that the
+    second one fails as it would have alone.)"""
     import click
 
-    outcomes = _run_each(refs, fn, worker) if worker is not None and len(refs) > 1 else \
-        (_outcome(fn, ref) for ref in refs)
+    parallel = worker is not None and len(refs) > 1 and len(set(refs)) == len(refs)
+    outcomes = _run_each(refs, worker) if parallel else (_outcome(fn, ref) for ref in refs)
     failed = False
     for ref, error in zip(refs, outcomes, strict=True):
         if error is None:
@@ -170,7 +171,7 @@ def _outcome(fn, ref):
     return None
 
 
-def _run_each(refs, fn, worker):
+def _run_each(refs, worker):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -181,10 +182,22 @@ def _run_each(refs, fn, worker):
             local.fn = worker()
         return _outcome(local.fn, ref)
 
-    with ThreadPoolExecutor(max_workers=min(4, len(refs))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(4, len(refs)))
+    try:
         futures = [pool.submit(one, ref) for ref in refs]
         for f in futures:
             yield f.result()
+    except KeyboardInterrupt:
+        # what was not started is dropped; the at most 4 under way would hold the exit (a stop waits
+        # for its timeout), and those threads cannot be interrupted: leave now, as a ctrl-c of one
+        # `stop` or `rm` does
+        pool.shutdown(wait=False, cancel_futures=True)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        import os
+
+        os._exit(130)
+    pool.shutdown()
 
 
 def print_pruned(kind: str, gone: list[str], freed: int = 0) -> None:
