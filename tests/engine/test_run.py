@@ -308,6 +308,13 @@ def test_create_killed_half_way_can_be_removed(pallet_env):
     pallet_env("rm", "dirless", check=True)
     assert pallet_env.ids() == []
     assert not list((pallet_env.root / "layers" / "containers").glob("*"))
+    # ... and a running one still needs -f
+    cid = pallet_env("run", "-d", "--name", "dirless", IMAGE, "sleep", "1000", check=True).stdout.strip()
+    shutil.rmtree(pallet_env.root / "containers" / cid)
+    cp = pallet_env("rm", "dirless")
+    assert cp.returncode == 125 and "container is running" in cp.stderr, cp.stderr
+    pallet_env("rm", "-f", "dirless", check=True)
+    assert pallet_env.ids() == []
 
 
 def _live_processes_with_env(item: str) -> list[str]:
@@ -484,3 +491,32 @@ def test_rm_of_the_same_container_twice(pallet_env):
     assert cp.stdout.split() == ["a", "b"]
     assert cp.stderr.strip() == "Error: No such container: a"
     assert pallet_env.ids() == []
+
+
+def _run_patched(pallet_env, patch: str, *args: str) -> subprocess.CompletedProcess:
+    """`pallet *args` with `patch` (Python) run first in the CLI's process: for faults no real peer makes."""
+    code = f"import os\n{patch}\nfrom pallet.cli import main\nmain()"
+    return subprocess.run([sys.executable, "-c", code, *args], env=pallet_env.env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_run_reports_faults_in_one_line_and_cleans_up(pallet_env):
+    """An unexpected error while `run` sets the container up (a full disk), or a monitor that died before
+    it was told the container: one line, exit 125; a `--rm` container is removed, another is left
+    Created with nothing mounted."""
+    cp = _run_patched(pallet_env, "from pallet.engine.core import Engine\n"
+                      "def full(*a, **k): raise OSError(28, 'No space left on device')\n"
+                      "Engine._setup_files = full", "run", "--rm", IMAGE, "true")
+    assert cp.returncode == 125, cp.stderr
+    assert cp.stderr == "Error: OSError: [Errno 28] No space left on device\n"
+    assert pallet_env.ids() == []
+    died = "import pallet.engine.monitor as m\nm.preforked = lambda *a: os._exit(1)"
+    cp = _run_patched(pallet_env, died, "run", "--name", "orphan", IMAGE, "true")
+    assert cp.returncode == 125, cp.stderr
+    assert cp.stderr == "Error: container orphan failed to start (its monitor exited)\n"
+    info = json.loads(pallet_env("inspect", "orphan", check=True).stdout)[0]
+    assert info["State"]["Status"] == "created"
+    assert not any(str(pallet_env.root) in line for line in open("/proc/self/mounts"))
+    cp = _run_patched(pallet_env, died, "run", "--rm", IMAGE, "true")
+    assert cp.returncode == 125, cp.stderr
+    assert pallet_env.ids() == [info["Id"]]

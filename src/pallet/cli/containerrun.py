@@ -108,6 +108,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
         ours.close()
         preforked(lambda: engine(st), theirs)  # never returns
+    c = None
     try:
         eng = engine(st)
         opts = build_opts(image, command, kw, detach=detach)
@@ -118,16 +119,22 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
             ws = winsize(0) or winsize(1)
         eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
-    except BaseException:
+        if early:
+            from pallet import jsonfast
+
+            theirs.close()
+            ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
+    except BaseException as e:
         ours.close()
         theirs.close()
+        if c is not None:   # created (and mounted), but no monitor will start it
+            _abandon(eng, c, opts)
+            if isinstance(e, (BrokenPipeError, ConnectionResetError)):   # the early monitor is gone
+                raise PalletError(f"container {c.name} failed to start (its monitor exited)") from e
+        if isinstance(e, Exception) and not isinstance(e, PalletError):
+            raise PalletError(f"{type(e).__name__}: {e}") from e   # one line, exit 125, not a traceback
         raise
-    if early:
-        from pallet import jsonfast
-
-        theirs.close()
-        ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
-    else:
+    if not early:
         import socket
 
         from pallet.engine import monitor
@@ -140,16 +147,17 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     first = ours.recv(65536)
     if first[:1] != b"S":
         ours.close()
+        if first[:1] != b"E":   # the monitor died without a word: nobody else will clean up
+            _abandon(eng, c, opts)
+            raise PalletError(f"container {c.name} failed to start (its monitor exited)")
         if opts.auto_remove:
             try:
                 eng.remove(eng.get(c.id), force=True)
             except PalletError:
                 pass
-        if first[:1] == b"E":
-            from pallet.engine.core import raise_start_error
+        from pallet.engine.core import raise_start_error
 
-            raise_start_error(first[1:])
-        raise PalletError(f"container {c.name} failed to start (its monitor exited)")
+        raise_start_error(first[1:])
     if detach:
         ours.close()
         sys.stdout.write(c.id + "\n")
@@ -172,3 +180,15 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         return 0
     c = eng.get(c.id)
     return c.exit_code if c.exit_code is not None else 125
+
+
+def _abandon(eng, c, opts) -> None:
+    """A container `run` created but could not hand to a monitor: removed with --rm, else left Created
+    with its snapshot unmounted (as a failed start leaves it)."""
+    try:
+        if opts.auto_remove:
+            eng.remove(c, force=True)
+        else:
+            eng.start_failed(c, "its monitor was not started", None)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass
