@@ -642,8 +642,9 @@ class Engine:
             if self.dir(c.id).exists():
                 raise
             # a row without its directory (a create killed half-way before `create` made the directory
-            # first, or a removal that died after removing it): remove what is left
-            self._destroy(c, quiet=True)
+            # first, or a removal that died after removing it): nothing to lock; the same checks (a
+            # running container needs -f), then remove what is left
+            self._remove(c, force=force)
 
     def kill_for_removal(self, refs) -> None:
         """`rm -f` of several containers: SIGKILL every running one (without a restart policy) first, so
