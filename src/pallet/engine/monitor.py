@@ -133,6 +133,14 @@ def _send(sock: socket.socket, msg: bytes) -> bool:
 _T0 = time.monotonic()
 
 
+def _long_lived() -> None:
+    """`pallet run` starts without cyclic GC (pallet.cli.__init__); a monitor lives on: turn it back on,
+    leaving out what exists already (`gc.freeze`)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _trace(what: str) -> None:
     if os.environ.get("PALLET_TRACE_MONITOR"):
         os.write(2, f"{(time.monotonic() - _T0) * 1000:8.1f} ms {what}\n".encode())
@@ -157,6 +165,8 @@ class Monitor:
             self._setup_and_start()
         except BaseException as e:  # noqa: BLE001 - report any failure to the starter, then exit
             from pallet.errors import PalletError
+
+            _long_lived()   # (a restart policy may keep this process trying)
 
             code = e.exit_code if isinstance(e, PalletError) else 125
             msg = e.message if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
@@ -249,9 +259,7 @@ class Monitor:
         if self.sync is not None:
             self._add_client(self.sync)
             _send(self.sync, b"S" + jsonfast.dumps({"pid": self.init_pid, "id": c.id}).encode())
-        if not gc.isenabled():   # `pallet run` starts without cyclic GC; a monitor lives long
-            gc.freeze()
-            gc.enable()
+        _long_lived()
 
     # -- the loop -------------------------------------------------------------------------------
     def _add_client(self, s: socket.socket) -> None:
