@@ -33,6 +33,8 @@ def test_constants_and_encodings():
     got = jsonfast.loads('[NaN, Infinity, -Infinity, 1e400, 12345678901234567890]')
     assert math.isnan(got[0]) and got[1:4] == [math.inf, -math.inf, math.inf] and got[4] == 12345678901234567890
     assert jsonfast.loads('{"é": "\\u00e9"}'.encode("utf-16")) == {"é": "é"}   # (json reads UTF-16 too)
+    for enc in ("utf-16-le", "utf-16-be", "utf-32-le"):   # no BOM: json tells them by their NULs
+        assert jsonfast.loads('{"a": [1]}'.encode(enc)) == {"a": [1]}
     assert jsonfast.dumps({"é": [1.5, None]}) == '{"\\u00e9":[1.5,null]}'
 
 

@@ -3,8 +3,10 @@
 Importing `json` compiles its regexes (~2-3 ms in every process on the run path). `loads` and `dumps`
 call the C accelerator `_json` that `json` itself uses: `loads(s)` equals `json.loads(s)`, and
 `dumps(obj, ensure_ascii=...)` equals `json.dumps(obj, separators=(",", ":"), ensure_ascii=...)`, byte
-for byte. A malformed document is handed to `json`, for its precise error (json.JSONDecodeError, a
-ValueError). Anything fancier (indentation, sorted keys) uses `json`.
+for byte. A document the fast path cannot read is handed to `json`: its precise error
+(json.JSONDecodeError, a ValueError), or its reading of UTF-16/32 bytes. Unlike `json.dumps`, a
+circular structure is not detected (RecursionError). Anything fancier (indentation, sorted keys)
+uses `json`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def loads(s: str | bytes) -> object:
     start = len(text) - len(text.lstrip(_WS))
     try:
         obj, end = _scan(text, start)
-    except (StopIteration, SystemError):
+    except (StopIteration, ValueError, SystemError):   # (ValueError: json.JSONDecodeError from inside)
         return _slow_loads(s)
     if text[end:].strip(_WS):
         return _slow_loads(s)
