@@ -344,12 +344,10 @@ class Engine:
         c.extra["rootfs"] = self.set_up(c, rec)
         return c
 
-    def set_up(self, c: Container, rec=None) -> str:
+    def set_up(self, c: Container, rec) -> str:
         """The second half of `create`: the container's snapshot, its /etc files and its volumes. On
         failure nothing of the container is left, its row included. Returns the (mounted) rootfs."""
         try:
-            if rec is None:
-                rec = self.store.get_image(c.image_id)
             rootfs = self._setup_files(c, rec)
             if c.HostConfig.get("Binds") or c.HostConfig.get("Mounts") or c.HostConfig.get("Tmpfs") or \
                     c.Config.get("Volumes") or c.HostConfig.get("VolumesFrom"):
