@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> None:
         import gc
 
         # No cyclic GC while `run` imports and creates (a few ms of collections, and after the fork
-        # copy-on-write faults in both processes); whoever stays (the monitor, an attached CLI) turns
-        # it back on (the monitor once the container runs, containerrun.run before attaching).
+        # copy-on-write faults in both processes); whoever stays turns it back on: pallet.long_lived.
         gc.disable()
         from pallet.cli.fastrun import main as fast_main
 

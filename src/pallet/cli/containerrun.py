@@ -147,14 +147,11 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     first = ours.recv(65536)
     if first[:1] != b"S":
         ours.close()
-        if first[:1] != b"E":   # the monitor died without a word: nobody else will clean up
+        said = first[:1] == b"E"   # (then the monitor has recorded the failure and unmounted)
+        if opts.auto_remove or not said:   # else the monitor died without a word: nobody else cleans up
             _abandon(eng, c, opts)
+        if not said:
             raise PalletError(f"container {c.name} failed to start (its monitor exited)")
-        if opts.auto_remove:
-            try:
-                eng.remove(eng.get(c.id), force=True)
-            except PalletError:
-                pass
         from pallet.engine.core import raise_start_error
 
         raise_start_error(first[1:])
@@ -163,14 +160,12 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         sys.stdout.write(c.id + "\n")
         sys.stdout.flush()
         return 0
-    import gc
     import socket
 
+    from pallet import long_lived
     from pallet.engine.attach import attach
 
-    if not gc.isenabled():   # (off while starting: see pallet.cli.__init__) attached, we may live long
-        gc.freeze()
-        gc.enable()
+    long_lived()   # attached: as long as the container runs
     ours = socket.socket(fileno=ours.detach())
     how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
     ours.close()
@@ -183,11 +178,11 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
 
 def _abandon(eng, c, opts) -> None:
-    """A container `run` created but could not hand to a monitor: removed with --rm, else left Created
-    with its snapshot unmounted (as a failed start leaves it)."""
+    """A container `run` created that did not start: removed with --rm, else (no monitor got it) left
+    Created with its snapshot unmounted, as a failed start leaves it."""
     try:
         if opts.auto_remove:
-            eng.remove(c, force=True)
+            eng.remove(eng.get(c.id), force=True)
         else:
             eng.start_failed(c, "its monitor was not started", None)
     except Exception:  # noqa: BLE001 - the original error is the one to report

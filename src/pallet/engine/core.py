@@ -214,10 +214,11 @@ class Engine:
 
     def pull(self, image: str, platform: str | None, *, missing: bool = True):
         """Pull through pallet.registry.client (docker run's 'Unable to find image locally' path)."""
-        import gc
         import sys
 
-        gc.enable()   # (`pallet run` starts without cyclic GC; a pull is long work)
+        from pallet import long_lived
+
+        long_lived()   # a pull is long work
 
         try:
             from pallet.registry.client.pull import Client

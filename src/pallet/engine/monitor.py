@@ -23,7 +23,6 @@ phase timings there, PALLET_PROFILE_MONITOR=FILE dumps a cProfile of the monitor
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import selectors
 import signal
@@ -32,7 +31,7 @@ import struct
 import time
 from pathlib import Path
 
-from pallet import jsonfast
+from pallet import jsonfast, long_lived
 
 CHUNK = 32 * 1024
 LOG_MAX_SIZE = 10 * 1024 * 1024
@@ -133,14 +132,6 @@ def _send(sock: socket.socket, msg: bytes) -> bool:
 _T0 = time.monotonic()
 
 
-def _long_lived() -> None:
-    """`pallet run` starts without cyclic GC (pallet.cli.__init__); a monitor lives on: turn it back on,
-    leaving out what exists already (`gc.freeze`)."""
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
-
-
 def _trace(what: str) -> None:
     if os.environ.get("PALLET_TRACE_MONITOR"):
         os.write(2, f"{(time.monotonic() - _T0) * 1000:8.1f} ms {what}\n".encode())
@@ -166,7 +157,7 @@ class Monitor:
         except BaseException as e:  # noqa: BLE001 - report any failure to the starter, then exit
             from pallet.errors import PalletError
 
-            _long_lived()   # (a restart policy may keep this process trying)
+            long_lived()   # (a restart policy may keep this process trying)
 
             code = e.exit_code if isinstance(e, PalletError) else 125
             msg = e.message if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
@@ -259,7 +250,7 @@ class Monitor:
         if self.sync is not None:
             self._add_client(self.sync)
             _send(self.sync, b"S" + jsonfast.dumps({"pid": self.init_pid, "id": c.id}).encode())
-        _long_lived()
+        long_lived()
 
     # -- the loop -------------------------------------------------------------------------------
     def _add_client(self, s: socket.socket) -> None:
