@@ -251,7 +251,7 @@ class Snapshots:
         from pallet.fsutil import atomic_write
 
         atomic_write(cache, jsonfast.dumps({"driver": driver, "reason": reason, "kernel": kernel,
-                                        "euid": os.geteuid()}).encode(), fsync=False)
+                                            "euid": os.geteuid()}).encode(), fsync=False)
         return driver, reason
 
     def info(self) -> dict:
