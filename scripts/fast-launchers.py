@@ -15,29 +15,35 @@ import os
 import subprocess
 import sys
 
-SCRIPTS = {"pallet": "pallet.cli", "pallet-runtime": "pallet.runtime.cli"}
-
 TEMPLATE = """#!{python} -S
 # Written by scripts/fast-launchers.py (make install): -S skips `site`; these are the paths it adds.
 import sys
 sys.path[:] = {path!r}
-from {module} import main
-sys.exit(main())
+from {module} import {attr}
+sys.exit({attr}())
+"""
+
+# in the venv's interpreter (with site): its sys.path minus the script directory ('' for -c), and the
+# console scripts of the installed pallet distribution (pyproject.toml's [project.scripts])
+PROBE = """import json, sys
+from importlib.metadata import distribution
+eps = [(e.name, e.value) for e in distribution("pallet").entry_points if e.group == "console_scripts"]
+print(json.dumps({"path": sys.path[1:], "scripts": eps}))
 """
 
 
 def main() -> None:
     bindir = os.path.abspath(sys.argv[1])
     python = os.path.join(bindir, "python")
-    # the interpreter's own sys.path with site, minus the script directory ('' for -c)
-    out = subprocess.run([python, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
-                         check=True, capture_output=True, text=True, cwd="/").stdout
-    path = [p for p in json.loads(out) if p and os.path.exists(p)]
-    for name, module in SCRIPTS.items():
+    out = json.loads(subprocess.run([python, "-c", PROBE], check=True, capture_output=True, text=True,
+                                    cwd="/").stdout)
+    path = [p for p in out["path"] if p and os.path.exists(p)]
+    for name, value in out["scripts"]:
+        module, _, attr = value.partition(":")
         dest = os.path.join(bindir, name)
         tmp = dest + ".tmp"
         with open(tmp, "w") as f:
-            f.write(TEMPLATE.format(python=python, path=path, module=module))
+            f.write(TEMPLATE.format(python=python, path=path, module=module.strip(), attr=attr.strip()))
         os.chmod(tmp, 0o755)
         os.replace(tmp, dest)
 
