@@ -37,11 +37,6 @@ class State:
             (other.root, other.runroot, other.storage_driver, other.config_file)
 
     @property
-    def store_opened(self) -> bool:
-        """Whether `store()` has opened the store (and its database) in this process."""
-        return self._store is not None
-
-    @property
     def root_path(self) -> Path:
         from pallet.config import default_root
 

@@ -102,8 +102,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     import _socket  # `socket` (enums, selectors) is imported after the fork, by whoever needs it
 
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-    early = not st.store_opened
-    if early and os.fork() == 0:
+    if os.fork() == 0:
         from pallet.engine.monitor import preforked
 
         ours.close()
@@ -119,31 +118,20 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
             ws = winsize(0) or winsize(1)
         eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
-        if early:
-            from pallet import jsonfast
+        from pallet import jsonfast
 
-            theirs.close()
-            ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
+        theirs.close()
+        ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
     except BaseException as e:
         ours.close()
         theirs.close()
         if c is not None:   # created (and mounted), but no monitor will start it
             _abandon(eng, c, opts)
-            if isinstance(e, (BrokenPipeError, ConnectionResetError)):   # the early monitor is gone
+            if isinstance(e, (BrokenPipeError, ConnectionResetError)):   # the monitor is gone
                 raise PalletError(f"container {c.name} failed to start (its monitor exited)") from e
         if isinstance(e, Exception) and not isinstance(e, PalletError):
             raise PalletError(f"{type(e).__name__}: {e}") from e   # one line, exit 125, not a traceback
         raise
-    if not early:
-        import socket
-
-        from pallet.engine import monitor
-
-        if ws:
-            c.extra["winsize"] = ws
-        sync = socket.socket(fileno=theirs.detach())
-        monitor.spawn(eng, c, sync=sync)
-        sync.close()
     first = ours.recv(65536)
     if first[:1] != b"S":
         ours.close()
