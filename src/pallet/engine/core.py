@@ -386,8 +386,7 @@ class Engine:
         from pallet.engine.spec import etc_hosts, resolv_conf
         from pallet.engine.users import resolve_user
 
-        d = self.dir(c.id)
-        d.mkdir(parents=True, exist_ok=True)   # (made by `create` before the row)
+        d = self.dir(c.id)   # (made by `create` before the row)
         rootfs = snapshots.create(self, c, rec)
         user = resolve_user(rootfs, c.Config.get("User"))
         wd = c.Config.get("WorkingDir") or ""
