@@ -25,7 +25,7 @@ def desc(data: bytes, media_type: str) -> Descriptor:
     return Descriptor(media_type, str(Digest.of(data)), len(data))
 
 
-def test_built_manifest_and_index_validate_against_the_oci_schemas():
+def test_built_manifest_and_index_validate_against_the_oci_schemas(vendor_data):
     m = Manifest.build(desc(CFG, mt.OCI_CONFIG), [desc(b"gz", mt.OCI_LAYER_GZIP)],
                        annotations={"org.example": "x"})
     validate("manifest", m.raw)
