@@ -15,6 +15,22 @@ def image_rootfs(busybox_rootfs: Path) -> Path:
     return busybox_rootfs
 
 
+@pytest.fixture(scope="session")
+def crun_prefix(tmp_path_factory: pytest.TempPathFactory):
+    """The command prefix under which crun runs here: none, or nsenter into a mount namespace with the
+    cgroup v1 hierarchies a hybrid host lacks (helpers.crun_ns), ended after the session."""
+    from helpers.crun_ns import CrunMountNamespace, crun_refuses_host
+
+    if not crun_refuses_host():
+        yield []
+        return
+    ns = CrunMountNamespace(tmp_path_factory.mktemp("crun-ns"))
+    try:
+        yield ns.start().prefix
+    finally:
+        ns.close()
+
+
 @pytest.fixture
 def pallet_env(tmp_path: Path, image_rootfs: Path):
     """A private storage root with localhost/busybox in it; everything removed afterwards."""

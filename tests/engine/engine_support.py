@@ -58,11 +58,15 @@ class Env:
         self.root, self.runroot, self.tmp = root, run, tmp
         self.env = dict(os.environ, PALLET_ROOT=str(root), PALLET_RUNROOT=str(run),
                         PALLET_CONFIG_DIR=str(tmp / "config"))
+        self.prefix: list[str] = []     # e.g. nsenter into the mount namespace crun needs (helpers.crun_ns)
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.prefix, str(BIN / "pallet"), *args]
 
     def __call__(self, *args: str, input=None, check: bool = False, timeout: float = 60,
                  env: dict | None = None) -> subprocess.CompletedProcess:
         e = dict(self.env, **(env or {}))
-        cp = subprocess.run([str(BIN / "pallet"), *args], input=input, capture_output=True, text=True,
+        cp = subprocess.run(self.argv(*args), input=input, capture_output=True, text=True,
                             env=e, timeout=timeout)
         if check and cp.returncode != 0:
             raise AssertionError(f"pallet {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")

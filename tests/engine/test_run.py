@@ -17,17 +17,19 @@ from engine.engine_support import BIN, IMAGE, wait_for
 
 pytestmark = [pytest.mark.root]
 
-def _crun_usable() -> bool:
-    """crun refuses a cgroup v1 'hybrid' host whose cgroup2 tree still has controllers."""
-    try:
-        return open("/sys/fs/cgroup/unified/cgroup.controllers").read().strip() == "" or \
-            os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-    except OSError:
-        return True
+RUNTIMES = ["pallet", "runc", "crun"]
 
 
-RUNTIMES = ["pallet", "runc", pytest.param("crun", marks=pytest.mark.skipif(
-    not _crun_usable(), reason="crun refuses this hybrid cgroup host (controllers on cgroup2)"))]
+def _split(argv: list[str]) -> tuple[str, list[str]]:
+    return argv[0], argv[1:]
+
+
+@pytest.fixture(autouse=True)
+def _crun_mount_namespace(request):
+    """crun's tests run pallet where crun accepts the host's cgroups (see helpers.crun_ns)."""
+    params = getattr(request.node, "callspec", None)
+    if params is not None and params.params.get("runtime") == "crun":
+        request.getfixturevalue("pallet_env").prefix = request.getfixturevalue("crun_prefix")
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -170,7 +172,7 @@ def test_stdin_is_forwarded(pallet_env):
 def test_tty_detach_attach(pallet_env, runtime):
     import pexpect
 
-    child = pexpect.spawn(str(BIN / "pallet"), ["run", "-it", "--runtime", runtime, "--name", "tty1", IMAGE, "sh"],
+    child = pexpect.spawn(*_split(pallet_env.argv("run", "-it", "--runtime", runtime, "--name", "tty1", IMAGE, "sh")),
                           env=pallet_env.env, dimensions=(33, 101), timeout=20)
     try:
         child.expect("# ")
@@ -188,7 +190,7 @@ def test_tty_detach_attach(pallet_env, runtime):
         assert child.exitstatus == 0
         assert json.loads(pallet_env("inspect", "tty1").stdout)[0]["State"]["Running"]
         # exec -it: a second pty in the same container
-        ex = pexpect.spawn(str(BIN / "pallet"), ["exec", "-it", "tty1", "sh"], env=pallet_env.env, timeout=20,
+        ex = pexpect.spawn(*_split(pallet_env.argv("exec", "-it", "tty1", "sh")), env=pallet_env.env, timeout=20,
                            dimensions=(20, 70))
         ex.expect("# ")
         time.sleep(1)
@@ -199,7 +201,7 @@ def test_tty_detach_attach(pallet_env, runtime):
         ex.expect(pexpect.EOF)
         ex.close()
         assert ex.exitstatus == 4
-        child = pexpect.spawn(str(BIN / "pallet"), ["attach", "tty1"], env=pallet_env.env, timeout=20)
+        child = pexpect.spawn(*_split(pallet_env.argv("attach", "tty1")), env=pallet_env.env, timeout=20)
         time.sleep(1)   # busybox ash asks the terminal for the cursor position (ESC[6n) and waits a moment
         child.sendline("echo back-$((40+2))")
         child.expect("back-42")
