@@ -15,6 +15,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests explore at random on a developer's machine (the example database in .hypothesis/,
+# which git ignores, replays what failed); under CI they are derandomized, with no database and no
+# deadline, so a loaded CI machine or an unlucky draw cannot make a run flaky.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parent.parent
 VENDOR = REPO.parent / "shared" / "vendor-data"
