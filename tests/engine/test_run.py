@@ -522,3 +522,20 @@ def test_run_reports_faults_in_one_line_and_cleans_up(pallet_env):
     cp = _run_patched(pallet_env, died, "run", "--rm", IMAGE, "true")
     assert cp.returncode == 125, cp.stderr
     assert pallet_env.ids() == [info["Id"]]
+
+
+def test_init_without_an_init_binary_fails_before_anything_is_created(pallet_env, tmp_path):
+    """With catatonit and tini hidden (a private mount namespace binds /dev/null over each one found),
+    `run --init` is one line naming the package, exit 125, and no container is left."""
+    from pallet.engine.spec import INIT_CANDIDATES
+
+    hide = [p for p in (*INIT_CANDIDATES, shutil.which("catatonit"), shutil.which("tini")) if p and os.path.exists(p)]
+    script = "".join(f"mount --bind /dev/null {p} && " for p in dict.fromkeys(hide)) + 'exec "$@"'
+    pallet_env.prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+    cp = pallet_env("run", "--rm", "--init", IMAGE, "true")
+    assert cp.returncode == 125, cp.stderr
+    assert cp.stderr.count("\n") == 1 and "apt-get install catatonit" in cp.stderr, cp.stderr
+    cp = pallet_env("run", "-d", "--init", "--name", "noinit", IMAGE, "sleep", "5")
+    assert cp.returncode == 125 and "catatonit" in cp.stderr
+    pallet_env.prefix = []
+    assert pallet_env.ids() == []

@@ -317,6 +317,10 @@ class Engine:
                 raise PalletError(f"invalid --add-host {h!r}: expected HOST:IP")
         if opts.stop_signal:
             parse_signal(opts.stop_signal)
+        if opts.init:
+            from pallet.engine.spec import require_init_binary
+
+            require_init_binary()
         rec = self.resolve_image(opts)
         image_config = self.store.config(rec)
         if opts.platform:

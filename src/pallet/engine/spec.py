@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import resource
 
+from pallet.errors import PalletError
+
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -143,14 +145,26 @@ def resolv_conf(network: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+INIT_CANDIDATES = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini-static", "/usr/bin/tini",
+                   "/usr/bin/docker-init")
+
+
 def init_binary() -> str | None:
-    for p in ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini-static", "/usr/bin/tini",
-              "/usr/bin/docker-init"):
-        if os.path.exists(p):
-            return p
+    """The reaper `--init` runs as PID 1: catatonit (podman's) or tini (docker's docker-init)."""
     import shutil
 
+    for p in INIT_CANDIDATES:
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
     return shutil.which("catatonit") or shutil.which("tini")
+
+
+def require_init_binary() -> str:
+    init = init_binary()
+    if init is None:
+        raise PalletError("--init needs an init binary, and neither catatonit nor tini was found "
+                          "(apt-get install catatonit)")
+    return init
 
 
 def build_spec(*, cid: str, config: dict, host_config: dict, rootfs: str, files_dir: str,
@@ -168,10 +182,8 @@ def build_spec(*, cid: str, config: dict, host_config: dict, rootfs: str, files_
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(files_dir, name),
                        "options": ["rbind", "rprivate"]})
     if host_config.get("Init"):
-        init = init_binary()
-        if init:
-            mounts.append({"destination": INIT_PATH, "type": "bind", "source": init,
-                           "options": ["bind", "ro", "nosuid", "nodev"]})
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": require_init_binary(),
+                       "options": ["bind", "ro", "nosuid", "nodev"]})
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
     if network != "host":
         namespaces.append({"type": "network"})
