@@ -69,3 +69,13 @@ class CommandNotInvokable(PalletError):
 
 class CommandNotFound(PalletError):
     exit_code = 127
+
+
+def classify(message: str, *, what: str = "container") -> PalletError:
+    """docker's mapping of an exec failure to 127 (not found) / 126 (cannot invoke) / 125."""
+    m = message.lower()
+    if "executable file not found" in m or "no such file or directory" in m:
+        return CommandNotFound(message)
+    if "permission denied" in m or "is a directory" in m or "exec format error" in m:
+        return CommandNotInvokable(message)
+    return RuntimeFailure(message)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pallet.engine.units import human_size  # noqa: F401 (the CLI's tables use it from here)
+
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
     from typing import Any
@@ -85,16 +87,6 @@ def print_table(headers: list[str], rows: list[list[Any]], *, gap: int = 3) -> N
         line = (" " * gap).join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
         out.append(line)
     sys.stdout.write("\n".join(out) + "\n")
-
-
-def human_size(n: float) -> str:
-    """Docker's units.HumanSize: decimal units, 3 significant digits (e.g. 4.26MB)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g}{units[i]}"
 
 
 def human_duration(seconds: float) -> str:

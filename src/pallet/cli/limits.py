@@ -70,7 +70,7 @@ def _runtime_call(eng, c, verb: str) -> None:
 @click.argument("containers", nargs=-1, required=True)
 def pause_cmd(containers: tuple[str, ...]) -> None:
     """Freeze all processes of running containers (cgroup freezer)."""
-    from pallet.engine.health import paused
+    from pallet.engine.freezer import paused
 
     eng = _engine()
 
@@ -89,7 +89,7 @@ def pause_cmd(containers: tuple[str, ...]) -> None:
 @click.argument("containers", nargs=-1, required=True)
 def unpause_cmd(containers: tuple[str, ...]) -> None:
     """Thaw paused containers."""
-    from pallet.engine.health import paused
+    from pallet.engine.freezer import paused
 
     eng = _engine()
 

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pallet import jsonfast
-from pallet.engine.health import thaw_if_paused
+from pallet.engine.freezer import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
-from pallet.errors import Conflict, NotFound, PalletError
+from pallet.errors import Conflict, NotFound, PalletError, classify
 from pallet.fsutil import rmtree
 from pallet.records import field, record
 
@@ -786,8 +786,6 @@ class Engine:
 
 
 def raise_start_error(body: bytes) -> None:
-    from pallet.engine.runtimes import classify
-
     info = jsonfast.loads(body)
     code = info.get("code", 125)
     err = classify(info["message"]) if code in (125, 126, 127) else PalletError(info["message"])

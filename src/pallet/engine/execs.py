@@ -74,7 +74,8 @@ def exec_in(engine, c, command: list[str], *, env: list[str], user: str | None, 
         stdin = None if (interactive or tty) else subprocess.DEVNULL
         cp = subprocess.run(argv, stdin=stdin, stderr=subprocess.PIPE)
         if cp.returncode != 0:
-            from pallet.engine.runtimes import _runtime_message, classify
+            from pallet.engine.runtimes import _runtime_message
+            from pallet.errors import classify
 
             msg = _runtime_message(cp.stderr, log)
             if msg and ("exec failed" in msg or "unable to start" in msg or "not found" in msg

@@ -17,6 +17,7 @@ import stat
 import tarfile
 from contextlib import contextmanager
 
+from pallet.engine.freezer import freeze, paused
 from pallet.errors import PalletError
 
 
@@ -502,11 +503,9 @@ def commit(engine, c, *, name: str | None = None, changes: list[str] = (), messa
     doc = json.loads(image_cfg.raw)
     froze = False
     if pause and c.status == "running":
-        from pallet.engine.health import paused
-
         if not paused(c):
             try:
-                _freeze(engine, c, True)
+                freeze(engine, c, True)
                 froze = True
             except PalletError:
                 froze = False
@@ -514,7 +513,7 @@ def commit(engine, c, *, name: str | None = None, changes: list[str] = (), messa
         with tempfile.TemporaryFile(dir=store.tmp) as tmp:
             res = write_layer(tmp, upper=str(snap.upper), compression="gzip")
             if froze:
-                _freeze(engine, c, False)
+                freeze(engine, c, False)
                 froze = False
             tmp.seek(0)
             with Ingest(store) as ing:
@@ -548,21 +547,4 @@ def commit(engine, c, *, name: str | None = None, changes: list[str] = (), messa
                 return ing.commit()[0]
     finally:
         if froze:
-            _freeze(engine, c, False)
-
-
-def _freeze(engine, c, freeze: bool) -> None:
-    import subprocess
-
-    from pallet.errors import RuntimeFailure
-
-    rt = engine.runtime(c.runtime)
-    if c.runtime == "pallet":
-        try:
-            (rt.rt.pause if freeze else rt.rt.resume)(c.id)
-        except RuntimeFailure as e:
-            raise PalletError(e.message) from None
-        return
-    cp = subprocess.run(rt._argv("pause" if freeze else "resume", c.id), capture_output=True, text=True)
-    if cp.returncode != 0:
-        raise PalletError(cp.stderr.strip())
+            freeze(engine, c, False)

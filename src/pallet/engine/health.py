@@ -11,11 +11,11 @@ check now, the same way.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from pallet import jsonfast
+from pallet.engine.freezer import paused
 
 DEFAULT_INTERVAL = 30e9
 DEFAULT_TIMEOUT = 30e9
@@ -59,34 +59,6 @@ def reset(engine, c) -> None:
     """At start: health 'starting' with no results."""
     if config(c):
         _write(engine, c.id, {"Status": "starting", "FailingStreak": 0, "Log": []})
-
-
-def paused(c) -> bool:
-    if c.status != "running" or not c.pid:
-        return False
-    try:
-        for line in open(f"/proc/{c.pid}/cgroup"):
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if "freezer" in ctrls.split(","):
-                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as f:
-                    return f.read().strip() != "THAWED"
-            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-                with open(f"/sys/fs/cgroup{path}/cgroup.events") as f:
-                    return "frozen 1" in f.read()
-    except OSError:
-        return False
-    return False
-
-
-def thaw_if_paused(engine, c) -> None:
-    """After signalling a paused container (stop, kill, rm -f): thaw it so the signal is acted on."""
-    if paused(c):
-        from pallet.engine.files import _freeze
-
-        try:
-            _freeze(engine, c, False)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def health_status(engine, c) -> str | None:
@@ -232,27 +204,7 @@ def spawn_checker(engine, c, close_fds: tuple[int, ...] = ()) -> int | None:
 
     reset(engine, c)
     since = time.time() - 0.001
-    argv = [sys.executable, "-m", "pallet.engine.health", str(engine.root), str(engine.runroot),
+    argv = [sys.executable, "-m", "pallet.engine.healthproc", str(engine.root), str(engine.runroot),
             engine.storage_driver or "", c.id, repr(since)]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True)
     return p.pid
-
-
-def _main(argv: list[str]) -> int:
-    from pallet.engine.core import Engine
-    from pallet.store import Store
-
-    root, runroot, driver, cid, since = argv
-    engine = Engine(Store(root), runroot, storage_driver=driver or None)
-    try:
-        checker(engine, cid, float(since))
-    except Exception:  # noqa: BLE001
-        import traceback
-
-        traceback.print_exc()   # into the monitor's log (our stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -345,7 +345,7 @@ def host_memory() -> int:
 
 def stats_row(c, a: dict, b: dict) -> dict:
     """docker stats' columns from two samples."""
-    from pallet.cli.common import human_size
+    from pallet.engine.units import human_size
 
     dt = max(b["time"] - a["time"], 1e-6)
     cpu = (b["cpu_ns"] - a["cpu_ns"]) / (dt * 1e9) * 100.0

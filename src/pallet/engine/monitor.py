@@ -540,4 +540,4 @@ def _supervise(engine, container, sync) -> int:
         return code
     from pallet.engine.restart import supervise
 
-    return supervise(engine, container, sync)   # Monitor(...).run(), again per restart policy
+    return supervise(engine, container, sync, lambda s: Monitor(engine, container, s).run())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pallet.errors import PalletError, RuntimeFailure
+from pallet.errors import PalletError, RuntimeFailure, classify
 
 
 class PalletRuntime:
@@ -29,8 +29,6 @@ class PalletRuntime:
 
     def create(self, cid: str, bundle: Path, *, pid_file: Path, console_socket: str | None = None,
                stdio: tuple[int, int, int] | None = None, log: Path | None = None, pass_fds=()) -> int:
-        from pallet.engine.runtimes import classify
-
         try:
             st = self.rt.create(cid, str(bundle), console_socket=console_socket, pid_file=str(pid_file),
                                 stdio=stdio)
@@ -63,8 +61,6 @@ class PalletRuntime:
 
     def exec_in(self, cid: str, process: dict, *, tty: bool, interactive: bool, detach: bool) -> int:
         """Foreground (or -d) exec from the CLI process; -t proxies a pty between the terminal and the process."""
-        from pallet.engine.runtimes import classify
-
         stdin = 0 if (interactive or tty) else os.open(os.devnull, os.O_RDONLY)
         try:
             if not tty:
@@ -83,7 +79,6 @@ def _exec_tty(rt, cid: str, process: dict, *, detach: bool) -> int:
     import threading
 
     from pallet.engine.consolesock import ConsoleSocket
-    from pallet.engine.runtimes import classify
 
     cs = ConsoleSocket()
     result: dict = {}

@@ -39,15 +39,16 @@ def _row(engine, cid: str):
     return rows[0] if rows else None
 
 
-def supervise(engine, c, sync) -> int:
+def supervise(engine, c, sync, run_monitor) -> int:
+    """Run the container (`run_monitor(sync)`: a Monitor's run, passed in by the monitor module) again
+    and again while its restart policy says so; returns the last exit code."""
     from pallet.engine import health
-    from pallet.engine.monitor import Monitor
 
     delay = BACKOFF_START
     while True:
         health.spawn_checker(engine, c, (sync.fileno(),) if sync is not None else ())
         t0 = time.monotonic()
-        code = Monitor(engine, c, sync).run()
+        code = run_monitor(sync)
         sync = None
         ran = time.monotonic() - t0
         if c.HostConfig.get("AutoRemove"):

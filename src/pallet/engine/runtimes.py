@@ -12,21 +12,11 @@ import sys
 from pathlib import Path
 
 from pallet import jsonfast
-from pallet.errors import CommandNotFound, CommandNotInvokable, PalletError, RuntimeFailure
+from pallet.errors import PalletError, RuntimeFailure, classify
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
     import subprocess
-
-
-def classify(message: str, *, what: str = "container") -> PalletError:
-    """docker's mapping of an exec failure to 127 (not found) / 126 (cannot invoke) / 125."""
-    m = message.lower()
-    if "executable file not found" in m or "no such file or directory" in m:
-        return CommandNotFound(message)
-    if "permission denied" in m or "is a directory" in m or "exec format error" in m:
-        return CommandNotInvokable(message)
-    return RuntimeFailure(message)
 
 
 def available_pallet_runtime() -> bool:

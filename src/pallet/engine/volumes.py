@@ -20,6 +20,7 @@ import stat
 import time
 
 from pallet import jsonfast
+from pallet.engine.units import parse_bytes
 from pallet.errors import Conflict, NotFound, PalletError
 from pallet.fsutil import rmtree
 
@@ -119,8 +120,6 @@ def parse_mount(spec: str) -> dict:
             lk, _, lv = v.partition("=")
             m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[lk] = lv
         elif k == "tmpfs-size":
-            from pallet.engine.hostconfig import parse_bytes
-
             m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_bytes(v, "tmpfs-size")
         elif k == "tmpfs-mode":
             try:
@@ -158,9 +157,7 @@ def tmpfs_options(opts: str, what: str) -> list[str]:
             if not v:
                 raise PalletError(f"invalid --tmpfs {what!r}: {k} needs a value")
             if k == "size":
-                from pallet.engine.hostconfig import parse_bytes
-
-                v = str(parse_bytes(v, "tmpfs size"))
+                    v = str(parse_bytes(v, "tmpfs size"))
             out.append(f"{k}={v}")
         elif k in ("ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync", "async", "atime",
                    "noatime", "relatime", "strictatime", "nodiratime", "diratime", "tmpcopyup", "notmpcopyup"):

@@ -1,0 +1,55 @@
+"""Pause and resume: whether a container's cgroup is frozen, and freezing or thawing it through its runtime.
+
+One module for what `pause`, `unpause`, `commit --pause`, `stop`/`kill`/`rm -f` of a paused container
+and inspect's State.Paused all need (it used to sit between health and files, which imported each other).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import PalletError
+
+
+def paused(c) -> bool:
+    if c.status != "running" or not c.pid:
+        return False
+    try:
+        for line in open(f"/proc/{c.pid}/cgroup"):
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if "freezer" in ctrls.split(","):
+                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as f:
+                    return f.read().strip() != "THAWED"
+            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+                with open(f"/sys/fs/cgroup{path}/cgroup.events") as f:
+                    return "frozen 1" in f.read()
+    except OSError:
+        return False
+    return False
+
+
+def freeze(engine, c, on: bool) -> None:
+    """Freeze (`on`) or thaw the container through its runtime; a refusal is the runtime's one line."""
+    import subprocess
+
+    from pallet.errors import RuntimeFailure
+
+    rt = engine.runtime(c.runtime)
+    if c.runtime == "pallet":
+        try:
+            (rt.rt.pause if on else rt.rt.resume)(c.id)
+        except RuntimeFailure as e:
+            raise PalletError(e.message) from None
+        return
+    cp = subprocess.run(rt._argv("pause" if on else "resume", c.id), capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise PalletError(cp.stderr.strip())
+
+
+def thaw_if_paused(engine, c) -> None:
+    """After signalling a paused container (stop, kill, rm -f): thaw it so the signal is acted on."""
+    if paused(c):
+        try:
+            freeze(engine, c, False)
+        except Exception:  # noqa: BLE001
+            pass
