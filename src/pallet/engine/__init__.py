@@ -20,9 +20,15 @@ Modules (one concern each):
   execs      exec through the container's runtime
   runtimes   runc/crun/any runc-compatible binary through its CLI; palletrt: pallet.runtime in-process
   snapshots  adapter to pallet.layers (container snapshots)
+  hostconfig docker's HostConfig from run/create options (limits, devices, ulimits, sysctls, caps)
+  volumes    named volumes, binds and tmpfs mounts
+  limits     cgroup limits, update and stats
+  files      /etc/hostname, hosts, resolv.conf; cp, diff, commit, export
+  freezer    pause/unpause: is the cgroup frozen, freeze or thaw it through the runtime
+  health     HEALTHCHECK state; healthproc: the checker process a monitor starts
+  restart    the restart-policy loop around the monitor
+  units      sizes and durations as docker reads and writes them
 
-Room for the next issue (volumes, limits, restart policies): HostConfig is stored whole (CreateOptions.
-extra_host_config lands in it) and `spec.build_spec` is where mounts/resources/caps get applied; the
-row already has restart_count and stopped_by_user; the monitor's `_finish` is where a restart policy
-would loop instead of exiting; `Engine.inspect` renders Mounts from HostConfig once there are any.
+Imports inside the engine form no circle and nothing here imports pallet.cli
+(tests/test_architecture.py reads the graph from the code).
 """
