@@ -50,20 +50,13 @@ def update_cmd(containers: tuple[str, ...], restart: str | None, **kw) -> None:
 
 
 def _runtime_call(eng, c, verb: str) -> None:
-    import subprocess
-
     from pallet.errors import RuntimeFailure
 
     rt = eng.runtime(c.runtime)
-    if c.runtime == "pallet":
-        try:
-            (rt.rt.pause if verb == "pause" else rt.rt.resume)(c.id)
-        except RuntimeFailure as e:
-            raise PalletError(f"cannot {verb} container {c.name}: {e.message}") from None
-        return
-    cp = subprocess.run(rt._argv(verb, c.id), capture_output=True, text=True)
-    if cp.returncode != 0:
-        raise PalletError(f"cannot {verb} container {c.name}: {cp.stderr.strip()}")
+    try:
+        (rt.pause if verb == "pause" else rt.resume)(c.id)
+    except RuntimeFailure as e:
+        raise PalletError(f"cannot {verb} container {c.name}: {e.message}") from None
 
 
 @click.command("pause")

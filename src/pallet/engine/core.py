@@ -435,8 +435,8 @@ class Engine:
     # ---- start --------------------------------------------------------------------------------
     def _clear_runtime_state(self, c: Container) -> None:
         rt = self.runtime(c.runtime)
-        state_dir = getattr(rt, "state_root", None)
-        if state_dir is not None and (Path(state_dir) / c.id).exists():
+        state_dir = rt.state_root
+        if (Path(state_dir) / c.id).exists():
             try:
                 rt.delete(c.id, force=True)
             except PalletError:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import tempfile
-from pathlib import Path
 
 from pallet.errors import PalletError
 
@@ -59,31 +56,5 @@ def exec_in(engine, c, command: list[str], *, env: list[str], user: str | None, 
     if c.status != "running":
         raise PalletError(f"container {c.name} is not running")
     proc = exec_process(engine, c, command, env=env, user=user, workdir=workdir, tty=tty)
-    rt = engine.runtime(c.runtime)
-    if hasattr(rt, "exec_in"):
-        return rt.exec_in(c.id, proc, tty=tty, interactive=interactive, detach=detach)
-    rundir = engine.run_dir(c.id)
-    rundir.mkdir(parents=True, exist_ok=True)
-    fd, pf = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=rundir)
-    with os.fdopen(fd, "w") as f:
-        json.dump(proc, f)
-    log = Path(pf + ".log")
-    try:
-        argv = rt.exec_argv(c.id, Path(pf), tty=tty, detach=detach)
-        argv[1:1] = ["--log", str(log), "--log-format", "json"]
-        stdin = None if (interactive or tty) else subprocess.DEVNULL
-        cp = subprocess.run(argv, stdin=stdin, stderr=subprocess.PIPE)
-        if cp.returncode != 0:
-            from pallet.engine.runtimes import _runtime_message
-            from pallet.errors import classify
-
-            msg = _runtime_message(cp.stderr, log)
-            if msg and ("exec failed" in msg or "unable to start" in msg or "not found" in msg
-                        or "permission denied" in msg or "no such file" in msg.lower()):
-                raise classify(msg)
-            if cp.stderr:
-                os.write(2, cp.stderr)
-        return cp.returncode
-    finally:
-        os.unlink(pf)
-        log.unlink(missing_ok=True)
+    return engine.runtime(c.runtime).exec_in(c.id, proc, tty=tty, interactive=interactive, detach=detach,
+                                             scratch=engine.run_dir(c.id))

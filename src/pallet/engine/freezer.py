@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import PalletError
+from pallet.errors import PalletError, RuntimeFailure
 
 
 def paused(c) -> bool:
@@ -30,20 +30,11 @@ def paused(c) -> bool:
 
 def freeze(engine, c, on: bool) -> None:
     """Freeze (`on`) or thaw the container through its runtime; a refusal is the runtime's one line."""
-    import subprocess
-
-    from pallet.errors import RuntimeFailure
-
     rt = engine.runtime(c.runtime)
-    if c.runtime == "pallet":
-        try:
-            (rt.rt.pause if on else rt.rt.resume)(c.id)
-        except RuntimeFailure as e:
-            raise PalletError(e.message) from None
-        return
-    cp = subprocess.run(rt._argv("pause" if on else "resume", c.id), capture_output=True, text=True)
-    if cp.returncode != 0:
-        raise PalletError(cp.stderr.strip())
+    try:
+        (rt.pause if on else rt.resume)(c.id)
+    except RuntimeFailure as e:
+        raise PalletError(e.message) from None
 
 
 def thaw_if_paused(engine, c) -> None:

@@ -227,25 +227,12 @@ def update(engine, c, host_changes: dict, restart: dict | None = None) -> list[s
 
 
 def _runtime_update(engine, c, res: dict) -> list[str]:
-    import json
-    import subprocess
-    import tempfile
+    from pallet.errors import RuntimeFailure
 
-    rt = engine.runtime(c.runtime)
-    if c.runtime == "pallet":
-        from pallet.errors import RuntimeFailure
-
-        try:
-            rt.rt.update(c.id, res)
-        except RuntimeFailure as e:
-            raise PalletError(f"Cannot update container {c.name}: {e.message}") from None
-        return []
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump(res, f)
-        f.flush()
-        cp = subprocess.run(rt._argv("update", "--resources", f.name, c.id), capture_output=True, text=True)
-    if cp.returncode != 0:
-        raise PalletError(f"Cannot update container {c.name}: {cp.stderr.strip().splitlines()[-1:]}")
+    try:
+        engine.runtime(c.runtime).update(c.id, res)
+    except RuntimeFailure as e:
+        raise PalletError(f"Cannot update container {c.name}: {e.message}") from None
     return []
 
 

@@ -243,7 +243,7 @@ class Monitor:
         _trace("created")
         rt.start(c.id)
         _trace("started")
-        eng.mark_running(self.c, self.init_pid, getattr(rt, "init_starttime", None))
+        eng.mark_running(self.c, self.init_pid, rt.init_starttime)
         _trace("marked running")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")

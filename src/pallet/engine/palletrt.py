@@ -59,7 +59,17 @@ class PalletRuntime:
         except PalletError:
             return None
 
-    def exec_in(self, cid: str, process: dict, *, tty: bool, interactive: bool, detach: bool) -> int:
+    def pause(self, cid: str) -> None:
+        self.rt.pause(cid)
+
+    def resume(self, cid: str) -> None:
+        self.rt.resume(cid)
+
+    def update(self, cid: str, resources: dict) -> None:
+        self.rt.update(cid, resources)
+
+    def exec_in(self, cid: str, process: dict, *, tty: bool, interactive: bool, detach: bool,
+                scratch: Path | None = None) -> int:
         """Foreground (or -d) exec from the CLI process; -t proxies a pty between the terminal and the process."""
         stdin = 0 if (interactive or tty) else os.open(os.devnull, os.O_RDONLY)
         try:

@@ -39,7 +39,13 @@ def default_runtime() -> str:
 
 
 class ExternalRuntime:
-    """runc, crun or another runc-compatible binary, through its CLI."""
+    """runc, crun or another runc-compatible binary, through its CLI.
+
+    The engine's one runtime interface, as PalletRuntime has it too: create, start, state, kill,
+    pause, resume, update, exec_in, delete. A failure is a RuntimeFailure (or its 126/127 kind)
+    with the runtime's own last line."""
+
+    init_starttime = None   # (the in-process runtime knows its init's start time; a binary does not say)
 
     def __init__(self, name: str, state_root: Path) -> None:
         self.name = name
@@ -110,6 +116,55 @@ class ExternalRuntime:
         if cp.returncode != 0 and "does not exist" not in (cp.stderr or "") and "not exist" not in (cp.stderr or ""):
             self._check(cp, "delete")
 
+    def _simple(self, what: str, *args: str) -> None:
+        import subprocess
+
+        cp = subprocess.run(self._argv(what, *args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if cp.returncode != 0:
+            raise RuntimeFailure(_runtime_message(cp.stderr, None) or f"{self.name} {what} exited {cp.returncode}")
+
+    def pause(self, cid: str) -> None:
+        self._simple("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._simple("resume", cid)
+
+    def update(self, cid: str, resources: dict) -> None:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write(jsonfast.dumps(resources))
+            f.flush()
+            self._simple("update", "--resources", f.name, cid)
+
+    def exec_in(self, cid: str, process: dict, *, tty: bool, interactive: bool, detach: bool,
+                scratch: Path) -> int:
+        """`runtime exec` of `process` in the foreground of the caller (its stdio); its file goes in `scratch`."""
+        import subprocess
+        import tempfile
+
+        scratch.mkdir(parents=True, exist_ok=True)
+        fd, pf = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=scratch)
+        with os.fdopen(fd, "w") as f:
+            f.write(jsonfast.dumps(process))
+        log = Path(pf + ".log")
+        try:
+            args = ["exec", "--process", pf] + (["--tty"] if tty else []) + (["--detach"] if detach else [])
+            argv = self._argv("--log", str(log), "--log-format", "json", *args, cid)
+            stdin = None if (interactive or tty) else subprocess.DEVNULL
+            cp = subprocess.run(argv, stdin=stdin, stderr=subprocess.PIPE)
+            if cp.returncode != 0:
+                msg = _runtime_message(cp.stderr, log)
+                if msg and ("exec failed" in msg or "unable to start" in msg or "not found" in msg
+                            or "permission denied" in msg or "no such file" in msg.lower()):
+                    raise classify(msg)
+                if cp.stderr:
+                    os.write(2, cp.stderr)
+            return cp.returncode
+        finally:
+            os.unlink(pf)
+            log.unlink(missing_ok=True)
+
     def state(self, cid: str) -> dict | None:
         import subprocess
 
@@ -121,16 +176,6 @@ class ExternalRuntime:
         except ValueError:
             return None
 
-    def exec_argv(self, cid: str, process_file: Path, *, tty: bool, detach: bool,
-                  pid_file: Path | None = None) -> list[str]:
-        args = ["exec", "--process", str(process_file)]
-        if tty:
-            args.append("--tty")
-        if detach:
-            args.append("--detach")
-        if pid_file:
-            args += ["--pid-file", str(pid_file)]
-        return self._argv(*args, cid)
 
 
 def _runtime_message(stderr: str | bytes | None, log: Path | None) -> str:
