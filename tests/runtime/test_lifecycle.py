@@ -22,6 +22,18 @@ def schema(vendor_data, name: str):
     return jsonschema.Draft4Validator(docs[name], registry=registry)
 
 
+def check_state(st: dict) -> None:
+    """The runtime spec's state: its required fields always; the whole JSON schema where it is vendored."""
+    assert {"ociVersion", "id", "status", "bundle"} <= set(st) and st["status"] in (
+        "creating", "created", "running", "stopped"), st
+    if st["status"] in ("created", "running"):
+        assert st.get("pid", 0) > 0, st
+    from conftest import VENDOR
+
+    if (VENDOR / "oci-runtime-spec-schema").is_dir():
+        schema(VENDOR, "state-schema.json").validate(st)
+
+
 def wait_status(prt, cid: str, want: str, timeout: float = 5) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -31,12 +43,12 @@ def wait_status(prt, cid: str, want: str, timeout: float = 5) -> dict:
         time.sleep(0.02)
 
 
-def test_create_start_kill_delete(prt, new_bundle, cid, vendor_data, no_leftovers, tmp_path):
+def test_create_start_kill_delete(prt, new_bundle, cid, no_leftovers, tmp_path):
     b = new_bundle(["sleep", "60"])
     pidfile = tmp_path / "pid"
     prt("create", "--bundle", str(b), "--pid-file", str(pidfile), cid, check=True)
     st = json.loads(prt("state", cid, check=True).stdout)
-    schema(vendor_data, "state-schema.json").validate(st)
+    check_state(st)
     assert st["status"] == "created" and st["pid"] == int(pidfile.read_text())
     assert st["bundle"] == str(b)
     # the process waits: it has not exec'd sleep yet
@@ -44,7 +56,7 @@ def test_create_start_kill_delete(prt, new_bundle, cid, vendor_data, no_leftover
     prt("start", cid, check=True)
     st = json.loads(prt("state", cid, check=True).stdout)
     assert st["status"] == "running"
-    schema(vendor_data, "state-schema.json").validate(st)
+    check_state(st)
     assert open(f"/proc/{st['pid']}/cmdline").read().startswith("sleep")
     again = prt("start", cid)
     assert again.returncode == 1 and "running" in again.stderr
@@ -53,7 +65,7 @@ def test_create_start_kill_delete(prt, new_bundle, cid, vendor_data, no_leftover
     prt("kill", cid, "SIGKILL", check=True)
     st = wait_status(prt, cid, "stopped")
     assert st["status"] == "stopped"
-    schema(vendor_data, "state-schema.json").validate(st)
+    check_state(st)
     prt("delete", cid, check=True)
     gone = prt("state", cid)
     assert gone.returncode == 1 and "does not exist" in gone.stderr
