@@ -11,6 +11,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from helpers.mounts import unmount_all_under
+
 BIN = Path(sys.executable).parent
 
 IMAGE = "localhost/busybox:latest"
@@ -42,15 +44,6 @@ def build_image(root: Path, rootfs: Path, name: str = IMAGE, config: dict | None
     rec = store.register_image(man, ImageConfig.parse(craw), size=len(layer), names=[name])
     store.db.close()
     return rec.id
-
-
-def _mounts_under(path: Path) -> list[str]:
-    out = []
-    for line in open("/proc/self/mounts"):
-        mp = line.split()[1].replace("\\040", " ")
-        if mp.startswith(str(path)):
-            out.append(mp)
-    return out
 
 
 class Env:
@@ -98,8 +91,7 @@ class Env:
                             os.kill(p, signal.SIGKILL)
                         except OSError:
                             pass
-        for mp in sorted(_mounts_under(self.root), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True)
+        unmount_all_under(self.root)
         for cid in ids:
             for d in Path("/sys/fs/cgroup").glob(f"*/**/pallet/{cid}"):
                 try:

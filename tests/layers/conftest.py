@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-
-def mounts_under(path: Path) -> list[str]:
-    out = []
-    prefix = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == prefix or mp.startswith(prefix + "/"):
-                out.append(mp)
-    return out
+from helpers.mounts import unmount_all_under
 
 
 @pytest.fixture(autouse=True)
 def _unmount_leftovers(tmp_path: Path):
     """Whatever a test mounted below its tmp dir is unmounted afterwards, also when it failed."""
     yield
-    for mp in sorted(mounts_under(tmp_path), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
+    unmount_all_under(tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from layers.conftest import mounts_under
+from helpers.mounts import mounts_under
 from layers.layer_helpers import RawLayout, TarBuilder
 
 pytestmark = pytest.mark.root

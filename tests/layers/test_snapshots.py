@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from layers.conftest import mounts_under
+from helpers.mounts import mounts_under
 from layers.layer_helpers import OCI_LAYER_GZIP, TarBuilder, describe_tree, gz, sha
 from pallet.errors import DigestMismatch, InvalidArchive, PalletError
 from pallet.layers.chain import chain_ids
