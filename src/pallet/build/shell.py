@@ -291,7 +291,10 @@ class _ShellWord:
             raise ShellError("syntax error: bad substitution")
         name = self.process_name()
         ch = sc.next()
-        chs = ch if ch != _EOF else "\ufffd"  # Go's string(EOF)
+        if ch == _EOF:
+            # BuildKit reports "unsupported modifier (\ufffd)" here (Go's string(EOF)); same error, clearer words
+            raise ShellError("syntax error: missing '}'")
+        chs = ch
         null_is_unset = False
 
         if ch == "}":
