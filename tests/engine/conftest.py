@@ -44,3 +44,16 @@ def pallet_env(tmp_path: Path, image_rootfs: Path):
         env.cleanup()
 
 
+
+
+@pytest.fixture
+def engine(pallet_env):
+    """The Engine in-process, on pallet_env's store (containers are started through the CLI or by it)."""
+    from pallet.engine.core import Engine
+    from pallet.store import Store
+
+    store = Store(pallet_env.root)
+    try:
+        yield Engine(store, pallet_env.runroot)
+    finally:
+        store.db.close()

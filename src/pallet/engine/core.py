@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pallet import jsonfast
+from pallet.engine import exitwatch
 from pallet.engine.freezer import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
 from pallet.errors import Conflict, NotFound, PalletError, classify
@@ -69,6 +70,9 @@ def parse_signal(text: str | int | None, default: int = signal.SIGTERM) -> int:
     if t in SIGNALS:
         return SIGNALS[t]
     raise PalletError(f"invalid signal: {text}")
+
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
 def _validate_name(name: str) -> str:
@@ -178,17 +182,27 @@ class Engine:
             self._update(c.id, status="exited", monitor_pid=None)
         if c.status == "running" and not alive(c.pid, c.pid_start):
             if alive(c.monitor_pid, c.monitor_start):
-                # the monitor is recording the exit right now: wait for the real code
-                for _ in range(1500):
-                    time.sleep(0.02)
-                    fresh = self._rows("WHERE id = ?", (c.id,))
-                    if not fresh:
-                        c.status = "removing"
-                        return c
-                    if fresh[0].status != "running":
-                        return fresh[0]
-                    if not alive(c.monitor_pid, c.monitor_start):
-                        break
+                # the monitor is recording the exit right now: wait for the real code (its exit FIFO
+                # closes once the row has it; at most 30 s)
+                deadline = time.monotonic() + 30
+                fd = exitwatch.open_watch(self.run_dir(c.id))
+                try:
+                    while True:
+                        fresh = self._rows("WHERE id = ?", (c.id,))
+                        if not fresh:
+                            c.status = "removing"
+                            return c
+                        if fresh[0].status != "running":
+                            return fresh[0]
+                        if not alive(c.monitor_pid, c.monitor_start) or time.monotonic() >= deadline:
+                            break
+                        if fd is None:
+                            time.sleep(0.02)
+                        else:
+                            exitwatch.wait_hangup(fd, min(deadline, time.monotonic() + 1))
+                finally:
+                    if fd is not None:
+                        os.close(fd)
             c.status, c.exit_code, c.finished_at = "exited", UNKNOWN_EXIT, c.finished_at or time.time()
             c.error = "the container's process is gone and its monitor did not record how it exited"
             c.pid = None
@@ -592,16 +606,53 @@ class Engine:
         thaw_if_paused(self, c)
 
     def wait_exit(self, c: Container, timeout: float | None = None) -> Container:
-        end = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
+        return self.wait(c, "not-running", timeout)
+
+    def wait(self, c: Container, condition: str = "not-running", timeout: float | None = None) -> Container:
+        """docker's wait conditions: `not-running` (now, if it is not running), `next-exit` (the end of
+        the run under way or of the next one), `removed` (until its row is gone). Woken by the monitor's
+        exit FIFO and by pidfds (engine.exitwatch), not by polling. Returns the container as last seen
+        (after `timeout` seconds: whatever it is then)."""
+        if condition not in WAIT_CONDITIONS:
+            raise PalletError(f"invalid condition {condition!r}: give one of {', '.join(WAIT_CONDITIONS)}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if condition == "next-exit":
+            fd = exitwatch.open_watch(self.run_dir(c.id), create=True)
+            try:
+                c = self.get(c.id)
+                if fd is not None:
+                    exitwatch.wait_hangup(fd, deadline)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        c = self._wait_not_running(c, deadline)
+        if condition == "removed":
+            while self._rows("WHERE id = ?", (c.id,)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if alive(c.monitor_pid, c.monitor_start):    # --rm: its monitor removes it, then exits
+                    exitwatch.wait_process(c.monitor_pid, deadline)
+                else:
+                    time.sleep(0.05)   # only another `rm` can remove it now
+        return c
+
+    def _wait_not_running(self, c: Container, deadline: float | None) -> Container:
         while True:
-            c = self.get(c.id)
-            if c.status != "running":
-                return c
-            if end is not None and time.monotonic() >= end:
-                return c
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+            fd = exitwatch.open_watch(self.run_dir(c.id))
+            try:
+                try:
+                    c = self.get(c.id)
+                except NotFound:
+                    return c
+                if c.status != "running" or (deadline is not None and time.monotonic() >= deadline):
+                    return c
+                if fd is not None and alive(c.monitor_pid, c.monitor_start):
+                    exitwatch.wait_hangup(fd, deadline)
+                else:   # no monitor to close the FIFO (killed): the init's own exit, by its pidfd
+                    exitwatch.wait_process(c.pid, deadline)
+            finally:
+                if fd is not None:
+                    os.close(fd)
 
     def stop(self, c: Container, timeout: int | None = None) -> Container:
         with self.locked(c):
@@ -688,10 +739,9 @@ class Engine:
                     time.sleep(0.01)
         # the monitor may be removing it itself (--rm) right now
         if c.HostConfig.get("AutoRemove") and alive(c.monitor_pid, c.monitor_start):
-            for _ in range(3000):
-                if not self._rows("WHERE id = ?", (c.id,)):
-                    return
-                time.sleep(0.01)
+            exitwatch.wait_process(c.monitor_pid, time.monotonic() + 30)
+            if not self._rows("WHERE id = ?", (c.id,)):
+                return
         self._destroy(c)
 
     def _destroy(self, c: Container, *, quiet: bool = False) -> None:

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from pallet import jsonfast, long_lived
+from pallet.engine import exitwatch
 
 CHUNK = 32 * 1024
 LOG_MAX_SIZE = 10 * 1024 * 1024
@@ -149,6 +150,7 @@ class Monitor:
         self.init_pid: int | None = None
         self.status: int | None = None
         self.outputs: dict[int, str] = {}
+        self.exit_fd: int | None = None   # engine.exitwatch: held while the container runs
 
     # -- set-up ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -164,6 +166,7 @@ class Monitor:
             try:
                 self.engine.start_failed(self.c, msg, self.init_pid)
             finally:
+                self._fire_exit()
                 if self.sync is not None:
                     _send(self.sync, b"E" + jsonfast.dumps({"message": msg, "code": code}).encode())
             return code
@@ -243,6 +246,7 @@ class Monitor:
         _trace("created")
         rt.start(c.id)
         _trace("started")
+        self.exit_fd = exitwatch.hold(rundir)
         eng.mark_running(self.c, self.init_pid, rt.init_starttime)
         _trace("marked running")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
@@ -251,6 +255,11 @@ class Monitor:
             self._add_client(self.sync)
             _send(self.sync, b"S" + jsonfast.dumps({"pid": self.init_pid, "id": c.id}).encode())
         long_lived()
+
+    def _fire_exit(self) -> None:
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
 
     # -- the loop -------------------------------------------------------------------------------
     def _add_client(self, s: socket.socket) -> None:
@@ -410,6 +419,7 @@ class Monitor:
         def notify(removed: bool) -> None:
             _trace("settled")
             told.append(True)
+            self._fire_exit()   # the row has the exit: waiters (stop, wait, rm -f) go on
             self._broadcast(b"X" + jsonfast.dumps({"code": code, "removed": removed}).encode())
             for s in list(self.clients):
                 self._drop_client(s)
