@@ -7,7 +7,7 @@ results, so they live here once.
 
 from __future__ import annotations
 
-__all__ = ["go_clean", "go_isspace", "go_quote", "go_strip", "go_lstrip"]
+__all__ = ["go_clean", "go_isspace", "go_lstrip", "go_parse_duration", "go_quote", "go_strip"]
 
 
 def go_isspace(ch: str) -> bool:
@@ -81,3 +81,30 @@ def go_clean(path: str) -> str:
     if rooted:
         return "/" + out
     return out or "."
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_parse_duration(s: str) -> float:
+    """time.ParseDuration, in seconds: "1h30m", "2.5s", "300ms", "-1s", "0"; ValueError otherwise."""
+    import re
+
+    orig = s
+    sign = 1.0
+    if s[:1] in ("-", "+"):
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if s == "":
+        raise ValueError(f'time: invalid duration "{orig}"')
+    total = 0.0
+    for m in re.finditer(r"([0-9]*(?:\.[0-9]*)?)([a-zµμ]+)|(.)", s):
+        number, unit, junk = m.groups()
+        if junk is not None or number in ("", ".") or unit not in _DURATION_UNITS:
+            if unit is not None and unit not in _DURATION_UNITS and junk is None and number not in ("", "."):
+                raise ValueError(f'time: unknown unit "{unit}" in duration "{orig}"')
+            raise ValueError(f'time: invalid duration "{orig}"')
+        total += float(number) * _DURATION_UNITS[unit]
+    return sign * total
