@@ -90,15 +90,19 @@ def pallet_root(tmp_path: Path) -> Path:
 def pallet(pallet_root: Path, tmp_path: Path):
     """Run the installed `pallet` console script against a private root; returns CompletedProcess."""
 
+    from helpers.cli import run_cli
+
     def run(*args: str, input: str | bytes | None = None, check: bool = False, env: dict | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+            timeout: float = 120, allow_traceback: bool = False) -> subprocess.CompletedProcess:
+        """A Python traceback on stderr fails the test (helpers.cli); `allow_traceback` is for a test
+        that has a real reason to expect one (none does)."""
         e = dict(os.environ, PALLET_ROOT=str(pallet_root), PALLET_RUNROOT=str(tmp_path / "run"),
                  PALLET_CONFIG_DIR=str(tmp_path / "config"))
         if env:
             e.update(env)
         text = not isinstance(input, bytes)
-        cp = subprocess.run([str(BIN / "pallet"), *args], input=input, capture_output=True, text=text,
-                            env=e, timeout=timeout)
+        cp = run_cli([str(BIN / "pallet"), *args], input=input, capture_output=True, text=text,
+                     env=e, timeout=timeout, allow_traceback=allow_traceback)
         if check and cp.returncode != 0:
             raise AssertionError(f"pallet {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
         return cp

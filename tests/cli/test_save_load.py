@@ -13,6 +13,7 @@ import pytest
 import zstandard
 
 from cli.imagetools import rootfs_tar, sha, store_state, tar_of, text, untar
+from helpers.cli import run_cli
 
 
 def inspect(pallet, ref: str) -> dict:
@@ -72,8 +73,8 @@ def test_docker_archive_layout(pallet, tmp_path, tiny):
 
 def test_save_to_stdout_and_load_from_stdin_compressed(pallet, pallet_root, tmp_path, tiny, fresh):
     env = dict(os.environ, PALLET_ROOT=str(pallet_root))
-    data = subprocess.run([str(Path(sys.executable).parent / "pallet"), "save", "--format", "oci-archive",
-                           "localhost/tiny:1"], capture_output=True, env=env, check=True).stdout
+    data = run_cli([str(Path(sys.executable).parent / "pallet"), "save", "--format", "oci-archive",
+                    "localhost/tiny:1"], capture_output=True, env=env, check=True).stdout
     assert untar(data)["oci-layout"]
     fresh()
     for packed in (gzip.compress(data), zstandard.ZstdCompressor().compress(data)):

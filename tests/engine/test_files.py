@@ -4,12 +4,12 @@ diff, commit + run round trip, export | import gives the same tree."""
 from __future__ import annotations
 
 import io
-import subprocess
 import tarfile
 
 import pytest
 
 from engine.engine_support import BIN, IMAGE
+from helpers.cli import run_cli
 
 pytestmark = [pytest.mark.root]
 
@@ -41,7 +41,7 @@ def test_cp_out_resolves_symlinks_inside_the_container(pallet_env, ctr, tmp_path
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 50, 0o640)
     pallet_env("cp", f"{ctr}:/d/.", str(out / "content"), check=True)
     assert (out / "content" / "sub" / "f").read_text() == "a\n"
-    cp = subprocess.run([str(BIN / "pallet"), "cp", f"{ctr}:/d/sub", "-"], capture_output=True, env=pallet_env.env)
+    cp = run_cli([str(BIN / "pallet"), "cp", f"{ctr}:/d/sub", "-"], capture_output=True, env=pallet_env.env)
     assert cp.returncode == 0
     with tarfile.open(fileobj=io.BytesIO(cp.stdout)) as tf:
         names = {m.name: m for m in tf}
@@ -69,8 +69,8 @@ def test_cp_in_and_hostile_links(pallet_env, ctr, tmp_path):
         ti = tarfile.TarInfo("esc/pallet-test-escape")
         ti.size = len(data)
         tf.addfile(ti, io.BytesIO(data))
-    subprocess.run([str(BIN / "pallet"), "cp", "-", f"{ctr}:/tmp"], input=buf.getvalue(), capture_output=True,
-                   env=pallet_env.env)
+    run_cli([str(BIN / "pallet"), "cp", "-", f"{ctr}:/tmp"], input=buf.getvalue(), capture_output=True,
+            env=pallet_env.env)
     import os
 
     assert not os.path.exists("/etc/pallet-test-escape")
@@ -97,7 +97,7 @@ def test_export_import_same_tree(pallet_env, ctr, tmp_path):
     pallet_env("export", "-o", str(e1), ctr, check=True)
     pallet_env("import", str(e1), "localhost/imported", check=True)
     c2 = pallet_env("create", "localhost/imported", "true", check=True).stdout.strip()
-    e2 = subprocess.run([str(BIN / "pallet"), "export", c2], capture_output=True, env=pallet_env.env, check=True)
+    e2 = run_cli([str(BIN / "pallet"), "export", c2], capture_output=True, env=pallet_env.env, check=True)
 
     def tree(f):
         with tarfile.open(fileobj=f) as tf:

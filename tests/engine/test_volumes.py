@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from engine.engine_support import IMAGE, build_image
+from helpers.cli import assert_no_traceback
 
 pytestmark = [pytest.mark.root]
 
@@ -126,6 +127,8 @@ def test_concurrent_first_use_seeds_once(venv):
                                "/data/seed.txt"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=venv.env) for _ in range(6)]
     outs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert_no_traceback(err, p.args)
     assert [p.returncode for p in procs] == [0] * 6, outs
     assert all(o == "seeded\n" for o, _ in outs)
     assert _volumes(venv) == ["shared"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import assert_no_traceback
+
 BIN = Path(sys.executable).parent
 RUNTIME = str(BIN / "pallet-runtime")
 
@@ -72,7 +74,8 @@ def new_bundle(busybox_rootfs: Path, tmp_path: Path):
 def prt(rt_root: Path):
     """Run `pallet-runtime --root <private root> ARGS`; returns CompletedProcess (text)."""
 
-    def run(*args: str, check: bool = False, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
+    def run(*args: str, check: bool = False, timeout: float = 30, allow_traceback: bool = False,
+            **kw) -> subprocess.CompletedProcess:
         # files, not pipes: a created container keeps the runtime's stdio open (as with runc)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             p = subprocess.run([RUNTIME, "--root", str(rt_root), *args], stdout=out, stderr=err,
@@ -80,6 +83,7 @@ def prt(rt_root: Path):
             out.seek(0)
             err.seek(0)
             cp = subprocess.CompletedProcess(p.args, p.returncode, out.read().decode(), err.read().decode())
+        assert_no_traceback(cp.stderr, p.args, allow_traceback=allow_traceback)
         if check and cp.returncode != 0:
             raise AssertionError(f"pallet-runtime {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
         return cp

@@ -1,12 +1,12 @@
 """pallet.store.db: opening the SQLite database."""
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.cli import run_cli
 from pallet.errors import PalletError
 from pallet.store import Store
 from pallet.store.db import Database
@@ -46,7 +46,7 @@ def test_an_unusable_storage_root_is_one_clear_error(tmp_path):
         Store(tmp_path / "db")
     pallet = str(Path(sys.executable).parent / "pallet")
     for args in (["images"], ["run", "--rm", "busybox", "true"]):
-        cp = subprocess.run([pallet, *args], capture_output=True, text=True,
-                            env={"PALLET_ROOT": str(tmp_path / "file" / "root"), "PATH": "/usr/bin:/bin"})
+        cp = run_cli([pallet, *args], capture_output=True, text=True,
+                     env={"PALLET_ROOT": str(tmp_path / "file" / "root"), "PATH": "/usr/bin:/bin"})
         assert cp.returncode == 125, cp.stderr
         assert cp.stderr.startswith("Error: cannot use ") and cp.stderr.count("\n") == 1, cp.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import run_cli
 from pallet.oci.digest import sha256_digest
 from registry.client.faultproxy import FaultProxy, Rule
 
@@ -186,7 +187,7 @@ def test_pull_killed_half_way_then_rerun(registry, proxy, pallet_root, client_en
         assert not store.blobs.has(d)
     _consistent(store)
     proxy.rules.clear()
-    cp = subprocess.run([exe, "pull", "-q", ref], env=env, capture_output=True, text=True, timeout=120)
+    cp = run_cli([exe, "pull", "-q", ref], env=env, capture_output=True, text=True, timeout=120)
     assert cp.returncode == 0, cp.stderr
     assert len(store.images()) == 1
     _consistent(store)

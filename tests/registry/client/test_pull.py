@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from helpers.cli import assert_no_traceback
 from pallet.oci.digest import sha256_digest
 from registry.client.peers import skopeo_copy, skopeo_inspect
 
@@ -140,6 +141,7 @@ def test_concurrent_pulls_of_the_same_image(registry, pallet_root, client_env, t
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
         outs = [p.communicate(timeout=120) for p in procs]
         for p, (_out, err) in zip(procs, outs, strict=True):
+            assert_no_traceback(err, p.args)
             assert p.returncode == 0, err
         assert outs[0][0] == outs[1][0]
         blob_gets = [h for h in proxy.hits if h[0] == "GET" and "/blobs/" in h[1]]

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers.cli import run_cli
 from helpers.oci_layout import Layout
 from helpers.registry_server import make_manifest, push_blob, push_manifest, sha256
 
@@ -26,8 +27,8 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def gc(storage: Path, *args: str) -> str:
-    cp = subprocess.run([str(PALLET), "registry", "gc", "--storage", str(storage), *args], capture_output=True,
-                        text=True, timeout=120)
+    cp = run_cli([str(PALLET), "registry", "gc", "--storage", str(storage), *args], capture_output=True,
+                 text=True, timeout=120)
     assert cp.returncode == 0, cp.stderr
     return cp.stdout
 
@@ -171,7 +172,7 @@ def test_concurrent_pushes_pulls_and_gc(serve, tmp_path):
 
 
 def test_gc_without_storage_is_an_error(tmp_path):
-    cp = subprocess.run([str(PALLET), "registry", "gc", "--storage", str(tmp_path / "none")], capture_output=True,
-                        text=True, timeout=60)
+    cp = run_cli([str(PALLET), "registry", "gc", "--storage", str(tmp_path / "none")], capture_output=True,
+                 text=True, timeout=60)
     assert cp.returncode == 125 and "no registry storage at" in cp.stderr
     assert not (tmp_path / "none").exists()

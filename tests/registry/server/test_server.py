@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from helpers.cli import run_cli
 from helpers.registry_server import RegistryProcess, make_manifest, push_blob, push_manifest, sha256
 
 pytestmark = pytest.mark.network
@@ -47,8 +48,8 @@ def test_config_file_same_keys_flags_win(serve, tmp_path):
         assert c.delete(f"/v2/cfg/app/manifests/{digest}").status_code == 405
     bad = tmp_path / "bad.toml"
     bad.write_text('storage = "/x"\nno_such_key = 1\n')
-    cp = subprocess.run([str(rp_bin()), "registry", "serve", "--config", str(bad)], capture_output=True, text=True,
-                        timeout=30)
+    cp = run_cli([str(rp_bin()), "registry", "serve", "--config", str(bad)], capture_output=True, text=True,
+                 timeout=30)
     assert cp.returncode != 0 and "unknown key 'no_such_key'" in cp.stderr
 
 
@@ -63,7 +64,7 @@ def test_bad_flags_are_one_sentence(tmp_path):
     for args, msg in ((["--addr", "nonsense"], "invalid --addr"),
                       (["--storage", str(tmp_path), "--token-realm", "http://x"], "token auth needs"),
                       (["--storage", str(tmp_path), "--tls-cert", __file__], "--tls-cert and --tls-key go together")):
-        cp = subprocess.run([str(rp_bin()), "registry", "serve", *args], capture_output=True, text=True, timeout=30)
+        cp = run_cli([str(rp_bin()), "registry", "serve", *args], capture_output=True, text=True, timeout=30)
         assert cp.returncode == 125 and msg in cp.stderr, cp.stderr
         assert "Traceback" not in cp.stderr
 
