@@ -25,35 +25,15 @@ def _engine():
 
 
 def _create_options(f):
-    # every option here is also in pallet.cli.fastrun.OPTIONS (checked by tests/cli/test_fastrun.py)
-    opts = [
-        click.option("--name", help="Assign a name to the container."),
-        click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-        click.option("-e", "--env", multiple=True, help="Set an environment variable (KEY=VALUE or KEY)."),
-        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False), help="Read variables from a file."),
-        click.option("-w", "--workdir", help="Working directory inside the container."),
-        click.option("-u", "--user", help="USER[:GROUP] (names from the container's /etc/passwd, /etc/group)."),
-        click.option("-h", "--hostname", help="Container host name (default: the short container ID)."),
-        click.option("--entrypoint", help="Override the image's ENTRYPOINT (\"\" clears it)."),
-        click.option("--network", "--net", "network", default="none", show_default=True,
-                     help="Network: none (loopback only; the default until bridge networking lands) or host."),
-        click.option("--add-host", multiple=True, help="Add a HOST:IP line to /etc/hosts."),
-        click.option("--init", is_flag=True, help="Run a small init (catatonit) as PID 1 that reaps zombies."),
-        click.option("--stop-signal", help="Signal to stop the container (default: the image's or SIGTERM)."),
-        click.option("--stop-timeout", help="Seconds to wait for stop before SIGKILL (default 10)."),
-        click.option("-l", "--label", multiple=True, help="Set a label KEY=VALUE."),
-        click.option("--runtime", help="OCI runtime: pallet, runc, crun or a path (default: pallet)."),
-        click.option("--platform", help="Require the image to be this os/arch."),
-        click.option("--pull", default="missing", show_default=True,
-                     help="Pull the image: missing, always or never."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    from pallet.cli.hostflags import host_options
+    from pallet.cli.runflags import CREATE, HOST, apply
 
-    return host_options(f)   # volumes, limits, security, restart, health
+    return apply(f, [*CREATE, *HOST])   # pallet.cli.runflags: the table the fast parser reads too
+
+
+def _run_options(f):
+    from pallet.cli.runflags import RUN, apply
+
+    return apply(f, RUN)
 
 
 def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
@@ -67,7 +47,7 @@ CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
 
 @click.command("run", context_settings=CTX)
 @_create_options
-@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
+@_run_options
 @click.option("--sig-proxy", type=click.BOOL, is_flag=False, flag_value=True, default=True, show_default=True,
               help="Proxy received signals to the container (--sig-proxy=false turns it off).")
 @click.argument("image")

@@ -17,70 +17,11 @@ from __future__ import annotations
 import os
 import sys
 
-FLAG, VALUE, MULTI = "flag", "value", "multi"
+from pallet.cli.runflags import FLAG, MULTI, RUN_OPTIONS, VALUE  # noqa: F401 (the kinds, for callers)
 
-# (option strings, keyword name, kind) — the options of `run_cmd`, in click's order
-OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
-    # pallet.cli.container._create_options
-    (("--name",), "name", VALUE),
-    (("--rm",), "auto_remove", FLAG),
-    (("-i", "--interactive"), "interactive", FLAG),
-    (("-t", "--tty"), "tty", FLAG),
-    (("-e", "--env"), "env", MULTI),
-    (("--env-file",), "env_file", MULTI),
-    (("-w", "--workdir"), "workdir", VALUE),
-    (("-u", "--user"), "user", VALUE),
-    (("-h", "--hostname"), "hostname", VALUE),
-    (("--entrypoint",), "entrypoint", VALUE),
-    (("--network", "--net"), "network", VALUE),
-    (("--add-host",), "add_host", MULTI),
-    (("--init",), "init", FLAG),
-    (("--stop-signal",), "stop_signal", VALUE),
-    (("--stop-timeout",), "stop_timeout", VALUE),
-    (("-l", "--label"), "label", MULTI),
-    (("--runtime",), "runtime", VALUE),
-    (("--platform",), "platform", VALUE),
-    (("--pull",), "pull", VALUE),
-    # pallet.cli.hostflags.host_options
-    (("-v", "--volume"), "volume", MULTI),
-    (("--mount",), "mount", MULTI),
-    (("--volumes-from",), "volumes_from", MULTI),
-    (("--tmpfs",), "tmpfs", MULTI),
-    (("--read-only",), "read_only", FLAG),
-    (("-m", "--memory"), "memory", VALUE),
-    (("--memory-swap",), "memory_swap", VALUE),
-    (("--memory-reservation",), "memory_reservation", VALUE),
-    (("--cpus",), "cpus", VALUE),
-    (("-c", "--cpu-shares"), "cpu_shares", VALUE),
-    (("--cpu-period",), "cpu_period", VALUE),
-    (("--cpu-quota",), "cpu_quota", VALUE),
-    (("--cpuset-cpus",), "cpuset_cpus", VALUE),
-    (("--cpuset-mems",), "cpuset_mems", VALUE),
-    (("--pids-limit",), "pids_limit", VALUE),
-    (("--blkio-weight",), "blkio_weight", VALUE),
-    (("--ulimit",), "ulimit", MULTI),
-    (("--oom-score-adj",), "oom_score_adj", VALUE),
-    (("--oom-kill-disable",), "oom_kill_disable", FLAG),
-    (("--device",), "device", MULTI),
-    (("--cap-add",), "cap_add", MULTI),
-    (("--cap-drop",), "cap_drop", MULTI),
-    (("--privileged",), "privileged", FLAG),
-    (("--security-opt",), "security_opt", MULTI),
-    (("--sysctl",), "sysctl", MULTI),
-    (("--shm-size",), "shm_size", VALUE),
-    (("--restart",), "restart", VALUE),
-    (("--health-cmd",), "health_cmd", VALUE),
-    (("--health-interval",), "health_interval", VALUE),
-    (("--health-timeout",), "health_timeout", VALUE),
-    (("--health-retries",), "health_retries", VALUE),
-    (("--health-start-period",), "health_start_period", VALUE),
-    (("--health-start-interval",), "health_start_interval", VALUE),
-    (("--no-healthcheck",), "no_healthcheck", FLAG),
-    # run_cmd's own
-    (("-d", "--detach"), "detach", FLAG),
-    # --sig-proxy (a click.BOOL with an optional value) is handled apart
-]
-DEFAULTS = {"network": "none", "pull": "missing"}
+# (option strings, keyword name, kind) — the options of `run_cmd`, in click's order, from the one table
+OPTIONS: list[tuple[tuple[str, ...], str, str]] = [(names, dest, kind) for names, dest, kind, _, _ in RUN_OPTIONS]
+DEFAULTS = {dest: extra["default"] for _, dest, _, _, extra in RUN_OPTIONS if "default" in extra}
 SIG_PROXY = "sig_proxy"
 
 _BY_NAME = {o: (dest, kind) for opts, dest, kind in OPTIONS for o in opts}
