@@ -73,4 +73,34 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
     # docker's State.Health as JSON (no comment inside: SQLite copies the column text into the schema)
     ("containers-health-1", "ALTER TABLE containers ADD COLUMN health TEXT"),
+    # networks (pallet.network): a network's IPAM config and driver data, and one lease per attached container
+    ("networks-1", """
+        CREATE TABLE networks (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            driver TEXT NOT NULL,
+            created REAL NOT NULL,
+            subnet TEXT,
+            gateway TEXT,
+            ip_range TEXT,
+            bridge TEXT UNIQUE,
+            internal INTEGER NOT NULL DEFAULT 0,
+            ipv6 INTEGER NOT NULL DEFAULT 0,
+            labels TEXT NOT NULL DEFAULT '{}',
+            options TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE network_leases (
+            network_id TEXT NOT NULL REFERENCES networks(id),
+            address TEXT NOT NULL,
+            container_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            mac TEXT NOT NULL,
+            ifname TEXT NOT NULL,
+            container_ifname TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (network_id, address),
+            UNIQUE (network_id, container_id)
+        );
+        CREATE INDEX network_leases_container ON network_leases(container_id)
+    """),
 ]

@@ -1,0 +1,147 @@
+"""The bridge driver: a Linux bridge per network with the gateway's address, a veth pair per container
+(one end on the bridge, the other moved into the container's network namespace with its address, `lo`
+up and a default route via the gateway), and the network's firewall transaction.
+
+Every step that fails undoes the steps before it. The caller's own network namespace holds the bridge
+and the rules (pallet's "host"); a container's is named by a path (/proc/PID/ns/net, /run/netns/NAME).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from pallet.errors import PalletError
+from pallet.linux import sysctl
+from pallet.linux.netlink import Netlink, netns_fd
+from pallet.linux.nftables import NftError
+from pallet.network import firewall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.network.model import Lease, Network
+
+
+class NetworkSetupError(PalletError):
+    """The kernel refused a step of a network's or a container's network setup."""
+
+
+def _fail(step: str, e: OSError) -> NetworkSetupError:
+    return NetworkSetupError(f"{step}: {e.strerror or e}")
+
+
+def check_bridge_name(name: str) -> None:
+    """A name the kernel accepts for a new interface, not taken by an interface that is not a bridge."""
+    if not name or len(name) > 15 or "/" in name or any(c.isspace() for c in name) or name in (".", ".."):
+        raise NetworkSetupError(f"invalid bridge name {name!r}: 1 to 15 characters, no '/' or spaces")
+    with Netlink() as nl:
+        kind = nl.link_kind(name)
+        if nl.index(name) is not None and kind != "bridge":
+            raise NetworkSetupError(f"bridge name {name!r} is taken by an interface that is not a bridge")
+
+
+def routed_subnets() -> list[tuple[str, int]]:
+    """IPv4 destinations routed in this namespace (and its addresses' networks), the default route aside."""
+    with Netlink() as nl:
+        return nl.ipv4_routes() + nl.ipv4_addresses()
+
+
+def network_up(net: Network, *, force: bool = False) -> bool:
+    """The network's bridge (with the gateway address, up) and its rules; True when it had to be made.
+    A bridge already there is taken as set up (its rules went in with it) unless `force`."""
+    with Netlink() as nl:
+        idx = nl.index(net.bridge)
+        if idx is not None and not force:
+            return False
+        created = idx is None
+        try:
+            idx = nl.add_bridge(net.bridge)
+            nl.add_address(idx, str(net.ipam.gateway), net.ipam.subnet.prefixlen)
+            nl.up(idx)
+        except OSError as e:
+            if created:
+                nl.delete_link(net.bridge)
+            raise _fail(f"cannot set up bridge {net.bridge} of network {net.name}", e) from None
+        try:
+            if not net.internal:
+                sysctl.write("net.ipv4.ip_forward", "1")
+            firewall.apply(firewall.network_up(net))
+        except OSError as e:
+            if created:
+                nl.delete_link(net.bridge)
+            if isinstance(e, NftError):
+                raise NetworkSetupError(f"cannot set up the firewall of network {net.name}: {e}") from None
+            raise _fail(f"cannot set up network {net.name}", e) from None
+    return created
+
+
+def network_down(net: Network) -> None:
+    """Remove the network's rules and its bridge (whatever of them is there)."""
+    try:
+        firewall.apply(firewall.network_down(net))
+    except NftError as e:
+        raise NetworkSetupError(f"cannot remove the firewall of network {net.name}: {e}") from None
+    with Netlink() as nl:
+        try:
+            nl.delete_link(net.bridge)
+        except OSError as e:
+            raise _fail(f"cannot delete bridge {net.bridge}", e) from None
+
+
+def container_ifname(netns_path: str) -> str:
+    """The first free ethN in the container's namespace (eth0 for its first network)."""
+    try:
+        with Netlink(netns_path) as nl:
+            names = set(nl.link_names())
+    except OSError as e:
+        raise _fail(f"cannot open network namespace {netns_path}", e) from None
+    n = 0
+    while f"eth{n}" in names:
+        n += 1
+    return f"eth{n}"
+
+
+def attach(net: Network, lease: Lease, netns_path: str) -> None:
+    """Plug the container whose namespace is `netns_path` into `net` with `lease`'s address."""
+    network_up(net)
+    try:
+        fd = netns_fd(netns_path)
+    except OSError as e:
+        raise _fail(f"cannot open network namespace {netns_path}", e) from None
+    try:
+        with Netlink() as host:
+            br = host.index(net.bridge)
+            if br is None:
+                raise NetworkSetupError(f"bridge {net.bridge} of network {net.name} vanished")
+            try:
+                host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac)
+            except OSError as e:
+                host.delete_link(lease.host_ifname)
+                raise _fail(f"cannot create the veth pair {lease.host_ifname}/{lease.ifname}", e) from None
+            try:
+                with Netlink(netns_path) as ct:
+                    idx = ct.index(lease.ifname)
+                    if idx is None:
+                        raise OSError(errno.ENODEV, f"{lease.ifname} did not appear in the container")
+                    ct.add_address(idx, lease.address, net.ipam.subnet.prefixlen)
+                    ct.up(idx)
+                    lo = ct.index("lo")
+                    if lo is not None:
+                        ct.up(lo)
+                    if not net.internal:
+                        ct.add_default_route(str(net.ipam.gateway))
+            except OSError as e:
+                host.delete_link(lease.host_ifname)
+                raise _fail(f"cannot configure {lease.ifname} in the container", e) from None
+    finally:
+        os.close(fd)
+
+
+def detach(lease: Lease) -> None:
+    """Delete the container's veth pair (both ends go with the host end; a namespace already gone took
+    them with it)."""
+    with Netlink() as nl:
+        try:
+            nl.delete_link(lease.host_ifname)
+        except OSError as e:
+            raise _fail(f"cannot delete veth {lease.host_ifname}", e) from None

@@ -1,0 +1,46 @@
+"""A network and a lease as records (what the store's rows mean to the rest of pallet)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pallet.network.ipam import IPAMConfig
+from pallet.records import field, record
+
+PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}   # name -> driver
+
+
+@record
+class Network:
+    id: str
+    name: str
+    driver: str
+    created: float
+    ipam: IPAMConfig | None
+    bridge: str | None
+    internal: bool = False
+    ipv6: bool = False
+    labels: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    @property
+    def predefined(self) -> bool:
+        return self.name in PREDEFINED
+
+
+@record
+class Lease:
+    network_id: str
+    network: str
+    container_id: str
+    name: str
+    address: str
+    prefixlen: int
+    gateway: str
+    mac: str
+    host_ifname: str            # the veth end on the bridge
+    ifname: str                 # the end in the container (eth0, eth1, …)
+
+    @property
+    def endpoint_id(self) -> str:
+        return hashlib.sha256(f"{self.network_id}/{self.container_id}".encode()).hexdigest()

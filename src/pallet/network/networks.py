@@ -1,0 +1,305 @@
+"""Networks as data: the `networks` and `network_leases` tables of the store's database.
+
+    nets = Networks(store)
+    nets.create("web", subnet="10.5.0.0/24")          # validated, recorded, bridge and rules set up
+    lease = nets.attach("/proc/PID/ns/net", "web", container_id, "ctr-name")
+    nets.detach("web", container_id); nets.remove("web"); nets.prune()
+
+A lease is taken in one write transaction (BEGIN IMMEDIATE: concurrent processes queue), so two
+containers never get the same address; the kernel work happens after it, and a failure gives the
+lease back. The predefined networks `bridge` (docker's default, 172.17.0.0/16 unless routed here),
+`host` and `none` are recorded on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from ipaddress import IPv4Address, IPv4Network
+
+from pallet.errors import Conflict, NotFound
+from pallet.network import ipam
+from pallet.network.ipam import InvalidNetworkConfig, IPAMConfig
+from pallet.network.model import PREDEFINED, Lease, Network
+
+DEFAULT_NETWORK = "bridge"
+DEFAULT_BRIDGE = "pallet0"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+SUPPORTED_OPTIONS = (BRIDGE_NAME_OPTION,)
+
+
+def docker_time(ts: float) -> str:
+    """RFC 3339 with nanoseconds, as docker prints Created."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e9):09d}Z"
+
+
+def host_ifname(network_id: str, container_id: str) -> str:
+    return "veth" + hashlib.sha256(f"{network_id}/{container_id}".encode()).hexdigest()[:11]
+
+
+def _row_network(r) -> Network:
+    cfg = None
+    if r["subnet"]:
+        cfg = IPAMConfig(subnet=IPv4Network(r["subnet"]), gateway=IPv4Address(r["gateway"]),
+                         ip_range=IPv4Network(r["ip_range"]) if r["ip_range"] else None)
+    return Network(id=r["id"], name=r["name"], driver=r["driver"], created=r["created"], ipam=cfg,
+                   bridge=r["bridge"], internal=bool(r["internal"]), ipv6=bool(r["ipv6"]),
+                   labels=json.loads(r["labels"]), options=json.loads(r["options"]))
+
+
+class Networks:
+    def __init__(self, store) -> None:
+        self.store = store
+        self.db = store.db
+
+    # ---- reading -------------------------------------------------------------------------
+    def ensure_defaults(self) -> None:
+        """Record the predefined networks the first time they are needed (no kernel change here:
+        the default bridge is made when its first container attaches)."""
+        have = {r[0] for r in self.db.query("SELECT name FROM networks WHERE name IN ('bridge','host','none')")}
+        if len(have) == 3:
+            return
+        from pallet.network import bridge
+
+        subnet = None
+        if "bridge" not in have:
+            taken = [IPv4Network(f"{a}/{p}", strict=False) for a, p in bridge.routed_subnets()]
+            taken += [n.ipam.subnet for n in self._all() if n.ipam]
+            subnet = ipam.pick_subnet(taken)
+        now = time.time()
+        with self.db.transaction() as c:
+            for name, driver in PREDEFINED.items():
+                if name in have:
+                    continue
+                if name == "bridge":
+                    cfg = ipam.make_config(subnet)
+                    c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, subnet, gateway, bridge,"
+                              " options) VALUES (?,?,?,?,?,?,?,?)",
+                              (secrets.token_hex(32), name, driver, now, str(cfg.subnet), str(cfg.gateway),
+                               DEFAULT_BRIDGE, json.dumps({
+                                   "com.docker.network.bridge.default_bridge": "true",
+                                   BRIDGE_NAME_OPTION: DEFAULT_BRIDGE})))
+                else:
+                    c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created) VALUES (?,?,?,?)",
+                              (secrets.token_hex(32), name, driver, now))
+
+    def _all(self) -> list[Network]:
+        return [_row_network(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
+
+    def list(self) -> list[Network]:
+        self.ensure_defaults()
+        return self._all()
+
+    def get(self, ref: str) -> Network:
+        """By name, full id or a unique id prefix (docker's lookup order)."""
+        if ref in PREDEFINED:
+            self.ensure_defaults()
+        rows = self.db.query("SELECT * FROM networks WHERE name = ? OR id = ?", (ref, ref))
+        if not rows and ref and all(c in "0123456789abcdef" for c in ref):
+            rows = self.db.query("SELECT * FROM networks WHERE id LIKE ?", (ref + "%",))
+            if len(rows) > 1:
+                raise NotFound(f"network {ref} is ambiguous ({len(rows)} networks have ids starting with it)")
+        if not rows:
+            raise NotFound(f"network {ref} not found")
+        return _row_network(rows[0])
+
+    def leases(self, net: Network | None = None, container_id: str | None = None) -> list[Lease]:
+        sql = ("SELECT l.*, n.name AS network, n.subnet, n.gateway FROM network_leases l"
+               " JOIN networks n ON n.id = l.network_id WHERE 1=1")
+        params: list = []
+        if net is not None:
+            sql += " AND l.network_id = ?"
+            params.append(net.id)
+        if container_id is not None:
+            sql += " AND l.container_id = ?"
+            params.append(container_id)
+        return [Lease(network_id=r["network_id"], network=r["network"], container_id=r["container_id"],
+                      name=r["name"], address=r["address"], prefixlen=IPv4Network(r["subnet"]).prefixlen,
+                      gateway=r["gateway"], mac=r["mac"], host_ifname=r["ifname"],
+                      ifname=r["container_ifname"])
+                for r in self.db.query(sql + " ORDER BY l.created", tuple(params))]
+
+    def inspect(self, net: Network) -> dict:
+        """docker's network inspect JSON."""
+        containers = {le.container_id: {"Name": le.name, "EndpointID": le.endpoint_id, "MacAddress": le.mac,
+                                        "IPv4Address": f"{le.address}/{le.prefixlen}", "IPv6Address": ""}
+                      for le in self.leases(net)}
+        return {
+            "Name": net.name, "Id": net.id, "Created": docker_time(net.created), "Scope": "local",
+            "Driver": net.driver, "EnableIPv6": net.ipv6,
+            "IPAM": {"Driver": "default", "Options": {} if net.driver == "bridge" else None,
+                     "Config": [net.ipam.docker()] if net.ipam else []},
+            "Internal": net.internal, "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+            "Containers": containers, "Options": net.options, "Labels": net.labels,
+        }
+
+    # ---- creating and removing -----------------------------------------------------------
+    def create(self, name: str, *, driver: str = "bridge", subnet: str | None = None, gateway: str | None = None,
+               ip_range: str | None = None, internal: bool = False, labels: dict | None = None,
+               options: dict | None = None) -> Network:
+        """Validate, record, then set up the bridge and its rules (a kernel failure removes the record)."""
+        from pallet.network import bridge
+
+        check_name(name)
+        if driver != "bridge":
+            raise InvalidNetworkConfig(f"network driver {driver!r} is not supported (pallet has: bridge)")
+        options = dict(options or {})
+        for k in options:
+            if k not in SUPPORTED_OPTIONS:
+                raise InvalidNetworkConfig(f"network option {k!r} is not supported by the bridge driver "
+                                           f"(supported: {', '.join(SUPPORTED_OPTIONS)})")
+        if subnet is None and (gateway or ip_range):
+            raise InvalidNetworkConfig(f"--{'gateway' if gateway else 'ip-range'} needs --subnet")
+        cfg = ipam.make_config(subnet, gateway, ip_range) if subnet else None
+        self.ensure_defaults()
+        if self.db.query("SELECT 1 FROM networks WHERE name = ?", (name,)):
+            raise Conflict(f"network with name {name} already exists")
+        net_id = secrets.token_hex(32)
+        br = options.get(BRIDGE_NAME_OPTION) or "br-" + net_id[:12]
+        bridge.check_bridge_name(br)
+        routed = []
+        if cfg is None:
+            routed = [IPv4Network(f"{a}/{p}", strict=False) for a, p in bridge.routed_subnets()]
+        with self.db.transaction() as c:
+            if c.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"network with name {name} already exists")
+            if c.execute("SELECT 1 FROM networks WHERE bridge = ?", (br,)).fetchone():
+                raise Conflict(f"bridge name {br} is already used by another network")
+            others = [(r["name"], IPv4Network(r["subnet"]))
+                      for r in c.execute("SELECT name, subnet FROM networks WHERE subnet IS NOT NULL")]
+            if cfg is None:
+                cfg = ipam.make_config(ipam.pick_subnet(routed + [s for _, s in others]))
+            for other, s in others:
+                if s.overlaps(cfg.subnet):
+                    raise InvalidNetworkConfig(f"subnet {cfg.subnet} overlaps subnet {s} of network {other}")
+            c.execute("INSERT INTO networks(id, name, driver, created, subnet, gateway, ip_range, bridge, internal,"
+                      " labels, options) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                      (net_id, name, driver, time.time(), str(cfg.subnet), str(cfg.gateway),
+                       str(cfg.ip_range) if cfg.ip_range else None, br, int(internal),
+                       json.dumps(labels or {}), json.dumps(options)))
+        net = self.get(net_id)
+        try:
+            bridge.network_up(net, force=True)
+        except BaseException:
+            self._forget(net)
+            raise
+        return net
+
+    def _forget(self, net: Network) -> None:
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM networks WHERE id = ?", (net.id,))
+
+    def remove(self, ref: str) -> Network:
+        from pallet.network import bridge
+
+        net = self.get(ref)
+        if net.predefined:
+            raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
+        with self.db.transaction() as c:
+            users = [r[0] for r in c.execute("SELECT name FROM network_leases WHERE network_id = ?", (net.id,))]
+            if users:
+                raise Conflict(f"network {net.name} is in use by container{'s' if len(users) > 1 else ''} "
+                               f"{', '.join(users)}: disconnect or remove {'them' if len(users) > 1 else 'it'} "
+                               f"first")
+            c.execute("DELETE FROM networks WHERE id = ?", (net.id,))
+        bridge.network_down(net)
+        return net
+
+    def prune(self, labels: list[str] | None = None) -> list[str]:
+        """Remove every user network no container uses; the names removed."""
+        gone = []
+        used = {r[0] for r in self.db.query("SELECT DISTINCT network_id FROM network_leases")}
+        for net in self._all():
+            if net.predefined or net.id in used or not _labels_match(net.labels, labels or []):
+                continue
+            try:
+                self.remove(net.id)
+            except Conflict:
+                continue
+            gone.append(net.name)
+        return gone
+
+    # ---- containers ----------------------------------------------------------------------
+    def attach(self, netns_path: str, network: str, container_id: str, name: str, *,
+               ip: str | None = None) -> Lease:
+        """Lease an address on `network` and plug the namespace at `netns_path` into it."""
+        from pallet.network import bridge
+
+        net = self.get(network)
+        if net.driver != "bridge" or net.ipam is None:
+            raise InvalidNetworkConfig(f"containers cannot be attached to network {net.name} "
+                                       f"(driver {net.driver}): it is a mode, not a network")
+        lease = self._lease(net, container_id, name, ip, bridge.container_ifname(netns_path))
+        try:
+            bridge.attach(net, lease, netns_path)
+        except BaseException:
+            self._release(lease)
+            raise
+        return lease
+
+    def _lease(self, net: Network, container_id: str, name: str, ip: str | None, ifname: str) -> Lease:
+        with self.db.transaction() as c:
+            if c.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
+                raise NotFound(f"network {net.name} not found")
+            if c.execute("SELECT 1 FROM network_leases WHERE network_id = ? AND container_id = ?",
+                         (net.id, container_id)).fetchone():
+                raise Conflict(f"container {name} is already attached to network {net.name}")
+            taken = [r[0] for r in c.execute("SELECT address FROM network_leases WHERE network_id = ?", (net.id,))]
+            addr = ipam.check_requested(net.ipam, ip, taken) if ip else ipam.next_address(net.ipam, taken)
+            lease = Lease(network_id=net.id, network=net.name, container_id=container_id, name=name,
+                          address=str(addr), prefixlen=net.ipam.subnet.prefixlen, gateway=str(net.ipam.gateway),
+                          mac=ipam.mac_for(addr), host_ifname=host_ifname(net.id, container_id), ifname=ifname)
+            c.execute("INSERT INTO network_leases(network_id, address, container_id, name, mac, ifname,"
+                      " container_ifname, created) VALUES (?,?,?,?,?,?,?,?)",
+                      (net.id, lease.address, container_id, name, lease.mac, lease.host_ifname, ifname,
+                       time.time()))
+        return lease
+
+    def _release(self, lease: Lease) -> None:
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM network_leases WHERE network_id = ? AND container_id = ?",
+                      (lease.network_id, lease.container_id))
+
+    def detach(self, network: str, container_id: str) -> Lease | None:
+        """Unplug a container from one network and give its address back (None: it was not attached)."""
+        from pallet.network import bridge
+
+        net = self.get(network)
+        found = self.leases(net, container_id)
+        if not found:
+            return None
+        bridge.detach(found[0])
+        self._release(found[0])
+        return found[0]
+
+    def detach_all(self, container_id: str) -> list[Lease]:
+        """Unplug a container from every network (its removal; a namespace already gone is fine)."""
+        from pallet.network import bridge
+
+        out = []
+        for lease in self.leases(container_id=container_id):
+            bridge.detach(lease)
+            self._release(lease)
+            out.append(lease)
+        return out
+
+
+def check_name(name: str) -> None:
+    """docker's network name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*"""
+    ok = name and name[0].isascii() and name[0].isalnum() and all(
+        c.isascii() and (c.isalnum() or c in "_.-") for c in name)
+    if not ok:
+        raise InvalidNetworkConfig(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+
+
+def _labels_match(labels: dict, wanted: list[str]) -> bool:
+    for w in wanted:
+        k, sep, v = w.partition("=")
+        if k not in labels or (sep and labels[k] != v):
+            return False
+    return True
+
+
