@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from helpers.cli import assert_fails
 from helpers.docker_registry import DockerRegistry
 from helpers.token_issuer import TokenIssuer
 from registry.client.peers import skopeo_copy, skopeo_inspect
@@ -70,7 +71,8 @@ def test_login_verifies_saves_and_logout(pallet, basic_registry, client_env, sto
     assert f"Removed login credentials for {host}" in cp.stdout
     assert host not in json.load(open(authfile))["auths"]
     assert pallet("logout", host).returncode == 125
-    assert pallet("pull", f"{host}/test/other:v1").returncode != 0
+    assert_fails(pallet("pull", f"{host}/test/other:v1"),
+                 f"Error: registry {host} requires authentication: log in with `pallet login {host}`")
 
 
 def test_credentials_lookup_order(pallet, basic_registry, client_env, tmp_path):
