@@ -420,16 +420,18 @@ def _parse_maybe_json_to_list(rest: str, d: _Directives) -> tuple[Node | None, d
 
 def _parse_health_config(rest: str, d: _Directives) -> tuple[Node | None, dict[str, bool]]:
     # HEALTHCHECK's first word is its type (CMD or NONE), the rest is like CMD's argument.
+    # Like BuildKit this looks at bytes, so it shares _extract_flags' view of 0x85 and 0xA0.
+    data = _bytes(rest)
     sep = 0
-    while sep < len(rest) and not go_isspace(rest[sep]):
+    while sep < len(data) and not _byte_is_space(data[sep]):
         sep += 1
     nxt = sep
-    while nxt < len(rest) and go_isspace(rest[nxt]):
+    while nxt < len(data) and _byte_is_space(data[nxt]):
         nxt += 1
     if sep == 0:
         return None, {}
-    cmd, attrs = _parse_maybe_json(rest[nxt:], d)
-    return Node(value=rest[:sep], next=cmd), attrs
+    cmd, attrs = _parse_maybe_json(_text(data[nxt:]), d)
+    return Node(value=_text(data[:sep]), next=cmd), attrs
 
 
 _DISPATCH = {
@@ -455,55 +457,79 @@ _DISPATCH = {
 assert set(_DISPATCH) == set(INSTRUCTIONS)
 
 
+def _bytes(s: str) -> bytes:
+    return s.encode("utf-8", errors="surrogateescape")
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", errors="surrogateescape")
+
+
+def _byte_is_space(b: int) -> bool:
+    # Go's unicode.IsSpace(rune(line[i])) on a single byte: 0x85 and 0xA0 count, and they
+    # are continuation bytes of UTF-8 sequences (à is C3 A0).
+    return b in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0)
+
+
 def _extract_flags(line: str) -> tuple[str, list[str]]:
-    """Leading `--name[=value]` words (quotes and \\ escapes removed); `--` ends them."""
+    """Leading `--name[=value]` words (quotes and \\ escapes removed); `--` ends them.
+
+    BuildKit walks this part of the line byte by byte and turns each byte into a
+    character, so a non-ASCII flag value comes out as its UTF-8 bytes read as Latin-1
+    ("ü" -> "Ã¼"); this does the same, so that flags compare equal to BuildKit's.
+    """
+    data = _bytes(line)
     words: list[str] = []
     in_spaces, in_word, in_quote = 0, 1, 2
     phase = in_spaces
-    word = ""
-    quote = ""
+    word: list[str] = []
+    quote = -1
     blank_ok = False
-    n = len(line)
+    n = len(data)
     pos = 0
+    ch = 0
     while pos <= n:
-        ch = line[pos] if pos < n else ""
+        if pos < n:
+            ch = data[pos]
         if phase == in_spaces:
             if pos == n:
                 break
-            if go_isspace(ch):
+            if _byte_is_space(ch):
                 pos += 1
                 continue
-            if ch != "-" or pos + 1 == n or line[pos + 1] != "-":
-                return line[pos:], words
+            if ch != 0x2D or pos + 1 == n or data[pos + 1] != 0x2D:  # not "--"
+                return _text(data[pos:]), words
             phase = in_word
         if phase in (in_word, in_quote) and pos == n:
-            if word != "--" and (blank_ok or word):
-                words.append(word)
+            w = "".join(word)
+            if w != "--" and (blank_ok or w):
+                words.append(w)
             break
         if phase == in_word:
-            if go_isspace(ch):
+            if _byte_is_space(ch):
                 phase = in_spaces
-                if word == "--":
-                    return line[pos:], words
-                if blank_ok or word:
-                    words.append(word)
-                word = ""
+                w = "".join(word)
+                if w == "--":
+                    return _text(data[pos:]), words
+                if blank_ok or w:
+                    words.append(w)
+                word = []
                 blank_ok = False
                 pos += 1
                 continue
-            if ch in ("'", '"'):
+            if ch in (0x27, 0x22):  # ' "
                 quote = ch
                 blank_ok = True
                 phase = in_quote
                 pos += 1
                 continue
-            if ch == "\\":
+            if ch == 0x5C:  # backslash
                 if pos + 1 == n:
                     pos += 1
                     continue
                 pos += 1
-                ch = line[pos]
-            word += ch
+                ch = data[pos]
+            word.append(chr(ch))
             pos += 1
             continue
         if phase == in_quote:
@@ -511,14 +537,14 @@ def _extract_flags(line: str) -> tuple[str, list[str]]:
                 phase = in_word
                 pos += 1
                 continue
-            if ch == "\\":
+            if ch == 0x5C:
                 if pos + 1 == n:
                     phase = in_word
                     pos += 1
                     continue
                 pos += 1
-                ch = line[pos]
-            word += ch
+                ch = data[pos]
+            word.append(chr(ch))
             pos += 1
     return "", words
 
