@@ -127,61 +127,6 @@ def attach_cmd(container: str, no_stdin: bool, sig_proxy: bool) -> int:
     return code if how == "exited" else 0
 
 
-def _status_text(c) -> str:
-    from pallet.cli.common import human_ago
-
-    if c.status == "running":
-        from pallet.engine.health import status_suffix
-
-        return "Up " + human_ago(c.started_at or c.created).removesuffix(" ago") + status_suffix(_engine(), c)
-    if c.status == "exited":
-        return f"Exited ({c.exit_code if c.exit_code is not None else -1}) {human_ago(c.finished_at or c.created)}"
-    if c.status == "created":
-        return "Created"
-    if c.status == "restarting":
-        return f"Restarting ({c.exit_code if c.exit_code is not None else -1}) {human_ago(c.finished_at or c.created)}"
-    return c.status.capitalize()
-
-
-def _matches(c, filters: list[str]) -> bool:
-    import re
-
-    by: dict[str, list[str]] = {}
-    for f in filters:
-        k, sep, v = f.partition("=")
-        if not sep:
-            raise PalletError(f"invalid filter {f!r}: expected KEY=VALUE")
-        if k not in ("name", "status", "label", "id", "ancestor", "exited", "health", "volume"):
-            raise PalletError(f"invalid filter {k!r}")
-        by.setdefault(k, []).append(v)
-    for k, vals in by.items():
-        if k == "name" and not any(re.search(v, c.name) for v in vals):
-            return False
-        if k == "id" and not any(c.id.startswith(v) for v in vals):
-            return False
-        if k == "status" and c.status not in vals:
-            return False
-        if k == "exited" and not (c.status == "exited" and str(c.exit_code) in vals):
-            return False
-        if k == "ancestor" and not any(v in (c.image_name, c.image_id) or c.image_id.startswith(v) for v in vals):
-            return False
-        if k == "health":
-            from pallet.engine.health import health_status
-
-            if (health_status(_engine(), c) or "none") not in vals:
-                return False
-        if k == "volume" and not any(v in (m.get("Name"), m.get("Destination"), m.get("Source"))
-                                     for m in c.config.get("Mounts") or () for v in vals):
-            return False
-        if k == "label":
-            labels = c.Config.get("Labels") or {}
-            for v in vals:
-                lk, sep, lv = v.partition("=")
-                if lk not in labels or (sep and labels[lk] != lv):
-                    return False
-    return True
-
-
 @click.command("ps")
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running only).")
 @click.option("-q", "--quiet", is_flag=True, help="Only IDs.")
@@ -197,16 +142,10 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
 
     from pallet.cli.common import print_table
     from pallet.engine.model import rfc3339
+    from pallet.engine.views import parse_filters, ps, status_text
 
     eng = _engine()
-    cs = eng.list(all=True)
-    if latest:
-        last = 1
-    if not show_all and not any(f.startswith("status=") for f in filters) and last < 0:
-        cs = [c for c in cs if c.status == "running"]
-    cs = [c for c in cs if _matches(c, list(filters))]
-    if last >= 0:
-        cs = cs[:last]
+    cs = ps(eng, all=show_all, filters=parse_filters(filters), last=1 if latest else last)
     if quiet:
         for c in cs:
             click.echo(c.id if no_trunc else c.short_id)
@@ -226,19 +165,19 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
             click.echo(json.dumps({
                 "ID": c.id if no_trunc else c.short_id, "Image": c.image_name, "Command": command(c),
                 "CreatedAt": rfc3339(c.created), "RunningFor": human_ago(c.created), "Ports": "",
-                "State": c.status, "Status": _status_text(c), "Names": c.name,
+                "State": c.status, "Status": status_text(eng, c), "Names": c.name,
                 "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Mounts": "", "Networks":
                 c.HostConfig.get("NetworkMode", ""), "ExitCode": c.exit_code}))
         return
     if fmt and fmt != "table":
         for c in cs:
             click.echo(_render_template(fmt, {"ID": c.short_id, "Names": c.name, "Image": c.image_name,
-                                              "Status": _status_text(c), "State": c.status,
+                                              "Status": status_text(eng, c), "State": c.status,
                                               "Command": command(c), "Labels": c.Config.get("Labels") or {}}))
         return
     from pallet.cli.common import human_ago
 
-    rows = [[c.id if no_trunc else c.short_id, c.image_name, command(c), human_ago(c.created), _status_text(c), "",
+    rows = [[c.id if no_trunc else c.short_id, c.image_name, command(c), human_ago(c.created), status_text(eng, c), "",
              c.name] for c in cs]
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
 
@@ -493,10 +432,13 @@ def prune_cmd(force: bool, filters: tuple[str, ...]) -> None:
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
                       abort=True)
+    from pallet.engine.views import matches, parse_filters
+
     eng = _engine()
+    wanted = parse_filters(filters)
     gone = []
     for c in eng.list(all=True):
-        if c.status in ("exited", "created") and _matches(c, list(filters)):
+        if c.status in ("exited", "created") and matches(eng, c, wanted):
             try:
                 eng.remove(c)
                 gone.append(c.id)

@@ -39,3 +39,38 @@ def human_size(n: float) -> str:
         n /= 1000.0
         i += 1
     return f"{n:.4g}{units[i]}"
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration ("About a minute", "3 hours", ...)."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def human_ago(ts: float, now: float | None = None) -> str:
+    """Docker's 'N units ago' for a past unix time."""
+    import time
+
+    return human_duration(max(0.0, (now or time.time()) - ts)) + " ago"
