@@ -58,6 +58,7 @@ COMMANDS: dict[str, str] = {
     "system": "pallet.cli.system:system_group",
     # volumes, limits, files (issue 7)
     "volume": "pallet.cli.volume:volume_group",
+    "network": "pallet.cli.network:network_group",
     "update": "pallet.cli.limits:update_cmd",
     "stats": "pallet.cli.limits:stats_cmd",
     "pause": "pallet.cli.limits:pause_cmd",

@@ -1,0 +1,159 @@
+"""`pallet network create|ls|inspect|rm|prune` (docker's bridge networks)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from pallet.cli.common import each, print_table, state
+from pallet.errors import PalletError
+
+
+def _nets():
+    from pallet.network.networks import Networks
+
+    return Networks(state().store())
+
+
+def _pairs(items: tuple[str, ...], what: str, *, need_value: bool) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not k or (need_value and not sep):
+            raise PalletError(f"invalid {what} {item!r}: expected KEY={'VALUE' if need_value else '[VALUE]'}")
+        out[k] = v
+    return out
+
+
+@click.group("network")
+def network_group() -> None:
+    """Manage networks."""
+
+
+@network_group.command("create")
+@click.option("-d", "--driver", default="bridge", help="Driver (bridge).")
+@click.option("--subnet", multiple=True, help="Subnet in CIDR form (default: the next free one of docker's pool).")
+@click.option("--gateway", multiple=True, help="Gateway of the subnet (default: its first address).")
+@click.option("--ip-range", multiple=True, help="Allocate container addresses from this sub-range.")
+@click.option("--ipv6", is_flag=True, help="Enable IPv6 (not supported yet).")
+@click.option("--internal", is_flag=True, help="No route out of the network.")
+@click.option("--attachable", is_flag=True, hidden=True)
+@click.option("-l", "--label", multiple=True, help="Set a label KEY=VALUE.")
+@click.option("-o", "--opt", multiple=True, help="Driver option, e.g. com.docker.network.bridge.name=NAME.")
+@click.argument("name")
+def create_cmd(name: str, driver: str, subnet: tuple[str, ...], gateway: tuple[str, ...], ip_range: tuple[str, ...],
+               ipv6: bool, internal: bool, attachable: bool, label: tuple[str, ...], opt: tuple[str, ...]) -> None:
+    """Create a network; prints its id."""
+    if ipv6:
+        raise PalletError("IPv6 networks (--ipv6) are not supported by pallet yet")
+    for flag, values in (("--subnet", subnet), ("--gateway", gateway), ("--ip-range", ip_range)):
+        if len(values) > 1:
+            raise PalletError(f"{flag} was given {len(values)} times: pallet supports one IPv4 subnet per network")
+    options = _pairs(opt, "driver option", need_value=True)
+    net = _nets().create(name, driver=driver, subnet=subnet[0] if subnet else None,
+                         gateway=gateway[0] if gateway else None, ip_range=ip_range[0] if ip_range else None,
+                         internal=internal, labels=_pairs(label, "label", need_value=False), options=options)
+    click.echo(net.id)
+
+
+def _matches(net, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "name" and not any(v in net.name for v in values):
+            return False
+        if key == "id" and not any(net.id.startswith(v) for v in values):
+            return False
+        if key == "driver" and net.driver not in values:
+            return False
+        if key == "label":
+            for v in values:
+                k, sep, val = v.partition("=")
+                if k not in net.labels or (sep and net.labels[k] != val):
+                    return False
+        if key == "type":
+            kinds = {"builtin" if net.predefined else "custom"}
+            if not kinds & set(values):
+                return False
+    return True
+
+
+def _parse_filters(items: tuple[str, ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in items:
+        k, sep, v = f.partition("=")
+        if not sep:
+            raise PalletError(f"invalid filter {f!r}: expected KEY=VALUE")
+        if k not in ("name", "id", "driver", "label", "type"):
+            raise PalletError(f"invalid filter {k!r} (name, id, driver, label, type)")
+        out.setdefault(k, []).append(v)
+    return out
+
+
+@network_group.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only network ids.")
+@click.option("-f", "--filter", "filters", multiple=True, help="name=, id=, driver=, label=KEY[=VALUE], type=")
+@click.option("--format", "fmt", help="table (default) or json.")
+@click.option("--no-trunc", is_flag=True, help="Full network ids.")
+def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -> None:
+    """List networks."""
+    from pallet.network.networks import docker_time
+
+    wanted = _parse_filters(filters)
+    nets = sorted((n for n in _nets().list() if _matches(n, wanted)), key=lambda n: n.name)
+    ident = (lambda n: n.id) if no_trunc else (lambda n: n.id[:12])
+    if quiet:
+        for n in nets:
+            click.echo(ident(n))
+        return
+    if fmt in ("json", "{{json .}}"):
+        for n in nets:
+            sys.stdout.write(json.dumps({
+                "CreatedAt": docker_time(n.created), "Driver": n.driver, "ID": ident(n),
+                "IPv6": str(n.ipv6).lower(), "Internal": str(n.internal).lower(),
+                "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()), "Name": n.name, "Scope": "local",
+            }) + "\n")
+        return
+    if fmt not in (None, "table"):
+        raise PalletError(f"unsupported --format {fmt!r} (table or json)")
+    print_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[ident(n), n.name, n.driver, "local"] for n in nets])
+
+
+@network_group.command("inspect")
+@click.option("-f", "--format", "fmt", help="Go-template subset, e.g. '{{.IPAM.Config}}'.")
+@click.argument("names", nargs=-1, required=True)
+def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
+    """Show networks (docker's JSON)."""
+    from pallet.cli.container import print_inspected
+
+    nets = _nets()
+    print_inspected([nets.inspect(nets.get(n)) for n in names], fmt)
+
+
+@network_group.command("rm")
+@click.argument("names", nargs=-1, required=True)
+def rm_cmd(names: tuple[str, ...]) -> None:
+    """Remove networks (one in use by a container is refused)."""
+    nets = _nets()
+    each(names, nets.remove)
+
+
+@network_group.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--filter", "filters", multiple=True, help="label=KEY[=VALUE]")
+def prune_cmd(force: bool, filters: tuple[str, ...]) -> None:
+    """Remove every network no container uses (the predefined ones stay)."""
+    labels = []
+    for f in filters:
+        k, _, v = f.partition("=")
+        if k != "label":
+            raise PalletError(f"invalid filter {k!r} (label)")
+        labels.append(v)
+    if not force and sys.stdin.isatty():
+        click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
+                      "Are you sure you want to continue?", abort=True)
+    gone = _nets().prune(labels)
+    if gone:
+        click.echo("Deleted Networks:")
+        for name in gone:
+            click.echo(name)
