@@ -190,3 +190,34 @@ def test_load_file(tmp_path: Path) -> None:
     f.write_text("FROM scratch\nCOPY a /\n")
     df = load_file(f)
     assert df.stages[0].base == "scratch" and df.escape_token == "\\"
+
+
+def test_meta_args_and_from_resolution() -> None:
+    text = ("ARG REG=docker.io\nARG IMAGE=${REG}/library/alpine\nARG TAG\nARG PLAT\n"
+            "FROM ${IMAGE}:${TAG:-3.19} AS one\nFROM --platform=${PLAT:-$BUILDPLATFORM} one\n")
+    df = load(text)
+    meta = df.meta_args(builtin={"BUILDPLATFORM": "linux/amd64"})
+    assert meta == {"BUILDPLATFORM": "linux/amd64", "REG": "docker.io", "IMAGE": "docker.io/library/alpine"}
+    assert df.resolve_from(df.stages[0], meta) == ("docker.io/library/alpine:3.19", None)
+    assert df.resolve_from(df.stages[1], meta) == ("one", "linux/amd64")
+
+    meta = df.meta_args({"REG": "quay.io", "TAG": "edge", "PLAT": "linux/arm64"})
+    assert meta == {"REG": "quay.io", "IMAGE": "quay.io/library/alpine", "TAG": "edge", "PLAT": "linux/arm64"}
+    assert df.resolve_from(df.stages[0], meta) == ("quay.io/library/alpine:edge", None)
+    assert df.resolve_from(df.stages[1], meta) == ("one", "linux/arm64")
+
+
+def test_blank_base_name() -> None:
+    df = load("ARG BASE\nFROM $BASE\n")
+    with pytest.raises(DockerfileError) as e:
+        df.resolve_from(df.stages[0], df.meta_args())
+    assert str(e.value) == "Dockerfile:2: base name ($BASE) should not be blank"
+
+
+def test_meta_arg_errors_name_the_line() -> None:
+    df = load("ARG A=${B:?required}\nFROM x\n")
+    with pytest.raises(DockerfileError) as e:
+        df.meta_args()
+    assert str(e.value).startswith("Dockerfile:1: failed to process")
+    assert "B: required" in str(e.value)
+    assert df.meta_args({"A": "given"}) == {"A": "given"}

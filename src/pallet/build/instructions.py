@@ -19,6 +19,7 @@ Errors are DockerfileError with the instruction's line.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from pallet.build.dockerfile import (
     unknown_instruction_message,
 )
 from pallet.build.mounts import Mount, MountError, parse_mount
+from pallet.build.shell import Lex, ShellError
 
 __all__ = [
     "Add", "Arg", "ArgDef", "Cmd", "Copy", "Dockerfile", "Entrypoint", "Env", "Expose", "From",
@@ -528,6 +530,7 @@ class Dockerfile:
     stages: list[Stage]
     global_args: list[Arg]
     result: Result
+    filename: str = "Dockerfile"
 
     @property
     def escape_token(self) -> str:
@@ -549,6 +552,41 @@ class Dockerfile:
     def target(self) -> Stage:
         """The stage built when no --target is given: the last one."""
         return self.stages[-1]
+
+    def meta_args(self, build_args: Mapping[str, str] | None = None,
+                  builtin: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The global ARGs' values, as FROM lines see them.
+
+        In order, each default is expanded with the values before it (and the builtin ones,
+        such as BUILDPLATFORM, which the builder supplies); a build argument of the same name
+        replaces it. An ARG declared without a default and not given stays unset.
+        """
+        build_args = build_args or {}
+        values = dict(builtin or {})
+        lex = Lex(self.escape_token)
+        for arg in self.global_args:
+            for d in arg.args:
+                if d.key in build_args:
+                    values[d.key] = build_args[d.key]
+                elif d.default is not None:
+                    try:
+                        values[d.key] = lex.process_word(d.default, values)
+                    except ShellError as e:
+                        raise DockerfileError(str(e), arg.line, arg.end_line, self.filename) from None
+        return values
+
+    def resolve_from(self, stage: Stage, meta: Mapping[str, str]) -> tuple[str, str | None]:
+        """(base, platform) of a stage's FROM with the meta args expanded."""
+        lex = Lex(self.escape_token)
+        f = stage.from_
+        try:
+            base = lex.process_word(f.base, meta)
+            platform = lex.process_word(f.platform, meta) if f.platform is not None else None
+        except ShellError as e:
+            raise DockerfileError(str(e), f.line, f.end_line, self.filename) from None
+        if base == "":
+            raise DockerfileError(f"base name ({f.base}) should not be blank", f.line, f.end_line, self.filename)
+        return base, platform
 
 
 def split_stages(result: Result, filename: str = "Dockerfile") -> Dockerfile:
@@ -573,7 +611,7 @@ def split_stages(result: Result, filename: str = "Dockerfile") -> Dockerfile:
             stages[-1].commands.append(inst)
     if not stages:
         raise DockerfileError("no build stage in current context", result.ast.end_line, None, filename)
-    return Dockerfile(stages=stages, global_args=global_args, result=result)
+    return Dockerfile(stages=stages, global_args=global_args, result=result, filename=filename)
 
 
 def load(source: str | bytes, *, filename: str = "Dockerfile") -> Dockerfile:
