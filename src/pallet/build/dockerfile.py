@@ -37,8 +37,9 @@ from pallet.build._go import go_isspace, go_lstrip, go_quote, go_strip
 from pallet.build.shell import Lex, ShellError
 
 __all__ = [
-    "INSTRUCTIONS", "DEFAULT_ESCAPE", "Directive", "DockerfileError", "Heredoc", "Node", "Result",
-    "Warning_", "chomp_heredoc_content", "parse", "parse_file", "parse_heredoc", "suggest",
+    "DEFAULT_ESCAPE", "INSTRUCTIONS", "Directive", "DockerfileError", "Heredoc", "Node", "ParseWarning",
+    "Result", "chomp_heredoc_content", "parse", "parse_file", "parse_heredoc", "suggest",
+    "unknown_instruction_message",
 ]
 
 # The 18 instructions, in the order BuildKit's command package lists them.
@@ -143,8 +144,8 @@ class Directive:
 
 
 @dataclass
-class Warning_:
-    """A parser warning (BuildKit's parser.Warning); named with a _ to leave Python's Warning be."""
+class ParseWarning:
+    """A parser warning (BuildKit's parser.Warning), e.g. an empty line inside a continuation."""
 
     short: str
     detail: str
@@ -156,7 +157,7 @@ class Warning_:
 class Result:
     ast: Node
     escape_token: str = DEFAULT_ESCAPE
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[ParseWarning] = field(default_factory=list)
     directives: list[Directive] = field(default_factory=list)
 
     @property
@@ -630,7 +631,7 @@ def parse(source: str | bytes, *, filename: str = "Dockerfile", strict: bool = T
     lines = _split_lines(source)
     d = _Directives()
     root = Node(start_line=-1)
-    warnings: list[Warning_] = []
+    warnings: list[ParseWarning] = []
     comments: list[str] = []
     current = 0
     i = 0
@@ -678,7 +679,7 @@ def parse(source: str | bytes, *, filename: str = "Dockerfile", strict: bool = T
             buf.append(text)
         line = "".join(buf)
         if empty_continuation:
-            warnings.append(Warning_(
+            warnings.append(ParseWarning(
                 short="Empty continuation line found in: " + line,
                 detail="Empty continuation lines will become errors in a future release",
                 url="https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
