@@ -99,3 +99,23 @@ def test_stop_of_a_killed_monitor_still_waits_for_the_process(pallet_env, engine
     t0 = time.monotonic()
     c = engine.wait(engine.get(cid), "not-running", timeout=20)
     assert c.status == "exited" and time.monotonic() - t0 < 10
+
+
+def test_a_threaded_caller_starts_the_monitor_as_a_new_program(pallet_env, engine):
+    """From a process running threads (a daemon), start execs the monitor instead of forking the caller."""
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait)
+    busy.start()
+    try:
+        pallet_env("create", "--name", "threaded", IMAGE, "sh", "-c", "echo hello; sleep 0.5; exit 5", check=True)
+        engine.start(engine.get("threaded"))
+        c = engine.get("threaded")
+        assert c.status in ("running", "exited")
+        with open(f"/proc/{c.monitor_pid}/cmdline", "rb") as f:
+            assert b"pallet.engine.monitorproc" in f.read()
+        c = engine.wait(c, "not-running", timeout=20)
+        assert c.exit_code == 5
+        assert pallet_env("logs", "threaded", check=True).stdout == "hello\n"
+    finally:
+        stop.set()
+        busy.join()

@@ -440,6 +440,13 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
     do not reach it, and outlives us (reparented to init or the nearest subreaper when we exit).
     A long-lived caller must reap it (a short-lived CLI need not).
     """
+    import sys
+
+    if "threading" in sys.modules:
+        import threading
+
+        if threading.active_count() > 1:
+            return spawn_exec(engine, container, sync=sync)
     global _T0
     _T0 = time.monotonic()
     engine.before_fork()
@@ -459,6 +466,25 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
         traceback.print_exc()
     finally:
         os._exit(code & 0xFF)
+
+
+def spawn_exec(engine, container, *, sync: socket.socket | None) -> int:
+    """The monitor as a new program (`python -m pallet.engine.monitorproc`), for a caller that runs threads.
+
+    Forking a threaded process copies locks other threads may hold (the sqlite connection's, the
+    allocator's, logging's); subprocess forks and execs at once, in C, so the monitor starts from a
+    clean interpreter and opens its own engine. It leaves our session as the forked one does. The
+    caller must reap it (returned: its pid)."""
+    import subprocess
+    import sys
+
+    fd = sync.fileno() if sync is not None else -1
+    argv = [sys.executable, "-m", "pallet.engine.monitorproc", str(engine.root), str(engine.runroot),
+            engine.storage_driver or "", container.id, str(fd),
+            jsonfast.dumps({k: container.extra[k] for k in ("winsize", "rootfs") if container.extra.get(k)})]
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         pass_fds=(fd,) if fd >= 0 else (), start_new_session=True)
+    return p.pid
 
 
 def preforked(make_engine, sync) -> None:
@@ -551,3 +577,4 @@ def _supervise(engine, container, sync) -> int:
     from pallet.engine.restart import supervise
 
     return supervise(engine, container, sync, lambda s: Monitor(engine, container, s).run())
+
