@@ -158,7 +158,12 @@ def test_dockerfile_specific_ignore_comes_first(tmp_path: Path) -> None:
     assert find_ignore_file(ctx, dockerfile) == specific
     assert load_ignore(ctx, dockerfile) == []
 
+    podman_specific = ctx / "docker" / "app.Dockerfile.containerignore"
+    podman_specific.write_text("podman-specific\n")
+    assert find_ignore_file(ctx, dockerfile) == specific  # .dockerignore first
     specific.unlink()
+    assert find_ignore_file(ctx, dockerfile) == podman_specific
+    podman_specific.unlink()
     (ctx / ".dockerignore").unlink()
     assert find_ignore_file(ctx, dockerfile) == ctx / ".containerignore"
     (ctx / ".containerignore").unlink()

@@ -13,8 +13,11 @@ Semantics, all moby's:
 
 Which file: BuildKit reads `<Dockerfile>.dockerignore` (the Dockerfile's path plus
 `.dockerignore`, e.g. `build/app.Dockerfile.dockerignore`) if it exists, even empty, and
-otherwise `.dockerignore` at the context root. `.containerignore` (podman's and buildah's
-name) is read when neither exists.
+otherwise `.dockerignore` at the context root. Podman (buildah) also knows the
+`.containerignore` names: `<Containerfile>.containerignore` is taken when there is no
+`<Containerfile>.dockerignore`, and a root `.containerignore` when there is no root
+`.dockerignore` (buildah would prefer the root `.containerignore` over `.dockerignore`;
+when both exist BuildKit's answer is taken here).
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ def find_ignore_file(context: str | Path, dockerfile: str | Path | None = None) 
     """The ignore file BuildKit would use for this context and Dockerfile, or None."""
     candidates: list[Path] = []
     if dockerfile is not None:
-        candidates.append(Path(str(dockerfile) + ".dockerignore"))
+        candidates += [Path(str(dockerfile) + ".dockerignore"), Path(str(dockerfile) + ".containerignore")]
     ctx = Path(context)
     candidates += [ctx / ".dockerignore", ctx / ".containerignore"]
     for c in candidates:
