@@ -55,6 +55,14 @@ def _hostname_without_uts(cfg):
     cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
 
 
+def _oom_out_of_range(cfg):
+    cfg["process"]["oomScoreAdj"] = 5000     # the kernel takes -1000..1000 (EINVAL on every host)
+
+
+def _bad_sysctl_value(cfg):
+    cfg["linux"]["sysctl"] = {"kernel.shmmax": "notanumber"}
+
+
 def _bad_json(cfg):
     cfg["__corrupt__"] = True
 
@@ -68,6 +76,11 @@ CASES = {
     "unknown-capability": (_bad_cap, "unknown capability 'CAP_BOGUS'"),
     "rlimit-above-hard-limit": (_bad_rlimit, "cannot set RLIMIT_NOFILE to 10:1000000000"),
     "hostname-without-uts": (_hostname_without_uts, "unable to set hostname without a private UTS namespace"),
+    # a refused kernel write names the value and the file, in runc's words
+    "oom-score-adj-out-of-range": (_oom_out_of_range,
+                                   'failed to write "5000": write /proc/self/oom_score_adj: invalid argument'),
+    "sysctl-refused": (_bad_sysctl_value, 'cannot set sysctl kernel.shmmax: failed to write "notanumber": '
+                                          "write /proc/sys/kernel/shmmax: invalid argument"),
 }
 
 
@@ -154,3 +167,57 @@ def test_cgroup_failure_after_the_fork_cleans_up(userns, prt, new_bundle, cid, r
     assert not (rt_root / cid).exists()
     assert str(b) not in open("/proc/self/mountinfo").read()
     assert _procs_in(str(b)) == []
+
+
+# -- refused kernel writes (pallet.runtime.linux.kernfs) ----------------------------------------
+
+def test_a_refused_write_names_the_file_and_the_value(tmp_path):
+    from pallet.runtime.linux import kernfs
+    from pallet.runtime.linux.cgroups import CgroupError, _write
+
+    with pytest.raises(OSError) as e:
+        kernfs.write_file(str(tmp_path / "missing"), "1")
+    assert str(e.value) == f"open {tmp_path / 'missing'}: no such file or directory"
+    with pytest.raises(OSError) as e:
+        kernfs.write_file(str(tmp_path), "1")
+    assert str(e.value) == f"open {tmp_path}: is a directory"
+    with pytest.raises(OSError) as e:      # the open works, the write is refused
+        kernfs.write_file("/dev/full", "0 1000 1\n")
+    assert str(e.value) == 'failed to write "0 1000 1\\n": write /dev/full: no space left on device'
+    assert e.value.errno == 28
+    with pytest.raises(OSError) as e:
+        kernfs.write_file("/proc/self/oom_score_adj", "nonsense")
+    assert str(e.value) == 'failed to write "nonsense": write /proc/self/oom_score_adj: invalid argument'
+    with pytest.raises(CgroupError) as e:  # runc's cgroups.WriteFile, without the `[Errno N]` of OSError
+        _write("/dev/full", "max")
+    assert str(e.value) == 'failed to write "max": write /dev/full: no space left on device'
+
+
+def _lowering_oom_score_adj_is_refused() -> bool:
+    """Whether this process may not lower its oom_score_adj (tried in a child, which then exits)."""
+    with open("/proc/self/oom_score_adj") as f:
+        current = int(f.read())
+    if current <= -1000:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+            os.write(fd, str(current - 1).encode())
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
+
+
+def test_a_refused_oom_score_adj_says_which_file(prt, new_bundle, cid, rt_root, no_leftovers):
+    """A sandbox (no CAP_SYS_RESOURCE) refuses a lower oom_score_adj: not a bare `Permission denied`."""
+    if not _lowering_oom_score_adj_is_refused():
+        pytest.skip("this host lets root lower oom_score_adj (the refusal is tested where it is refused)")
+    with open("/proc/self/oom_score_adj") as f:
+        lower = int(f.read()) - 100
+    b = new_bundle(["true"], edit=lambda cfg: cfg["process"].update(oomScoreAdj=max(lower, -1000)))
+    cp = prt("run", "--bundle", str(b), cid)
+    assert cp.returncode == 1
+    assert cp.stderr == f'failed to write "{max(lower, -1000)}": write /proc/self/oom_score_adj: permission denied\n'
+    assert not (rt_root / cid).exists()

@@ -25,6 +25,7 @@ import sys
 
 from pallet.runtime import process as proc_mod
 from pallet.runtime.channel import Channel
+from pallet.runtime.linux import kernfs
 from pallet.runtime.linux import ns as N
 from pallet.runtime.linux import prctl as P
 from pallet.runtime.rootfs import Rootfs, SetupError
@@ -102,11 +103,7 @@ def _namespaces(cfg: dict) -> list[dict]:
 
 
 def _write_file(path: str, data: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
+    kernfs.write_file(path, data)   # a refusal names the file and the value, as runc's do
 
 
 # -- create ----------------------------------------------------------------------------------

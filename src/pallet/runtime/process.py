@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from pallet.runtime.linux import caps as C
+from pallet.runtime.linux import kernfs
 from pallet.runtime.linux import prctl as P
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -46,16 +47,14 @@ def apply_lsm(proc: dict, warn) -> None:
         if os.path.exists("/sys/module/apparmor/parameters/enabled"):
             for p in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
                 if os.path.exists(p):
-                    with open(p, "w") as f:
-                        f.write(f"exec {profile}")
+                    kernfs.write_file(p, f"exec {profile}")
                     break
         else:
             warn(f"apparmor is not enabled on this host; profile {profile} not applied")
     label = proc.get("selinuxLabel")
     if label:
         if os.path.exists("/sys/fs/selinux/enforce"):
-            with open("/proc/self/attr/exec", "w") as f:
-                f.write(label)
+            kernfs.write_file("/proc/self/attr/exec", label)
         else:
             warn(f"selinux is not enabled on this host; label {label} not applied")
 

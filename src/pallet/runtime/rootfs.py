@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from pallet.runtime.linux import kernfs
 from pallet.runtime.linux import mount as M
 from pallet.runtime.linux.devices import DEFAULT_DEVICES, make_node
 
@@ -274,10 +275,9 @@ class Rootfs:
         for k, v in (self.linux.get("sysctl") or {}).items():
             p = "/proc/sys/" + k.replace(".", "/")
             try:
-                with open(p, "w") as f:
-                    f.write(str(v))
+                kernfs.write_file(p, str(v))
             except OSError as e:
-                raise SetupError(f"cannot set sysctl {k}={v}: {e.strerror}") from None
+                raise SetupError(f"cannot set sysctl {k}: {e}") from None
         prop = self.linux.get("rootfsPropagation")
         if prop:
             M.mount(None, "/", None, M.PROPAGATION[prop])

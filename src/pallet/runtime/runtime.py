@@ -192,7 +192,7 @@ class Runtime:
                     _write_map(f"/proc/{c1}/uid_map", linux.get("uidMappings") or [])
                     _write_map(f"/proc/{c1}/gid_map", linux.get("gidMappings") or [])
                 except OSError as e:
-                    raise RuntimeFailure(f"cannot write the user namespace id maps: {e.strerror}") from None
+                    raise RuntimeFailure(f"cannot write the user namespace id maps: {e}") from None
                 pchan.try_send(t="ok")
             elif t == "pid":
                 init_pid = msg["pid"]
@@ -593,12 +593,10 @@ def _connect(path: str | None):
 
 
 def _write_map(path: str, maps: list[dict]) -> None:
+    from pallet.runtime.linux import kernfs
+
     data = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
+    kernfs.write_file(path, data)
 
 
 def _write_pid_file(path: str, pid: int) -> None:

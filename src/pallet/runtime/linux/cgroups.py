@@ -13,33 +13,26 @@ import errno
 import os
 import time
 
+from pallet.runtime.linux import kernfs
+
 ROOT = "/sys/fs/cgroup"
 
 
-class CgroupError(OSError):
-    pass
+class CgroupError(kernfs.KernelWriteError):
+    """A cgroup operation failed; str() is the one-line reason (runc's words for a refused write)."""
 
 
 def _write(path: str, value: str) -> None:
-    fd = _open_w(path, os.O_TRUNC)
-    try:
-        _write_fd(fd, path, value)
-    finally:
-        os.close(fd)
+    """runc's cgroups.WriteFile: `failed to write "VALUE": write PATH: ERRNO` (kernfs)."""
+    kernfs.write_file(path, value, flags=os.O_TRUNC, error=CgroupError)
 
 
 def _open_w(path: str, flags: int = 0) -> int:
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags)
-    except OSError as e:
-        raise CgroupError(e.errno, f"cannot open {path}: {e.strerror}") from None
+    return kernfs.open_w(path, flags, error=CgroupError)
 
 
 def _write_fd(fd: int, path: str, value: str) -> None:
-    try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise CgroupError(e.errno, f"cannot write {value!r} to {path}: {e.strerror}") from None
+    kernfs.write_fd(fd, path, value, error=CgroupError)
 
 
 def _read(path: str) -> str:
