@@ -19,6 +19,7 @@ PRELUDE = """
 import json, sys
 from pallet.store import Store
 from pallet import network
+import pallet.network.networks
 from pallet.errors import PalletError
 store = Store(sys.argv[1])
 def out(x): print(json.dumps(x, default=str), flush=True)
@@ -131,3 +132,32 @@ def test_attach_errors_are_sentences_and_leave_nothing(host_ns, container, tmp_p
     assert {c for _, c in errors} == {125}
     assert len([n for n in host_ns.links() if n.startswith("veth")]) == 1
     assert in_ctr(a.pid, "ip", "-o", "link").stdout.count(": eth") == 1
+
+
+def test_twenty_concurrent_attaches_on_one_network(host_ns, make_ns, tmp_path):
+    """20 processes attach 20 containers at once: 20 distinct addresses, 20 veths, all reachable."""
+    ctrs = [make_ns(f"{i:02d}") for i in range(20)]
+    py(host_ns, tmp_path, 'network.networks.Networks(store).create("web", subnet="10.60.0.0/24")')
+    code = f"""
+        import os
+        paths = {[c.path for c in ctrs]!r}
+        pids = []
+        for i, path in enumerate(paths):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    network.attach(Store(sys.argv[1]), path, "web", f"{{i:064x}}", f"c{{i}}")
+                    os._exit(0)
+                except BaseException as e:
+                    print(e, file=sys.stderr)
+                    os._exit(1)
+            pids.append(pid)
+        out([os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids])
+        out(sorted(le.address for le in network.networks.Networks(store).leases()))
+    """
+    codes, addresses = py(host_ns, tmp_path, code)
+    assert codes == [0] * 20
+    assert sorted(addresses) == sorted(f"10.60.0.{i}" for i in range(2, 22))
+    assert len([n for n in host_ns.links() if n.startswith("veth")]) == 20
+    for c in (ctrs[0], ctrs[19]):
+        assert c.run("busybox", "ping", "-c", "1", "-W", "1", "10.60.0.1", check=False).returncode == 0
