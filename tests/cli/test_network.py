@@ -101,6 +101,8 @@ def test_unknown_predefined_in_use_and_prune(npallet, host_ns, make_ns, pallet_r
                           (["rm", "bridge"], "bridge is a pre-defined network and cannot be removed")]:
         cp = npallet("network", *args)
         assert cp.returncode == 125 and message in cp.stderr and cp.stderr.count("\n") == 1, cp.stderr
+    cp = npallet("network", "rm", "-f", "nope")
+    assert (cp.returncode, cp.stdout, cp.stderr) == (0, "", "")
     npallet("network", "create", "used", check=True)
     npallet("network", "create", "--label", "keep=1", "kept", check=True)
     npallet("network", "create", "idle", check=True)

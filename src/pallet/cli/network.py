@@ -131,10 +131,22 @@ def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
 
 
 @network_group.command("rm")
+@click.option("-f", "--force", is_flag=True, help="No error for a network that does not exist.")
 @click.argument("names", nargs=-1, required=True)
-def rm_cmd(names: tuple[str, ...]) -> None:
+def rm_cmd(names: tuple[str, ...], force: bool) -> None:
     """Remove networks (one in use by a container is refused)."""
+    from pallet.errors import NotFound
+
     nets = _nets()
+    if force:
+        known = []
+        for n in names:
+            try:
+                nets.get(n)
+            except NotFound:
+                continue
+            known.append(n)
+        names = tuple(known)
     each(names, nets.remove)
 
 
