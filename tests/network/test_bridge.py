@@ -171,3 +171,15 @@ def test_twenty_concurrent_leases_get_twenty_addresses(host_ns, tmp_path):
     codes, addresses = json.loads(py(host_ns, tmp_path, code).stdout)
     assert codes == [0] * 20
     assert addresses == sorted(f"10.50.0.{i}" for i in range(2, 22))
+
+
+def test_rm_after_the_bridge_and_rules_vanished(host_ns, tmp_path):
+    """A reboot (or someone) removed the bridge and pallet's table: rm still succeeds and leaves nothing."""
+    py(host_ns, tmp_path, 'nets.create("x", subnet="10.70.0.0/24")')
+    for link in host_ns.links():
+        if link.startswith("br-"):
+            host_ns.run("ip", "link", "del", link)
+    host_ns.run("nft", "delete", "table", "inet", "pallet")
+    py(host_ns, tmp_path, 'nets.remove("x")')
+    assert not [n for n in host_ns.links() if n.startswith("br-")]
+    assert "nw-" not in host_ns.run("nft", "list", "ruleset").stdout
