@@ -7,14 +7,14 @@ import json
 import pytest
 
 DIGEST = "sha256:" + "e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582"
-KEYS = ["input", "domain", "path", "tag", "digest", "normalized", "familiar", "api_url"]
+KEYS = ["input", "domain", "path", "tag", "digest", "normalized", "familiar", "api_url", "http_fallback"]
 
 
 def test_explain_text_is_aligned(pallet) -> None:
     cp = pallet("image", "ref", "explain", "busybox", check=True)
     lines = cp.stdout.splitlines()
     assert [line.split(":", 1)[0] for line in lines] == [
-        "Input", "Domain", "Path", "Tag", "Digest", "Normalized name", "Familiar name", "API URL"]
+        "Input", "Domain", "Path", "Tag", "Digest", "Normalized name", "Familiar name", "API URL", "HTTP fallback"]
     starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in lines}
     assert len(starts) == 1, cp.stdout  # every value starts in the same column
     values = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in lines}
@@ -27,6 +27,7 @@ def test_explain_text_is_aligned(pallet) -> None:
         "Normalized name": "docker.io/library/busybox",
         "Familiar name": "busybox",
         "API URL": "https://registry-1.docker.io/v2/library/busybox/manifests/latest",
+        "HTTP fallback": "<none>",
     }
     assert cp.stderr == ""
 
@@ -34,28 +35,64 @@ def test_explain_text_is_aligned(pallet) -> None:
 @pytest.mark.parametrize(("ref", "want"), [
     ("busybox", {"domain": "docker.io", "path": "library/busybox", "tag": "latest", "digest": None,
                  "normalized": "docker.io/library/busybox", "familiar": "busybox",
-                 "api_url": "https://registry-1.docker.io/v2/library/busybox/manifests/latest"}),
+                 "api_url": "https://registry-1.docker.io/v2/library/busybox/manifests/latest",
+                 "http_fallback": None}),
     ("index.docker.io/foo/bar", {"domain": "docker.io", "path": "foo/bar", "tag": "latest", "digest": None,
                                  "normalized": "docker.io/foo/bar", "familiar": "foo/bar",
-                                 "api_url": "https://registry-1.docker.io/v2/foo/bar/manifests/latest"}),
+                                 "api_url": "https://registry-1.docker.io/v2/foo/bar/manifests/latest",
+                                 "http_fallback": None}),
+    # a registry on this host: https first, as docker and containers/image try it, then plain http
     ("localhost:5000/x:v1", {"domain": "localhost:5000", "path": "x", "tag": "v1", "digest": None,
                              "normalized": "localhost:5000/x", "familiar": "localhost:5000/x",
-                             "api_url": "http://localhost:5000/v2/x/manifests/v1"}),
+                             "api_url": "https://localhost:5000/v2/x/manifests/v1",
+                             "http_fallback": "http://localhost:5000/v2/x/manifests/v1"}),
+    ("127.0.0.1:5000/x", {"domain": "127.0.0.1:5000", "path": "x", "tag": "latest", "digest": None,
+                          "normalized": "127.0.0.1:5000/x", "familiar": "127.0.0.1:5000/x",
+                          "api_url": "https://127.0.0.1:5000/v2/x/manifests/latest",
+                          "http_fallback": "http://127.0.0.1:5000/v2/x/manifests/latest"}),
     ("[::1]:5000/x", {"domain": "[::1]:5000", "path": "x", "tag": "latest", "digest": None,
                       "normalized": "[::1]:5000/x", "familiar": "[::1]:5000/x",
-                      "api_url": "http://[::1]:5000/v2/x/manifests/latest"}),
+                      "api_url": "https://[::1]:5000/v2/x/manifests/latest",
+                      "http_fallback": "http://[::1]:5000/v2/x/manifests/latest"}),
     ("busybox@" + DIGEST, {"domain": "docker.io", "path": "library/busybox", "tag": None, "digest": DIGEST,
                            "normalized": "docker.io/library/busybox", "familiar": "busybox",
-                           "api_url": "https://registry-1.docker.io/v2/library/busybox/manifests/" + DIGEST}),
+                           "api_url": "https://registry-1.docker.io/v2/library/busybox/manifests/" + DIGEST,
+                           "http_fallback": None}),
     ("gcr.io/a/b:1.0@" + DIGEST, {"domain": "gcr.io", "path": "a/b", "tag": "1.0", "digest": DIGEST,
                                   "normalized": "gcr.io/a/b", "familiar": "gcr.io/a/b",
-                                  "api_url": "https://gcr.io/v2/a/b/manifests/" + DIGEST}),
+                                  "api_url": "https://gcr.io/v2/a/b/manifests/" + DIGEST,
+                                  "http_fallback": None}),
 ])
 def test_explain_json(pallet, ref: str, want: dict) -> None:
     cp = pallet("image", "ref", "explain", "--format", "json", ref, check=True)
     obj = json.loads(cp.stdout)
     assert list(obj) == KEYS
     assert obj == {"input": ref, **want}
+
+
+@pytest.mark.parametrize("ref", ["localhost:5000/foo", "127.0.0.1:5000/x"])
+def test_explain_of_a_local_registry_shows_https_then_the_http_fallback(pallet, ref: str) -> None:
+    cp = pallet("image", "ref", "explain", ref, check=True)
+    values = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in cp.stdout.splitlines()}
+    host, _, path = ref.partition("/")
+    assert values["API URL"] == f"https://{host}/v2/{path}/manifests/latest"
+    assert values["HTTP fallback"] == f"http://{host}/v2/{path}/manifests/latest (if https fails: registry on this host)"
+
+
+def test_explain_reads_insecure_registries_from_the_settings_file(pallet, tmp_path) -> None:
+    """pallet.toml's `insecure` decides as it does for a pull: true allows the http fallback
+    anywhere, false takes it away from a registry on this host."""
+    cfg = tmp_path / "pallet.toml"
+    cfg.write_text('[registries."reg.example:5000"]\ninsecure = true\n'
+                   '[registries."localhost:5000"]\ninsecure = false\n')
+    cp = pallet("--config", str(cfg), "image", "ref", "explain", "reg.example:5000/a", check=True)
+    assert cp.stdout.splitlines()[-2:] == [
+        "API URL:           https://reg.example:5000/v2/a/manifests/latest",
+        "HTTP fallback:     http://reg.example:5000/v2/a/manifests/latest (if https fails: insecure registry in "
+        "pallet.toml)"]
+    cp = pallet("--config", str(cfg), "image", "ref", "explain", "--format", "json", "localhost:5000/a", check=True)
+    obj = json.loads(cp.stdout)
+    assert (obj["api_url"], obj["http_fallback"]) == ("https://localhost:5000/v2/a/manifests/latest", None)
 
 
 def test_explain_tag_and_digest_text_says_digest_wins(pallet) -> None:

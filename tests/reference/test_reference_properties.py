@@ -185,11 +185,11 @@ def test_looks_like_id_rejects_names(text: str) -> None:
      "https://registry-1.docker.io/v2/library/busybox/manifests/latest"),
     ("index.docker.io/foo/bar:1", "docker.io/foo/bar:1", "foo/bar",
      "https://registry-1.docker.io/v2/foo/bar/manifests/1"),
-    ("localhost:5000/x", "localhost:5000/x:latest", "localhost:5000/x", "http://localhost:5000/v2/x/manifests/latest"),
-    ("localhost/x", "localhost/x:latest", "localhost/x", "http://localhost/v2/x/manifests/latest"),
+    ("localhost:5000/x", "localhost:5000/x:latest", "localhost:5000/x", "https://localhost:5000/v2/x/manifests/latest"),
+    ("localhost/x", "localhost/x:latest", "localhost/x", "https://localhost/v2/x/manifests/latest"),
     ("127.0.0.1:5000/a/b:v2", "127.0.0.1:5000/a/b:v2", "127.0.0.1:5000/a/b",
-     "http://127.0.0.1:5000/v2/a/b/manifests/v2"),
-    ("[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x", "http://[::1]:5000/v2/x/manifests/latest"),
+     "https://127.0.0.1:5000/v2/a/b/manifests/v2"),
+    ("[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x", "https://[::1]:5000/v2/x/manifests/latest"),
     ("quay.io/a/b@sha256:" + "e" * 64, "quay.io/a/b@sha256:" + "e" * 64, "quay.io/a/b",
      "https://quay.io/v2/a/b/manifests/sha256:" + "e" * 64),
     ("x:1@sha256:" + "e" * 64, "docker.io/library/x@sha256:" + "e" * 64, "x",
@@ -201,7 +201,17 @@ def test_normalize_examples(text: str, full: str, familiar: str, url: str) -> No
     ref = R.normalize(text)
     assert str(ref) == full
     assert ref.familiar == familiar
-    assert ref.api_url() == url
+    assert ref.api_url() == url   # https for every registry: docker and containers/image try it first
+    assert ref.api_url(scheme="http") == "http://" + url.removeprefix("https://")
+
+
+@pytest.mark.parametrize(("text", "local"), [
+    ("localhost:5000/x", True), ("localhost/x", True), ("127.0.0.1:5000/x", True), ("127.1.2.3/x", True),
+    ("[::1]:5000/x", True), ("reg.localhost:5000/x", True), ("busybox", False), ("quay.io/a/b", False),
+    ("127.0.0.1.example.com/x", False), ("localhost.example.com/x", False), ("[::2]:5000/x", False),
+])
+def test_a_registry_on_this_host_is_the_one_with_a_plain_http_fallback(text: str, local: bool) -> None:
+    assert R.normalize(text).is_loopback is local
 
 
 def test_api_url_kinds() -> None:

@@ -8,6 +8,12 @@ docker pulls `latest`, so `tag` is `latest`. With a digest the digest decides
 what is pulled: `busybox@sha256:…` has no tag (null), and `busybox:1.36@sha256:…`
 shows the tag as written, but the API URL uses the digest (docker ignores the
 tag then).
+
+The API URL is https, for every registry: docker and containers/image (podman,
+skopeo) try https first, and fall back to plain http only for a registry on
+this host (localhost, 127.0.0.0/8, [::1]) or one marked insecure (`insecure =
+true` in pallet.toml, docker's --insecure-registry). `HTTP fallback` shows that
+URL and why, or <none> when only https is tried.
 """
 
 from __future__ import annotations
@@ -17,12 +23,36 @@ import click
 from pallet.reference import DEFAULT_TAG, Reference, normalize, parse_normalized_named
 
 
-def explain(text: str) -> dict[str, str | None]:
-    """The parts of ``text`` as `explain --format json` prints them."""
+def http_fallback_reason(ref: Reference, insecure: bool | None = None) -> str | None:
+    """Why a pull of `ref` may fall back to plain http, or None when only https is tried.
+    `insecure` is the registry's setting in pallet.toml (None: not set), as the registry client reads it."""
+    if insecure is not None:
+        return "insecure registry in pallet.toml" if insecure else None
+    return "registry on this host" if ref.is_loopback else None
+
+
+def _insecure_setting(domain: str) -> bool | None:
+    """The registry's `insecure` in the settings file, read only when there is one (None: unset)."""
+    import click
+
+    from pallet.registry.client.settings import load_settings
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    from pallet.cli.common import state
+
+    return load_settings(state(ctx).config_file).for_host(domain).insecure
+
+
+def explain(text: str, *, insecure: bool | None = None) -> dict[str, str | None]:
+    """The parts of ``text`` as `explain --format json` prints them. `insecure`: the registry's
+    setting in pallet.toml (None: not set; then only a registry on this host may fall back to http)."""
     normalize(text)  # validates with the error message docker gives
     written = parse_normalized_named(text)
     tag = written.tag if (written.tag is not None or written.digest is not None) else DEFAULT_TAG
     ref = Reference(written.domain, written.path, tag, written.digest)
+    fallback = http_fallback_reason(ref, insecure) is not None
     return {
         "input": text,
         "domain": ref.domain,
@@ -32,6 +62,7 @@ def explain(text: str) -> dict[str, str | None]:
         "normalized": ref.name,
         "familiar": ref.familiar,
         "api_url": ref.api_url("manifests"),
+        "http_fallback": ref.api_url("manifests", scheme="http") if fallback else None,
     }
 
 
@@ -44,6 +75,7 @@ _LABELS = {
     "normalized": "Normalized name",
     "familiar": "Familiar name",
     "api_url": "API URL",
+    "http_fallback": "HTTP fallback",
 }
 
 
@@ -70,8 +102,15 @@ def explain_cmd(ref: str, fmt: str) -> None:
       Normalized name:   docker.io/library/busybox
       Familiar name:     busybox
       API URL:           https://registry-1.docker.io/v2/library/busybox/manifests/latest
+      HTTP fallback:     <none>
+
+    For `localhost:5000/app` the API URL is https://localhost:5000/v2/app/manifests/latest and
+    the HTTP fallback http://localhost:5000/v2/app/manifests/latest (registry on this host).
     """
-    parts = explain(ref)
+    normalize(ref)  # an invalid reference fails before the settings file is read
+    domain = parse_normalized_named(ref).domain
+    insecure = _insecure_setting(domain)
+    parts = explain(ref, insecure=insecure)
     if fmt == "json":
         from pallet.cli.common import print_json
 
@@ -88,6 +127,9 @@ def explain_cmd(ref: str, fmt: str) -> None:
             shown = f"{value} (default)"
         elif key == "input":
             shown = repr(value) if not value.isprintable() else value
+        elif key == "http_fallback":
+            reason = http_fallback_reason(Reference(parts["domain"], parts["path"]), insecure)
+            shown = f"{value} (if https fails: {reason})"
         else:
             shown = value
         lines.append(f"{label + ':':<{width}}{shown}")

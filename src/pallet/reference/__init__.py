@@ -178,38 +178,35 @@ class Reference:
 
     @property
     def is_loopback(self) -> bool:
-        """The registry is on this host: ``localhost``, ``127.0.0.0/8`` or ``[::1]``, any port."""
+        """The registry is on this host: ``localhost`` (and ``*.localhost``), ``127.0.0.0/8`` or
+        ``[::1]``, any port -- the hosts pallet's registry client treats as insecure by default."""
         host = self.domain
         if host.startswith("["):
             host = host[: host.find("]") + 1]
             return host in ("[::1]", "[0:0:0:0:0:0:0:1]")
         host = host.partition(":")[0]
-        if host == "localhost":
+        if host == "localhost" or host.endswith(".localhost"):
             return True
         parts = host.split(".")
         return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
 
     @property
     def scheme(self) -> str:
-        """``http`` for a loopback registry, ``https`` for every other.
+        """``https``, for every registry: docker and containers/image try https first, also on a
+        registry on this host, and fall back to plain http only for localhost and insecure
+        registries (see `api_url(..., scheme="http")` and pallet's registry client)."""
+        return "https"
 
-        Docker treats ``127.0.0.0/8`` as an insecure registry by default and then
-        tries https before falling back to plain http; podman needs
-        ``--tls-verify=false``. A registry on this host (``docker-registry``,
-        ``pallet registry serve``) speaks plain http, so that is the URL pallet
-        shows; the registry client may still try https first.
-        """
-        return "http" if self.is_loopback else "https"
-
-    def api_url(self, kind: str = "manifests") -> str:
+    def api_url(self, kind: str = "manifests", *, scheme: str | None = None) -> str:
         """The distribution-spec URL for this reference.
 
         ``kind`` is ``manifests`` (by digest if there is one, else by tag, else
         ``latest``), ``blobs`` (needs a digest) or ``tags`` (``/tags/list``).
+        ``scheme`` is ``https`` unless given (``http``: the plain-http fallback).
         """
         if not self.domain or not self.path:
             raise InvalidReference(f"reference {str(self)!r} has no registry domain: normalize it first")
-        base = f"{self.scheme}://{self.registry_host}/v2/{self.path}"
+        base = f"{scheme or self.scheme}://{self.registry_host}/v2/{self.path}"
         if kind == "manifests":
             return f"{base}/manifests/{self.digest or self.tag or DEFAULT_TAG}"
         if kind == "blobs":
