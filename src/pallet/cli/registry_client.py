@@ -162,8 +162,12 @@ def pull_cmd(image, platform, all_platforms, quiet, max_parallel, tls_verify, cr
     plat = normalize(Platform.parse(platform)) if platform else None
     store = state().store()
     prog, ctx = _progress(quiet or fmt == "json")
+    from pallet.registry.client.shortnames import pull_first
+
     with ctx, Client(opts) as client:
-        res = client.pull(store, image, platform=plat, all_platforms=all_platforms, progress=prog)
+        res = pull_first(image, lambda ref: client.pull(store, ref, platform=plat, all_platforms=all_platforms,
+                                                        progress=prog),
+                         tty=sys.stdin.isatty() and sys.stderr.isatty())
     if fmt == "json":
         print_json({"Id": res.image_id, "Digest": res.digest, "ManifestDigest": res.manifest_digest,
                     "Names": res.names, "Platform": res.platform, "Images": res.images,

@@ -220,11 +220,27 @@ class Engine:
         try:
             return store.resolve_image(opts.image)
         except NotFound:
+            local = self._short_name_in_store(opts.image)
+            if local is not None:
+                return local
             if opts.pull == "never":
                 raise NotFound(f"No such image: {opts.image} (and --pull=never)") from None
             return self.pull(opts.image, opts.platform)
         except InvalidReference:
             raise
+
+    def _short_name_in_store(self, image: str):
+        """A short name pulled earlier through a search registry or an alias: look for its candidates."""
+        from pallet.registry.client import shortnames
+
+        if not shortnames.is_short(image):
+            return None
+        for cand in shortnames.resolve(image, shortnames.load()).candidates:
+            try:
+                return self.store.resolve_image(cand)
+            except NotFound:
+                continue
+        return None
 
     def pull(self, image: str, platform: str | None, *, missing: bool = True):
         """Pull through pallet.registry.client (docker run's 'Unable to find image locally' path)."""
@@ -249,8 +265,11 @@ class Engine:
         opts = Options(settings=settings, max_parallel=settings.max_parallel, retries=settings.retries,
                        backoff=settings.retry_delay)
         plat = normalize(Platform.parse(platform)) if platform else None
+        from pallet.registry.client.shortnames import pull_first
+
         with Client(opts) as client:
-            res = client.pull(self.store, image, platform=plat)
+            res = pull_first(image, lambda ref: client.pull(self.store, ref, platform=plat),
+                             tty=sys.stdin.isatty() and sys.stderr.isatty())
         return self.store.get_image(res.image_id)
 
     def build_config(self, opts: CreateOptions, image_config) -> tuple[dict, dict]:

@@ -50,6 +50,26 @@ def settings_path(config_file: str | None = None) -> Path:
 
 
 def load_settings(config_file: str | None = None) -> Settings:
+    """pallet.toml, then what containers-registries.conf(5) adds for hosts pallet.toml does not name."""
+    from pallet.registry.client import shortnames
+
+    out = _load_toml(config_file)
+    add_registries_conf(out, shortnames.load())
+    return out
+
+
+def add_registries_conf(settings: Settings, cfg) -> None:
+    """[[registry]] entries whose location is a host add their insecure flag and mirrors to the client
+    settings of that host, where pallet.toml says nothing of it (pallet.toml wins)."""
+    for e in cfg.registries:
+        host = e.location.split("/", 1)[0]
+        if host in settings.registries or "/" in e.location:
+            continue
+        if e.insecure is not None or e.mirrors:
+            settings.registries[host] = RegistrySettings(list(e.mirrors), e.insecure)
+
+
+def _load_toml(config_file: str | None) -> Settings:
     path = settings_path(config_file)
     try:
         data = tomllib.loads(path.read_text())
