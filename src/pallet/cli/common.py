@@ -152,6 +152,19 @@ def _run_each(refs, worker):
     pool.shutdown()
 
 
+def label_filters(filters) -> list[str]:
+    """prune's `--filter label=KEY[=VALUE]`s -> ["KEY[=VALUE]", ...]; any other filter is refused."""
+    from pallet.errors import PalletError
+
+    labels = []
+    for f in filters:
+        k, _, v = f.partition("=")
+        if k != "label":
+            raise PalletError(f"invalid filter {k!r} (label)")
+        labels.append(v)
+    return labels
+
+
 def print_pruned(kind: str, gone: list[str], freed: int = 0) -> None:
     """docker's prune report: "Deleted KIND:" and one line each (when any), then the space reclaimed."""
     import click

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from pallet.cli.common import each, print_table, state
+from pallet.cli.common import each, label_filters, print_table, state
 from pallet.errors import PalletError
 
 
@@ -155,12 +155,7 @@ def rm_cmd(names: tuple[str, ...], force: bool) -> None:
 @click.option("--filter", "filters", multiple=True, help="label=KEY[=VALUE]")
 def prune_cmd(force: bool, filters: tuple[str, ...]) -> None:
     """Remove every network no container uses (the predefined ones stay)."""
-    labels = []
-    for f in filters:
-        k, _, v = f.partition("=")
-        if k != "label":
-            raise PalletError(f"invalid filter {k!r} (label)")
-        labels.append(v)
+    labels = label_filters(filters)
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
                       "Are you sure you want to continue?", abort=True)

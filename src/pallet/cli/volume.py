@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from pallet.cli.common import each, print_pruned
+from pallet.cli.common import each, label_filters, print_pruned
 from pallet.cli.containerrun import labels as parse_labels
 from pallet.errors import PalletError
 
@@ -126,11 +126,6 @@ def prune_cmd(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove anonymous local volumes not used by at least one container.\n"
                       "Are you sure you want to continue?", abort=True)
-    labels = []
-    for f in filters:
-        k, _, v = f.partition("=")
-        if k != "label":
-            raise PalletError(f"invalid filter {k!r} (label)")
-        labels.append(v)
+    labels = label_filters(filters)
     gone = _vols().prune(all=all_, labels=labels)
     print_pruned("Volumes", gone)
