@@ -88,8 +88,8 @@ def test_explain_reads_insecure_registries_from_the_settings_file(pallet, tmp_pa
     cp = pallet("--config", str(cfg), "image", "ref", "explain", "reg.example:5000/a", check=True)
     assert cp.stdout.splitlines()[-2:] == [
         "API URL:           https://reg.example:5000/v2/a/manifests/latest",
-        "HTTP fallback:     http://reg.example:5000/v2/a/manifests/latest (if https fails: insecure registry in "
-        "pallet.toml)"]
+        "HTTP fallback:     http://reg.example:5000/v2/a/manifests/latest (if https fails: marked insecure in "
+        "pallet.toml or registries.conf)"]
     cp = pallet("--config", str(cfg), "image", "ref", "explain", "--format", "json", "localhost:5000/a", check=True)
     obj = json.loads(cp.stdout)
     assert (obj["api_url"], obj["http_fallback"]) == ("https://localhost:5000/v2/a/manifests/latest", None)

@@ -12,8 +12,8 @@ tag then).
 The API URL is https, for every registry: docker and containers/image (podman,
 skopeo) try https first, and fall back to plain http only for a registry on
 this host (localhost, 127.0.0.0/8, [::1]) or one marked insecure (`insecure =
-true` in pallet.toml, docker's --insecure-registry). `HTTP fallback` shows that
-URL and why, or <none> when only https is tried.
+true` in pallet.toml or registries.conf, docker's --insecure-registry). `HTTP
+fallback` shows that URL and why, or <none> when only https is tried.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from pallet.reference import DEFAULT_TAG, Reference, normalize, parse_normalized
 
 def http_fallback_reason(ref: Reference, insecure: bool | None = None) -> str | None:
     """Why a pull of `ref` may fall back to plain http, or None when only https is tried.
-    `insecure` is the registry's setting in pallet.toml (None: not set), as the registry client reads it."""
+    `insecure` is the registry's setting (pallet.toml, registries.conf; None: not set), as the registry
+    client reads it."""
     if insecure is not None:
-        return "insecure registry in pallet.toml" if insecure else None
+        return "marked insecure in pallet.toml or registries.conf" if insecure else None
     return "registry on this host" if ref.is_loopback else None
 
 
 def _insecure_setting(domain: str) -> bool | None:
-    """The registry's `insecure` in the settings file, read only when there is one (None: unset)."""
+    """The registry's `insecure` in the registry settings (None: unset), as `pallet pull` reads them."""
     import click
 
     from pallet.registry.client.settings import load_settings
