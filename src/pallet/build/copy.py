@@ -1,0 +1,154 @@
+"""COPY/ADD of local files: the selected entries as a tar, extracted by a child chroot'ed into the
+step's workspace (so symlinks in the destination resolve inside the image, never on the host).
+
+Destination rules as docker's: a destination ending in `/`, several sources, or a directory
+source make it a directory (created 0755 root:root with its parents); one file to a path that
+is an existing directory goes inside it; a relative destination is below the WORKDIR.
+Owner is 0:0 unless `--chown`; mode is the source's unless `--chmod` (octal).
+"""
+
+from __future__ import annotations
+
+import grp  # noqa: F401 (imported before the fork: tarfile uses them in the child)
+import os
+import pwd  # noqa: F401
+import stat
+import tarfile
+import tempfile
+
+from pallet.errors import PalletError
+
+__all__ = ["BadFlag", "copy_into", "parse_chmod", "resolve_chown"]
+
+
+class BadFlag(PalletError):
+    exit_code = 1
+
+
+def parse_chmod(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise BadFlag(f"invalid chmod parameter {value!r}: only octal modes are supported") from None
+    if mode > 0o7777:
+        raise BadFlag(f"invalid chmod parameter {value!r}")
+    return mode
+
+
+def resolve_chown(root: str, value: str | None) -> tuple[int, int] | None:
+    """--chown=USER[:GROUP] with names looked up in the image; a lone user gives gid = uid's
+    primary group for a name, the same number for a number (docker's rule)."""
+    if not value:
+        return None
+    from pallet.engine.users import resolve_user
+
+    user, sep, group = value.partition(":")
+    try:
+        if sep:
+            u = resolve_user(root, f"{user}:{group}")
+            return u.uid, u.gid
+        u = resolve_user(root, user)
+        return (u.uid, u.uid) if user.isdigit() else (u.uid, u.gid)
+    except PalletError as e:
+        raise BadFlag(f"unable to convert uid/gid chown string to host mapping: {e.message}") from None
+
+
+def _extract(tar_fd: int, dest: str, single: str | None) -> None:
+    """In the chroot: make dest, decide the base dir, extract."""
+    base = dest
+    if single is not None and not dest.endswith("/"):
+        if os.path.isdir(dest):
+            base = dest
+        else:
+            base = os.path.dirname(dest.rstrip("/")) or "/"
+    os.makedirs(base, 0o755, exist_ok=True)
+    with os.fdopen(tar_fd, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        for m in tar:
+            if single is not None and not dest.endswith("/") and not os.path.isdir(dest):
+                m.name = os.path.basename(dest.rstrip("/"))
+            target = os.path.join(base, m.name)
+            if m.isdir():
+                os.makedirs(os.path.dirname(target) or "/", 0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target) or "/", 0o755, exist_ok=True)
+                if os.path.lexists(target) and not os.path.isdir(target):
+                    os.unlink(target)
+            tar.extract(m, base, numeric_owner=True, set_attrs=True)
+
+
+def _write_tar(out, entries, contents, owner: tuple[int, int] | None, mode: int | None) -> None:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for e in entries:
+            st = e.st
+            ti = tarfile.TarInfo(e.rel)
+            ti.mtime = int(st.st_mtime)
+            ti.uid, ti.gid = owner if owner else (0, 0)
+            ti.mode = mode if mode is not None else stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                ti.type = tarfile.DIRTYPE
+                tar.addfile(ti)
+            elif stat.S_ISLNK(st.st_mode):
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = os.readlink(e.path)
+                ti.mode = 0o777
+                tar.addfile(ti)
+            elif stat.S_ISREG(st.st_mode):
+                ti.size = st.st_size
+                with open(e.path, "rb") as f:
+                    tar.addfile(ti, f)
+        for name, data in contents:
+            import io
+            import time
+
+            raw = data.encode()
+            ti = tarfile.TarInfo(name)
+            ti.size = len(raw)
+            ti.mode = mode if mode is not None else 0o644
+            ti.uid, ti.gid = owner if owner else (0, 0)
+            ti.mtime = int(time.time())
+            tar.addfile(ti, io.BytesIO(raw))
+
+
+def copy_into(ws, entries, dest: str, *, single: str | None, tmp_dir: str, chown: str | None = None,
+              chmod: str | None = None, contents: list[tuple[str, str]] = ()) -> None:
+    """Copy `entries` (context.Entry-like: path, rel, st) to `dest` (absolute) in the workspace."""
+    from pallet.build.run import _FORK_LOCK
+
+    mode = parse_chmod(chmod)
+    owner = resolve_chown(ws.root, chown)
+    with tempfile.TemporaryFile(dir=tmp_dir) as tmp:
+        _write_tar(tmp, entries, contents, owner, mode)
+        tmp.flush()
+        fd = os.dup(tmp.fileno())
+        os.lseek(fd, 0, os.SEEK_SET)
+        err_r, err_w = os.pipe()
+        with _FORK_LOCK:
+            pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(err_r)
+                os.chroot(ws.root)
+                os.chdir("/")
+                _extract(fd, dest, single)
+            except BaseException as e:  # noqa: BLE001
+                msg = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.filename else str(e)
+                try:
+                    os.write(err_w, msg.encode()[:4000])
+                except OSError:
+                    pass
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(fd)
+        os.close(err_w)
+        chunks = []
+        while b := os.read(err_r, 4096):
+            chunks.append(b)
+        os.close(err_r)
+        _, status = os.waitpid(pid, 0)
+        if chunks or status != 0:
+            raise PalletError("copying failed: " + (b"".join(chunks).decode(errors="replace") or "error"),
+                              exit_code=1)

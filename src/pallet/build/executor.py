@@ -1,0 +1,645 @@
+"""The build engine: stages of a parsed Dockerfile -> an image in the store.
+
+Each stage is a chain of steps over an image state (the OCI config document and its layers).
+Every step's result is looked up in the step cache first (`pallet.build.cache`) under a key
+made from the parent's key and what decides the step; metadata steps (ENV, LABEL, CMD, ...)
+only change the config and get an `empty_layer` history entry; RUN, COPY, ADD and WORKDIR run
+on a workspace snapshot and add a layer when they changed files. The stages the target needs
+run in dependency order, two at once when independent. The result is registered in the store
+and tagged with each name.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import json
+import os
+import platform as _platform
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from pallet.build import instructions as I
+from pallet.build.cache import StepCache, step_key
+from pallet.build.context import Context, HashIndex, SourceNotFound
+from pallet.build.dockerfile import DockerfileError
+from pallet.build.graph import plan
+from pallet.build.progress import Progress
+from pallet.build.shell import Lex, ShellError
+from pallet.errors import NotFound, PalletError
+
+__all__ = ["BuildError", "BuildOptions", "Builder"]
+
+PROXY_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+              "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+class BuildError(PalletError):
+    """A failed build: one line (exit 1, as docker build)."""
+
+    exit_code = 1
+
+
+@dataclass
+class BuildOptions:
+    context: str
+    dockerfile: bytes
+    dockerfile_name: str = "Dockerfile"
+    dockerfile_path: str | None = None
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str = "host"
+
+
+def _arch() -> str:
+    m = _platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(m, m)
+
+
+def builtin_args() -> dict[str, str]:
+    arch = _arch()
+    plat = f"linux/{arch}"
+    return {"TARGETPLATFORM": plat, "TARGETOS": "linux", "TARGETARCH": arch, "TARGETVARIANT": "",
+            "BUILDPLATFORM": plat, "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": ""}
+
+
+def _env_dict(env: list[str]) -> dict[str, str]:
+    out = {}
+    for e in env:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out
+
+
+def _set_env(cfg: dict, key: str, value: str) -> None:
+    env = [e for e in (cfg.get("Env") or []) if e.partition("=")[0] != key]
+    env.append(f"{key}={value}")
+    cfg["Env"] = env
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+class _Stage:
+    """The state of one stage while it is built."""
+
+    def __init__(self, doc: dict, layers: list[dict], key: str) -> None:
+        self.doc = doc
+        self.layers = layers
+        self.key = key
+        self.args: dict[str, str] = {}     # build args in scope, in declaration order
+        self.cmd_set = False
+
+    @property
+    def cfg(self) -> dict:
+        return self.doc.setdefault("config", {})
+
+    def env(self) -> dict[str, str]:
+        e = dict(self.args)
+        e.update(_env_dict(self.cfg.get("Env") or []))
+        return e
+
+    def shell(self) -> list[str]:
+        return list(self.cfg.get("Shell") or DEFAULT_SHELL)
+
+    def entry(self) -> dict:
+        return {"doc": self.doc, "layers": self.layers}
+
+
+class Builder:
+    def __init__(self, store, *, run_dir: str, storage_driver: str | None = None,
+                 progress: Progress | None = None) -> None:
+        self.root = str(store.root)
+        self.main_store = store
+        self.run_dir = str(run_dir)
+        self.driver = storage_driver
+        self.progress = progress or Progress()
+        self._local = threading.local()
+        self._local.store = store
+        self.cache = StepCache(store.root, store.blobs)
+        self.index = HashIndex(store.root / "buildcache" / "context-index.json")
+
+    # ---- per-thread store (one SQLite connection per thread) -----------------------------------
+    @property
+    def store(self):
+        s = getattr(self._local, "store", None)
+        if s is None:
+            from pallet.store import Store
+
+            s = self._local.store = Store(self.root)
+        return s
+
+    # ---- entry point ----------------------------------------------------------------------------
+    def build(self, opts: BuildOptions) -> str:
+        self.opts = opts
+        try:
+            self.df = I.load(opts.dockerfile, filename=opts.dockerfile_name)
+        except DockerfileError as e:
+            raise BuildError(str(e)) from None
+        self.lex = Lex(self.df.escape_token)
+        self.builtin = builtin_args()
+        try:
+            self.meta = self.df.meta_args(opts.build_args, self.builtin)
+            graph, order = plan(self.df, self.meta, opts.target)
+            for i in order:   # an undefined ARG in FROM fails before anything runs
+                self.df.resolve_from(self.df.stages[i], self.meta)
+        except DockerfileError as e:
+            raise BuildError(str(e)) from None
+        self.graph = graph
+        self.ctx = Context(opts.context, dockerfile=opts.dockerfile_path, index=self.index)
+        self.results: dict[int, Future] = {}
+        multi = len(self.df.stages) > 1
+        self.multi = multi
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="build") as pool:
+            for i in order:
+                self.results[i] = pool.submit(self._stage_worker, i)
+            errors = []
+            for i in order:
+                try:
+                    self.results[i].result()
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+            if errors:
+                for e in errors:
+                    if isinstance(e, PalletError) and not isinstance(e, _Skipped):
+                        raise e
+                raise errors[0]
+        final = self.results[order[-1]].result()
+        self.index.save()
+        return self._export(final)
+
+    def _stage_worker(self, i: int) -> _Stage:
+        for d in self.graph.deps[i]:
+            try:
+                self.results[d].result()
+            except BaseException:
+                raise _Skipped("a stage it needs failed") from None
+        return self._build_stage(self.df.stages[i])
+
+    # ---- expansion ------------------------------------------------------------------------------
+    def _expand(self, inst: I.Instruction, word: str, env: dict[str, str]) -> str:
+        try:
+            return self.lex.process_word(word, env)
+        except ShellError as e:
+            raise BuildError(f"{self.df.filename}:{inst.line}: {e}") from None
+
+    def _fail(self, inst: I.Instruction, message: str) -> BuildError:
+        return BuildError(f"{self.df.filename}:{inst.line}: {message}")
+
+    # ---- stages ---------------------------------------------------------------------------------
+    def _stage_label(self, stage: I.Stage, i: int, n: int) -> str:
+        if not self.multi:
+            return f"[{i}/{n}]"
+        return f"[{stage.name or f'stage-{stage.index}'} {i}/{n}]"
+
+    def _from(self, stage: I.Stage) -> tuple[_Stage, str]:
+        base, _platform_ = self.df.resolve_from(stage, self.meta)
+        src = self.graph.base_stage.get(stage.index)
+        if src is not None:
+            parent: _Stage = self.results[src].result()
+            return _Stage(_copy.deepcopy(parent.doc), list(parent.layers), parent.key), f"FROM {base}"
+        if base == "scratch":
+            doc = {"architecture": _arch(), "os": "linux", "config": {},
+                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            return _Stage(doc, [], step_key("scratch")), "FROM scratch"
+        try:
+            rec = self.store.resolve_image(base)
+        except (NotFound, PalletError) as e:
+            raise self._fail(stage.from_, f"failed to resolve source metadata for {base}: {e.message}") from None
+        doc = json.loads(self.store.config(rec).raw)
+        man = self.store.manifest(rec)
+        layers = [{"digest": d.digest, "diff_id": diff, "size": d.size, "media_type": d.media_type}
+                  for d, diff in zip(man.layers, doc.get("rootfs", {}).get("diff_ids", []), strict=True)]
+        return _Stage(doc, layers, step_key("image", rec.id)), f"FROM {base}"
+
+    def _build_stage(self, stage: I.Stage) -> _Stage:
+        st, from_text = self._from(stage)
+        commands = list(stage.commands)
+        triggers = st.cfg.get("OnBuild") or []
+        if triggers:
+            try:
+                extra = I.load("FROM scratch\n" + "\n".join(triggers) + "\n").stages[0].commands
+            except DockerfileError as e:
+                raise self._fail(stage.from_, f"an ONBUILD trigger of the base image: {e.message}") from None
+            for x in extra:
+                x.line = stage.from_.line
+            commands = extra + commands
+            st.cfg.pop("OnBuild", None)
+            st.key = step_key(st.key, "onbuild", triggers)
+        fs_steps = [c for c in commands if isinstance(c, (I.Run, I.Copy, I.Add, I.Workdir))]
+        n = 1 + len(fs_steps)
+        v = self.progress.vertex(f"{self._stage_label(stage, 1, n)} {from_text}")
+        v.done()
+        i = 1
+        for inst in commands:
+            if isinstance(inst, (I.Run, I.Copy, I.Add, I.Workdir)):
+                i += 1
+                label = self._stage_label(stage, i, n)
+            else:
+                label = None
+            self._step(st, stage, inst, label)
+        return st
+
+    # ---- one step -------------------------------------------------------------------------------
+    def _history(self, st: _Stage, created_by: str, empty: bool) -> None:
+        from pallet.store.rootfs import rfc3339_now
+
+        h = {"created": rfc3339_now(), "created_by": created_by, "comment": "buildkit.dockerfile.v0"}
+        if empty:
+            h["empty_layer"] = True
+        st.doc.setdefault("history", []).append(h)
+
+    def _add_layer(self, st: _Stage, layer: dict | None) -> None:
+        if layer is None:
+            return
+        st.layers.append(layer)
+        st.doc.setdefault("rootfs", {"type": "layers", "diff_ids": []}).setdefault("diff_ids", []).append(
+            layer["diff_id"])
+
+    def _step(self, st: _Stage, stage: I.Stage, inst: I.Instruction, label: str | None) -> None:
+        env = st.env()
+        if isinstance(inst, I.Arg):
+            for d in inst.args:
+                if d.key in self.opts.build_args:
+                    st.args[d.key] = self.opts.build_args[d.key]
+                elif d.default is not None:
+                    st.args[d.key] = self._expand(inst, d.default, env)
+                elif d.key in self.meta:
+                    st.args[d.key] = self.meta[d.key]
+                elif d.key in self.builtin:
+                    st.args[d.key] = self.builtin[d.key]
+                env = st.env()
+            st.key = step_key(st.key, "ARG", [(d.key, d.default) for d in inst.args])
+            return
+        desc, run = self._describe(st, inst, env)
+        key = step_key(st.key, *desc)
+        fs = label is not None
+        v = self.progress.vertex(f"{label} {' '.join(inst.original.split())}") if fs else None
+        hit = None if (self.opts.no_cache and fs) else self.cache.get(key)
+        if hit is not None:
+            st.doc, st.layers = hit["doc"], hit["layers"]
+            st.key = key
+            if isinstance(inst, (I.Cmd, I.Entrypoint)):
+                st.cmd_set = st.cmd_set or isinstance(inst, I.Cmd)
+            if v:
+                v.cached()
+            return
+        try:
+            run(v)
+        except BuildError as e:
+            if v:
+                v.error(e.message)
+            raise
+        except PalletError as e:
+            if v:
+                v.error(e.message)
+            raise self._fail(inst, e.message) from None
+        st.key = key
+        self.cache.put(key, st.entry())
+        if v:
+            v.done()
+
+    def _describe(self, st: _Stage, inst: I.Instruction, env: dict[str, str]):
+        """(cache key parts, a function doing the step) for one instruction."""
+        cfg = st.cfg
+        x = lambda w: self._expand(inst, w, env)  # noqa: E731
+
+        def meta(change, created_by: str):
+            def run(_v) -> None:
+                change()
+                self._history(st, created_by, True)
+            return run
+
+        if isinstance(inst, I.Env):
+            pairs = [(x(k), x(v)) for k, v in inst.pairs]
+
+            def change() -> None:
+                for k, val in pairs:
+                    _set_env(cfg, k, val)
+            return ("ENV", pairs), meta(change, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+        if isinstance(inst, I.Label):
+            pairs = [(x(k), x(v)) for k, v in inst.pairs]
+
+            def change() -> None:
+                labels = cfg.setdefault("Labels", {}) or {}
+                labels.update(dict(pairs))
+                cfg["Labels"] = labels
+            return ("LABEL", pairs), meta(change, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
+        if isinstance(inst, I.Maintainer):
+            m = inst.maintainer
+            return ("MAINTAINER", m), meta(lambda: st.doc.__setitem__("author", m), f"MAINTAINER {m}")
+        if isinstance(inst, (I.Cmd, I.Entrypoint)):
+            cmd = st.shell() + inst.cmd if inst.prepend_shell else list(inst.cmd)
+            name = "CMD" if isinstance(inst, I.Cmd) else "ENTRYPOINT"
+
+            def change() -> None:
+                if name == "CMD":
+                    cfg["Cmd"] = cmd
+                    st.cmd_set = True
+                else:
+                    cfg["Entrypoint"] = cmd
+                    if not st.cmd_set:
+                        cfg.pop("Cmd", None)
+            return (name, cmd, st.cmd_set), meta(change, f"{name} {json.dumps(cmd)}")
+        if isinstance(inst, I.Shell):
+            return ("SHELL", inst.shell), meta(lambda: cfg.__setitem__("Shell", list(inst.shell)),
+                                               f"SHELL {json.dumps(inst.shell)}")
+        if isinstance(inst, I.User):
+            u = x(inst.user)
+            return ("USER", u), meta(lambda: cfg.__setitem__("User", u), f"USER {u}")
+        if isinstance(inst, I.StopSignal):
+            s = x(inst.signal)
+            return ("STOPSIGNAL", s), meta(lambda: cfg.__setitem__("StopSignal", s), f"STOPSIGNAL {s}")
+        if isinstance(inst, I.Expose):
+            ports = []
+            for p in inst.ports:
+                for w in self.lex.process_words(p, env):
+                    ports.append(w if "/" in w else f"{w}/tcp")
+
+            def change() -> None:
+                ex = cfg.get("ExposedPorts") or {}
+                for p in ports:
+                    ex[p.lower()] = {}
+                cfg["ExposedPorts"] = ex
+            return ("EXPOSE", ports), meta(change, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in ports) + "]")
+        if isinstance(inst, I.Volume):
+            vols = [x(v) for v in inst.volumes]
+
+            def change() -> None:
+                vv = cfg.get("Volumes") or {}
+                for p in vols:
+                    vv[p] = {}
+                cfg["Volumes"] = vv
+            return ("VOLUME", vols), meta(change, f"VOLUME {json.dumps(vols)}")
+        if isinstance(inst, I.Onbuild):
+            e = inst.expression.strip()
+
+            def change() -> None:
+                cfg["OnBuild"] = list(cfg.get("OnBuild") or []) + [e]
+            return ("ONBUILD", e), meta(change, f"ONBUILD {e}")
+        if isinstance(inst, I.Healthcheck):
+            hc: dict = {"Test": list(inst.test)}
+            if inst.test != ["NONE"]:
+                for k, val in (("Interval", inst.interval), ("Timeout", inst.timeout),
+                               ("StartPeriod", inst.start_period), ("StartInterval", inst.start_interval)):
+                    if val:
+                        hc[k] = _ns(val)
+                if inst.retries:
+                    hc["Retries"] = inst.retries
+            return ("HEALTHCHECK", hc), meta(lambda: cfg.__setitem__("Healthcheck", hc),
+                                              "HEALTHCHECK " + " ".join(inst.original.split()[1:]))
+        if isinstance(inst, I.Workdir):
+            path = x(inst.path)
+            if not path.startswith("/"):
+                path = os.path.join(cfg.get("WorkingDir") or "/", path)
+            path = os.path.normpath(path)
+            if path.startswith("//"):
+                path = path[1:]
+
+            def run(_v) -> None:
+                from pallet.engine.snapshots import mkdir_in_root
+
+                cfg["WorkingDir"] = path
+                self._fs(st, lambda ws: mkdir_in_root(ws.root, path), f"WORKDIR {path}")
+            return ("WORKDIR", path), run
+        if isinstance(inst, I.Run):
+            return self._describe_run(st, inst, env)
+        if isinstance(inst, (I.Copy, I.Add)):
+            return self._describe_copy(st, inst, env)
+        raise self._fail(inst, f"{type(inst).__name__.upper()} is not supported by pallet build yet")
+
+    def _fs(self, st: _Stage, fn, created_by: str) -> None:
+        from pallet.build.workspace import Workspace
+
+        with Workspace(self.store, st.layers, driver=self.driver) as ws:
+            fn(ws)
+            layer = ws.finish()
+        self._add_layer(st, layer)
+        self._history(st, created_by, layer is None)
+
+    def _describe_run(self, st: _Stage, inst: I.Run, env: dict[str, str]):
+        from pallet.build.run import RunFailed, run_in
+
+        if inst.heredocs and inst.prepend_shell and len(inst.heredocs) == 1 and \
+                inst.cmd[0].strip().startswith("<<"):
+            h = inst.heredocs[0]
+            data = self._expand(inst, h.data, env) if False else h.data
+            argv = st.shell() + [data]
+        elif inst.prepend_shell:
+            argv = st.shell() + inst.cmd
+        else:
+            argv = list(inst.cmd)
+        network = inst.network or self.opts.network
+        if network == "default":
+            network = self.opts.network if self.opts.network != "default" else "host"
+        args = [(k, v) for k, v in st.args.items()]
+        image_env = _env_dict(st.cfg.get("Env") or [])
+        run_env = list(st.cfg.get("Env") or [])
+        if not any(e.startswith("PATH=") for e in run_env):
+            from pallet.engine.spec import DEFAULT_PATH
+
+            run_env.insert(0, f"PATH={DEFAULT_PATH}")
+        run_env += [f"{k}={v}" for k, v in args if k not in image_env]
+        hist_args = [f"{k}={v}" for k, v in args if k not in PROXY_ARGS]
+        created_by = "RUN " + (f"|{len(hist_args)} {' '.join(hist_args)} " if hist_args else "") + \
+            " ".join(argv) + " # buildkit"
+        user = st.cfg.get("User") or ""
+        cwd = st.cfg.get("WorkingDir") or "/"
+        if inst.mounts:
+            raise self._fail(inst, "RUN --mount is not supported by pallet build yet")
+
+        def run(v) -> None:
+            def work(ws) -> None:
+                try:
+                    run_in(ws, argv, env=run_env, cwd=cwd, user=user, network=network,
+                           run_dir=os.path.join(self.run_dir, "build"), on_line=v.line if v else None)
+                except RunFailed as e:
+                    self._report_run_failure(v, inst, e)
+                    raise BuildError(f"{self.df.filename}:{inst.line}: {e.message}") from None
+            self._fs(st, work, created_by)
+        return ("RUN", argv, sorted(args), network, user, cwd, run_env), run
+
+    def _report_run_failure(self, v, inst: I.Run, e) -> None:
+        lines = ["------", f" > {v.name if v else 'RUN'}:"]
+        lines += [f"   {t}" for t in e.tail[-10:]]
+        lines.append("------")
+        for line in lines:
+            self.progress.emit(line)
+
+    def _describe_copy(self, st: _Stage, inst, env: dict[str, str]):
+        from pallet.build.copy import copy_into
+
+        x = lambda w: self._expand(inst, w, env)  # noqa: E731
+        name = "COPY" if isinstance(inst, I.Copy) else "ADD"
+        srcs = [x(s) for s in inst.srcs]
+        dest = x(inst.dest)
+        chown = x(inst.chown) if inst.chown else None
+        chmod = x(inst.chmod) if inst.chmod else None
+        contents = [(c.path, self._expand(inst, c.data, env) if c.expand else c.data) for c in inst.contents]
+        for s in srcs:
+            if name == "ADD" and (s.startswith("http://") or s.startswith("https://") or s.startswith("git@")):
+                raise self._fail(inst, "ADD from a URL is not supported by pallet build yet")
+        wd = st.cfg.get("WorkingDir") or "/"
+        trailing = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
+        if not dest.startswith("/"):
+            dest = os.path.join(wd, dest)
+        dest = os.path.normpath(dest) + ("/" if trailing else "")
+        if dest.startswith("//"):
+            dest = dest[1:]
+        from_ = x(inst.from_) if isinstance(inst, I.Copy) and inst.from_ else None
+        # the sources and their content hash
+        entries: list = []
+        is_dir = len(srcs) + len(contents) > 1
+        source_key: object
+        ws_src = None
+        if from_ is None:
+            for s in srcs:
+                try:
+                    found, d = self.ctx.select(s)
+                except SourceNotFound as e:
+                    raise self._fail(inst, e.message) from None
+                entries += found
+                is_dir = is_dir or d
+            source_key = self.ctx.digest(entries)
+        else:
+            source_layers, source_key = self._copy_source(inst, from_)
+            ws_src = source_layers
+        if is_dir and not dest.endswith("/"):
+            dest += "/"
+        single = None if is_dir else "file"
+        created_by = f"{name} " + " ".join(srcs + [c[0] for c in contents]) + f" {dest} # buildkit"
+
+        def run(_v) -> None:
+            def work(ws) -> None:
+                if ws_src is None:
+                    copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown,
+                              chmod=chmod, contents=contents)
+                    return
+                self._copy_from_image(inst, ws, ws_src, srcs, dest, single, chown, chmod)
+            self._fs(st, work, created_by)
+        return (name, srcs, dest, chown, chmod, contents, from_, source_key), run
+
+    def _copy_source(self, inst, from_: str) -> tuple[list[dict], str]:
+        try:
+            s = self.df.stage(from_)
+        except KeyError:
+            s = None
+        if s is not None and (not from_.isdigit() or s.index < self._current_index(inst)):
+            res: _Stage = self.results[s.index].result()
+            return res.layers, res.key
+        try:
+            rec = self.store.resolve_image(from_)
+        except PalletError:
+            raise self._fail(inst, f"COPY --from={from_}: no build stage and no image named {from_!r}") from None
+        man = self.store.manifest(rec)
+        diffs = self.store.config(rec).diff_ids
+        return ([{"digest": d.digest, "diff_id": diff, "size": d.size, "media_type": d.media_type}
+                 for d, diff in zip(man.layers, diffs, strict=True)], step_key("image", rec.id))
+
+    def _current_index(self, inst) -> int:
+        for s in self.df.stages:
+            if inst in s.commands:
+                return s.index
+        return len(self.df.stages)
+
+    def _copy_from_image(self, inst, ws, layers: list[dict], srcs: list[str], dest: str, single, chown, chmod):
+        """COPY --from: the sources read from a read-only view of the other image's layers."""
+        from pallet.build.context import Context
+        from pallet.build.copy import copy_into
+        from pallet.build.workspace import Workspace
+
+        with Workspace(self.store, layers, driver=self.driver) as src_ws:
+            ctx = _ImageContext(src_ws.root)
+            entries = []
+            for s in srcs:
+                try:
+                    found, _ = ctx.select(s)
+                except SourceNotFound as e:
+                    raise self._fail(inst, e.message) from None
+                entries += found
+            copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown, chmod=chmod)
+        del Context
+
+    # ---- export ---------------------------------------------------------------------------------
+    def _export(self, st: _Stage) -> str:
+        from pallet.oci import mediatypes as mt
+        from pallet.oci.documents import Descriptor, ImageConfig, Manifest, canonical_json
+        from pallet.store.ingest import Ingest
+
+        doc = _copy.deepcopy(st.doc)
+        if self.opts.labels:
+            labels = doc.setdefault("config", {}).get("Labels") or {}
+            labels.update(self.opts.labels)
+            doc["config"]["Labels"] = labels
+        hist = doc.get("history") or []
+        if hist:
+            doc["created"] = max(h.get("created", "") for h in hist)
+        doc.pop("container", None)
+        doc.pop("container_config", None)
+        doc.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        doc["rootfs"]["diff_ids"] = [x["diff_id"] for x in st.layers]
+        v = self.progress.vertex("exporting to image")
+        raw = canonical_json(doc)
+        store = self.store
+        with Ingest(store) as ing:
+            cdig = ing.put_bytes(raw, what="config")
+            layers = [Descriptor(x["media_type"], x["digest"], x["size"]) for x in st.layers]
+            man = Manifest.build(Descriptor(mt.OCI_CONFIG, cdig, len(raw)), layers)
+            ing.add_image(man, ImageConfig.parse(raw), names=list(self.opts.tags))
+            rec = ing.commit()[0]
+        v.line(f"writing image {rec.id} done")
+        for t in self.opts.tags:
+            v.line(f"naming to {t} done")
+        v.done()
+        return rec.id
+
+
+class _Skipped(PalletError):
+    exit_code = 1
+
+
+class _ImageContext(Context):
+    """Sources inside another stage's (or image's) root: symlinks resolve inside that root."""
+
+    def __init__(self, root: str) -> None:
+        from pallet.build.ignore import PatternMatcher
+
+        self.root = os.path.realpath(root)
+        self.matcher = PatternMatcher([])
+        self.index = HashIndex(None)
+
+    def select(self, src: str):
+        import glob
+        import stat
+
+        from pallet.runtime.rootfs import secure_join
+
+        clean = os.path.normpath("/" + src)
+        if glob.has_magic(clean):
+            names = sorted(glob.glob(clean.lstrip("/"), root_dir=self.root, include_hidden=True))
+        else:
+            names = [clean.lstrip("/") or "."]
+        out = []
+        is_dir = False
+        found = False
+        from pallet.build.context import Entry
+
+        for n in names:
+            real = secure_join(self.root, n) if n != "." else self.root
+            if not os.path.lexists(real):
+                continue
+            found = True
+            st = os.lstat(real)
+            if stat.S_ISDIR(st.st_mode):
+                is_dir = True
+                out += self._walk(real, "")
+            else:
+                out.append(Entry(real, n, os.path.basename(n), st))
+        if not found:
+            raise SourceNotFound(f'"{clean}": not found')
+        return out, is_dir or len(names) > 1

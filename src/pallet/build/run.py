@@ -1,0 +1,158 @@
+"""RUN: the command in pallet's runtime, in-process, on a step's workspace (no monitor, no container row).
+
+The spec is the engine's (`pallet.engine.spec.build_spec`: docker's capabilities, seccomp, masked
+paths) with the stage's environment, working dir and user. Output (stdout and stderr together)
+goes line by line to `on_line`; the last lines are kept for the error report. Mount points the
+runtime had to create (/etc/hosts and the like, when the image has none) are taken out of the
+upper dir again, so they are not part of the layer.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+
+from pallet.errors import PalletError
+
+__all__ = ["RunFailed", "run_in"]
+
+_FORK_LOCK = threading.Lock()   # one fork at a time: the other thread holds no lock of ours then
+HOSTNAME = "buildkitsandbox"
+
+
+class RunFailed(PalletError):
+    exit_code = 1
+
+    def __init__(self, message: str, code: int, tail: list[str]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.tail = tail
+
+
+def _missing(root: str, paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.lexists(os.path.join(root, p.lstrip("/")))]
+
+
+def _drop_created(upper: str, lower_missing: list[str]) -> None:
+    """Remove the empty mount points the runtime created, and the parents made only for them."""
+    for p in sorted(lower_missing, key=lambda x: -x.count("/")):
+        full = os.path.join(upper, p.lstrip("/"))
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                os.rmdir(full)
+            elif os.path.isfile(full) and os.path.getsize(full) == 0:
+                os.unlink(full)
+        except OSError:
+            continue
+
+
+def _prune_copied_dirs(upper: str, lower_root_has) -> None:
+    """Empty directories left in the upper dir that only overlay's copy-up made (they exist below)."""
+    for d in ("etc", "dev", "run"):
+        full = os.path.join(upper, d)
+        try:
+            if os.path.isdir(full) and not os.listdir(full) and lower_root_has(d) \
+                    and not os.getxattr(full, "trusted.overlay.opaque", follow_symlinks=False) == b"y":
+                os.rmdir(full)
+        except OSError:
+            try:
+                if os.path.isdir(full) and not os.listdir(full) and lower_root_has(d):
+                    os.rmdir(full)
+            except OSError:
+                pass
+
+
+def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network: str, run_dir: str,
+           on_line=None) -> None:
+    """Run argv in the workspace's root; RunFailed with the exit code and the output's last lines."""
+    from pallet import jsonfast
+    from pallet.engine.spec import build_spec, etc_hosts, resolv_conf
+    from pallet.engine.users import resolve_user
+    from pallet.fsutil import atomic_write
+    from pallet.runtime import Runtime
+    from pallet.runtime.linux.prctl import set_child_subreaper
+    from pallet.runtime.runtime import wait_pid
+
+    root = ws.root
+    u = resolve_user(root, user)
+    cwd = cwd or "/"
+    from pallet.engine.snapshots import mkdir_in_root
+
+    mkdir_in_root(root, cwd)
+    targets = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/dev", "/sys", "/dev/pts",
+               "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup", "/etc"]
+    missing = _missing(root, targets)
+    os.makedirs(run_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="build-run-", dir=run_dir)
+    cid = "build-" + secrets.token_hex(6)
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    try:
+        with open(os.path.join(work, "hostname"), "w") as f:
+            f.write(HOSTNAME + "\n")
+        with open(os.path.join(work, "hosts"), "w") as f:
+            f.write(etc_hosts(HOSTNAME, network, []))
+        with open(os.path.join(work, "resolv.conf"), "w") as f:
+            f.write(resolv_conf(network))
+        spec = build_spec(cid=cid, config={"Env": env, "Cmd": argv, "WorkingDir": cwd},
+                          host_config={"NetworkMode": network}, rootfs=root, files_dir=work, user=u,
+                          hostname=HOSTNAME)
+        bundle = os.path.join(work, "bundle")
+        os.mkdir(bundle)
+        atomic_write(os.path.join(bundle, "config.json"), jsonfast.dumps(spec).encode(), fsync=False)
+        rt = Runtime(os.path.join(run_dir, "runtime"))
+        r, w = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY)
+        set_child_subreaper()
+        created = False
+        try:
+            with _FORK_LOCK:
+                try:
+                    st = rt.create(cid, bundle, stdio=(null, w, w))
+                    created = True
+                finally:
+                    os.close(w)
+                    os.close(null)
+            rt.start(cid, _until_exec=False)
+            buf = b""
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace")
+                    tail.append(text)
+                    if on_line:
+                        on_line(text)
+            if buf:
+                text = buf.decode(errors="replace")
+                tail.append(text)
+                if on_line:
+                    on_line(text)
+            code = wait_pid(st["pid"])
+        finally:
+            os.close(r)
+            if created:
+                try:
+                    rt.delete(cid, force=True)
+                except PalletError:
+                    pass
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if code != 0:
+        raise RunFailed(f"process {jsonfast.dumps(' '.join(argv))} did not complete successfully: "
+                        f"exit code: {code}", code, list(tail))
+    ws.snap.unmount()
+    upper = str(ws.snap.upper)
+    _drop_created(upper, missing)
+    lowers_root = ws.snaps._lowers(ws.snap.layers) if ws.snap.layers else []
+
+    def lower_has(name: str) -> bool:
+        return any(os.path.lexists(os.path.join(ws.snaps.dir, lw, name)) for lw in lowers_root)
+
+    _prune_copied_dirs(upper, lower_has)

@@ -1,0 +1,71 @@
+"""A step's writable root: an overlay snapshot of the parent's layers, and the layer it leaves.
+
+`Workspace(store, layers)` unpacks the parent's layers (once, shared with containers), makes a
+snapshot with a random key and mounts it; `finish()` unmounts it and writes the upper dir as a
+layer blob (None when the step changed no file); `close()` always removes the snapshot, so a
+failing or interrupted step leaves no mount, snapshot or blob.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import tempfile
+
+from pallet.errors import PalletError
+from pallet.layers.snapshots import LayerSource, Snapshots
+
+__all__ = ["Workspace", "layer_sources"]
+
+
+def layer_sources(store, layers: list[dict]) -> list[LayerSource]:
+    return [LayerSource(diff_id=x["diff_id"], digest=x["digest"], media_type=x["media_type"],
+                        open=functools.partial(store.blobs.open, x["digest"]), size=x.get("size", 0),
+                        trusted=True, diff_verified=True) for x in layers]
+
+
+class Workspace:
+    def __init__(self, store, layers: list[dict], *, driver: str | None = None) -> None:
+        self.store = store
+        self.snaps = Snapshots(store.root, driver)
+        if self.snaps.driver != "overlay":
+            raise PalletError("pallet build needs the overlay snapshot driver", exit_code=1)
+        self.key = "build-" + secrets.token_hex(8)
+        with store.shared_lock():
+            ids = self.snaps.ensure(layer_sources(store, layers), parallel=False)
+            self.snap = self.snaps.create_container(self.key, ids)
+        try:
+            self.root = str(self.snap.mount())
+        except BaseException:
+            self.snap.remove()
+            raise
+
+    def finish(self) -> dict | None:
+        """Unmount and write the change as a gzip layer; its descriptor, or None when nothing changed."""
+        from pallet.layers.diff import write_layer
+
+        self.snap.unmount()
+        upper = str(self.snap.upper)
+        if not os.listdir(upper):
+            return None
+        with tempfile.NamedTemporaryFile(dir=self.store.tmp, prefix="build-layer-") as tmp:
+            res = write_layer(tmp, upper=upper, compression="gzip")
+            tmp.flush()
+            tmp.seek(0)
+            digest = self.store.blobs.put_stream(tmp, expected=res.digest)
+        self.store.record_layer(digest, res.diff_id, res.size)
+        return {"digest": digest, "diff_id": res.diff_id, "size": res.compressed_size,
+                "media_type": res.media_type}
+
+    def close(self) -> None:
+        try:
+            self.snap.remove()
+        except (OSError, PalletError):
+            pass
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
