@@ -68,6 +68,8 @@ COMMANDS: dict[str, str] = {
     "diff": "pallet.cli.files:diff_cmd",
     "commit": "pallet.cli.files:commit_cmd",
     "export": "pallet.cli.files:export_cmd",
+    "build": "pallet.cli.build:build_cmd",
+    "builder": "pallet.cli.build:builder_group",
 }
 
 
