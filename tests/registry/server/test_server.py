@@ -68,6 +68,26 @@ def test_bad_flags_are_one_sentence(tmp_path):
         assert cp.returncode == 125 and msg in cp.stderr, cp.stderr
 
 
+def test_an_address_it_cannot_listen_on_is_one_line(tmp_path):
+    """A port out of range, a port in use, an address not of this host, a bad certificate: these were
+    Python tracebacks (OverflowError, OSError, socket.gaierror, ssl.SSLError), now one line and 125."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        in_use = f"127.0.0.1:{busy.getsockname()[1]}"
+        st = str(tmp_path / "st")
+        for args, msg in (
+                (["--addr", "127.0.0.1:99999"], "Error: invalid --addr '127.0.0.1:99999': expected HOST:PORT (port 0-65535)"),
+                (["--addr", in_use], f"Error: cannot listen on {in_use}: Address already in use"),
+                (["--addr", "192.0.2.1:5000"], "Error: cannot listen on 192.0.2.1:5000: Cannot assign requested address"),
+                (["--addr", "127.0.0.1:0", "--tls-cert", __file__, "--tls-key", __file__],
+                 f"Error: cannot use --tls-cert {__file__} with --tls-key {__file__}: not a PEM certificate")):
+            cp = run_cli([str(rp_bin()), "registry", "serve", "--storage", st, *args], capture_output=True,
+                         text=True, timeout=30)
+            assert_fails(cp, msg)
+            assert cp.stderr.count("\n") == 1, cp.stderr
+
+
 def test_upload_resumes_after_restart(serve):
     data = os.urandom(300_000)
     rp = serve()

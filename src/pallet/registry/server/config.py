@@ -41,8 +41,8 @@ class ServerConfig:
     @property
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.addr.rpartition(":")
-        if not sep or not port.isdigit():
-            raise PalletError(f"invalid --addr {self.addr!r}: expected HOST:PORT, e.g. 127.0.0.1:5000")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise PalletError(f"invalid --addr {self.addr!r}: expected HOST:PORT (port 0-65535), e.g. 127.0.0.1:5000")
         return host.strip("[]") or "0.0.0.0", int(port)
 
     def validate(self) -> None:

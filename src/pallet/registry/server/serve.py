@@ -14,6 +14,7 @@ import sys
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from pallet.errors import PalletError
 from pallet.registry.server.app import RegistryApp, purge_uploads_forever
 from pallet.registry.server.auth import Authorizer, HtpasswdAuthorizer, TokenAuthorizer
 from pallet.registry.server.config import ServerConfig
@@ -63,7 +64,13 @@ def ssl_context(cfg: ServerConfig) -> ssl.SSLContext | None:
     if not cfg.tls_cert:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    try:
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    except ssl.SSLError:
+        raise PalletError(f"cannot use --tls-cert {cfg.tls_cert} with --tls-key {cfg.tls_key}: not a PEM "
+                          "certificate and its private key") from None
+    except OSError as e:
+        raise PalletError(f"cannot read {e.filename or cfg.tls_cert}: {e.strerror}") from None
     return ctx
 
 
@@ -72,8 +79,12 @@ def bind(cfg: ServerConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as e:   # in use, not an address of this host, a name that does not resolve
+        sock.close()
+        raise PalletError(f"cannot listen on {cfg.addr}: {e.strerror or e}") from None
     sock.setblocking(False)
     return sock
 
