@@ -1,0 +1,322 @@
+"""Real builds with `pallet build` on a local busybox image: COPY, RUN, metadata, the step cache,
+multi-stage graphs, bad input. Every test checks that nothing is left behind (mounts, snapshots,
+runtime state, temp files) and its fixture cleans up also when it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.engine_support import Env, build_image
+
+pytestmark = pytest.mark.root
+
+BASE = "localhost/busybox:latest"
+
+
+@pytest.fixture
+def env(tmp_path: Path, busybox_rootfs: Path):
+    if os.geteuid() != 0:
+        pytest.skip("builds need root (mounts, namespaces)")
+    root, run = tmp_path / "root", tmp_path / "run"
+    build_image(root, busybox_rootfs)
+    e = Env(root, run, tmp_path)
+    try:
+        yield e
+    finally:
+        _kill_build_containers(run)
+        e.cleanup()
+
+
+def _kill_build_containers(run: Path) -> None:
+    state = run / "build" / "runtime"
+    if not state.is_dir():
+        return
+    for d in state.iterdir():
+        try:
+            pid = json.loads((d / "state.json").read_text())["pid"]
+            os.kill(pid, 9)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
+def _ctx(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(dockerfile)
+    for name, data in (files or {}).items():
+        p = ctx / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(data)
+    return ctx
+
+
+def _mounts_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
+
+
+def assert_nothing_left(env: Env) -> None:
+    # (containers of `pallet run --rm` may still be going away: only the build's own things count)
+    assert [m for m in _mounts_under(env.root) if "/containers/build-" in m or "/layers/mnt/" in m] == []
+    snaps = env.root / "layers" / "containers"
+    assert not snaps.is_dir() or [p.name for p in snaps.iterdir() if p.name.startswith("build-")] == []
+    assert [p for p in (env.root / "tmp").iterdir() if p.name.startswith("build-")] == []
+    state = env.runroot / "build" / "runtime"
+    assert not state.is_dir() or list(state.iterdir()) == []
+    work = env.runroot / "build"
+    assert not work.is_dir() or [p.name for p in work.iterdir()] in ([], ["runtime"])
+
+
+def build(env: Env, ctx: Path, *args: str, check: bool = True):
+    cp = env("build", "--progress", "plain", *args, str(ctx), timeout=120)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"build failed ({cp.returncode}):\n{cp.stdout}\n{cp.stderr}")
+    return cp
+
+
+def steps(stderr: str) -> dict[str, str]:
+    """Step title -> CACHED / DONE / ERROR, from the plain progress lines."""
+    titles: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for line in stderr.splitlines():
+        m = re.match(r"#(\d+) (\[.*)$", line)
+        if m:
+            titles[m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"#(\d+) (CACHED|DONE|ERROR)", line)
+        if m and m.group(1) in titles:
+            out[titles[m.group(1)]] = m.group(2)
+    return out
+
+
+def inspect(env: Env, ref: str) -> dict:
+    cp = env("image", "inspect", ref, check=True)
+    return json.loads(cp.stdout)[0]
+
+
+def config_doc(env: Env, ref: str) -> dict:
+    from pallet.store import Store
+
+    store = Store(env.root)
+    try:
+        rec = store.resolve_image(ref)
+        return json.loads(store.config(rec).raw)
+    finally:
+        store.db.close()
+
+
+DOCKERFILE = """\
+FROM localhost/busybox
+ARG GREETING=hello
+ENV APP=/app NAME=world
+WORKDIR $APP
+COPY greet.sh ./
+COPY data/ data/
+RUN chmod +x greet.sh && echo "$GREETING" > greeting.txt && ls data > listing.txt
+LABEL org.example.name="demo" version=1
+EXPOSE 8080 53/udp
+VOLUME /data
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD test -f /app/greeting.txt
+ONBUILD RUN echo child
+USER app
+ENTRYPOINT ["/app/greet.sh"]
+CMD ["arg1"]
+"""
+
+FILES = {"greet.sh": '#!/bin/sh\necho "$(cat /app/greeting.txt) $NAME $*"; cat /app/listing.txt\n',
+         "data/one.txt": "1\n", "data/two.txt": "2\n"}
+
+
+def test_build_copy_run_metadata_and_run_it(env: Env, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, DOCKERFILE, FILES)
+    cp = build(env, ctx, "-t", "localhost/demo:1", "--label", "extra=yes", "--iidfile", str(tmp_path / "iid"))
+    image_id = (tmp_path / "iid").read_text()
+    assert image_id.startswith("sha256:") and image_id in cp.stdout
+    st = steps(cp.stderr)
+    assert st["[3/5] COPY greet.sh ./"] == "DONE"
+    assert all(v == "DONE" for v in st.values()), st
+
+    run = env("run", "--rm", "localhost/demo:1", check=True)
+    assert run.stdout == "hello world arg1\none.txt\ntwo.txt\n"
+
+    doc = config_doc(env, "localhost/demo:1")
+    cfg = doc["config"]
+    assert cfg["Env"][-2:] == ["APP=/app", "NAME=world"]
+    assert cfg["WorkingDir"] == "/app"
+    assert cfg["User"] == "app"
+    assert cfg["Entrypoint"] == ["/app/greet.sh"] and cfg["Cmd"] == ["arg1"]
+    assert cfg["Labels"] == {"org.example.name": "demo", "version": "1", "extra": "yes"}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
+    assert cfg["Volumes"] == {"/data": {}}
+    assert cfg["StopSignal"] == "SIGTERM"
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "test -f /app/greeting.txt"], "Interval": 30 * 10**9,
+                                  "Timeout": 5 * 10**9, "Retries": 3}
+    assert cfg["OnBuild"] == ["RUN echo child"]
+    # history: one entry per step after the base's; layers only for the steps that changed files
+    hist = doc["history"][1:]
+    layered = [h["created_by"] for h in hist if not h.get("empty_layer")]
+    assert layered == ["WORKDIR /app", "COPY greet.sh /app/ # buildkit", "COPY data/ /app/data/ # buildkit",
+                       'RUN |1 GREETING=hello /bin/sh -c chmod +x greet.sh && echo "$GREETING" > greeting.txt '
+                       '&& ls data > listing.txt # buildkit']
+    assert len(doc["rootfs"]["diff_ids"]) == 1 + len(layered)
+    assert any(h["created_by"] == "ENV APP=/app NAME=world" and h["empty_layer"] for h in hist)
+    assert_nothing_left(env)
+
+
+def test_second_build_is_all_cached_and_gives_the_same_image(env: Env, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, DOCKERFILE, FILES)
+    first = build(env, ctx, "-q", "-t", "localhost/demo:1").stdout.strip()
+    cp = build(env, ctx, "-t", "localhost/demo:2")
+    st = steps(cp.stderr)
+    fs = {k: v for k, v in st.items() if "FROM" not in k}
+    assert fs and all(v == "CACHED" for v in fs.values()), st
+    assert first in cp.stdout
+    assert inspect(env, "localhost/demo:2")["Id"] == first
+    # --no-cache runs everything again
+    st = steps(build(env, ctx, "--no-cache").stderr)
+    assert all(v == "DONE" for v in st.values()), st
+    assert_nothing_left(env)
+
+
+def test_changing_one_file_reruns_only_steps_after_its_copy(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.out\n"
+          "COPY b.txt /b.txt\nRUN cat /a.out /b.txt > /ab.out\nCMD [\"cat\", \"/ab.out\"]\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "A\n", "b.txt": "B\n", "unrelated.txt": "x\n"})
+    build(env, ctx, "-t", "localhost/ab")
+    (ctx / "unrelated.txt").write_text("changed\n")
+    st = steps(build(env, ctx, "-t", "localhost/ab").stderr)
+    assert all(v == "CACHED" for k, v in st.items() if "FROM" not in k), st
+    (ctx / "b.txt").write_text("B2\n")
+    st = steps(build(env, ctx, "-t", "localhost/ab").stderr)
+    assert st["[2/5] COPY a.txt /a.txt"] == "CACHED"
+    assert st["[3/5] RUN cat /a.txt > /a.out"] == "CACHED"
+    assert st["[4/5] COPY b.txt /b.txt"] == "DONE"
+    assert st["[5/5] RUN cat /a.out /b.txt > /ab.out"] == "DONE"
+    assert env("run", "--rm", "localhost/ab", check=True).stdout == "A\nB2\n"
+    assert_nothing_left(env)
+
+
+def test_changed_build_arg_misses_at_first_use_not_at_declaration(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox\nRUN echo before > /before\nARG V=1\nCOPY a.txt /a.txt\n"
+          "RUN echo $V > /v\nCMD [\"cat\", \"/v\"]\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "A\n"})
+    build(env, ctx, "-t", "localhost/arg")
+    cp = build(env, ctx, "-t", "localhost/arg", "--build-arg", "V=2")
+    st = steps(cp.stderr)
+    assert st["[2/4] RUN echo before > /before"] == "CACHED"
+    assert st["[3/4] COPY a.txt /a.txt"] == "CACHED"
+    assert st["[4/4] RUN echo $V > /v"] == "DONE"
+    assert env("run", "--rm", "localhost/arg", check=True).stdout == "2\n"
+    hist = config_doc(env, "localhost/arg")["history"]
+    assert hist[-2]["created_by"] == "RUN |1 V=2 /bin/sh -c echo $V > /v # buildkit"
+    assert_nothing_left(env)
+
+
+def test_multi_stage_copy_from_and_unused_stage_skipped(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox AS build\nWORKDIR /src\nCOPY a.txt .\nRUN tr a-z A-Z < a.txt > up.txt\n"
+          "FROM localhost/busybox AS broken\nRUN exit 7\n"
+          "FROM localhost/busybox\nCOPY --from=build /src/up.txt /up.txt\nCOPY --from=0 /src/a.txt /a.txt\n"
+          "CMD [\"cat\", \"/up.txt\", \"/a.txt\"]\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "shout\n"})
+    cp = build(env, ctx, "-t", "localhost/ms")
+    assert "RUN exit 7" not in cp.stderr
+    assert env("run", "--rm", "localhost/ms", check=True).stdout == "SHOUT\nshout\n"
+    # --target builds a stage and what it needs
+    cp = build(env, ctx, "-t", "localhost/ms-build", "--target", "build")
+    assert env("run", "--rm", "localhost/ms-build", "cat", "/src/up.txt", check=True).stdout == "SHOUT\n"
+    assert_nothing_left(env)
+
+
+def test_independent_stages_run_at_the_same_time(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox AS one\nRUN sleep 1 && echo 1 > /one\n"
+          "FROM localhost/busybox AS two\nRUN sleep 1 && echo 2 > /two\n"
+          "FROM localhost/busybox\nCOPY --from=one /one /one\nCOPY --from=two /two /two\n")
+    ctx = _ctx(tmp_path, df)
+    cp = build(env, ctx)
+    lines = cp.stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"#\d+ \[(one|two) 2/2\] RUN", line)]
+    nums = [lines[i].split()[0] for i in starts]
+    dones = [i for i, line in enumerate(lines) if any(line == f"{n} DONE" or line.startswith(f"{n} DONE ")
+                                                      for n in nums)]
+    assert len(starts) == 2 and len(dones) == 2
+    assert max(starts) < min(dones), cp.stderr   # both started before either finished
+    assert_nothing_left(env)
+
+
+def test_dockerignore_and_symlink_out_of_context(env: Env, tmp_path: Path) -> None:
+    secret = tmp_path / "outside.txt"
+    secret.write_text("host secret\n")
+    df = "FROM localhost/busybox\nCOPY . /ctx/\nCMD [\"find\", \"/ctx\"]\n"
+    ctx = _ctx(tmp_path, df, {"keep.txt": "k\n", "skip.log": "s\n", "sub/keep2.txt": "k2\n",
+                              ".dockerignore": "*.log\n"})
+    os.symlink(str(secret), ctx / "link-out")
+    build(env, ctx, "-t", "localhost/ig")
+    out = env("run", "--rm", "localhost/ig", check=True).stdout.split()
+    assert "/ctx/keep.txt" in out and "/ctx/sub/keep2.txt" in out
+    assert "/ctx/skip.log" not in out
+    cat = env("run", "--rm", "localhost/ig", "cat", "/ctx/link-out")
+    assert "host secret" not in cat.stdout
+    # a symlink source that leaves the context selects nothing
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox\nCOPY link-out /x\n")
+    cp = build(env, ctx, check=False)
+    assert cp.returncode == 1
+    assert "not found" in cp.stderr
+    assert_nothing_left(env)
+
+
+@pytest.mark.parametrize("dockerfile, message", [
+    ("FROM localhost/busybox\nRUN true\nFORM x\n",
+     "Error: Dockerfile:3: unknown instruction: FORM (did you mean FROM?)"),
+    ("FROM localhost/busybox\nCOPY missing.txt /\n",
+     'Error: Dockerfile:2: failed to compute cache key: "/missing.txt": not found'),
+    ("FROM localhost/busybox\nCOPY --from=nostage /x /x\n",
+     "Error: Dockerfile:2: COPY --from=nostage: no build stage and no image named 'nostage'"),
+    ("FROM $UNDEFINED\n",
+     "Error: Dockerfile:1: base name ($UNDEFINED) should not be blank"),
+])
+def test_bad_input_is_one_line_exit_1_nothing_created(env: Env, tmp_path: Path, dockerfile: str,
+                                                     message: str) -> None:
+    ctx = _ctx(tmp_path, dockerfile)
+    before = env("images", "-q", "--no-trunc", check=True).stdout
+    cp = build(env, ctx, "-t", "localhost/bad", check=False)
+    assert cp.returncode == 1, cp.stderr
+    assert cp.stderr.splitlines()[-1] == message
+    assert [line for line in cp.stderr.splitlines() if line.startswith("Error:")] == [message]
+    assert env("images", "-q", "--no-trunc", check=True).stdout == before
+    assert_nothing_left(env)
+
+
+def test_failing_run_reports_step_command_exit_code_and_output(env: Env, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nCOPY a.txt /a\nRUN echo first; echo second >&2; exit 3\n",
+               {"a.txt": "a\n"})
+    cp = build(env, ctx, "-t", "localhost/fail", check=False)
+    assert cp.returncode == 1
+    err = cp.stderr
+    assert " > [3/3] RUN echo first; echo second >&2; exit 3:" in err
+    assert "   first\n   second\n" in err
+    assert err.splitlines()[-1] == ('Error: Dockerfile:3: process "/bin/sh -c echo first; echo second >&2; '
+                                    'exit 3" did not complete successfully: exit code: 3')
+    assert env("image", "inspect", "localhost/fail").returncode != 0
+    assert_nothing_left(env)
+    # the finished steps are reused by the next build
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox\nCOPY a.txt /a\nRUN cat /a\n")
+    st = steps(build(env, ctx).stderr)
+    assert st["[2/3] COPY a.txt /a"] == "CACHED"
+
+
+def test_dockerfile_from_stdin_and_builder_prune(env: Env, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "")
+    (ctx / "f.txt").write_text("f\n")
+    cp = env("build", "-f", "-", "-t", "localhost/stdin", str(ctx),
+             input="FROM localhost/busybox\nCOPY f.txt /f\nCMD [\"cat\", \"/f\"]\n", timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert env("run", "--rm", "localhost/stdin", check=True).stdout == "f\n"
+    pr = env("builder", "prune", "-f", check=True)
+    assert pr.stdout.startswith("Deleted ")
+    assert_nothing_left(env)
