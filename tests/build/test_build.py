@@ -320,3 +320,45 @@ def test_dockerfile_from_stdin_and_builder_prune(env: Env, tmp_path: Path) -> No
     pr = env("builder", "prune", "-f", check=True)
     assert pr.stdout.startswith("Deleted ")
     assert_nothing_left(env)
+
+
+def test_a_failing_stage_stops_the_stage_beside_it(env: Env, tmp_path: Path) -> None:
+    import time
+
+    df = ("FROM localhost/busybox AS slow\nRUN sleep 30\n"
+          "FROM localhost/busybox AS bad\nRUN sleep 0.5; exit 5\n"
+          "FROM localhost/busybox\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n")
+    ctx = _ctx(tmp_path, df)
+    t0 = time.monotonic()
+    cp = build(env, ctx, check=False)
+    assert time.monotonic() - t0 < 20
+    assert cp.returncode == 1
+    assert cp.stderr.splitlines()[-1] == ('Error: Dockerfile:4: process "/bin/sh -c sleep 0.5; exit 5" did not '
+                                          'complete successfully: exit code: 5')
+    assert_nothing_left(env)
+
+
+def test_ctrl_c_kills_the_running_step_and_leaves_nothing(env: Env, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nRUN echo started; sleep 60\n")
+    p = subprocess.Popen(env.argv("build", "--progress", "plain", str(ctx)), env=env.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "started" not in seen and time.monotonic() < deadline:
+            seen += p.stderr.readline()
+        assert "started" in seen
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=20)
+        assert p.returncode == 130
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert_nothing_left(env)
+    out = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    assert [pid for pid in out if Path(f"/proc/{pid}/root").resolve() != Path("/")] == []

@@ -123,6 +123,8 @@ class Builder:
         self._local.store = store
         self.cache = StepCache(store.root, store.blobs)
         self.index = HashIndex(store.root / "buildcache" / "context-index.json")
+        self.cancelled = threading.Event()
+        self.running: dict = {}      # RUN steps in progress: cid -> runtime (to kill them on cancel)
 
     # ---- per-thread store (one SQLite connection per thread) -----------------------------------
     @property
@@ -159,11 +161,15 @@ class Builder:
             for i in order:
                 self.results[i] = pool.submit(self._stage_worker, i)
             errors = []
-            for i in order:
-                try:
-                    self.results[i].result()
-                except BaseException as e:  # noqa: BLE001
-                    errors.append(e)
+            try:
+                for i in order:
+                    try:
+                        self.results[i].result()
+                    except Exception as e:  # noqa: BLE001
+                        errors.append(e)
+            except BaseException:
+                self.cancel()   # Ctrl-C: kill what runs; each step removes its own workspace
+                raise
             if errors:
                 for e in errors:
                     if isinstance(e, PalletError) and not isinstance(e, _Skipped):
@@ -173,13 +179,24 @@ class Builder:
         self.index.save()
         return self._export(final)
 
+    def cancel(self) -> None:
+        from pallet.build.run import cancel_all
+
+        self.cancelled.set()
+        cancel_all(self.running)
+
     def _stage_worker(self, i: int) -> _Stage:
         for d in self.graph.deps[i]:
             try:
                 self.results[d].result()
             except BaseException:
                 raise _Skipped("a stage it needs failed") from None
-        return self._build_stage(self.df.stages[i])
+        try:
+            return self._build_stage(self.df.stages[i])
+        except Exception as e:
+            if not isinstance(e, _Skipped):
+                self.cancel()   # a failing stage stops the one running beside it
+            raise
 
     # ---- expansion ------------------------------------------------------------------------------
     def _expand(self, inst: I.Instruction, word: str, env: dict[str, str]) -> str:
@@ -276,6 +293,8 @@ class Builder:
                 env = st.env()
             st.key = step_key(st.key, "ARG", [(d.key, d.default) for d in inst.args])
             return
+        if self.cancelled.is_set():
+            raise _Skipped("cancelled")
         desc, run = self._describe(st, inst, env)
         key = step_key(st.key, *desc)
         fs = label is not None
@@ -291,11 +310,17 @@ class Builder:
             return
         try:
             run(v)
-        except BuildError as e:
-            if v:
-                v.error(e.message)
+        except _Skipped:
             raise
         except PalletError as e:
+            if self.cancelled.is_set() and e.message == "cancelled":
+                if v:
+                    v.error("cancelled")
+                raise _Skipped("cancelled") from None
+            if isinstance(e, BuildError):
+                if v:
+                    v.error(e.message)
+                raise
             if v:
                 v.error(e.message)
             raise self._fail(inst, e.message) from None
@@ -427,9 +452,7 @@ class Builder:
 
         if inst.heredocs and inst.prepend_shell and len(inst.heredocs) == 1 and \
                 inst.cmd[0].strip().startswith("<<"):
-            h = inst.heredocs[0]
-            data = self._expand(inst, h.data, env) if False else h.data
-            argv = st.shell() + [data]
+            argv = st.shell() + [inst.heredocs[0].data]   # the shell expands it, as BuildKit leaves it
         elif inst.prepend_shell:
             argv = st.shell() + inst.cmd
         else:
@@ -457,7 +480,8 @@ class Builder:
             def work(ws) -> None:
                 try:
                     run_in(ws, argv, env=run_env, cwd=cwd, user=user, network=network,
-                           run_dir=os.path.join(self.run_dir, "build"), on_line=v.line if v else None)
+                           run_dir=os.path.join(self.run_dir, "build"), on_line=v.line if v else None,
+                           running=self.running, cancelled=self.cancelled)
                 except RunFailed as e:
                     self._report_run_failure(v, inst, e)
                     raise BuildError(f"{self.df.filename}:{inst.line}: {e.message}") from None

@@ -18,7 +18,7 @@ import threading
 
 from pallet.errors import PalletError
 
-__all__ = ["RunFailed", "run_in"]
+__all__ = ["RunFailed", "cancel_all", "run_in"]
 
 _FORK_LOCK = threading.Lock()   # one fork at a time: the other thread holds no lock of ours then
 HOSTNAME = "buildkitsandbox"
@@ -66,8 +66,20 @@ def _prune_copied_dirs(upper: str, lower_root_has) -> None:
                 pass
 
 
+def cancel_all(running: dict) -> None:
+    """Kill every RUN process in `running` (cid -> runtime); their steps then clean up."""
+    for cid, rt in list(running.items()):
+        try:
+            rt.kill(cid, 9, all=True)
+        except Exception:  # noqa: BLE001 (gone already)
+            try:
+                rt.kill(cid, 9)
+            except Exception:  # noqa: BLE001
+                pass
+
+
 def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network: str, run_dir: str,
-           on_line=None) -> None:
+           on_line=None, running: dict | None = None, cancelled=None) -> None:
     """Run argv in the workspace's root; RunFailed with the exit code and the output's last lines."""
     from pallet import jsonfast
     from pallet.engine.spec import build_spec, etc_hosts, resolv_conf
@@ -111,8 +123,12 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
         try:
             with _FORK_LOCK:
                 try:
+                    if cancelled is not None and cancelled.is_set():
+                        raise PalletError("cancelled", exit_code=1)
                     st = rt.create(cid, bundle, stdio=(null, w, w))
                     created = True
+                    if running is not None:
+                        running[cid] = rt
                 finally:
                     os.close(w)
                     os.close(null)
@@ -137,6 +153,8 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
             code = wait_pid(st["pid"])
         finally:
             os.close(r)
+            if running is not None:
+                running.pop(cid, None)
             if created:
                 try:
                     rt.delete(cid, force=True)
@@ -144,6 +162,8 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
                     pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if cancelled is not None and cancelled.is_set():
+        raise PalletError("cancelled", exit_code=1)
     if code != 0:
         raise RunFailed(f"process {jsonfast.dumps(' '.join(argv))} did not complete successfully: "
                         f"exit code: {code}", code, list(tail))
