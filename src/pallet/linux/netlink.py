@@ -51,6 +51,30 @@ def netns_fd(netns_path: str) -> int:
     return os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
 
 
+class _OSErrors:
+    """An IPRoute whose calls raise OSError(errno) for the kernel's refusals (pyroute2 0.9's
+    NetlinkError is not an OSError)."""
+
+    def __init__(self, ipr) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        self._ipr, self._error = ipr, NetlinkError
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._ipr, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kw):
+            try:
+                return attr(*args, **kw)
+            except self._error as e:
+                code = getattr(e, "code", 0) or 0
+                raise OSError(code, os.strerror(code) if code > 0 else str(e)) from None
+
+        return call
+
+
 class Netlink:
     """One rtnetlink socket in one network namespace (the caller's own when `netns` is None)."""
 
@@ -58,7 +82,7 @@ class Netlink:
         from pyroute2 import IPRoute
 
         self.netns = netns
-        self.ipr = IPRoute(fileno=_socket_in(netns).detach()) if netns else IPRoute()
+        self.ipr = _OSErrors(IPRoute(fileno=_socket_in(netns).detach()) if netns else IPRoute())
 
     def close(self) -> None:
         self.ipr.close()
