@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     from pallet.network.model import Lease
 
 
-def attach(store, netns_path: str, network: str, container_id: str, name: str, *, ip: str | None = None) -> Lease:
+def attach(store, netns_path: str, network: str, container_id: str, name: str, *, ip: str | None = None,
+           mac: str | None = None) -> Lease:
     """Lease an address on `network` (name or id) and plug the netns at `netns_path` into it."""
     from pallet.network.networks import Networks
 
-    return Networks(store).attach(netns_path, network, container_id, name, ip=ip)
+    return Networks(store).attach(netns_path, network, container_id, name, ip=ip, mac=mac)
 
 
 def detach(store, network: str, container_id: str) -> Lease | None:

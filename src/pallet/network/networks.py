@@ -224,15 +224,16 @@ class Networks:
 
     # ---- containers ----------------------------------------------------------------------
     def attach(self, netns_path: str, network: str, container_id: str, name: str, *,
-               ip: str | None = None) -> Lease:
-        """Lease an address on `network` and plug the namespace at `netns_path` into it."""
+               ip: str | None = None, mac: str | None = None) -> Lease:
+        """Lease an address on `network` and plug the namespace at `netns_path` into it (`mac`: the
+        interface's MAC instead of docker's 02:42 + the address)."""
         from pallet.network import bridge
 
         net = self.get(network)
         if net.driver != "bridge" or net.ipam is None:
             raise InvalidNetworkConfig(f"containers cannot be attached to network {net.name} "
                                        f"(driver {net.driver}): it is a mode, not a network")
-        lease = self._lease(net, container_id, name, ip, bridge.container_ifname(netns_path))
+        lease = self._lease(net, container_id, name, ip, bridge.container_ifname(netns_path), mac)
         try:
             bridge.attach(net, lease, netns_path)
         except BaseException:
@@ -240,7 +241,8 @@ class Networks:
             raise
         return lease
 
-    def _lease(self, net: Network, container_id: str, name: str, ip: str | None, ifname: str) -> Lease:
+    def _lease(self, net: Network, container_id: str, name: str, ip: str | None, ifname: str,
+               mac: str | None = None) -> Lease:
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
                 raise NotFound(f"network {net.name} not found")
@@ -251,7 +253,7 @@ class Networks:
             addr = ipam.check_requested(net.ipam, ip, taken) if ip else ipam.next_address(net.ipam, taken)
             lease = Lease(network_id=net.id, network=net.name, container_id=container_id, name=name,
                           address=str(addr), prefixlen=net.ipam.subnet.prefixlen, gateway=str(net.ipam.gateway),
-                          mac=ipam.mac_for(addr), host_ifname=host_ifname(net.id, container_id), ifname=ifname)
+                          mac=mac or ipam.mac_for(addr), host_ifname=host_ifname(net.id, container_id), ifname=ifname)
             c.execute("INSERT INTO network_leases(network_id, address, container_id, name, mac, ifname,"
                       " container_ifname, created) VALUES (?,?,?,?,?,?,?,?)",
                       (net.id, lease.address, container_id, name, lease.mac, lease.host_ifname, ifname,
