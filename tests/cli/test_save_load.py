@@ -87,6 +87,10 @@ def test_save_refuses_a_terminal_and_unknown_images(pallet, pallet_root, tiny, t
     cp = pallet("save", "nosuch", "-o", str(tmp_path / "x.tar"))
     assert_fails(cp, "Error: No such image: nosuch")
     assert not (tmp_path / "x.tar").exists()
+    cp = pallet("save", "-o", str(tmp_path / "no" / "dir" / "x.tar"), "localhost/tiny:1")   # docker makes no dirs
+    assert_fails(cp, f'Error: failed to save image: invalid output path: directory "{tmp_path / "no" / "dir"}" '
+                 "does not exist")
+    assert not (tmp_path / "no").exists()
     cp = pallet("save", "--format", "tarball", "localhost/tiny:1", "-o", str(tmp_path / "x.tar"))
     assert_fails(cp, "Invalid value for '--format': 'tarball' is not one of 'docker-archive', 'oci-archive'")
     import pexpect

@@ -95,6 +95,9 @@ def test_diff_commit_run_round_trip(pallet_env, ctr):
 def test_export_import_same_tree(pallet_env, ctr, tmp_path):
     e1 = tmp_path / "e1.tar"
     pallet_env("export", "-o", str(e1), ctr, check=True)
+    cp = pallet_env("export", "-o", str(tmp_path / "no" / "x.tar"), ctr)
+    assert (cp.returncode, cp.stderr) == (125, f'Error: failed to export container: invalid output path: directory '
+                                               f'"{tmp_path / "no"}" does not exist\n')
     pallet_env("import", str(e1), "localhost/imported", check=True)
     c2 = pallet_env("create", "localhost/imported", "true", check=True).stdout.strip()
     e2 = run_cli([str(BIN / "pallet"), "export", c2], capture_output=True, env=pallet_env.env, check=True)

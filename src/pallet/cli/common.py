@@ -175,3 +175,18 @@ def print_pruned(kind: str, gone: list[str], freed: int = 0) -> None:
             click.echo(g)
         click.echo("")
     click.echo(f"Total reclaimed space: {human_size(freed)}")
+
+
+def check_output_path(output: str, what: str) -> None:
+    """docker's ValidateOutputPath for `save -o` / `export -o`: the directory must already exist (it is
+    not made), and the path must not be a directory."""
+    import os
+
+    from pallet.errors import PalletError
+
+    target = os.path.abspath(output)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise PalletError(f'failed to {what}: invalid output path: directory "{directory}" does not exist')
+    if os.path.isdir(target):
+        raise PalletError(f'failed to {what}: invalid output path: "{output}" must be a file')

@@ -106,8 +106,10 @@ def export_cmd(container: str, output: str | None) -> None:
         sys.stdout.flush()
         export(eng, c, sys.stdout.fileno())
         return
+    from pallet.cli.common import check_output_path
     from pallet.fsutil import AtomicFile
 
+    check_output_path(output, "export container")
     try:
         with AtomicFile(os.path.abspath(output), fsync=False) as f:
             f.file.flush()

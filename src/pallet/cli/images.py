@@ -518,6 +518,9 @@ def save_cmd(images: tuple[str, ...], output: str | None, fmt: str) -> None:
         save_archive(store, items, sys.stdout.buffer, fmt)
         sys.stdout.buffer.flush()
         return
+    from pallet.cli.common import check_output_path
+
+    check_output_path(output, "save image")
     target = os.path.abspath(output)
     try:
         with AtomicFile(target, fsync=False) as f:
