@@ -55,7 +55,23 @@ def resolve_chown(root: str, value: str | None) -> tuple[int, int] | None:
         raise BadFlag(f"unable to convert uid/gid chown string to host mapping: {e.message}") from None
 
 
-def _extract(tar_fd: int, dest: str, single: str | None) -> None:
+def _makedirs(path: str, owner: tuple[int, int] | None) -> None:
+    """mkdir -p; the directories it creates get the --chown owner (as BuildKit and buildah do)."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path.rstrip("/")) or "/"
+    if parent != path:
+        _makedirs(parent, owner)
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o755)
+    if owner:
+        os.chown(path, *owner)
+
+
+def _extract(tar_fd: int, dest: str, single: str | None, owner: tuple[int, int] | None = None) -> None:
     """In the chroot: make dest, decide the base dir, extract."""
     base = dest
     if single is not None and not dest.endswith("/"):
@@ -63,16 +79,14 @@ def _extract(tar_fd: int, dest: str, single: str | None) -> None:
             base = dest
         else:
             base = os.path.dirname(dest.rstrip("/")) or "/"
-    os.makedirs(base, 0o755, exist_ok=True)
+    _makedirs(base, owner)
     with os.fdopen(tar_fd, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for m in tar:
             if single is not None and not dest.endswith("/") and not os.path.isdir(dest):
                 m.name = os.path.basename(dest.rstrip("/"))
             target = os.path.join(base, m.name)
-            if m.isdir():
-                os.makedirs(os.path.dirname(target) or "/", 0o755, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(target) or "/", 0o755, exist_ok=True)
+            _makedirs(os.path.dirname(target) or "/", owner)
+            if not m.isdir():
                 if os.path.lexists(target) and not os.path.isdir(target):
                     os.unlink(target)
             tar.extract(m, base, numeric_owner=True, set_attrs=True)
@@ -132,7 +146,7 @@ def copy_into(ws, entries, dest: str, *, single: str | None, tmp_dir: str, chown
                 os.close(err_r)
                 os.chroot(ws.root)
                 os.chdir("/")
-                _extract(fd, dest, single)
+                _extract(fd, dest, single, owner)
             except BaseException as e:  # noqa: BLE001
                 msg = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.filename else str(e)
                 try:

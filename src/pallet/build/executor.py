@@ -582,10 +582,14 @@ class Builder:
             entries = []
             for s in srcs:
                 try:
-                    found, _ = ctx.select(s)
+                    found, is_dir = ctx.select(s)
                 except SourceNotFound as e:
                     raise self._fail(inst, e.message) from None
                 entries += found
+                if is_dir:
+                    single = None
+                    if not dest.endswith("/"):
+                        dest += "/"
             copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown, chmod=chmod)
         del Context
 
