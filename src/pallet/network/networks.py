@@ -260,6 +260,11 @@ class Networks:
                        time.time()))
         return lease
 
+    def release(self, lease: Lease) -> None:
+        """Give the lease's address back without touching the kernel (the caller deletes the veth,
+        `bridge.detach`, when it likes: after a container's exit its namespace took it already)."""
+        self._release(lease)
+
     def _release(self, lease: Lease) -> None:
         with self.db.transaction() as c:
             c.execute("DELETE FROM network_leases WHERE network_id = ? AND container_id = ?",
