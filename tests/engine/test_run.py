@@ -266,7 +266,7 @@ def test_bad_input_leaves_nothing(pallet_env):
         ["run", "--rm", "--pull", "sometimes", IMAGE, "true"],
         ["run", "--rm", "-w", "relative", IMAGE, "true"],
         ["run", "--rm", "-u", "nobody-here", IMAGE, "true"],
-        ["run", "--rm", "--network", "bridge", IMAGE, "true"],
+        ["run", "--rm", "--network", "no-such-network", IMAGE, "true"],
         ["run", "--rm", "--stop-signal", "SIGNOPE", IMAGE, "true"],
         ["run", "--rm", "--add-host", "nocolon", IMAGE, "true"],
         ["run", "--rm", "--runtime", "/nonexistent/runc", IMAGE, "true"],

@@ -72,8 +72,6 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
                 raise ValueError
         except ValueError:
             raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']!r}: a number of seconds") from None
-    if kw.get("network") not in ("none", "host"):
-        raise PalletError(f"network mode {kw.get('network')!r} is not supported yet: use none or host")
     if kw.get("pull") not in ("missing", "always", "never"):
         raise PalletError(f"invalid --pull {kw.get('pull')!r}: missing, always or never")
     from pallet.engine.hostconfig import parse_flags
@@ -82,7 +80,8 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
     return CreateOptions(
         image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
         env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
-        network=kw.get("network") or "none", add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
+        network=kw.get("network") or "none", ip=kw.get("ip") or None, aliases=list(kw.get("network_alias") or ()),
+        mac_address=kw.get("mac_address") or None, publish=list(kw.get("publish") or ()), add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
         stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=labels(kw.get("label") or ()),
         runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
         tty=kw.get("tty", False), interactive=kw.get("interactive", False),

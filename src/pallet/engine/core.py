@@ -38,7 +38,11 @@ class CreateOptions:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "none"                  # none, host, container:NAME, bridge or a network's name
+    ip: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    mac_address: str | None = None
+    publish: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)
     init: bool = False
     stop_signal: str | None = None
@@ -342,12 +346,13 @@ class Engine:
         runtime_name = opts.runtime or default_runtime()
         opts.runtime = runtime_name
         self.runtime(runtime_name)   # fails early for an unknown runtime
-        if opts.network not in ("none", "host"):
-            raise PalletError(f"network mode {opts.network!r} is not supported yet (use none or host)")
-        for h in opts.add_hosts:
-            name, sep, ip = h.partition(":")
-            if not sep or not name or not ip:
-                raise PalletError(f"invalid --add-host {h!r}: expected HOST:IP")
+        if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or
+                                           opts.add_hosts):
+            net_mode, net_endpoints = "none", {}   # (the hot path: nothing to check)
+        else:
+            from pallet.engine import networking
+
+            net_mode, net_endpoints = networking.plan(self, opts)
         if opts.stop_signal:
             parse_signal(opts.stop_signal)
         if opts.init:
@@ -363,6 +368,14 @@ class Engine:
             if (want.os, want.architecture) != (image_config.os, image_config.architecture):
                 raise PalletError(f"image {opts.image} is {image_config.platform}, not {opts.platform}")
         config, host = self.build_config(opts, image_config)
+        host["NetworkMode"] = net_mode
+        if opts.publish:
+            from pallet.engine import ports
+
+            host["PortBindings"] = ports.parse(opts.publish)
+            exposed = dict(config.get("ExposedPorts") or {})
+            exposed.update({k: {} for k in host["PortBindings"]})
+            config["ExposedPorts"] = exposed
         from pallet.engine.spec import command
 
         if not command(config):
@@ -371,6 +384,8 @@ class Engine:
         name = _validate_name(opts.name) if opts.name else None
         c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
                       {"Config": config, "HostConfig": host}, "created")
+        if net_endpoints:
+            c.config["NetworkingConfig"] = {"EndpointsConfig": net_endpoints}
         # the directory first: a row always has one, so that `rm` can lock and remove a container whose
         # create was killed half-way (only an invisible empty directory can be left without a row)
         self.dir(cid).mkdir(parents=True)
@@ -437,7 +452,13 @@ class Engine:
         c.config["User"] = {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids,
                             "home": user.home}
         (d / "hostname").write_text(hostname + "\n")
-        (d / "hosts").write_text(etc_hosts(hostname, network, c.HostConfig.get("ExtraHosts") or []))
+        extra = c.HostConfig.get("ExtraHosts") or []
+        if network not in ("none", "host") or any(h.endswith(":host-gateway") for h in extra):
+            from pallet.engine.networking import hosts_text
+
+            (d / "hosts").write_text(hosts_text(self, c))
+        else:
+            (d / "hosts").write_text(etc_hosts(hostname, network, extra))
         (d / "resolv.conf").write_text(resolv_conf(network))
         self._update(c.id, config=jsonfast.dumps(c.config))
         return rootfs
@@ -454,9 +475,14 @@ class Engine:
             rootfs = snapshots.mount(self, c)
         u = c.config.get("User") or {}
         user = ExecUser(u.get("uid", 0), u.get("gid", 0), u.get("additionalGids") or [], u.get("home") or "/")
+        netns = None
+        if (c.HostConfig.get("NetworkMode") or "").startswith("container:"):
+            from pallet.engine.networking import check_container_mode
+
+            netns = check_container_mode(self, c.HostConfig["NetworkMode"])
         spec = build_spec(cid=c.id, config=c.Config, host_config=c.HostConfig, rootfs=rootfs,
                           files_dir=str(self.dir(c.id)), user=user, hostname=c.Config["Hostname"],
-                          cgroups_path=f"pallet/{c.id}")
+                          cgroups_path=f"pallet/{c.id}", netns_path=netns)
         from pallet.engine.limits import apply_host_config
 
         apply_host_config(spec, c)
@@ -533,6 +559,36 @@ class Engine:
         own.close()
         return None
 
+    def network_up(self, c: Container, init_pid: int) -> None:
+        """In the monitor, between the runtime's create and start: plug the init's network namespace
+        into the container's networks (pallet.network) and write /etc/hosts with its addresses. Nothing
+        to do (and nothing imported) for none, host and container:."""
+        if (c.config.get("NetworkingConfig") or {}).get("EndpointsConfig"):
+            from pallet.engine import networking
+
+            networking.up(self, c, init_pid)
+
+    def network_release(self, c: Container) -> list:
+        """Give back the container's addresses and published ports (also after its monitor was killed):
+        the database and firewall part, at once; returns the leases whose veths `network_unplug` deletes
+        (the slow part, ~20 ms each: after the waiting CLI was released). none, host and container:
+        hold none (and `network connect` refuses them): nothing is imported for them."""
+        mode = c.HostConfig.get("NetworkMode") or "none"
+        if mode in ("none", "host") or mode.startswith("container:"):
+            return []
+        from pallet.engine import networking
+
+        return networking.release(self, c)
+
+    def network_unplug(self, leases: list) -> None:
+        if leases:
+            from pallet.engine import networking
+
+            networking.unplug(leases)
+
+    def network_down(self, c: Container) -> None:
+        self.network_unplug(self.network_release(c))
+
     def mark_running(self, c: Container, pid: int, pid_start: int | None = None) -> None:
         """`pid_start`: the init's start time when the runtime knows it (else read from /proc)."""
         c.pid, c.status, c.started_at = pid, "running", time.time()
@@ -557,6 +613,10 @@ class Engine:
                 os.waitpid(pid, 0)
             except OSError:
                 pass
+        try:
+            self.network_down(c)
+        except Exception:  # noqa: BLE001
+            pass
         try:
             self._update(c.id, status="exited" if c.started_at else "created", error=message,
                          exit_code=c.exit_code if c.started_at else None)
@@ -592,11 +652,16 @@ class Engine:
         oom = self._oom_killed(c)
         from pallet.engine import snapshots
 
+        try:   # (its address and ports are free again once the CLI hears of the exit)
+            released = self.network_release(c)
+        except Exception:  # noqa: BLE001 - the exit must be recorded whatever happens here
+            released = []
         if c.HostConfig.get("AutoRemove"):
             self._update(c.id, status="removing", exit_code=code, finished_at=time.time(), oom_killed=int(oom),
                          pid=None)
             if notify:
                 notify(True)
+            self._quiet_unplug(released)
             self._destroy(c, quiet=True)   # runtime state, cgroups, snapshot, files, row
             return True
         try:
@@ -613,7 +678,14 @@ class Engine:
                          pid=None, monitor_pid=None)
         if notify:
             notify(False)
+        self._quiet_unplug(released)
         return False
+
+    def _quiet_unplug(self, leases: list) -> None:
+        try:
+            self.network_unplug(leases)
+        except Exception:  # noqa: BLE001 - a veth that cannot be deleted goes with its namespace
+            pass
 
     # ---- stop / kill / remove -------------------------------------------------------------------
     def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
@@ -778,6 +850,11 @@ class Engine:
             pass
         remove_cgroups(c.id)
         try:
+            self.network_down(c)   # (a namespace gone with its init is fine)
+        except Exception:
+            if not quiet:
+                raise
+        try:
             snapshots.remove(self, c)
         except Exception:
             if not quiet:
@@ -797,12 +874,13 @@ class Engine:
         try:
             with self.db.transaction() as conn:
                 conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new, c.id))
+                conn.execute("UPDATE network_leases SET name = ? WHERE container_id = ?", (new, c.id))
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "/{new}" is already in use') from None
 
     # ---- inspect ------------------------------------------------------------------------------
     def inspect(self, c: Container) -> dict:
-        from pallet.engine import snapshots
+        from pallet.engine import networking, snapshots
         from pallet.engine.model import rfc3339
 
         status = "removing" if c.status == "removing" else c.status
@@ -847,10 +925,7 @@ class Engine:
             "GraphDriver": gd,
             "Mounts": inspect_mounts(c),
             "Config": cfg,
-            "NetworkSettings": {"Ports": {p: None for p in (cfg.get("ExposedPorts") or {})},
-                                "SandboxKey": "" if c.HostConfig.get("NetworkMode") == "host" else
-                                (f"/proc/{c.pid}/ns/net" if c.pid else ""),
-                                "Networks": {c.HostConfig.get("NetworkMode", "none"): {}}},
+            "NetworkSettings": networking.settings(self, c),
         }
 
 

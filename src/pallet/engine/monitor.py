@@ -244,6 +244,8 @@ class Monitor:
         for fd in child_fds:
             os.close(fd)
         _trace("created")
+        eng.network_up(c, self.init_pid)    # (nothing for none/host: pallet.network is not imported)
+        _trace("network")
         rt.start(c.id)
         _trace("started")
         self.exit_fd = exitwatch.hold(rundir)

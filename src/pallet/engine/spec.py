@@ -106,7 +106,11 @@ def command(config: dict) -> list[str]:
     return list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
 
 
-def etc_hosts(hostname: str, network: str, extra_hosts: list[str]) -> str:
+def etc_hosts(hostname: str, network: str, extra_hosts: list[str],
+              addresses: list[tuple[str, list[str]]] | None = None) -> str:
+    """docker's /etc/hosts: the defaults, the --add-host lines, then the container's own name — on
+    127.0.0.1 without a network, else one line per address it has (`addresses`: [(ip, [names])];
+    empty until it is attached)."""
     if network == "host":
         try:
             base = open("/etc/hosts").read()
@@ -116,11 +120,14 @@ def etc_hosts(hostname: str, network: str, extra_hosts: list[str]) -> str:
             base += "\n"
     else:
         base = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-                "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-                f"127.0.0.1\t{hostname}\n")
+                "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+        if addresses is None:
+            base += f"127.0.0.1\t{hostname}\n"
     for h in extra_hosts:
         name, _, ip = h.partition(":")
         base += f"{ip}\t{name}\n"
+    for ip, names in addresses or ():
+        base += f"{ip}\t{' '.join(names)}\n"
     return base
 
 
@@ -168,8 +175,9 @@ def require_init_binary() -> str:
 
 
 def build_spec(*, cid: str, config: dict, host_config: dict, rootfs: str, files_dir: str,
-               user, hostname: str, cgroups_path: str | None = None) -> dict:
-    """The runtime spec. `user` is an engine.users.ExecUser already resolved in the rootfs."""
+               user, hostname: str, cgroups_path: str | None = None, netns_path: str | None = None) -> dict:
+    """The runtime spec. `user` is an engine.users.ExecUser already resolved in the rootfs; `netns_path`:
+    the network namespace to join (`--network container:X`) instead of a new one."""
     network = host_config.get("NetworkMode") or "none"
     args = command(config)
     if host_config.get("Init"):
@@ -185,7 +193,9 @@ def build_spec(*, cid: str, config: dict, host_config: dict, rootfs: str, files_
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": require_init_binary(),
                        "options": ["bind", "ro", "nosuid", "nodev"]})
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
-    if network != "host":
+    if netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    elif network != "host":
         namespaces.append({"type": "network"})
     linux: dict[str, Any] = {
         "namespaces": namespaces,

@@ -1,0 +1,350 @@
+"""The engine's side of networking: `--network` modes, a container's endpoints, and the calls into
+`pallet.network` when its init's namespace exists (attach) and when it is gone (detach).
+
+A container's network settings live in its config:
+
+    HostConfig.NetworkMode                     none | host | container:<id> | the (first) network's name
+    NetworkingConfig.EndpointsConfig{NAME}     {"IPAMConfig": {"IPv4Address"} | None, "Aliases", "MacAddress"}
+
+and its addresses in the network layer's leases (one per network while it runs). `none` and `host`
+have no endpoints, and nothing here imports `pallet.network` (or pyroute2, ~95 ms) for them: the hot
+path `run --network none` pays nothing.
+"""
+
+from __future__ import annotations
+
+from pallet.errors import NotFound, PalletError
+
+MODES = ("none", "host")
+HOST_GATEWAY = "host-gateway"
+
+
+def _is_mac(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) == 6 and all(len(p) == 2 and all(ch in "0123456789abcdefABCDEF" for ch in p) for p in parts)
+
+
+def _store(engine):
+    """The engine's store with its database connection open (a forked monitor reopens it lazily)."""
+    engine.db  # noqa: B018 - the property reopens the connection
+    return engine.store
+
+
+def endpoints(c) -> dict:
+    """{network name: endpoint settings} of a container (empty for none, host and container:)."""
+    return ((c.config.get("NetworkingConfig") or {}).get("EndpointsConfig")) or {}
+
+
+def is_network(mode: str) -> bool:
+    return mode not in MODES and not mode.startswith("container:")
+
+
+def plan(engine, opts) -> tuple[str, dict]:
+    """Check `--network`, `--ip`, `--network-alias`, `--mac-address`, `--add-host` and `-p` before
+    anything is created; returns (NetworkMode, EndpointsConfig). Bad input: one sentence, exit 125."""
+    mode = opts.network or "none"
+    ip, aliases, mac = opts.ip, list(opts.aliases or ()), opts.mac_address
+    if mac is not None and not _is_mac(mac):
+        raise PalletError(f"invalid --mac-address {mac!r}: expected six hex bytes such as 02:42:ac:11:00:02")
+    for h in opts.add_hosts:
+        name, sep, addr = h.partition(":")
+        if not sep or not name or not addr:
+            raise PalletError(f"invalid --add-host {h!r}: expected HOST:IP")
+        if addr != HOST_GATEWAY:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                raise PalletError(f"invalid --add-host {h!r}: {addr!r} is not an IP address "
+                                  f"(or {HOST_GATEWAY})") from None
+    if not is_network(mode):
+        if opts.publish and mode == "none":
+            raise PalletError("published ports (-p) need a network: the container has --network none")
+        if opts.publish and mode == "host":
+            raise PalletError("published ports (-p) cannot be used with --network host: the container "
+                              "uses the host's ports directly")
+        if opts.publish and mode.startswith("container:"):
+            raise PalletError("conflicting options: published ports (-p) and the network mode container:")
+        for flag, given in (("--ip", ip), ("--network-alias", aliases), ("--mac-address", mac)):
+            if given:
+                raise PalletError(f"{flag} needs a network (--network bridge or a user network), "
+                                  f"not --network {mode}")
+        if mode.startswith("container:"):
+            ref = mode.partition(":")[2]
+            if not ref:
+                raise PalletError("invalid --network container: it needs a container name or id")
+            other = engine.get(ref)
+            if other.status != "running":
+                raise PalletError(f"cannot join the network of container {other.name}: it is not running")
+            mode = "container:" + other.id
+        return mode, {}
+    from pallet.network.networks import Networks
+
+    nets = Networks(_store(engine))
+    net = nets.get(mode)            # NotFound: "network NAME not found"
+    if net.driver != "bridge" or net.ipam is None:
+        raise PalletError(f"network {net.name} (driver {net.driver}) cannot be used as --network {mode}")
+    if (ip or aliases) and net.name == "bridge":
+        raise PalletError(f"{'--ip' if ip else '--network-alias'} is supported on user-defined networks only, "
+                          "not on the default bridge")
+    if ip:
+        from pallet.network import ipam
+
+        taken = [le.address for le in nets.leases(net)]
+        ipam.check_requested(net.ipam, ip, taken)
+    ep = {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Aliases": aliases or None,
+          "MacAddress": mac.lower() if mac else "", "NetworkID": net.id}
+    return net.name, {net.name: ep}
+
+
+def check_container_mode(engine, mode: str) -> str:
+    """The namespace path of the container whose network `container:<id>` joins (it must run)."""
+    ref = mode.partition(":")[2]
+    try:
+        other = engine.get(ref)
+    except NotFound:
+        raise PalletError(f"cannot join the network of container {ref[:12]}: it no longer exists") from None
+    if other.status != "running" or not other.pid:
+        raise PalletError(f"cannot join the network of container {other.name}: it is not running")
+    return f"/proc/{other.pid}/ns/net"
+
+
+# ---- /etc/hosts ---------------------------------------------------------------------------------
+def gateway_of(engine, network: str) -> str:
+    from pallet.network.networks import Networks
+
+    net = Networks(_store(engine)).get(network)
+    return str(net.ipam.gateway) if net.ipam else ""
+
+
+def extra_hosts(engine, c) -> list[str]:
+    """--add-host entries with host-gateway resolved: the first network's gateway (the default
+    bridge's for none/host, as docker does)."""
+    out = []
+    gw = None
+    for h in c.HostConfig.get("ExtraHosts") or ():
+        name, _, addr = h.partition(":")
+        if addr == HOST_GATEWAY:
+            if gw is None:
+                eps = endpoints(c)
+                gw = gateway_of(engine, next(iter(eps)) if eps else "bridge")
+            addr = gw
+        out.append(f"{name}:{addr}")
+    return out
+
+
+def hosts_text(engine, c, leases=None) -> str:
+    from pallet.engine.spec import etc_hosts
+
+    mode = c.HostConfig.get("NetworkMode") or "none"
+    hostname = c.Config.get("Hostname") or c.short_id
+    addresses = None
+    if is_network(mode):
+        eps = endpoints(c)
+        addresses = []
+        for le in leases or ():
+            names = [hostname] + ([c.name] if c.name and c.name != hostname else [])
+            names += [a for a in (eps.get(le.network, {}).get("Aliases") or ()) if a not in names]
+            addresses.append((le.address, names))
+    return etc_hosts(hostname, mode, extra_hosts(engine, c), addresses)
+
+
+def write_in_place(path, text: str) -> None:
+    """Rewrite a file a running container has bind-mounted (same inode: the mount keeps seeing it)."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        data = text.encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    finally:
+        os.close(fd)
+
+
+# ---- attach / detach ----------------------------------------------------------------------------
+def leases(engine, cid: str) -> list:
+    from pallet.network.networks import Networks
+
+    return Networks(_store(engine)).leases(container_id=cid)
+
+
+def has_leases(engine, cid: str) -> bool:
+    """Whether the network layer holds an address for the container (a plain query: no import)."""
+    try:
+        return bool(engine.db.query("SELECT 1 FROM network_leases WHERE container_id = ? LIMIT 1", (cid,)))
+    except Exception:  # noqa: BLE001 - a store without the networks tables has no leases
+        return False
+
+
+def up(engine, c, init_pid: int) -> list:
+    """Plug the container's init (created, not started) into each of its networks, then write its
+    /etc/hosts with the addresses. A failure undoes what was done and raises."""
+    from pallet import network
+
+    store = _store(engine)
+    if has_leases(engine, c.id):       # left by a monitor that was killed, or a reboot
+        network.detach_all(store, c.id)
+    netns = f"/proc/{init_pid}/ns/net"
+    got = []
+    try:
+        for name, ep in endpoints(c).items():
+            ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
+            got.append(network.attach(store, netns, name, c.id, c.name, ip=ip,
+                                      mac=ep.get("MacAddress") or None))
+        write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, got))
+    except BaseException:
+        try:
+            network.detach_all(store, c.id)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
+    return got
+
+
+def release(engine, c) -> list:
+    """Give the container's addresses back (and remove its published ports); the leases, whose veths
+    `unplug` deletes (its namespace may be gone already, and them with it: fine)."""
+    if not has_leases(engine, c.id):
+        return []
+    from pallet.network.networks import Networks
+
+    nets = Networks(_store(engine))
+    got = nets.leases(container_id=c.id)
+    for le in got:
+        nets.release(le)
+    return got
+
+
+def unplug(leases) -> None:
+    from pallet.network import bridge
+
+    for le in leases:
+        bridge.detach(le)
+
+
+def down(engine, c) -> None:
+    unplug(release(engine, c))
+
+
+# ---- connect / disconnect -----------------------------------------------------------------------
+def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: str | None = None) -> None:
+    """`network connect`: record the endpoint; a running container is plugged in at once."""
+    from pallet import jsonfast
+    from pallet.engine.model import alive
+    from pallet.network import ipam
+    from pallet.network.networks import Networks
+
+    mode = c.HostConfig.get("NetworkMode") or "none"
+    if not is_network(mode):
+        raise PalletError(f"container {c.name} uses --network {mode.partition(':')[0]}: it cannot be connected "
+                          "to a network")
+    nets = Networks(_store(engine))
+    net = nets.get(network)
+    if net.driver != "bridge" or net.ipam is None:
+        raise PalletError(f"container {c.name} cannot be connected to network {net.name} (driver {net.driver})")
+    eps = dict(endpoints(c))
+    if net.name in eps:
+        raise PalletError(f"container {c.name} is already connected to network {net.name}")
+    if (ip or aliases) and net.name == "bridge":
+        raise PalletError(f"{'--ip' if ip else '--alias'} is supported on user-defined networks only, "
+                          "not on the default bridge")
+    if ip:
+        ipam.check_requested(net.ipam, ip, [le.address for le in nets.leases(net)])
+    ep = {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Aliases": list(aliases) or None,
+          "MacAddress": mac or "", "NetworkID": net.id}
+    with engine.locked(c):
+        c = engine.get(c.id)
+        running = c.status == "running" and alive(c.pid, c.pid_start)
+        if running:
+            nets.attach(f"/proc/{c.pid}/ns/net", net.id, c.id, c.name, ip=ip, mac=mac)
+        eps = dict(endpoints(c))
+        eps[net.name] = ep
+        c.config.setdefault("NetworkingConfig", {})["EndpointsConfig"] = eps
+        engine._update(c.id, config=jsonfast.dumps(c.config))
+        if running:
+            write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, nets.leases(container_id=c.id)))
+
+
+def disconnect(engine, c, network: str, *, force: bool = False) -> None:
+    """`network disconnect`: unplug a running container and forget the endpoint."""
+    from pallet import jsonfast
+    from pallet.network.networks import Networks
+
+    nets = Networks(_store(engine))
+    try:
+        net = nets.get(network)
+    except NotFound:
+        if not force:
+            raise
+        net = None
+    with engine.locked(c):
+        c = engine.get(c.id)
+        eps = dict(endpoints(c))
+        name = net.name if net is not None else network
+        if name not in eps and not (net is not None and nets.leases(net, c.id)):
+            if force:
+                return
+            raise PalletError(f"container {c.name} is not connected to network {name}")
+        if net is not None:
+            nets.detach(net.id, c.id)
+        eps.pop(name, None)
+        c.config.setdefault("NetworkingConfig", {})["EndpointsConfig"] = eps
+        engine._update(c.id, config=jsonfast.dumps(c.config))
+        if c.status == "running":
+            write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, nets.leases(container_id=c.id)))
+
+
+# ---- inspect, ps ----------------------------------------------------------------------------------
+def _endpoint(ep: dict | None, lease, net_id: str = "") -> dict:
+    ep = ep or {}
+    return {
+        "IPAMConfig": ep.get("IPAMConfig"), "Links": None, "Aliases": ep.get("Aliases"),
+        "MacAddress": lease.mac if lease else "", "DriverOpts": None,
+        "NetworkID": lease.network_id if lease else (ep.get("NetworkID") or net_id),
+        "EndpointID": lease.endpoint_id if lease else "",
+        "Gateway": lease.gateway if lease else "", "IPAddress": lease.address if lease else "",
+        "IPPrefixLen": lease.prefixlen if lease else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+    }
+
+
+def settings(engine, c) -> dict:
+    """docker's NetworkSettings: Networks{NAME: endpoint} and the first network's address at the top."""
+    mode = c.HostConfig.get("NetworkMode") or "none"
+    eps = endpoints(c)
+    nets: dict = {}
+    if eps:
+        by_net = {le.network: le for le in leases(engine, c.id)} if c.status == "running" else {}
+        for name, ep in eps.items():
+            nets[name] = _endpoint(ep, by_net.get(name))
+    elif mode in MODES:
+        nets[mode] = _endpoint(None, None)
+    first = next(iter(nets.values()), None) or _endpoint(None, None)
+    cfg = c.Config
+    ports = {p: None for p in (cfg.get("ExposedPorts") or {})}
+    for key, binds in (c.HostConfig.get("PortBindings") or {}).items():
+        if c.status == "running":
+            ports[key] = [{"HostIp": b.get("HostIp") or "0.0.0.0", "HostPort": b.get("HostPort") or ""}
+                          for b in binds or ()]
+        else:
+            ports.setdefault(key, None)
+    return {
+        "Bridge": "", "SandboxID": "", "SandboxKey": "" if mode == "host" else
+        (f"/proc/{c.pid}/ns/net" if c.pid and c.status == "running" else ""),
+        "Ports": ports, "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+        "EndpointID": first["EndpointID"], "Gateway": first["Gateway"], "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "IPAddress": first["IPAddress"], "IPPrefixLen": first["IPPrefixLen"],
+        "IPv6Gateway": "", "MacAddress": first["MacAddress"], "Networks": nets,
+    }
+
+
+def names(c) -> str:
+    """ps's Networks column: the networks' names (the mode for none/host/container:)."""
+    eps = endpoints(c)
+    if eps:
+        return ",".join(eps)
+    mode = c.HostConfig.get("NetworkMode") or ""
+    return "container:" + mode[10:22] if mode.startswith("container:") else mode

@@ -1,0 +1,112 @@
+"""`-p/--publish` as docker reads it, and what `port`, `ps` and `inspect` show of it.
+
+    parse(["8080:80", "127.0.0.1:5353:53/udp", "9000-9001:90-91", "80"])
+      -> {"80/tcp": [{"HostIp": "", "HostPort": "8080"}, ...], "53/udp": [...], ...}   (docker's PortBindings)
+
+An empty HostPort is a port chosen when the container starts. The forwarding itself is DNAT in
+pallet's nftables table (`pallet.network.firewall.publish`), set up by `engine.networking.up`.
+"""
+
+from __future__ import annotations
+
+from pallet.errors import PalletError
+
+PROTOCOLS = ("tcp", "udp")
+
+
+def _bad(spec: str, why: str) -> PalletError:
+    return PalletError(f"invalid -p {spec!r}: {why} (expected [hostIP:][hostPort:]containerPort[/tcp|udp])")
+
+
+def _range(text: str, spec: str, what: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise _bad(spec, f"{what} {text!r} is not a port number or range") from None
+    if not (0 < a <= b <= 65535):
+        raise _bad(spec, f"{what} {text!r} is outside 1-65535 or an empty range")
+    return a, b
+
+
+def parse_one(spec: str) -> list[tuple[str, dict]]:
+    """One -p value -> [("80/tcp", {"HostIp", "HostPort"}), ...]."""
+    body, _, proto = spec.partition("/")
+    proto = proto.lower() or "tcp"
+    if proto not in PROTOCOLS:
+        raise _bad(spec, f"protocol {proto!r} is not supported")
+    host_ip = ""
+    if body.startswith("["):      # [IPv6]:hostPort:containerPort
+        end = body.find("]")
+        if end < 0:
+            raise _bad(spec, "unclosed [")
+        host_ip, body = body[1:end], body[end + 1:].removeprefix(":")
+        parts = body.split(":")
+        if len(parts) == 1:
+            parts = ["", parts[0]]
+    else:
+        parts = body.split(":")
+        if len(parts) == 3:
+            host_ip, parts = parts[0], parts[1:]
+        elif len(parts) > 3:
+            raise _bad(spec, "too many colons")
+    if len(parts) == 1:
+        host_port, ctr_port = "", parts[0]
+    else:
+        host_port, ctr_port = parts
+    if host_ip:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise _bad(spec, f"{host_ip!r} is not an IP address") from None
+        if ":" in host_ip:
+            raise _bad(spec, "IPv6 host addresses are not supported by pallet yet")
+    if not ctr_port:
+        raise _bad(spec, "no container port")
+    c_lo, c_hi = _range(ctr_port, spec, "container port")
+    n = c_hi - c_lo + 1
+    if host_port:
+        h_lo, h_hi = _range(host_port, spec, "host port")
+        if h_hi - h_lo + 1 != n:
+            if n == 1:
+                raise _bad(spec, "a host port range needs a container port range of the same length")
+            raise _bad(spec, "the host and container port ranges differ in length")
+        hosts = [str(p) for p in range(h_lo, h_hi + 1)]
+    else:
+        hosts = [""] * n
+    return [(f"{c_lo + i}/{proto}", {"HostIp": host_ip, "HostPort": hosts[i]}) for i in range(n)]
+
+
+def parse(specs) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for spec in specs:
+        for key, b in parse_one(spec):
+            proto = key.partition("/")[2]
+            if b["HostPort"]:
+                k = (b["HostIp"], b["HostPort"], proto)
+                if k in seen:
+                    raise _bad(spec, f"host port {b['HostPort']}/{proto} is published twice")
+                seen.add(k)
+            out.setdefault(key, []).append(b)
+    return out
+
+
+def describe(bindings: dict) -> list[str]:
+    """`port`'s lines: "80/tcp -> 0.0.0.0:8080"."""
+    out = []
+    for key, binds in bindings.items():
+        for b in binds or ():
+            out.append(f"{key} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+    return out
+
+
+def column(bindings: dict) -> str:
+    """ps's PORTS: "0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp"."""
+    items = []
+    for key, binds in bindings.items():
+        for b in binds or ():
+            items.append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}->{key}")
+    return ", ".join(items)
