@@ -142,10 +142,15 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
 
     from pallet.cli.common import print_table
     from pallet.engine.model import rfc3339
+    from pallet.engine.networking import names as network_names
+    from pallet.engine.ports import column
     from pallet.engine.views import parse_filters, ps, status_text
 
     eng = _engine()
     cs = ps(eng, all=show_all, filters=parse_filters(filters), last=1 if latest else last)
+
+    def ports_column(c) -> str:
+        return column(c.config.get("Ports") or {}) if c.status == "running" else ""
     if quiet:
         for c in cs:
             click.echo(c.id if no_trunc else c.short_id)
@@ -164,21 +169,22 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
             labels = c.Config.get("Labels") or {}
             click.echo(json.dumps({
                 "ID": c.id if no_trunc else c.short_id, "Image": c.image_name, "Command": command(c),
-                "CreatedAt": rfc3339(c.created), "RunningFor": human_ago(c.created), "Ports": "",
+                "CreatedAt": rfc3339(c.created), "RunningFor": human_ago(c.created),
                 "State": c.status, "Status": status_text(eng, c), "Names": c.name,
                 "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Mounts": "", "Networks":
-                c.HostConfig.get("NetworkMode", ""), "ExitCode": c.exit_code}))
+                network_names(c), "ExitCode": c.exit_code, "Ports": ports_column(c)}))
         return
     if fmt and fmt != "table":
         for c in cs:
             click.echo(_render_template(fmt, {"ID": c.short_id, "Names": c.name, "Image": c.image_name,
                                               "Status": status_text(eng, c), "State": c.status,
-                                              "Command": command(c), "Labels": c.Config.get("Labels") or {}}))
+                                              "Command": command(c), "Labels": c.Config.get("Labels") or {},
+                                              "Networks": network_names(c), "Ports": ports_column(c)}))
         return
     from pallet.cli.common import human_ago
 
-    rows = [[c.id if no_trunc else c.short_id, c.image_name, command(c), human_ago(c.created), status_text(eng, c), "",
-             c.name] for c in cs]
+    rows = [[c.id if no_trunc else c.short_id, c.image_name, command(c), human_ago(c.created), status_text(eng, c),
+             ports_column(c), c.name] for c in cs]
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
 
 

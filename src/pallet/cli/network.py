@@ -150,6 +150,39 @@ def rm_cmd(names: tuple[str, ...], force: bool) -> None:
     each(names, nets.remove)
 
 
+def _engine():
+    from pallet.cli.containerrun import engine
+
+    return engine(state())
+
+
+@network_group.command("connect")
+@click.option("--ip", help="IPv4 address on the network.")
+@click.option("--alias", multiple=True, help="Another name of the container on the network.")
+@click.argument("network")
+@click.argument("container")
+def connect_cmd(network: str, container: str, ip: str | None, alias: tuple[str, ...]) -> None:
+    """Connect a container to a network (a running one at once, a stopped one at its next start)."""
+    from pallet.engine import networking
+
+    eng = _engine()
+    c = eng.get(container)
+    networking.connect(eng, c, network, ip=ip, aliases=alias)
+
+
+@network_group.command("disconnect")
+@click.option("-f", "--force", is_flag=True, help="No error when the container is not connected.")
+@click.argument("network")
+@click.argument("container")
+def disconnect_cmd(network: str, container: str, force: bool) -> None:
+    """Disconnect a container from a network."""
+    from pallet.engine import networking
+
+    eng = _engine()
+    c = eng.get(container)
+    networking.disconnect(eng, c, network, force=force)
+
+
 @network_group.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 @click.option("--filter", "filters", multiple=True, help="label=KEY[=VALUE]")

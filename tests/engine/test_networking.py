@@ -1,0 +1,236 @@
+"""Containers on networks, through the CLI, with pallet's "host" inside a namespace the test made.
+
+Every pallet command runs under `nsenter --net=<the test's namespace>` (Env.prefix): the bridges, veths,
+nft rules and containers live there, traffic only flows between them, and the namespace is deleted
+afterwards (helpers.netns; the fixture fails a test that changed this machine's own links or tables).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from engine.engine_support import IMAGE
+from helpers.netns import host_ns_fixture, make_ns_fixture  # noqa: F401 (fixtures host_ns, make_ns)
+
+pytestmark = [pytest.mark.root, pytest.mark.network]
+
+
+@pytest.fixture
+def net(host_ns, pallet_env):
+    """pallet_env run inside host_ns (torn down before it: containers are removed inside the namespace)."""
+    pallet_env.prefix = ["nsenter", f"--net={host_ns.path}", "--"]
+    pallet_env.ns = host_ns
+    return pallet_env
+
+
+def _run_d(env, *args: str) -> str:
+    return env("run", "-d", *args, check=True).stdout.strip()
+
+
+def _inspect(env, ref: str) -> dict:
+    return json.loads(env("inspect", ref, check=True).stdout)[0]
+
+
+def _nft(env) -> str:
+    return env.ns.run("nft", "list", "table", "inet", "pallet", check=False).stdout
+
+
+def test_two_containers_on_a_user_network_ping_each_other(net):
+    net("network", "create", "--subnet", "10.77.0.0/24", "web", check=True)
+    a = _run_d(net, "--network", "web", "--name", "a", IMAGE, "sleep", "60")
+    b = _run_d(net, "--network", "web", "--name", "b", IMAGE, "sleep", "60")
+    ia, ib = _inspect(net, a), _inspect(net, b)
+    assert ia["NetworkSettings"]["Networks"]["web"]["IPAddress"] == "10.77.0.2"
+    assert ib["NetworkSettings"]["IPAddress"] == "10.77.0.3"
+    cp = net("exec", "a", "ping", "-c1", "-W1", "10.77.0.3")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert net("exec", "b", "ping", "-c1", "-W1", "10.77.0.1").returncode == 0     # the gateway
+    # TCP too (busybox nc), bounded
+    server = subprocess.Popen(net.argv("exec", "b", "nc", "-l", "-p", "8080"), env=net.env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(50):
+            if ":1F90" in net("exec", "b", "cat", "/proc/net/tcp").stdout:
+                break
+            time.sleep(0.05)
+        sent = net("exec", "-i", "a", "nc", "-w", "2", "10.77.0.3", "8080", input="over the bridge\n")
+        assert sent.returncode == 0, sent.stderr
+        assert server.communicate(timeout=10)[0] == "over the bridge\n"
+    finally:
+        server.kill()
+        server.wait()
+    # network inspect lists both, live
+    (doc,) = json.loads(net("network", "inspect", "web", check=True).stdout)
+    assert {v["Name"]: v["IPv4Address"] for v in doc["Containers"].values()} == \
+        {"a": "10.77.0.2/24", "b": "10.77.0.3/24"}
+    assert set(doc["Containers"]) == {a, b}
+    # ps shows the network
+    rows = [json.loads(ln) for ln in net("ps", "--format", "json", check=True).stdout.splitlines()]
+    assert {r["Names"]: r["Networks"] for r in rows} == {"a": "web", "b": "web"}
+
+
+def test_default_bridge_hosts_and_resolv_conf(net):
+    cid = _run_d(net, "--network", "bridge", "--name", "hosted", "--add-host", "gw:host-gateway",
+                 "--add-host", "db:10.1.2.3", IMAGE, "sleep", "60")
+    hosts = net("exec", cid, "cat", "/etc/hosts", check=True).stdout.splitlines()
+    assert hosts[:6] == ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                         "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+                         "ff02::2\tip6-allrouters"]
+    assert hosts[6:] == ["172.17.0.1\tgw", "10.1.2.3\tdb", f"172.17.0.2\t{cid[:12]} hosted"]
+    resolv = net("exec", cid, "cat", "/etc/resolv.conf", check=True).stdout
+    assert "nameserver" in resolv and "nameserver 127." not in resolv
+    assert net("exec", cid, "ip", "route", check=True).stdout.startswith("default via 172.17.0.1")
+
+
+def test_user_network_aliases_ip_mac_and_inspect(net):
+    net("network", "create", "--subnet", "10.78.0.0/24", "app", check=True)
+    cid = _run_d(net, "--network", "app", "--ip", "10.78.0.50", "--network-alias", "api", "--network-alias",
+                 "svc", "--mac-address", "02:42:0a:4e:00:99", "--name", "srv", "-h", "srvhost", IMAGE, "sleep", "60")
+    hosts = net("exec", cid, "cat", "/etc/hosts", check=True).stdout.splitlines()
+    assert hosts[-1] == "10.78.0.50\tsrvhost srv api svc"
+    nid = json.loads(net("network", "inspect", "app", check=True).stdout)[0]["Id"]
+    ns = _inspect(net, cid)["NetworkSettings"]
+    ep = ns["Networks"]["app"]
+    assert (ep["IPAddress"], ep["IPPrefixLen"], ep["Gateway"], ep["MacAddress"]) == \
+        ("10.78.0.50", 24, "10.78.0.1", "02:42:0a:4e:00:99")
+    assert ep["NetworkID"] == nid and len(ep["EndpointID"]) == 64
+    assert ep["Aliases"] == ["api", "svc"] and ep["IPAMConfig"] == {"IPv4Address": "10.78.0.50"}
+    assert (ns["IPAddress"], ns["Gateway"], ns["MacAddress"], ns["IPPrefixLen"]) == \
+        ("10.78.0.50", "10.78.0.1", "02:42:0a:4e:00:99", 24)
+    assert ns["SandboxKey"].startswith("/proc/") and ns["EndpointID"] == ep["EndpointID"]
+    assert "02:42:0a:4e:00:99" in net("exec", cid, "ip", "link", "show", "eth0", check=True).stdout
+    # stopped: the endpoint is still configured, without an address
+    net("stop", "-t", "0", cid, check=True)
+    ep = _inspect(net, cid)["NetworkSettings"]["Networks"]["app"]
+    assert ep["IPAddress"] == "" and ep["Aliases"] == ["api", "svc"]
+    assert json.loads(net("network", "inspect", "app", check=True).stdout)[0]["Containers"] == {}
+    # started again: the same address (--ip)
+    net("start", cid, check=True)
+    assert _inspect(net, cid)["NetworkSettings"]["IPAddress"] == "10.78.0.50"
+
+
+def _veths(env) -> list[str]:
+    return [n for n in env.ns.links() if n.startswith("veth")]
+
+
+def _leases(env) -> list:
+    import sqlite3
+
+    con = sqlite3.connect(env.root / "pallet.db")
+    try:
+        return con.execute("SELECT container_id, address FROM network_leases").fetchall()
+    finally:
+        con.close()
+
+
+def test_rm_leaves_no_veth_lease_or_rule(net):
+    net("network", "create", "--subnet", "10.79.0.0/24", "tmp", check=True)
+    cid = _run_d(net, "--network", "tmp", IMAGE, "sleep", "60")
+    assert len(_veths(net)) == 1 and len(_leases(net)) == 1
+    net("rm", "-f", cid, check=True)
+    assert _veths(net) == [] and _leases(net) == []
+    # --rm: the monitor gives everything back when the container exits
+    assert net("run", "--rm", "--network", "tmp", IMAGE, "true").returncode == 0
+    assert _veths(net) == [] and _leases(net) == []
+    # an exit gives the address back (the next container gets it)
+    cid = _run_d(net, "--network", "tmp", IMAGE, "true")
+    net("wait", cid, check=True)
+    assert _leases(net) == []
+    net("rm", cid, check=True)
+    # a SIGKILLed monitor: rm -f still cleans up
+    cid = _run_d(net, "--network", "tmp", IMAGE, "sleep", "60")
+    c = _inspect(net, cid)
+    import os
+    import signal
+    import sqlite3
+
+    con = sqlite3.connect(net.root / "pallet.db")
+    (mpid,) = con.execute("SELECT monitor_pid FROM containers WHERE id = ?", (cid,)).fetchone()
+    con.close()
+    os.kill(mpid, signal.SIGKILL)
+    assert c["State"]["Running"]
+    net("rm", "-f", cid, check=True)
+    deadline = time.monotonic() + 5
+    while _veths(net) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _veths(net) == [] and _leases(net) == []
+    net("network", "rm", "tmp", check=True)
+
+
+def test_isolation_between_two_networks(net):
+    net("network", "create", "--subnet", "10.80.0.0/24", "red", check=True)
+    net("network", "create", "--subnet", "10.81.0.0/24", "blue", check=True)
+    _run_d(net, "--network", "red", "--name", "r1", IMAGE, "sleep", "60")
+    _run_d(net, "--network", "red", "--name", "r2", IMAGE, "sleep", "60")
+    _run_d(net, "--network", "blue", "--name", "b1", IMAGE, "sleep", "60")
+    assert net("exec", "r1", "ping", "-c1", "-W1", "10.80.0.3").returncode == 0
+    assert net("exec", "r1", "ping", "-c1", "-W1", "10.81.0.2").returncode != 0
+    assert net("exec", "b1", "ping", "-c1", "-W1", "10.80.0.2").returncode != 0
+
+
+def test_connect_and_disconnect_a_running_container(net):
+    net("network", "create", "--subnet", "10.82.0.0/24", "one", check=True)
+    net("network", "create", "--subnet", "10.83.0.0/24", "two", check=True)
+    _run_d(net, "--network", "one", "--name", "x", IMAGE, "sleep", "60")
+    _run_d(net, "--network", "two", "--name", "y", IMAGE, "sleep", "60")
+    assert net("exec", "x", "ping", "-c1", "-W1", "10.83.0.2").returncode != 0
+    net("network", "connect", "--ip", "10.83.0.9", "--alias", "ex", "two", "x", check=True)
+    assert "10.83.0.9/24" in net("exec", "x", "ip", "addr", "show", "eth1", check=True).stdout
+    assert net("exec", "x", "ping", "-c1", "-W1", "10.83.0.2").returncode == 0
+    nets = _inspect(net, "x")["NetworkSettings"]["Networks"]
+    assert list(nets) == ["one", "two"] and nets["two"]["IPAddress"] == "10.83.0.9"
+    assert nets["two"]["Aliases"] == ["ex"]
+    assert "10.83.0.9\t" in net("exec", "x", "cat", "/etc/hosts", check=True).stdout
+    cp = net("network", "connect", "two", "x")
+    assert cp.returncode == 125 and "already connected" in cp.stderr
+    net("network", "disconnect", "two", "x", check=True)
+    assert "eth1" not in net("exec", "x", "ip", "link", check=True).stdout
+    assert net("exec", "x", "ping", "-c1", "-W1", "10.83.0.2").returncode != 0
+    assert list(_inspect(net, "x")["NetworkSettings"]["Networks"]) == ["one"]
+    assert "10.83.0.9" not in net("exec", "x", "cat", "/etc/hosts", check=True).stdout
+    cp = net("network", "disconnect", "two", "x")
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1
+    net("network", "disconnect", "-f", "two", "x", check=True)
+    # connected while stopped: attached at the next start
+    net("stop", "-t", "0", "x", check=True)
+    net("network", "connect", "two", "x", check=True)
+    net("start", "x", check=True)
+    assert _inspect(net, "x")["NetworkSettings"]["Networks"]["two"]["IPAddress"] == "10.83.0.3"
+
+
+def test_container_mode_shares_the_network(net):
+    net("network", "create", "--subnet", "10.84.0.0/24", "shared", check=True)
+    _run_d(net, "--network", "shared", "--name", "owner", IMAGE, "sleep", "60")
+    out = net("run", "--rm", "--network", "container:owner", IMAGE, "ip", "-o", "addr", check=True).stdout
+    assert "10.84.0.2/24" in out
+
+
+def test_bad_input_is_one_line_and_creates_nothing(net):
+    net("network", "create", "--subnet", "10.85.0.0/24", "bad", check=True)
+    _run_d(net, "--network", "bad", "--ip", "10.85.0.7", "--name", "holder", IMAGE, "sleep", "60")
+    veths = _veths(net)
+    cases = [
+        (["--network", "nope"], "network nope not found"),
+        (["--network", "bad", "--ip", "10.99.0.5"], "not a usable address of subnet 10.85.0.0/24"),
+        (["--network", "bad", "--ip", "10.85.0.7"], "already in use"),
+        (["--network", "container:ghost"], "No such container: ghost"),
+        (["--network", "host", "-p", "8080:80"], "--network host"),
+        (["--network", "bad", "-p", "80:70000"], "invalid -p"),
+        (["--network", "bridge", "--ip", "172.17.0.9"], "user-defined networks only"),
+        (["--network", "bad", "--mac-address", "zz"], "invalid --mac-address"),
+        (["--network", "bad", "--add-host", "x:notanip"], "invalid --add-host"),
+    ]
+    for args, message in cases:
+        for verb in ("run", "create"):
+            cp = net(verb, "--rm" if verb == "run" else "--label=x", *args, IMAGE, "true")
+            assert cp.returncode == 125, (args, cp.stderr)
+            assert cp.stderr.count("\n") == 1 and message in cp.stderr, (args, cp.stderr)
+    assert len(net.ids()) == 1 and _veths(net) == veths and len(_leases(net)) == 1
+    cp = net("network", "connect", "nope", "holder")
+    assert cp.returncode == 125 and "network nope not found" in cp.stderr
+    cp = net("network", "connect", "bad", "ghost")
+    assert cp.returncode == 125 and "No such container" in cp.stderr
