@@ -63,6 +63,22 @@ def _bad_sysctl_value(cfg):
     cfg["linux"]["sysctl"] = {"kernel.shmmax": "notanumber"}
 
 
+def _env_not_a_list(cfg):
+    cfg["process"]["env"] = "PATH=/bin"
+
+
+def _uid_a_string(cfg):
+    cfg["process"]["user"]["uid"] = "0"
+
+
+def _sysctl_a_list(cfg):
+    cfg["linux"]["sysctl"] = ["kernel.shmmax=1"]
+
+
+def _hooks_a_string(cfg):
+    cfg["hooks"] = {"prestart": "/bin/true"}
+
+
 def _bad_json(cfg):
     cfg["__corrupt__"] = True
 
@@ -76,6 +92,11 @@ CASES = {
     "unknown-capability": (_bad_cap, "unknown capability 'CAP_BOGUS'"),
     "rlimit-above-hard-limit": (_bad_rlimit, "cannot set RLIMIT_NOFILE to 10:1000000000"),
     "hostname-without-uts": (_hostname_without_uts, "unable to set hostname without a private UTS namespace"),
+    # a field of the wrong JSON type is named (these were AttributeError/TypeError from inside the setup)
+    "env-not-a-list": (_env_not_a_list, "config.json: process.env must be a list of strings (got a string)"),
+    "uid-a-string": (_uid_a_string, "config.json: process.user.uid must be an integer 0-4294967295 (got a string)"),
+    "sysctl-a-list": (_sysctl_a_list, "config.json: linux.sysctl must be an object of strings (got a list)"),
+    "hooks-a-string": (_hooks_a_string, "config.json: hooks.prestart must be a list of objects (got a string)"),
     # a refused kernel write names the value and the file, in runc's words
     "oom-score-adj-out-of-range": (_oom_out_of_range,
                                    'failed to write "5000": write /proc/self/oom_score_adj: invalid argument'),

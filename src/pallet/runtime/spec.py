@@ -117,6 +117,7 @@ def validate(cfg: dict) -> None:
     root = cfg.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("path"), str):
         raise InvalidConfig("config.json: root.path is missing")
+    check_types(cfg)
     linux = cfg.get("linux") or {}
     seen = set()
     for n in linux.get("namespaces") or ():
@@ -133,3 +134,103 @@ def validate(cfg: dict) -> None:
     for m in cfg.get("mounts") or ():
         if not isinstance(m, dict) or not isinstance(m.get("destination"), str):
             raise InvalidConfig("config.json: every mount needs a destination")
+
+
+# -- the JSON types of the fields the runtime reads (runc: `json: cannot unmarshal ...`) -----------
+
+def _is_int(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _uint32(v) -> bool:
+    return _is_int(v, 0, 2 ** 32 - 1)
+
+
+def _int64(v) -> bool:
+    return _is_int(v, -(2 ** 63), 2 ** 63 - 1)
+
+
+def _uint64(v) -> bool:
+    return _is_int(v, 0, 2 ** 64 - 1)
+
+
+def _strs(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _objs(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, dict) for x in v)
+
+
+_STR = (lambda v: isinstance(v, str), "a string")
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_OBJ = (lambda v: isinstance(v, dict), "an object")
+_STRS = (_strs, "a list of strings")
+_OBJS = (_objs, "a list of objects")
+_U32 = (_uint32, "an integer 0-4294967295")
+_I64 = (_int64, "an integer")
+_U64 = (_uint64, "a non-negative integer")
+_STRMAP = (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+           "an object of strings")
+
+# dotted path (`*`: every element of a list or every value of an object) -> (check, what it must be)
+_TYPES: dict[str, tuple] = {
+    "hostname": _STR, "domainname": _STR, "mounts": _OBJS, "annotations": _STRMAP,
+    "mounts.*.type": _STR, "mounts.*.source": _STR, "mounts.*.options": _STRS,
+    "process.terminal": _BOOL, "process.env": _STRS, "process.user": _OBJ,
+    "process.user.uid": _U32, "process.user.gid": _U32, "process.user.umask": _U32,
+    "process.user.additionalGids": (lambda v: isinstance(v, list) and all(_uint32(x) for x in v),
+                                    "a list of integers 0-4294967295"),
+    "process.capabilities": _OBJ, "process.capabilities.*": _STRS,
+    "process.rlimits": _OBJS, "process.rlimits.*.type": _STR, "process.rlimits.*.soft": _U64,
+    "process.rlimits.*.hard": _U64, "process.noNewPrivileges": _BOOL, "process.oomScoreAdj": _I64,
+    "process.apparmorProfile": _STR, "process.selinuxLabel": _STR,
+    "hooks": _OBJ, "hooks.*": _OBJS, "hooks.*.*.path": _STR, "hooks.*.*.args": _STRS, "hooks.*.*.env": _STRS,
+    "linux": _OBJ, "linux.namespaces": _OBJS, "linux.namespaces.*.type": _STR, "linux.namespaces.*.path": _STR,
+    "linux.uidMappings": _OBJS, "linux.gidMappings": _OBJS,
+    "linux.uidMappings.*.containerID": _U32, "linux.uidMappings.*.hostID": _U32, "linux.uidMappings.*.size": _U32,
+    "linux.gidMappings.*.containerID": _U32, "linux.gidMappings.*.hostID": _U32, "linux.gidMappings.*.size": _U32,
+    "linux.sysctl": _STRMAP, "linux.maskedPaths": _STRS, "linux.readonlyPaths": _STRS,
+    "linux.devices": _OBJS, "linux.devices.*.path": _STR, "linux.devices.*.type": _STR,
+    "linux.devices.*.major": _I64, "linux.devices.*.minor": _I64, "linux.cgroupsPath": _STR,
+    "linux.resources": _OBJ, "linux.resources.memory": _OBJ,
+    **{f"linux.resources.memory.{k}": _I64 for k in ("limit", "reservation", "swap", "kernel", "kernelTCP")},
+    "linux.resources.memory.swappiness": _U64, "linux.resources.memory.disableOOMKiller": _BOOL,
+    "linux.resources.pids": _OBJ, "linux.resources.pids.limit": _I64, "linux.resources.cpu": _OBJ,
+    "linux.resources.cpu.shares": _U64, "linux.resources.cpu.quota": _I64, "linux.resources.cpu.period": _U64,
+    "linux.resources.cpu.cpus": _STR, "linux.resources.cpu.mems": _STR, "linux.resources.devices": _OBJS,
+    "linux.resources.unified": _STRMAP, "linux.seccomp": _OBJ, "linux.rootfsPropagation": _STR,
+    "linux.timeOffsets": _OBJ, "linux.timeOffsets.*": _OBJ, "linux.timeOffsets.*.secs": _I64,
+    "linux.timeOffsets.*.nanosecs": _U32,
+}
+
+
+def _kind(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return str(v)
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def check_types(cfg: dict) -> None:
+    """Every field the runtime reads has its JSON type, or one line names it (never a Python error
+    from deep inside the setup): `config.json: process.env must be a list of strings (got a string)`."""
+    for path, (ok, what) in _TYPES.items():
+        for where, v in _lookup(cfg, path.split("."), ""):
+            if v is not None and not ok(v):
+                raise InvalidConfig(f"config.json: {where} must be {what} (got {_kind(v)})")
+
+
+def _lookup(node, parts: list[str], where: str):
+    if not parts:
+        yield where, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        items = enumerate(node) if isinstance(node, list) else node.items() if isinstance(node, dict) else ()
+        for k, v in items:
+            yield from _lookup(v, rest, f"{where}[{k}]" if isinstance(node, list) else f"{where}.{k}")
+    elif isinstance(node, dict) and head in node:
+        yield from _lookup(node[head], rest, f"{where}.{head}" if where else head)
