@@ -362,3 +362,37 @@ def test_ctrl_c_kills_the_running_step_and_leaves_nothing(env: Env, tmp_path: Pa
     assert_nothing_left(env)
     out = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
     assert [pid for pid in out if Path(f"/proc/{pid}/root").resolve() != Path("/")] == []
+
+
+def test_run_mounts_cache_tmpfs_secret_bind(env: Env, tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    df = ("FROM localhost/busybox AS src\nRUN mkdir /data && echo fromstage > /data/f\n"
+          "FROM localhost/busybox\n"
+          "RUN --mount=type=cache,target=/root/.cache echo run >> /root/.cache/log && wc -l < /root/.cache/log > /count\n"
+          "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/x && ls /scratch > /tmpfs-list\n"
+          "RUN --mount=type=secret,id=tok,required=true stat -c '%a %u' /run/secrets/tok > /secret-mode && "
+          "wc -c < /run/secrets/tok > /secret-size\n"
+          "RUN --mount=type=bind,source=sub,target=/ctxsub cat /ctxsub/s.txt > /fromctx\n"
+          "RUN --mount=type=bind,from=src,source=/data,target=/d cat /d/f > /fromstage\n")
+    ctx = _ctx(tmp_path, df, {"sub/s.txt": "ctx\n", "sub/ignored.txt": "no\n", ".dockerignore": "sub/ignored.txt\n"})
+    build(env, ctx, "-t", "localhost/mounts", "--secret", f"id=tok,src={secret}")
+    out = env("run", "--rm", "localhost/mounts", "sh", "-c",
+              "cat /count /tmpfs-list /secret-mode /secret-size /fromctx /fromstage; "
+              "ls -a /root /run; ls /scratch /run/secrets /ctxsub /d 2>&1 | wc -l", check=True).stdout
+    assert out.split("\n")[:6] == ["1", "x", "400 0", "7", "ctx", "fromstage"]
+    assert ".cache" not in out
+    # the cache mount outlives the build; the secret's content is in no layer and no cache key
+    build(env, ctx, "-t", "localhost/mounts", "--no-cache", "--secret", f"id=tok,src={secret}")
+    assert env("run", "--rm", "localhost/mounts", "cat", "/count", check=True).stdout == "2\n"
+    for blob in (env.root / "blobs" / "sha256").iterdir():
+        import gzip
+
+        data = blob.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        assert b"s3cret" not in data
+    # a required secret not given fails at its step
+    cp = build(env, ctx, "--no-cache", check=False)
+    assert cp.returncode == 1 and cp.stderr.splitlines()[-1] == "Error: Dockerfile:6: secret tok not found"
+    assert_nothing_left(env)

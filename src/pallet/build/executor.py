@@ -53,6 +53,7 @@ class BuildOptions:
     no_cache: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "host"
+    secrets: dict[str, str] = field(default_factory=dict)   # id -> file on the host
 
 
 def _arch() -> str:
@@ -473,20 +474,23 @@ class Builder:
             " ".join(argv) + " # buildkit"
         user = st.cfg.get("User") or ""
         cwd = st.cfg.get("WorkingDir") or "/"
+        plan = None
         if inst.mounts:
-            raise self._fail(inst, "RUN --mount is not supported by pallet build yet")
+            from pallet.build.runmounts import plan_mounts
+
+            plan = plan_mounts(self, inst, inst.mounts, lambda w: self._expand(inst, w, env), self.opts.secrets, cwd)
 
         def run(v) -> None:
             def work(ws) -> None:
                 try:
                     run_in(ws, argv, env=run_env, cwd=cwd, user=user, network=network,
                            run_dir=os.path.join(self.run_dir, "build"), on_line=v.line if v else None,
-                           running=self.running, cancelled=self.cancelled)
+                           running=self.running, cancelled=self.cancelled, mounts=plan)
                 except RunFailed as e:
                     self._report_run_failure(v, inst, e)
                     raise BuildError(f"{self.df.filename}:{inst.line}: {e.message}") from None
             self._fs(st, work, created_by)
-        return ("RUN", argv, sorted(args), network, user, cwd, run_env), run
+        return ("RUN", argv, sorted(args), network, user, cwd, run_env, plan.key if plan else []), run
 
     def _report_run_failure(self, v, inst: I.Run, e) -> None:
         lines = ["------", f" > {v.name if v else 'RUN'}:"]

@@ -37,33 +37,43 @@ def _missing(root: str, paths: list[str]) -> list[str]:
     return [p for p in paths if not os.path.lexists(os.path.join(root, p.lstrip("/")))]
 
 
-def _drop_created(upper: str, lower_missing: list[str]) -> None:
-    """Remove the empty mount points the runtime created, and the parents made only for them."""
-    for p in sorted(lower_missing, key=lambda x: -x.count("/")):
+def _parents(paths: list[str]) -> list[str]:
+    out = set()
+    for p in paths:
+        p = "/" + p.strip("/")
+        while p not in ("", "/"):
+            out.add(p)
+            p = os.path.dirname(p)
+    return sorted(out)
+
+
+def _drop_created(upper: str, missing: list[str], candidates: list[str], lower_has) -> None:
+    """Take the mount points the runtime made out of the upper dir: the empty ones that were not
+    there before the step, then parent dirs left empty that only a copy-up or the runtime made."""
+    gone = set(missing)
+    for p in sorted(candidates, key=lambda x: -x.count("/")):
         full = os.path.join(upper, p.lstrip("/"))
         try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                os.rmdir(full)
-            elif os.path.isfile(full) and os.path.getsize(full) == 0:
-                os.unlink(full)
+            st = os.lstat(full)
         except OSError:
             continue
+        import stat as _st
 
-
-def _prune_copied_dirs(upper: str, lower_root_has) -> None:
-    """Empty directories left in the upper dir that only overlay's copy-up made (they exist below)."""
-    for d in ("etc", "dev", "run"):
-        full = os.path.join(upper, d)
-        try:
-            if os.path.isdir(full) and not os.listdir(full) and lower_root_has(d) \
-                    and not os.getxattr(full, "trusted.overlay.opaque", follow_symlinks=False) == b"y":
-                os.rmdir(full)
-        except OSError:
+        if _st.S_ISDIR(st.st_mode):
+            if os.listdir(full):
+                continue
             try:
-                if os.path.isdir(full) and not os.listdir(full) and lower_root_has(d):
-                    os.rmdir(full)
+                if os.getxattr(full, "trusted.overlay.opaque", follow_symlinks=False) == b"y" and p not in gone:
+                    continue
             except OSError:
                 pass
+            if p in gone or lower_has(p.lstrip("/")):
+                try:
+                    os.rmdir(full)
+                except OSError:
+                    pass
+        elif _st.S_ISREG(st.st_mode) and st.st_size == 0 and p in gone:
+            os.unlink(full)
 
 
 def cancel_all(running: dict) -> None:
@@ -79,15 +89,9 @@ def cancel_all(running: dict) -> None:
 
 
 def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network: str, run_dir: str,
-           on_line=None, running: dict | None = None, cancelled=None) -> None:
+           on_line=None, running: dict | None = None, cancelled=None, mounts=None) -> None:
     """Run argv in the workspace's root; RunFailed with the exit code and the output's last lines."""
-    from pallet import jsonfast
-    from pallet.engine.spec import build_spec, etc_hosts, resolv_conf
     from pallet.engine.users import resolve_user
-    from pallet.fsutil import atomic_write
-    from pallet.runtime import Runtime
-    from pallet.runtime.linux.prctl import set_child_subreaper
-    from pallet.runtime.runtime import wait_pid
 
     root = ws.root
     u = resolve_user(root, user)
@@ -97,6 +101,24 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
     mkdir_in_root(root, cwd)
     targets = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/dev", "/sys", "/dev/pts",
                "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup", "/etc"]
+    extra = mounts.setup() if mounts is not None else []
+    try:
+        _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, extra, targets)
+    finally:
+        if mounts is not None:
+            mounts.cleanup()
+
+
+def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, extra, targets) -> None:
+    from pallet import jsonfast
+    from pallet.engine.spec import build_spec, etc_hosts, resolv_conf
+    from pallet.fsutil import atomic_write
+    from pallet.runtime import Runtime
+    from pallet.runtime.linux.prctl import set_child_subreaper
+    from pallet.runtime.runtime import wait_pid
+
+    root = ws.root
+    targets = _parents(targets + [m["destination"] for m in extra])
     missing = _missing(root, targets)
     os.makedirs(run_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="build-run-", dir=run_dir)
@@ -112,6 +134,7 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
         spec = build_spec(cid=cid, config={"Env": env, "Cmd": argv, "WorkingDir": cwd},
                           host_config={"NetworkMode": network}, rootfs=root, files_dir=work, user=u,
                           hostname=HOSTNAME)
+        spec["mounts"] += extra
         bundle = os.path.join(work, "bundle")
         os.mkdir(bundle)
         atomic_write(os.path.join(bundle, "config.json"), jsonfast.dumps(spec).encode(), fsync=False)
@@ -169,10 +192,9 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
                         f"exit code: {code}", code, list(tail))
     ws.snap.unmount()
     upper = str(ws.snap.upper)
-    _drop_created(upper, missing)
     lowers_root = ws.snaps._lowers(ws.snap.layers) if ws.snap.layers else []
 
     def lower_has(name: str) -> bool:
         return any(os.path.lexists(os.path.join(ws.snaps.dir, lw, name)) for lw in lowers_root)
 
-    _prune_copied_dirs(upper, lower_has)
+    _drop_created(upper, missing, targets, lower_has)

@@ -35,11 +35,12 @@ def _kv(values: tuple[str, ...], *, env_fallback: bool) -> dict[str, str]:
 @click.option("--label", "labels", multiple=True, help="Set a label on the image (K=V).")
 @click.option("--network", default="host", type=click.Choice(["none", "host", "default"]),
               help="Network mode for RUN (default: host until pallet has networks).")
+@click.option("--secret", "secrets", multiple=True, help="A secret for RUN --mount=type=secret: id=ID,src=PATH.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]), help="Progress output.")
 @click.argument("context")
-def build_cmd(tags, file, build_args, target, no_cache, labels, network, iidfile, quiet, progress,
+def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, iidfile, quiet, progress,
               context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
@@ -71,10 +72,20 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, iidfile
         except OSError:
             raise BuildError(f"failed to read dockerfile: open {path}: no such file or directory") from None
         df_name, df_path = os.path.basename(path), path
+    secret_files = {}
+    for spec in secrets:
+        fields = dict(f.partition("=")[::2] for f in spec.split(","))
+        sid = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        if not sid or not src:
+            raise BuildError(f"invalid secret {spec!r}: id=ID,src=PATH (env= is not supported yet)")
+        if not os.path.isfile(src):
+            raise BuildError(f"failed to stat {src}: no such file or directory")
+        secret_files[sid] = src
     opts = BuildOptions(context=context, dockerfile=text, dockerfile_name=df_name, dockerfile_path=df_path,
                         tags=names, build_args=_kv(build_args, env_fallback=True), target=target,
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
-                        network="host" if network == "default" else network)
+                        network="host" if network == "default" else network, secrets=secret_files)
     store = st.store()
     builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver,
                       progress=Progress(sys.stderr, quiet=quiet))
