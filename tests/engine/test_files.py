@@ -76,6 +76,15 @@ def test_cp_in_and_hostile_links(pallet_env, ctr, tmp_path):
     assert not os.path.exists("/etc/pallet-test-escape")
 
 
+def test_cp_in_of_what_is_not_a_tar_stream(pallet_env, ctr):
+    """`cp - CTR:DIR` with no input copies nothing (as docker); input that is not tar is one line, 125
+    (was `Error: ReadError: empty file`, the name of a Python exception)."""
+    cp = pallet_env("cp", "-", f"{ctr}:/tmp", input="")
+    assert (cp.returncode, cp.stderr) == (0, "")
+    cp = pallet_env("cp", "-", f"{ctr}:/tmp", input="not a tar stream at all " * 40)
+    assert (cp.returncode, cp.stderr) == (125, "Error: the input is not a tar archive (invalid header)\n")
+
+
 def test_diff_commit_run_round_trip(pallet_env, ctr):
     lines = pallet_env("diff", ctr, check=True).stdout.splitlines()
     for want in ("C /bin", "D /bin/ls", "A /d", "A /d/sub/f", "C /etc", "A /etc/shadow", "A /tmp/sh"):

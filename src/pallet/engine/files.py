@@ -246,6 +246,17 @@ def _plan(dest: str, src_is_dir: bool, src_base: str, content_only: bool) -> tup
 
 
 def _extract(fileobj, dest: str, src_is_dir: bool | None, src_base: str | None, content_only: bool) -> None:
+    try:
+        _extract_tar(fileobj, dest, src_is_dir, src_base, content_only)
+    except tarfile.ReadError as e:
+        if str(e) == "empty file":
+            return       # no input at all: nothing to copy (docker's tar reader sees EOF, no entry)
+        raise PalletError(f"the input is not a tar archive ({e})") from None
+    except tarfile.TarError as e:
+        raise PalletError(f"cannot read the tar stream: {e}") from None
+
+
+def _extract_tar(fileobj, dest: str, src_is_dir: bool | None, src_base: str | None, content_only: bool) -> None:
     with tarfile.open(fileobj=fileobj, mode="r|*") as tf:
         first = None
         if src_is_dir is None:
