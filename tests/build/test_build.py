@@ -396,3 +396,31 @@ def test_run_mounts_cache_tmpfs_secret_bind(env: Env, tmp_path: Path) -> None:
     cp = build(env, ctx, "--no-cache", check=False)
     assert cp.returncode == 1 and cp.stderr.splitlines()[-1] == "Error: Dockerfile:6: secret tok not found"
     assert_nothing_left(env)
+
+
+def test_add_unpacks_local_archives_and_refuses_a_hostile_one(env: Env, tmp_path: Path) -> None:
+    import io
+    import subprocess
+    import tarfile
+
+    src = tmp_path / "src"
+    (src / "inner").mkdir(parents=True)
+    (src / "inner" / "t.txt").write_text("t\n")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nADD a.tgz /x/\nADD a.txz /y\nADD a.bz2 /w\nADD plain.txt /z.txt\n"
+                         "ADD --unpack=false a.tgz /kept/\n", {"plain.txt": "p\n"})
+    for flag, name in (("-z", "a.tgz"), ("-J", "a.txz"), ("-j", "a.bz2")):
+        subprocess.run(["tar", "-C", str(src), flag, "-cf", str(ctx / name), "inner"], check=True)
+    build(env, ctx, "-t", "localhost/add")
+    out = env("run", "--rm", "localhost/add", "find", "/x", "/y", "/w", "/z.txt", "/kept", check=True).stdout.split()
+    assert out == ["/x", "/x/inner", "/x/inner/t.txt", "/y", "/y/inner", "/y/inner/t.txt", "/w", "/w/inner",
+                   "/w/inner/t.txt", "/z.txt", "/kept", "/kept/a.tgz"]
+    with tarfile.open(ctx / "evil.tar", "w") as t:
+        ti = tarfile.TarInfo("../../etc/evil")
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(b"x"))
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox\nADD evil.tar /x/\n")
+    cp = build(env, ctx, check=False)
+    assert cp.returncode == 1
+    assert cp.stderr.splitlines()[-1].startswith("Error: Dockerfile:2: ADD evil.tar: tar entry '../../etc/evil' "
+                                                 "points outside")
+    assert_nothing_left(env)

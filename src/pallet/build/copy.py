@@ -18,7 +18,7 @@ import tempfile
 
 from pallet.errors import PalletError
 
-__all__ = ["BadFlag", "copy_into", "parse_chmod", "resolve_chown"]
+__all__ = ["BadFlag", "archive_kind", "copy_into", "parse_chmod", "resolve_chown", "unpack_archive"]
 
 
 class BadFlag(PalletError):
@@ -71,6 +71,53 @@ def _makedirs(path: str, owner: tuple[int, int] | None) -> None:
         os.chown(path, *owner)
 
 
+def archive_kind(path: str) -> str | None:
+    """'gzip', 'zstd', 'bzip2', 'xz' or '' (plain tar) for a file ADD unpacks; None for any other file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head.startswith(b"BZh"):
+        return "bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return ""
+    return None
+
+
+def unpack_archive(path: str, kind: str, tmp_dir: str) -> str:
+    """Unpack a local archive for ADD into a new temp dir with the layer reader's rules (no entry
+    leaves the dir: a hostile tar is refused as a hostile layer is); returns the dir."""
+    from pallet.layers.stream import apply_layer
+    from pallet.oci import mediatypes as mt
+
+    out = tempfile.mkdtemp(prefix="build-add-", dir=tmp_dir)
+    try:
+        if kind in ("bzip2", "xz"):
+            import bz2
+            import lzma
+
+            opener = bz2.open if kind == "bzip2" else lzma.open
+            with opener(path, "rb") as f:
+                apply_layer(f, out, mt.OCI_LAYER, mode="flat", what="ADD archive", threaded=False)
+        else:
+            media = {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "": mt.OCI_LAYER}[kind]
+            with open(path, "rb") as f:
+                apply_layer(f, out, media, mode="flat", what="ADD archive", threaded=False)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return out
+
+
 def _extract(tar_fd: int, dest: str, single: str | None, owner: tuple[int, int] | None = None) -> None:
     """In the chroot: make dest, decide the base dir, extract."""
     base = dest
@@ -92,13 +139,14 @@ def _extract(tar_fd: int, dest: str, single: str | None, owner: tuple[int, int] 
             tar.extract(m, base, numeric_owner=True, set_attrs=True)
 
 
-def _write_tar(out, entries, contents, owner: tuple[int, int] | None, mode: int | None) -> None:
+def _write_tar(out, entries, contents, owner: tuple[int, int] | None, mode: int | None,
+               keep_owner: bool = False) -> None:
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for e in entries:
             st = e.st
             ti = tarfile.TarInfo(e.rel)
             ti.mtime = int(st.st_mtime)
-            ti.uid, ti.gid = owner if owner else (0, 0)
+            ti.uid, ti.gid = owner if owner else ((st.st_uid, st.st_gid) if keep_owner else (0, 0))
             ti.mode = mode if mode is not None else stat.S_IMODE(st.st_mode)
             if stat.S_ISDIR(st.st_mode):
                 ti.type = tarfile.DIRTYPE
@@ -126,14 +174,14 @@ def _write_tar(out, entries, contents, owner: tuple[int, int] | None, mode: int 
 
 
 def copy_into(ws, entries, dest: str, *, single: str | None, tmp_dir: str, chown: str | None = None,
-              chmod: str | None = None, contents: list[tuple[str, str]] = ()) -> None:
+              chmod: str | None = None, contents: list[tuple[str, str]] = (), keep_owner: bool = False) -> None:
     """Copy `entries` (context.Entry-like: path, rel, st) to `dest` (absolute) in the workspace."""
     from pallet.build.run import _FORK_LOCK
 
     mode = parse_chmod(chmod)
     owner = resolve_chown(ws.root, chown)
     with tempfile.TemporaryFile(dir=tmp_dir) as tmp:
-        _write_tar(tmp, entries, contents, owner, mode)
+        _write_tar(tmp, entries, contents, owner, mode, keep_owner)
         tmp.flush()
         fd = os.dup(tmp.fileno())
         os.lseek(fd, 0, os.SEEK_SET)

@@ -15,6 +15,7 @@ import copy as _copy
 import json
 import os
 import platform as _platform
+import stat
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -542,15 +543,47 @@ class Builder:
         single = None if is_dir else "file"
         created_by = f"{name} " + " ".join(srcs + [c[0] for c in contents]) + f" {dest} # buildkit"
 
+        archives = []
+        if name == "ADD" and ws_src is None and (inst.unpack is not False):
+            from pallet.build.copy import archive_kind
+
+            archives = [(e, k) for e in entries if stat.S_ISREG(e.st.st_mode)
+                        for k in [archive_kind(e.path)] if k is not None]
+        if archives:
+            entries = [e for e in entries if all(e is not a for a, _ in archives)]
+            if not dest.endswith("/"):
+                dest += "/"
+            single = None
+
         def run(_v) -> None:
             def work(ws) -> None:
                 if ws_src is None:
-                    copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown,
-                              chmod=chmod, contents=contents)
+                    if entries or contents:
+                        copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown,
+                                  chmod=chmod, contents=contents)
+                    for e, kind in archives:
+                        self._add_archive(inst, ws, e.path, kind, dest, chown, chmod)
                     return
                 self._copy_from_image(inst, ws, ws_src, srcs, dest, single, chown, chmod)
             self._fs(st, work, created_by)
         return (name, srcs, dest, chown, chmod, contents, from_, source_key), run
+
+    def _add_archive(self, inst, ws, path: str, kind: str, dest: str, chown, chmod) -> None:
+        import shutil
+
+        from pallet.build.context import Context
+        from pallet.build.copy import copy_into, unpack_archive
+
+        try:
+            out = unpack_archive(path, kind, str(self.store.tmp))
+        except PalletError as e:
+            raise self._fail(inst, f"ADD {os.path.basename(path)}: {e.message}") from None
+        try:
+            entries, _ = Context(out, ignore=[]).select(".")
+            copy_into(ws, entries, dest, single=None, tmp_dir=str(self.store.tmp), chown=chown, chmod=chmod,
+                      keep_owner=True)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
 
     def _copy_source(self, inst, from_: str) -> tuple[list[dict], str]:
         try:
