@@ -243,6 +243,7 @@ def _dispatch(cmd: str, opts: dict, args: list[str], g: dict, log) -> int | None
         try:
             rt.delete(cid, force=bool(opts.get("force")))
         except ContainerNotFound:
+            rt.remove_stale(cid)
             if not opts.get("force"):
                 raise
     elif cmd == "pause":

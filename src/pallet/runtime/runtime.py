@@ -390,26 +390,37 @@ class Runtime:
 
     # -- signals / delete -------------------------------------------------------------------
     def kill(self, container_id: str, signal: int = 15, all: bool = False) -> None:
+        """Signal the init (runc's `kill ID SIG`) or, `all`, every process in the container's cgroup.
+
+        As runc: `all` works on a stopped container too while its cgroup exists: when the init was
+        not the pid namespace's first process (a shared or the host's pid namespace), its children
+        outlive it, and containerd's shim kills them so once it has seen the init exit. SIGKILL to a
+        paused container thaws it: a process the v1 freezer holds dies only once thawed."""
+        from pallet.runtime.linux.cgroups import Cgroup
+
         st = self.store.load(container_id)
         status = self.store.status(st)
+        cg = Cgroup.from_json(st["cgroup"]) if st.get("cgroup") else None
+        if all and cg is not None:
+            if status == "stopped" and not cg.exists():
+                return
+            cg.kill_all(signal)
+            return
         if status == "stopped":
             raise InvalidState("container not running")
-        if all and st.get("cgroup"):
-            from pallet.runtime.linux.cgroups import Cgroup
-
-            Cgroup.from_json(st["cgroup"]).kill_all(signal)
-            return
         try:
             os.kill(st["pid"], signal)
         except ProcessLookupError:
             raise InvalidState("container not running") from None
+        if status == "paused" and signal == SIGKILL and cg is not None:
+            cg.thaw()
 
     def delete(self, container_id: str, force: bool = False, *, _st: dict | None = None) -> None:
-        """Remove a stopped container; `force` kills a created, running or paused one first.
-        `_st`: as for start."""
+        """Remove a stopped or created container (runc kills a created one: it has run nothing yet);
+        `force` kills a running or paused one first. `_st`: as for start."""
         st = self._state(container_id, _st)
         status = self.store.status(st)
-        if status != "stopped" and not force:
+        if status not in ("stopped", "created") and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
         from pallet.runtime.linux.cgroups import Cgroup
 
@@ -422,6 +433,14 @@ class Runtime:
             if status == "paused" and cg is not None:
                 cg.thaw()
             _wait_gone(st["pid"], st.get("starttime"), 10.0)
+        nss = {n.get("type"): n for n in (st["config"].get("linux") or {}).get("namespaces") or ()}
+        if cg is not None and ("pid" not in nss or nss["pid"].get("path")):
+            # the init was not its pid namespace's first process: its children did not die with it
+            # (runc's destroy kills them too, whoever made the cgroup)
+            try:
+                cg.kill_all(SIGKILL)
+            except OSError as e:
+                self.log.warn(f"cannot kill the processes of {container_id}: {e}")
         if cg is not None and st.get("cgroup_created"):
             try:
                 try:
@@ -434,6 +453,15 @@ class Runtime:
                 self.log.warn(f"cannot remove the cgroup of {container_id}: {e}")
         _remove_dir(self.store.dir(container_id))
         _hooks_warn("poststop", st, "stopped", self.log.warn)
+
+    def remove_stale(self, container_id: str) -> None:
+        """Remove what a create that never finished (killed before it saved state.json) left of a
+        container, as runc's delete does: else its id could not be used again."""
+        from pallet.runtime.state import valid_id
+
+        d = self.store.dir(container_id)
+        if valid_id(container_id) and not os.path.exists(os.path.join(d, "state.json")):
+            _remove_dir(d)
 
     # -- exec -------------------------------------------------------------------------------
     def exec(self, container_id: str, process: dict, *, console_socket: str | None = None,

@@ -16,6 +16,7 @@ import time
 from pallet.runtime.linux import kernfs
 
 ROOT = "/sys/fs/cgroup"
+_SIGKILL = 9
 
 
 class CgroupError(kernfs.KernelWriteError):
@@ -187,11 +188,31 @@ class Cgroup:
         return next(iter(self.dirs.values()), None)
 
     def kill_all(self, sig: int) -> None:
-        for pid in self.procs():
+        """Signal every process in the cgroup and below it, like runc's signalAllProcesses: frozen
+        meanwhile, so that none forks a child past the listing. SIGKILL leaves the cgroup thawed (a
+        process frozen by the v1 freezer does not die before it is thawed: a paused container would
+        never stop); another signal leaves it as it was (a paused container stays paused)."""
+        was_frozen = self.frozen()
+        tried = False
+        if not was_frozen:
+            tried = True
             try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+                self.freeze(attempts=100)
+            except OSError:
+                pass  # no freezer, or it did not finish in 0.1 s: signal what is there anyway
+        try:
+            for pid in self.procs():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if tried or sig == _SIGKILL:
+                try:
+                    self.thaw()
+                except OSError:
+                    if self.frozen():
+                        raise
 
     def destroy(self, timeout: float = 5.0) -> None:
         """Remove the cgroup directories (children first); retries while processes exit."""
@@ -221,7 +242,8 @@ class Cgroup:
         """Write the OCI `linux.resources`; returns warnings for what the host cannot do."""
         raise NotImplementedError
 
-    def freeze(self) -> None:
+    def freeze(self, attempts: int = 1000) -> None:
+        """Freeze every process; waits for the kernel to finish, checking `attempts` times 1 ms apart."""
         raise NotImplementedError
 
     def thaw(self) -> None:
@@ -395,11 +417,11 @@ class CgroupV1(Cgroup):
             for fd in fds.values():
                 os.close(fd)
 
-    def freeze(self) -> None:
+    def freeze(self, attempts: int = 1000) -> None:
         d = self._d("freezer")
         if d is None:
             raise CgroupError(errno.ENOTSUP, "the freezer cgroup is not mounted")
-        for _ in range(1000):
+        for _ in range(attempts):
             _write(os.path.join(d, "freezer.state"), "FROZEN")
             if _read(os.path.join(d, "freezer.state")) == "FROZEN":
                 return
@@ -514,9 +536,19 @@ class CgroupV2(Cgroup):
             self._set(k, v, w)
         return w
 
-    def freeze(self) -> None:
+    def kill_all(self, sig: int) -> None:
+        if sig == _SIGKILL:
+            try:
+                # one write kills the whole subtree, frozen or forking (Linux 5.14+)
+                _write(os.path.join(self.dir, "cgroup.kill"), "1")
+                return
+            except OSError:
+                pass
+        super().kill_all(sig)
+
+    def freeze(self, attempts: int = 1000) -> None:
         self._set("cgroup.freeze", 1, [])
-        for _ in range(1000):
+        for _ in range(attempts):
             if self.frozen():
                 return
             time.sleep(0.001)
