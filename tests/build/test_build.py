@@ -424,3 +424,14 @@ def test_add_unpacks_local_archives_and_refuses_a_hostile_one(env: Env, tmp_path
     assert cp.stderr.splitlines()[-1].startswith("Error: Dockerfile:2: ADD evil.tar: tar entry '../../etc/evil' "
                                                  "points outside")
     assert_nothing_left(env)
+
+
+def test_copy_parents_and_exclude(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox\nCOPY --parents p/q/one.txt /par/\nCOPY --parents ./p/./q /piv/\n"
+          "COPY --exclude=**/*.log p/ /ex/\n")
+    ctx = _ctx(tmp_path, df, {"p/q/one.txt": "1\n", "p/q/two.log": "2\n"})
+    build(env, ctx, "-t", "localhost/par")
+    out = env("run", "--rm", "localhost/par", "find", "/par", "/piv", "/ex", check=True).stdout.split()
+    assert sorted(out) == sorted(["/par", "/par/p", "/par/p/q", "/par/p/q/one.txt", "/piv", "/piv/q",
+                                  "/piv/q/one.txt", "/piv/q/two.log", "/ex", "/ex/q", "/ex/q/one.txt"])
+    assert_nothing_left(env)

@@ -532,9 +532,19 @@ class Builder:
                     found, d = self.ctx.select(s)
                 except SourceNotFound as e:
                     raise self._fail(inst, e.message) from None
+                if getattr(inst, "parents", False):
+                    found = _with_parents(found, s, d)
+                    d = True
                 entries += found
                 is_dir = is_dir or d
-            source_key = self.ctx.digest(entries)
+            excludes = [x(e) for e in inst.exclude]
+            if excludes:
+                from pallet.build.ignore import PatternMatcher
+
+                pm = PatternMatcher(excludes)
+                entries = [e for e in entries if not pm.matches_or_parent_matches(e.rel)
+                           and not pm.matches_or_parent_matches(e.ctx_rel)]
+            source_key = (self.ctx.digest(entries), excludes, getattr(inst, "parents", False))
         else:
             source_layers, source_key = self._copy_source(inst, from_)
             ws_src = source_layers
@@ -662,6 +672,35 @@ class Builder:
             v.line(f"naming to {t} done")
         v.done()
         return rec.id
+
+
+def _with_parents(found: list, src: str, is_dir: bool) -> list:
+    """COPY --parents: each entry keeps its path from the context root (or from a `/./` pivot in the
+    source), with the directories above it."""
+    from pallet.build.context import Entry
+
+    pivot = ""
+    if "/./" in src:
+        pivot = os.path.normpath(src.split("/./", 1)[0]).lstrip("/")
+        pivot = "" if pivot == "." else pivot
+    out: list = []
+    seen: set[str] = set()
+    for e in found:
+        rel = e.ctx_rel
+        if pivot and (rel == pivot or rel.startswith(pivot + "/")):
+            rel = rel[len(pivot):].lstrip("/")
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent not in seen:
+                seen.add(parent)
+                full = e.path[: len(e.path) - len(rel)] + parent if e.path.endswith(rel) else None
+                if full and os.path.isdir(full):
+                    out.append(Entry(full, parent, parent, os.lstat(full)))
+        if rel not in seen:
+            seen.add(rel)
+            out.append(Entry(e.path, e.ctx_rel, rel, e.st))
+    return out
 
 
 class _Skipped(PalletError):
