@@ -435,3 +435,19 @@ def test_copy_parents_and_exclude(env: Env, tmp_path: Path) -> None:
     assert sorted(out) == sorted(["/par", "/par/p", "/par/p/q", "/par/p/q/one.txt", "/piv", "/piv/q",
                                   "/piv/q/one.txt", "/piv/q/two.log", "/ex", "/ex/q", "/ex/q/one.txt"])
     assert_nothing_left(env)
+
+
+def test_context_tar_on_stdin_and_dockerfile_as_context(env: Env, tmp_path: Path) -> None:
+    import subprocess
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nCOPY h.txt /h\nCMD [\"cat\", \"/h\"]\n", {"h.txt": "hi\n"})
+    tar = subprocess.run(["tar", "-C", str(ctx), "-cf", "-", "."], check=True, capture_output=True).stdout
+    cp = subprocess.run(env.argv("build", "-q", "-t", "localhost/tarctx", "-"), input=tar, env=env.env,
+                        capture_output=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert env("run", "--rm", "localhost/tarctx", check=True).stdout == "hi\n"
+    cp = env("build", "-q", "-t", "localhost/noctx", "-", input="FROM localhost/busybox\nCMD [\"echo\", \"none\"]\n",
+             timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert env("run", "--rm", "localhost/noctx", check=True).stdout == "none\n"
+    assert_nothing_left(env)

@@ -44,8 +44,7 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
               context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
-    from pallet.build.executor import Builder, BuildError, BuildOptions
-    from pallet.build.progress import Progress
+    from pallet.build.executor import BuildError
     from pallet.errors import PalletError
 
     st = state()
@@ -55,9 +54,52 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
             names.append(str(reference.normalize(t)))
         except PalletError as e:
             raise PalletError(f"invalid tag {t!r}: {e.message}") from None
+    import shutil
+    import tempfile
+
+    store = st.store()
+    scratch = None
+    stdin_dockerfile = None
+    if context == "-":
+        # a tar on stdin is the context (its Dockerfile inside); anything else is the Dockerfile itself
+        from pallet.build.copy import archive_kind, unpack_archive
+
+        if file == "-":
+            raise BuildError("the context and the Dockerfile cannot both come from stdin")
+        with tempfile.NamedTemporaryFile(dir=str(store.tmp), prefix="build-stdin-") as tmp:
+            shutil.copyfileobj(sys.stdin.buffer, tmp)
+            tmp.flush()
+            kind = archive_kind(tmp.name)
+            if kind is None:
+                tmp.seek(0)
+                stdin_dockerfile = tmp.read()
+                scratch = tempfile.mkdtemp(dir=str(store.tmp), prefix="build-ctx-")
+            else:
+                try:
+                    scratch = unpack_archive(tmp.name, kind, str(store.tmp))
+                except PalletError as e:
+                    raise BuildError(f"the context tar on stdin: {e.message}") from None
+        context = scratch
+    try:
+        _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
+               secrets, iidfile, quiet)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
+           secrets, iidfile, quiet) -> None:
+    from pallet.build.executor import Builder, BuildError, BuildOptions
+    from pallet.build.progress import Progress
+    from pallet.errors import PalletError
+
     if not os.path.isdir(context):
         raise BuildError(f"unable to prepare context: path {context!r} not found")
-    if file == "-":
+    if stdin_dockerfile is not None:
+        text = stdin_dockerfile
+        df_name, df_path = "Dockerfile", None
+    elif file == "-":
         text = sys.stdin.buffer.read()
         df_name, df_path = "Dockerfile", None
     else:
@@ -65,7 +107,7 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
             cands = [os.path.join(context, n) for n in ("Dockerfile", "Containerfile")]
             path = next((c for c in cands if os.path.isfile(c)), cands[0])
         else:
-            path = file
+            path = file if os.path.isabs(file) or os.path.exists(file) else os.path.join(context, file)
         try:
             with open(path, "rb") as f:
                 text = f.read()
@@ -86,7 +128,6 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
                         tags=names, build_args=_kv(build_args, env_fallback=True), target=target,
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
                         network="host" if network == "default" else network, secrets=secret_files)
-    store = st.store()
     builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver,
                       progress=Progress(sys.stderr, quiet=quiet))
     try:
