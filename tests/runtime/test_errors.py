@@ -242,3 +242,15 @@ def test_a_refused_oom_score_adj_says_which_file(prt, new_bundle, cid, rt_root, 
     assert cp.returncode == 1
     assert cp.stderr == f'failed to write "{max(lower, -1000)}": write /proc/self/oom_score_adj: permission denied\n'
     assert not (rt_root / cid).exists()
+
+
+@pytest.mark.parametrize(("args", "flag", "value"), [
+    (["run", "--preserve-fds", "bogus", "--bundle", "/nonexistent", "x"], "--preserve-fds", "bogus"),
+    (["update", "--memory", "lots", "x"], "--memory", "lots"),
+    (["update", "--pids-limit", "many", "x"], "--pids-limit", "many"),
+    (["exec", "--user", "root", "x", "true"], "--user", "root"),
+])
+def test_a_flag_value_that_does_not_parse_is_named(prt, args, flag, value):
+    """urfave/cli's words (runc's), not Python's `invalid literal for int() with base 10`."""
+    cp = prt(*args)
+    assert (cp.returncode, cp.stderr) == (1, f'invalid value "{value}" for flag {flag}: parse error\n')

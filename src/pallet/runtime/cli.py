@@ -79,6 +79,27 @@ class UsageError(Exception):
     pass
 
 
+def _is_int(v: str) -> bool:
+    return v.removeprefix("-").isdigit()
+
+
+def _is_size(v: str) -> bool:
+    try:
+        _size(v)
+    except ValueError:
+        return False
+    return True
+
+
+# flags whose value must parse (urfave/cli: `invalid value "x" for flag -preserve-fds: parse error`)
+_VALUE_CHECKS = {
+    "preserve_fds": _is_int, "gids": _is_int, "pids-limit": _is_int, "blkio-weight": _is_int,
+    **dict.fromkeys(("cpu-shares", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime", "cpu-idle"), _is_int),
+    **dict.fromkeys(("memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp"), _is_size),
+    "user": lambda v: all(p.isdigit() for p in v.split(":", 1)),
+}
+
+
 def parse(argv: list[str], table: dict) -> tuple[dict, list[str]]:
     """Options until the first positional argument (urfave/cli style), then positionals."""
     opts: dict = {}
@@ -103,6 +124,9 @@ def parse(argv: list[str], table: dict) -> tuple[dict, list[str]]:
                 if i >= len(argv):
                     raise UsageError(f"flag needs an argument: {name}")
                 val = argv[i]
+            check = _VALUE_CHECKS.get(key)
+            if check is not None and not check(val):
+                raise UsageError(f'invalid value "{val}" for flag {name}: parse error')
         else:
             val = True if not eq else val.lower() not in ("false", "0")
         if multi:
