@@ -9,8 +9,14 @@ Layout (nothing outside this table is ever named):
     chain forward     (filter hook forward)      iifname vmap @fwd_in; oifname vmap @fwd_out
     chain postrouting (nat hook postrouting)     iifname vmap @masq
 
+    map  ports    { type inet_proto . inet_service : verdict }    published host port -> jump ct-<id>
+    chain prerouting, output (nat hooks)        fib daddr type local: meta l4proto . th dport vmap @ports
+    chain ct-<container id[:12]>                the container's DNAT rules (a host address, if bound to one)
+
 A network adds its own three chains and one element per map, and removes exactly those: no rule of
-another network is rewritten, whatever the number of networks (the maps are hash lookups). (The maps
+another network is rewritten, whatever the number of networks (the maps are hash lookups). A
+container's published ports are likewise its own chain and its own `ports` elements, added (`create`:
+a port another container holds fails the whole transaction) and removed in one transaction each. (The maps
 are keyed by interface, not by subnet: nft 1.0.6 cannot add an element to an interval map created in
 the same transaction.)
 """
@@ -31,9 +37,19 @@ def _skeleton() -> list[dict]:
         nft.add(nft.map_("fwd_in", "ifname", "verdict")),
         nft.add(nft.map_("fwd_out", "ifname", "verdict")),
         nft.add(nft.map_("masq", "ifname", "verdict")),
+        nft.add(nft.map_("ports", ["inet_proto", "inet_service"], "verdict")),
         nft.add(nft.chain("forward", type="filter", hook="forward", prio=0, policy="accept")),
         nft.add(nft.chain("postrouting", type="nat", hook="postrouting", prio=100, policy="accept")),
+        nft.add(nft.chain("prerouting", type="nat", hook="prerouting", prio=-100, policy="accept")),
+        nft.add(nft.chain("output", type="nat", hook="output", prio=-100, policy="accept")),
     ]
+
+
+def _ports_key() -> dict:
+    return {"concat": [nft.meta("l4proto"), nft.payload("th", "dport")]}
+
+
+_LOCAL = nft.match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
 
 
 def _base_rules() -> list[dict]:
@@ -42,9 +58,16 @@ def _base_rules() -> list[dict]:
     return [
         nft.flush(nft.chain("forward")),
         nft.flush(nft.chain("postrouting")),
+        nft.flush(nft.chain("prerouting")),
+        nft.flush(nft.chain("output")),
         nft.add(nft.rule("forward", nft.vmap(nft.meta("iifname"), "@fwd_in"))),
         nft.add(nft.rule("forward", nft.vmap(nft.meta("oifname"), "@fwd_out"))),
         nft.add(nft.rule("postrouting", nft.vmap(nft.meta("iifname"), "@masq"))),
+        # a published port reached on 127.0.0.1 (route_localnet on the bridge): the container answers the gateway
+        nft.add(nft.rule("postrouting", nft.match(nft.payload("ip", "saddr"), nft.prefix("127.0.0.0", 8)),
+                         nft.match(nft.meta("oifname"), "@bridges"), nft.MASQUERADE)),
+        nft.add(nft.rule("prerouting", _LOCAL, nft.vmap(_ports_key(), "@ports"))),
+        nft.add(nft.rule("output", _LOCAL, nft.vmap(_ports_key(), "@ports"))),
     ]
 
 
@@ -99,6 +122,51 @@ def network_down(net: Network) -> list[dict]:
     cmds += [nft.add(e) for e in elements] + [nft.delete(e) for e in elements]
     cmds += [nft.flush(nft.chain(c)) for c in names] + [nft.delete(nft.chain(c)) for c in names]
     return cmds
+
+
+# ---- published ports --------------------------------------------------------------------------
+def container_chain(container_id: str) -> str:
+    return "ct-" + container_id[:12]
+
+
+def publish(container_id: str, address: str, bindings: list[tuple[str, str, int, int]]) -> list[dict]:
+    """The transaction that forwards each (proto, host ip or "", host port, container port) to the
+    container's `address`. `create` of each map element: a port already published fails it all."""
+    ch = container_chain(container_id)
+    cmds = _skeleton() + _base_rules() + [nft.add(nft.chain(ch)), nft.flush(nft.chain(ch))]
+    keys = set()
+    for proto, host_ip, host_port, ctr_port in bindings:
+        expr = [nft.match(nft.meta("nfproto"), "ipv4")]
+        if host_ip and host_ip != "0.0.0.0":
+            expr.append(nft.match(nft.payload("ip", "daddr"), host_ip))
+        expr += [nft.match(nft.meta("l4proto"), proto), nft.match(nft.payload("th", "dport"), host_port),
+                 {"dnat": {"family": "ip", "addr": address, "port": ctr_port}}]
+        cmds.append(nft.add(nft.rule(ch, *expr)))
+        keys.add((proto, host_port))
+    for proto, port in sorted(keys):
+        cmds.append({"create": nft.element("ports", [{"concat": [proto, port]}, nft.jump(ch)])})
+    return cmds
+
+
+def unpublish(container_id: str) -> list[dict]:
+    """The transaction that removes the container's chain and the `ports` elements that jump to it
+    (read from the table: an element another container holds now is left alone)."""
+    ch = container_chain(container_id)
+    mine = []
+    objects = nft.list_table()
+    for obj in objects:
+        m = obj.get("map")
+        if not m or m.get("name") != "ports":
+            continue
+        for key, verdict in m.get("elem") or ():
+            val = key.get("elem", {}).get("val") if isinstance(key, dict) and "elem" in key else key
+            if (verdict.get("jump") or {}).get("target") == ch:
+                mine.append(val)
+    if not mine and not any((o.get("chain") or {}).get("name") == ch for o in objects):
+        return []
+    cmds = _skeleton() + [nft.add(nft.chain(ch))]
+    cmds += [nft.delete(nft.element("ports", k)) for k in mine]
+    return cmds + [nft.flush(nft.chain(ch)), nft.delete(nft.chain(ch))]
 
 
 def apply(commands: list[dict]) -> None:
