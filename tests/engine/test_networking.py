@@ -129,10 +129,12 @@ def _leases(env) -> list:
 
 def test_rm_leaves_no_veth_lease_or_rule(net):
     net("network", "create", "--subnet", "10.79.0.0/24", "tmp", check=True)
-    cid = _run_d(net, "--network", "tmp", IMAGE, "sleep", "60")
+    cid = _run_d(net, "--network", "tmp", "-p", "8081:80", IMAGE, "sleep", "60")
     assert len(_veths(net)) == 1 and len(_leases(net)) == 1
+    assert cid[:12] in _nft(net)
     net("rm", "-f", cid, check=True)
     assert _veths(net) == [] and _leases(net) == []
+    assert cid[:12] not in _nft(net) and "8081" not in _nft(net)
     # --rm: the monitor gives everything back when the container exits
     assert net("run", "--rm", "--network", "tmp", IMAGE, "true").returncode == 0
     assert _veths(net) == [] and _leases(net) == []
@@ -234,3 +236,62 @@ def test_bad_input_is_one_line_and_creates_nothing(net):
     assert cp.returncode == 125 and "network nope not found" in cp.stderr
     cp = net("network", "connect", "bad", "ghost")
     assert cp.returncode == 125 and "No such container" in cp.stderr
+
+
+HTTPD = ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 80 -h /www"]
+
+
+def _get(env, url: str) -> subprocess.CompletedProcess:
+    """An HTTP GET from pallet's "host" (the test's namespace), retried for at most ~3 s (not busybox
+    wget: Debian's static one crashes outside a container)."""
+    import sys
+
+    code = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())"
+    cp = None
+    for _ in range(30):
+        cp = env.ns.run(sys.executable, "-c", code, url, check=False)
+        if cp.returncode == 0:
+            break
+        time.sleep(0.1)
+    return cp
+
+
+def test_published_ports(net):
+    net("network", "create", "--subnet", "10.86.0.0/24", "pub", check=True)
+    cid = _run_d(net, "--network", "pub", "-p", "8080:80", "-p", "127.0.0.1:8081:80", "-p", "9000-9001:90-91/udp",
+                 "-p", "80", "-h", "web1", "--name", "web", IMAGE, *HTTPD)
+    for url in ("http://127.0.0.1:8080/", "http://10.86.0.1:8080/", "http://127.0.0.1:8081/"):
+        cp = _get(net, url)
+        assert cp.returncode == 0 and cp.stdout == "hello from web1\n", (url, cp.stderr)
+    lines = net("port", cid, check=True).stdout.splitlines()
+    random = int(lines[2].rpartition(":")[2])
+    assert lines == ["80/tcp -> 0.0.0.0:8080", "80/tcp -> 127.0.0.1:8081", f"80/tcp -> 0.0.0.0:{random}",
+                     "90/udp -> 0.0.0.0:9000", "91/udp -> 0.0.0.0:9001"]
+    assert _get(net, f"http://127.0.0.1:{random}/").stdout == "hello from web1\n"
+    assert net("port", cid, "90/udp", check=True).stdout == "0.0.0.0:9000\n"
+    ports = _inspect(net, cid)["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"][:2] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "127.0.0.1", "HostPort": "8081"}]
+    assert ports["91/udp"] == [{"HostIp": "0.0.0.0", "HostPort": "9001"}]
+    assert "0.0.0.0:8080->80/tcp" in net("ps", check=True).stdout
+    # a port another container holds, a port a host process holds: errors before the container starts
+    cp = net("run", "--rm", "--network", "pub", "-p", "8080:80", IMAGE, "true")
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and "already published" in cp.stderr, cp.stderr
+    holder = subprocess.Popen([*net.ns.prefix(), "busybox", "nc", "-l", "-p", "8090"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if ":1F9A" in net.ns.run("cat", "/proc/net/tcp").stdout:
+                break
+            time.sleep(0.05)
+        cp = net("run", "--rm", "--network", "pub", "-p", "8090:80", IMAGE, "true")
+        assert cp.returncode == 125 and "already in use" in cp.stderr, cp.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(net.ids()) == 1
+    # restart: the same ports again; rm: no rule left
+    net("restart", "-t", "0", cid, check=True)
+    cp = _get(net, "http://127.0.0.1:8080/")
+    assert cp.returncode == 0 and cp.stdout == "hello from web1\n", cp.stderr
+    net("rm", "-f", cid, check=True)
+    table = _nft(net)
+    assert cid[:12] not in table and "8080" not in table

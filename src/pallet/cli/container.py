@@ -417,17 +417,21 @@ def rename_cmd(container: str, new_name: str) -> None:
 @click.argument("container")
 @click.argument("private_port", required=False)
 def port_cmd(container: str, private_port: str | None) -> None:
-    """Published ports of a container (none until bridge networking lands)."""
+    """Published ports of a running container (`80/tcp -> 0.0.0.0:8080`)."""
+    from pallet.engine.ports import describe
+
     eng = _engine()
     c = eng.get(container)
-    bindings = c.HostConfig.get("PortBindings") or {}
+    bindings = (c.config.get("Ports") or {}) if c.status == "running" else {}
     if private_port:
         key = private_port if "/" in private_port else private_port + "/tcp"
         if key not in bindings:
             raise PalletError(f"No public port '{key}' published for {c.name}")
-    for k, v in bindings.items():
-        for b in v or []:
-            click.echo(f"{k} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+        for b in bindings[key] or ():
+            click.echo(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+        return
+    for line in describe(bindings):
+        click.echo(line)
 
 
 @click.command("prune")

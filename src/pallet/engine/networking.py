@@ -194,6 +194,8 @@ def up(engine, c, init_pid: int) -> list:
             got.append(network.attach(store, netns, name, c.id, c.name, ip=ip,
                                       mac=ep.get("MacAddress") or None))
         write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, got))
+        if c.HostConfig.get("PortBindings") and got:
+            publish(engine, c, got[0])
     except BaseException:
         try:
             network.detach_all(store, c.id)
@@ -203,9 +205,75 @@ def up(engine, c, init_pid: int) -> list:
     return got
 
 
+def _free_port(proto: str, host_ip: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+        s.bind((host_ip or "0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def _check_unbound(proto: str, host_ip: str, port: int) -> None:
+    """A host process that holds the port (DNAT would steal its traffic): an error, as docker's."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host_ip or "0.0.0.0", port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise PalletError(f"cannot publish {host_ip or '0.0.0.0'}:{port}/{proto}: the port is already in "
+                                  "use on the host") from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise PalletError(f"cannot publish {host_ip}:{port}/{proto}: {host_ip} is not an address of "
+                                  "this host") from None
+            raise
+
+
+def publish(engine, c, lease) -> None:
+    """DNAT of the container's published ports to `lease`'s address: one nftables transaction; the
+    host ports actually used (a random one for an empty HostPort) are kept in the row (`Ports`)."""
+    from pallet import jsonfast
+    from pallet.linux import sysctl
+    from pallet.linux.nftables import NftError
+    from pallet.network import firewall
+    from pallet.network.networks import Networks
+
+    actual: dict = {}
+    rules = []
+    for key, binds in c.HostConfig["PortBindings"].items():
+        port, _, proto = key.partition("/")
+        for b in binds or ():
+            host_ip = b.get("HostIp") or ""
+            hp = int(b["HostPort"]) if b.get("HostPort") else _free_port(proto, host_ip)
+            _check_unbound(proto, host_ip, hp)
+            rules.append((proto, host_ip, hp, int(port)))
+            actual.setdefault(key, []).append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(hp)})
+    net = Networks(_store(engine)).get(lease.network_id)
+    try:
+        sysctl.write(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")   # 127.0.0.1:PORT reaches it
+        firewall.apply(firewall.publish(c.id, lease.address, rules))
+    except NftError as e:
+        if "File exists" in str(e):
+            raise PalletError("cannot publish " + ", ".join(f"{hp}/{p}" for p, _, hp, _ in rules) +
+                              ": a host port is already published by another container") from None
+        raise PalletError(f"cannot publish the ports of container {c.name}: {e}") from None
+    c.config["Ports"] = actual
+    engine._update(c.id, config=jsonfast.dumps(c.config))
+
+
+def unpublish(engine, c) -> None:
+    from pallet.network import firewall
+
+    firewall.apply(firewall.unpublish(c.id))
+
+
 def release(engine, c) -> list:
     """Give the container's addresses back (and remove its published ports); the leases, whose veths
     `unplug` deletes (its namespace may be gone already, and them with it: fine)."""
+    if c.HostConfig.get("PortBindings"):
+        unpublish(engine, c)
     if not has_leases(engine, c.id):
         return []
     from pallet.network.networks import Networks
@@ -324,12 +392,9 @@ def settings(engine, c) -> dict:
     first = next(iter(nets.values()), None) or _endpoint(None, None)
     cfg = c.Config
     ports = {p: None for p in (cfg.get("ExposedPorts") or {})}
-    for key, binds in (c.HostConfig.get("PortBindings") or {}).items():
-        if c.status == "running":
-            ports[key] = [{"HostIp": b.get("HostIp") or "0.0.0.0", "HostPort": b.get("HostPort") or ""}
-                          for b in binds or ()]
-        else:
-            ports.setdefault(key, None)
+    live = (c.config.get("Ports") or {}) if c.status == "running" else {}
+    for key in c.HostConfig.get("PortBindings") or {}:
+        ports[key] = live.get(key)
     return {
         "Bridge": "", "SandboxID": "", "SandboxKey": "" if mode == "host" else
         (f"/proc/{c.pid}/ns/net" if c.pid and c.status == "running" else ""),
