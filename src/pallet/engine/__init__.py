@@ -23,6 +23,9 @@ Modules (one concern each):
   hostconfig docker's HostConfig from run/create options (limits, devices, ulimits, sysctls, caps)
   volumes    named volumes, binds and tmpfs mounts
   limits     cgroup limits, update and stats
+  networking --network modes and endpoints; attach/detach through pallet.network around the init's
+             start; /etc/hosts addresses; NetworkSettings; connect/disconnect
+  ports      -p/--publish as docker reads it; port, PORTS
   files      /etc/hostname, hosts, resolv.conf; cp, diff, commit, export
   freezer    pause/unpause: is the cgroup frozen, freeze or thaw it through the runtime
   health     HEALTHCHECK state; healthproc: the checker process a monitor starts
