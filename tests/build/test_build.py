@@ -451,3 +451,16 @@ def test_context_tar_on_stdin_and_dockerfile_as_context(env: Env, tmp_path: Path
     assert cp.returncode == 0, cp.stderr
     assert env("run", "--rm", "localhost/noctx", check=True).stdout == "none\n"
     assert_nothing_left(env)
+
+
+def test_onbuild_triggers_run_in_the_child_build_and_user_applies_to_run(env: Env, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nONBUILD COPY a.txt /from-trigger\nONBUILD RUN id -u > /trigger-uid\n",
+               {"a.txt": "A\n"})
+    build(env, ctx, "-t", "localhost/parent")
+    (ctx / "Dockerfile").write_text("FROM localhost/parent\nUSER app\nRUN id -u > /tmp/uid\n"
+                                    "CMD [\"cat\", \"/from-trigger\", \"/trigger-uid\", \"/tmp/uid\"]\n")
+    build(env, ctx, "-t", "localhost/child")
+    assert env("run", "--rm", "localhost/child", check=True).stdout == "A\n0\n1000\n"
+    doc = config_doc(env, "localhost/child")
+    assert not doc["config"].get("OnBuild")      # triggers are not inherited
+    assert_nothing_left(env)
