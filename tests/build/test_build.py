@@ -464,3 +464,27 @@ def test_onbuild_triggers_run_in_the_child_build_and_user_applies_to_run(env: En
     doc = config_doc(env, "localhost/child")
     assert not doc["config"].get("OnBuild")      # triggers are not inherited
     assert_nothing_left(env)
+
+
+def test_source_date_epoch_gives_the_same_digest_at_different_times(env: Env, tmp_path: Path) -> None:
+    import time
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nWORKDIR /app\nCOPY . .\nRUN date > /stamp-dir-only && rm /stamp-dir-only "
+                         "&& echo built > /app/out && mkdir -p /var/x\nLABEL a=b\n", {"a.txt": "a\n", "d/b.txt": "b\n"})
+    epoch = {"SOURCE_DATE_EPOCH": "1700000000"}
+    first = env("build", "-q", "--no-cache", str(ctx), env=epoch, timeout=120)
+    assert first.returncode == 0, first.stderr
+    time.sleep(1.2)
+    (ctx / "a.txt").touch()
+    second = env("build", "-q", "--no-cache", str(ctx), env=epoch, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    doc = config_doc(env, first.stdout.strip())
+    assert doc["created"] == "2023-11-14T22:13:20Z"
+    assert {h["created"] for h in doc["history"][1:]} == {"2023-11-14T22:13:20Z"}
+    # without it, two builds differ (the times are real)
+    a = env("build", "-q", "--no-cache", str(ctx), check=True, timeout=120).stdout
+    time.sleep(1.1)
+    b = env("build", "-q", "--no-cache", str(ctx), check=True, timeout=120).stdout
+    assert a != b
+    assert_nothing_left(env)

@@ -55,6 +55,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "host"
     secrets: dict[str, str] = field(default_factory=dict)   # id -> file on the host
+    source_date_epoch: int | None = None   # SOURCE_DATE_EPOCH: history, created and layer mtimes
 
 
 def _arch() -> str:
@@ -141,6 +142,13 @@ class Builder:
     # ---- entry point ----------------------------------------------------------------------------
     def build(self, opts: BuildOptions) -> str:
         self.opts = opts
+        epoch = opts.source_date_epoch
+        if epoch is None and "SOURCE_DATE_EPOCH" in opts.build_args:
+            try:
+                epoch = int(opts.build_args["SOURCE_DATE_EPOCH"])
+            except ValueError:
+                raise BuildError(f"invalid SOURCE_DATE_EPOCH: {opts.build_args['SOURCE_DATE_EPOCH']!r}") from None
+        self.epoch = epoch
         try:
             self.df = I.load(opts.dockerfile, filename=opts.dockerfile_name)
         except DockerfileError as e:
@@ -238,6 +246,8 @@ class Builder:
 
     def _build_stage(self, stage: I.Stage) -> _Stage:
         st, from_text = self._from(stage)
+        if self.epoch is not None:
+            st.key = step_key(st.key, "SOURCE_DATE_EPOCH", self.epoch)
         commands = list(stage.commands)
         triggers = st.cfg.get("OnBuild") or []
         if triggers:
@@ -265,10 +275,17 @@ class Builder:
         return st
 
     # ---- one step -------------------------------------------------------------------------------
-    def _history(self, st: _Stage, created_by: str, empty: bool) -> None:
+    def _now(self) -> str:
+        if self.epoch is not None:
+            import datetime
+
+            return datetime.datetime.fromtimestamp(self.epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         from pallet.store.rootfs import rfc3339_now
 
-        h = {"created": rfc3339_now(), "created_by": created_by, "comment": "buildkit.dockerfile.v0"}
+        return rfc3339_now()
+
+    def _history(self, st: _Stage, created_by: str, empty: bool) -> None:
+        h = {"created": self._now(), "created_by": created_by, "comment": "buildkit.dockerfile.v0"}
         if empty:
             h["empty_layer"] = True
         st.doc.setdefault("history", []).append(h)
@@ -301,7 +318,8 @@ class Builder:
         key = step_key(st.key, *desc)
         fs = label is not None
         v = self.progress.vertex(f"{label} {' '.join(inst.original.split())}") if fs else None
-        hit = None if (self.opts.no_cache and fs) else self.cache.get(key)
+        # (--no-cache looks nothing up: a metadata step's entry would bring back the old run's layers)
+        hit = None if self.opts.no_cache else self.cache.get(key)
         if hit is not None:
             st.doc, st.layers = hit["doc"], hit["layers"]
             st.key = key
@@ -445,7 +463,7 @@ class Builder:
 
         with Workspace(self.store, st.layers, driver=self.driver) as ws:
             fn(ws)
-            layer = ws.finish()
+            layer = ws.finish(clamp=self.epoch)
         self._add_layer(st, layer)
         self._history(st, created_by, layer is None)
 
@@ -652,7 +670,9 @@ class Builder:
             labels.update(self.opts.labels)
             doc["config"]["Labels"] = labels
         hist = doc.get("history") or []
-        if hist:
+        if self.epoch is not None:
+            doc["created"] = self._now()
+        elif hist:
             doc["created"] = max(h.get("created", "") for h in hist)
         doc.pop("container", None)
         doc.pop("container_config", None)

@@ -25,6 +25,18 @@ def layer_sources(store, layers: list[dict]) -> list[LayerSource]:
                         trusted=True, diff_verified=True) for x in layers]
 
 
+def _clamp_mtimes(top: str, epoch: int) -> None:
+    """Every mtime above `epoch` becomes `epoch` (children first, so directories keep theirs)."""
+    for d, dirs, files in os.walk(top, topdown=False):
+        for n in files + dirs:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            if st.st_mtime > epoch:
+                os.utime(p, (epoch, epoch), follow_symlinks=False)
+    if os.lstat(top).st_mtime > epoch:
+        os.utime(top, (epoch, epoch))
+
+
 class Workspace:
     def __init__(self, store, layers: list[dict], *, driver: str | None = None) -> None:
         self.store = store
@@ -41,14 +53,17 @@ class Workspace:
             self.snap.remove()
             raise
 
-    def finish(self) -> dict | None:
-        """Unmount and write the change as a gzip layer; its descriptor, or None when nothing changed."""
+    def finish(self, clamp: int | None = None) -> dict | None:
+        """Unmount and write the change as a gzip layer; its descriptor, or None when nothing changed.
+        `clamp` (SOURCE_DATE_EPOCH): no entry of the layer is newer than it."""
         from pallet.layers.diff import write_layer
 
         self.snap.unmount()
         upper = str(self.snap.upper)
         if not os.listdir(upper):
             return None
+        if clamp is not None:
+            _clamp_mtimes(upper, clamp)
         with tempfile.NamedTemporaryFile(dir=self.store.tmp, prefix="build-layer-") as tmp:
             res = write_layer(tmp, upper=upper, compression="gzip")
             tmp.flush()

@@ -26,6 +26,18 @@ def _kv(values: tuple[str, ...], *, env_fallback: bool) -> dict[str, str]:
     return out
 
 
+def _epoch() -> int | None:
+    from pallet.build.executor import BuildError
+
+    v = os.environ.get("SOURCE_DATE_EPOCH")
+    if not v:
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise BuildError(f"invalid SOURCE_DATE_EPOCH: {v!r}") from None
+
+
 @click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-t", "--tag", "tags", multiple=True, help="Name and optionally a tag (name:tag).")
 @click.option("-f", "--file", "file", default=None, help="Name of the Dockerfile (- for stdin).")
@@ -127,7 +139,8 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
     opts = BuildOptions(context=context, dockerfile=text, dockerfile_name=df_name, dockerfile_path=df_path,
                         tags=names, build_args=_kv(build_args, env_fallback=True), target=target,
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
-                        network="host" if network == "default" else network, secrets=secret_files)
+                        network="host" if network == "default" else network, secrets=secret_files,
+                        source_date_epoch=_epoch())
     builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver,
                       progress=Progress(sys.stderr, quiet=quiet))
     try:
