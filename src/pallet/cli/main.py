@@ -70,6 +70,7 @@ COMMANDS: dict[str, str] = {
     "export": "pallet.cli.files:export_cmd",
     "build": "pallet.cli.build:build_cmd",
     "builder": "pallet.cli.build:builder_group",
+    "explain": "pallet.cli.explain:explain_group",
 }
 
 

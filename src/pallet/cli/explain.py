@@ -1,0 +1,270 @@
+"""`pallet explain run|image`: what a run flag set gives a process, what an image is made of.
+
+Thin: parse, call pallet.explain, render (aligned plain text, or --format json).
+"""
+
+from __future__ import annotations
+
+import click
+
+from pallet.cli.common import human_size, print_json, state
+from pallet.errors import PalletError
+
+OWN = ("--compare", "--format")
+PLACEHOLDER_ID = "0" * 64   # (pallet.explain.runspec's: the id the spec is built for)
+
+
+@click.group("explain")
+def explain_group() -> None:
+    """Explain what pallet would do or has made, from the real code path."""
+
+
+@explain_group.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+                                                 "help_option_names": ["--help"]})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run_cmd(args: tuple[str, ...]) -> None:
+    """What `pallet run [RUN FLAGS] IMAGE [COMMAND]` gives the process, without creating anything.
+
+    \b
+    Options of its own (before IMAGE, anywhere among the run flags):
+      --compare 'OTHER FLAGS'   the difference to another flag set for the same image
+                                (e.g. --compare --privileged, --compare '--cap-add SYS_ADMIN')
+      --format text|json
+
+    The flags are parsed by `pallet run`'s own parser and the OCI runtime spec is built by the
+    engine's spec builder from the image's config in the store; nothing is pulled or created.
+    """
+    import shlex
+
+    from pallet.explain import runspec
+
+    mine, rest = runspec.split_own(list(args), OWN)
+    fmt = mine.get("--format", "text")
+    if fmt not in ("text", "json"):
+        raise PalletError(f"invalid --format {fmt!r}: text or json")
+    st = state()
+    a = runspec.explain(runspec.build(st, rest))
+    if "--compare" in mine:
+        try:
+            other_flags = shlex.split(mine["--compare"])
+        except ValueError as e:
+            raise PalletError(f"invalid --compare {mine['--compare']!r}: {e}") from None
+        tail = rest[len(rest) - 1 - len(a["command"]):]   # IMAGE [COMMAND...] as run's parser read them
+        own_flags = [x for x in rest[:len(rest) - len(tail)] if x != "--"]
+        b = runspec.explain(runspec.build(st, [*other_flags, *tail]))
+        d = runspec.compare(a, b)
+        if fmt == "json":
+            print_json({"a": a, "b": b, "difference": d})
+        else:
+            _print_compare(d, own_flags, other_flags)
+        return
+    if fmt == "json":
+        print_json(a)
+        return
+    _print_run(a)
+
+
+# ---- text output -----------------------------------------------------------------------------
+def _section(title: str) -> None:
+    click.echo()
+    click.echo(title)
+
+
+def _kv(rows: list[tuple[str, str]], indent: int = 2) -> None:
+    if not rows:
+        return
+    w = max(len(k) for k, _ in rows) + 2
+    for k, v in rows:
+        click.echo(f"{' ' * indent}{k:<{w}}{v}".rstrip())
+
+
+def _wrap(items: list[str], indent: int = 2, width: int = 100) -> None:
+    line = " " * indent
+    for it in items:
+        if len(line) + len(it) + 2 > width and line.strip():
+            click.echo(line.rstrip())
+            line = " " * indent
+        line += it + "  "
+    if line.strip():
+        click.echo(line.rstrip())
+
+
+def _limit(k: str, v) -> str:
+    if k == "memory":
+        parts = []
+        if v.get("limit"):
+            parts.append(f"limit {human_size(v['limit'])}")
+        if v.get("swap"):
+            parts.append("swap unlimited" if v["swap"] == -1 else f"memory+swap {human_size(v['swap'])}")
+        if v.get("reservation"):
+            parts.append(f"reservation {human_size(v['reservation'])}")
+        return ", ".join(parts)
+    if k == "cpu":
+        parts = []
+        if v.get("quota") and v.get("period"):
+            parts.append(f"{v['quota'] / v['period']:.2f} CPUs (quota {v['quota']}/{v['period']} µs)")
+        for key in ("shares", "cpus", "mems"):
+            if v.get(key):
+                parts.append(f"{key} {v[key]}")
+        return ", ".join(parts)
+    if k == "pids":
+        return f"at most {v.get('limit')} processes"
+    return str(v)
+
+
+def _print_run(e: dict) -> None:
+    click.echo(f"pallet run {' '.join(e['argv'])}")
+    click.echo(f"  image {e['image']} ({e['image_id'].partition(':')[2][:12]}), command {e['process']['args']}, cwd {e['process']['cwd']}")
+    if e["warnings"]:
+        _section("WARNINGS (what breaks isolation)")
+        for w in e["warnings"]:
+            click.echo(f"  ! {w}")
+    _section("NAMESPACES")
+    _kv([(n["type"], f"{n['text']:<24}{n['isolates']}") for n in e["namespaces"]])
+    u = e["user"]
+    _section("USER")
+    groups = ",".join(map(str, u["additional_gids"])) or "none"
+    _kv([("uid", f"{u['uid']}" + (f" ({u['name']})" if u["name"] else "")), ("gid", str(u["gid"])),
+         ("extra groups", groups), ("no_new_privs", "yes" if u["no_new_privileges"] else "no (setuid binaries work)")])
+    caps = e["capabilities"]
+    _section(f"CAPABILITIES  {caps['kept_count']} kept of {caps['full_count']}")
+    _kv([(c["name"], c["allows"]) for c in caps["kept"]])
+    if caps["dropped"]:
+        click.echo(f"  dropped: {len(caps['dropped'])}")
+        _wrap(caps["dropped"], indent=4)
+    s = e["seccomp"]
+    if s["enabled"]:
+        _section(f"SECCOMP  {s['blocked_count']} of {s['known_syscalls']} known syscalls blocked "
+                 f"(default {s['default_action']}, {s['rules']} rules, {', '.join(s['architectures'])})")
+        click.echo("  blocked, notable:")
+        _wrap(s["blocked_notable"], indent=4)
+        if s["filtered"]:
+            click.echo("  allowed only with some arguments: " + ", ".join(s["filtered"]))
+    else:
+        _section("SECCOMP  disabled: no filter, every syscall allowed")
+    _section("PATHS")
+    click.echo(f"  masked ({len(e['masked_paths'])}, read as empty):" + ("" if e["masked_paths"] else " none"))
+    _wrap(e["masked_paths"], indent=4)
+    click.echo(f"  read-only ({len(e['readonly_paths'])}):" + ("" if e["readonly_paths"] else " none"))
+    _wrap(e["readonly_paths"], indent=4)
+    click.echo("  root filesystem: " + ("read-only" if e["rootfs_readonly"] else "writable (the container's own layer)"))
+    _section("MOUNTS")
+    rows = []
+    for m in e["mounts"]:
+        origin = {"host": "HOST PATH", "pallet": "pallet's file", "volume": "volume"}.get(m["origin"], "")
+        src = m["source"] if m["type"] == "bind" else m["type"]
+        src = src.replace(e["files_dir"], "<container dir>")
+        rows.append((m["destination"], f"{'ro' if m['readonly'] else 'rw'}  {src}" + (f"  [{origin}]" if origin else "")))
+    _kv(rows)
+    d = e["devices"]
+    _section("DEVICES")
+    if d["all_allowed"]:
+        click.echo(f"  every device allowed; {len(d['nodes'])} host device nodes created in /dev")
+    else:
+        click.echo("  device cgroup: deny all but " + ", ".join(_rule(r) for r in d["rules"] if r.get("allow")))
+        if d["nodes"]:
+            click.echo("  extra nodes: " + ", ".join(n["path"] for n in d["nodes"]))
+    _section("CGROUP")
+    lim = e["cgroup"]["limits"]
+    _kv([("path", str(e["cgroup"]["path"]).replace(PLACEHOLDER_ID, "<container id>"))] + [(k, _limit(k, v)) for k, v in lim.items()] +
+        ([] if lim else [("limits", "none (what the host gives pallet)")]))
+    n = e["network"]
+    _section("NETWORK")
+    how = {"none": "none: loopback only, no way out", "host": "the host's network stack"}.get(
+        n["mode"], f"network {n['mode']}")
+    _kv([("mode", how), ("published", ", ".join(n["ports"]) or "nothing")])
+
+
+def _rule(r: dict) -> str:
+    names = {(1, 3): "null", (1, 5): "zero", (1, 7): "full", (1, 8): "random", (1, 9): "urandom", (5, 0): "tty",
+             (5, 2): "ptmx", (10, 200): "tun", (136, None): "pts/*"}
+    if r.get("major") is None:
+        return f"mknod of any {r.get('type')}" if r.get("access") == "m" else f"all {r.get('type') or ''}".strip()
+    name = names.get((r["major"], r.get("minor")))
+    return name or f"{r['type']} {r['major']}:{r.get('minor', '*')}"
+
+
+def _print_compare(d: dict, a_flags: list[str], b_flags: list[str]) -> None:
+    la = " ".join(a_flags) or "(default flags)"
+    lb = " ".join(b_flags) or "(default flags)"
+    click.echo(f"A: {la}")
+    click.echo(f"B: {lb}")
+    same = True
+    if d["warnings"]["added"] or d["warnings"]["removed"]:
+        same = False
+        _section("WARNINGS")
+        for w in d["warnings"]["added"]:
+            click.echo(f"  + ! {w}")
+        for w in d["warnings"]["removed"]:
+            click.echo(f"  - ! {w}")
+    if d["namespaces"]:
+        same = False
+        _section("NAMESPACES")
+        _kv([(t, f"{v['from']} -> {v['to']}") for t, v in d["namespaces"].items()])
+    if d["user"]:
+        same = False
+        _section("USER")
+        _kv([(k, f"{v['from']} -> {v['to']}") for k, v in d["user"].items()])
+    c = d["capabilities"]
+    if c["added"] or c["removed"]:
+        same = False
+        _section(f"CAPABILITIES  {c['from_count']} -> {c['to_count']}")
+        _kv([("+ " + x["name"], x["allows"]) for x in c["added"]] + [("- " + x["name"], x["allows"]) for x in c["removed"]])
+    s = d["seccomp"]
+    if s["changed"]:
+        same = False
+        _section("SECCOMP")
+        click.echo(f"  {s['from']} -> {s['to']}")
+        if s["now_allowed"]:
+            click.echo("  now allowed, notable:")
+            _wrap(s["now_allowed"], indent=4)
+        if s["now_blocked"]:
+            click.echo("  now blocked, notable:")
+            _wrap(s["now_blocked"], indent=4)
+    for key, title, gone in (("masked_paths", "MASKED PATHS", "unmasked"), ("readonly_paths", "READ-ONLY PATHS",
+                                                                           "now writable"), ("mounts", "MOUNTS", "")):
+        x = d[key]
+        if x["added"] or x["removed"]:
+            same = False
+            _section(title)
+            if key == "mounts":
+                for p in x["added"]:
+                    click.echo(f"  + {p}")
+                for p in x["removed"]:
+                    click.echo(f"  - {p}")
+                continue
+            if x["added"]:
+                click.echo(f"  + {len(x['added'])} {'masked' if key == 'masked_paths' else 'read-only'}:")
+                _wrap(x["added"], indent=4)
+            if x["removed"]:
+                click.echo(f"  - {len(x['removed'])} {gone}:")
+                _wrap(x["removed"], indent=4)
+    if d["rootfs_readonly"]:
+        same = False
+        _section("ROOT FILESYSTEM")
+        click.echo(f"  read-only: {d['rootfs_readonly']['from']} -> {d['rootfs_readonly']['to']}")
+    dv = d["devices"]
+    if dv["added"] or dv["removed"] or dv["all_allowed"]:
+        same = False
+        _section("DEVICES")
+        if dv["all_allowed"]:
+            yn = {True: "yes", False: "no"}
+            click.echo(f"  every device allowed: {yn[dv['all_allowed']['from']]} -> {yn[dv['all_allowed']['to']]}")
+        if dv["added"]:
+            click.echo(f"  + {len(dv['added'])} device nodes: " + ", ".join(dv["added"][:12]) +
+                       (" …" if len(dv["added"]) > 12 else ""))
+        if dv["removed"]:
+            click.echo(f"  - {len(dv['removed'])} device nodes: " + ", ".join(dv["removed"][:12]))
+    if d["cgroup_limits"]:
+        same = False
+        _section("CGROUP LIMITS")
+        _kv([(k, f"{_limit(k, v['from']) if v['from'] else 'none'} -> {_limit(k, v['to']) if v['to'] else 'none'}")
+             for k, v in d["cgroup_limits"].items()])
+    if d["network"]:
+        same = False
+        _section("NETWORK")
+        n = d["network"]
+        click.echo(f"  {n['from']['mode']} {n['from']['ports'] or ''} -> {n['to']['mode']} {n['to']['ports'] or ''}")
+    if same:
+        click.echo()
+        click.echo("No difference: both flag sets give the process the same isolation.")
