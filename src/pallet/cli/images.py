@@ -203,10 +203,20 @@ def _filter_images(store, recs, filters: tuple[str, ...], repository: str | None
 @click.option("-f", "--filter", "filters", multiple=True,
               help="Filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE].")
 @click.option("--format", "fmt", default="table", help="table, json, or a Go template ({{.ID}} ...).")
+@click.option("--tree", is_flag=True, help="Show images as a tree of shared layers (which image is built on which).")
 def images_cmd(repository: str | None, all_: bool, quiet: bool, digests: bool, no_trunc: bool,
-               filters: tuple[str, ...], fmt: str) -> None:
+               filters: tuple[str, ...], fmt: str, tree: bool) -> None:
     """List images."""
     store = state().store()
+    if tree:
+        from pallet.explain import tree as images_tree
+
+        forest = images_tree.tree(store)
+        if fmt == "json":
+            print_json(forest)
+        else:
+            click.echo("\n".join(images_tree.lines(forest, human_size)))
+        return
     recs = sorted(store.images(), key=lambda r: (-_created(r), r.id))
     recs = _filter_images(store, recs, filters, repository)
     ident = (lambda r: r.id) if no_trunc else (lambda r: r.short_id)
