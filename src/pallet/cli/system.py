@@ -97,3 +97,27 @@ def info_cmd(fmt: str | None) -> None:
     click.echo(f"Name: {info['Name']}")
     click.echo(f"Root Dir: {info['DockerRootDir']}")
     click.echo(f"Run Root: {info['RunRoot']}")
+
+
+@system_group.command("diagram")
+@click.option("-o", "--output", help="Write to FILE (the format follows its extension: .svg .html .dot .txt .json).")
+@click.option("--format", "fmt", help="svg, html, dot, text or json (default: text on a terminal, else svg).")
+def diagram_cmd(output: str | None, fmt: str | None) -> None:
+    """A picture of the live host: kernel facilities, pallet's processes, store, containers, registries."""
+    import sys
+
+    from pallet.engine.core import Engine
+    from pallet.explain import diagram
+
+    f = diagram.choose_format(fmt, output, sys.stdout.isatty())
+    if output is not None:
+        diagram.check_output(output)
+    st = state()
+    store = st.store()
+    eng = Engine(store, st.runroot_path, storage_driver=st.storage_driver)
+    doc = diagram.collect(store, eng, config_file=st.config_file, storage_driver=st.storage_driver)
+    text = diagram.render(doc, f)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        diagram.write(output, text)
