@@ -268,3 +268,68 @@ def _print_compare(d: dict, a_flags: list[str], b_flags: list[str]) -> None:
     if same:
         click.echo()
         click.echo("No difference: both flag sets give the process the same isolation.")
+
+
+# ---- explain image -----------------------------------------------------------------------------
+@explain_group.command("image")
+@click.argument("image")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def image_cmd(image: str, fmt: str) -> None:
+    """What IMAGE is: its full name and API URL, its base image, what each layer adds (top directories,
+    package databases), what runs, and the space it wastes. Only images in the store (no pull)."""
+    from pallet.explain.image import explain_image
+
+    e = explain_image(state().store(), image)
+    if fmt == "json":
+        print_json(e)
+        return
+    _print_image(e)
+
+
+def _print_image(e: dict) -> None:
+    short = e["id"].partition(":")[2][:12]
+    click.echo(f"IMAGE {e['input']}  ({short}, {e['platform']}, {human_size(e['size'])}, created {e['created'] or '?'})")
+    _section("NAMES")
+    if not e["names"]:
+        click.echo("  none (untagged: known by its ID only)")
+    for n in e["names"]:
+        if "domain" not in n:
+            click.echo(f"  {n['input']}")
+            continue
+        click.echo(f"  {n['input']}")
+        _kv([("registry", n["domain"]), ("repository", n["path"]), ("tag", str(n["tag"] or "<none>")),
+             ("digest", str(n["digest"] or "<none>")), ("API URL", n["api_url"])]
+            + ([("HTTP fallback", n["http_fallback"])] if n.get("http_fallback") else []), indent=4)
+    click.echo(f"  manifest digest (in this store): {e['manifest_digest']}")
+    _section("BASE")
+    b = e["base"]
+    if b is None:
+        click.echo(f"  no local image is a base of this one: all {len(e['layers'])} layers are its own")
+    else:
+        click.echo(f"  built on {', '.join(b['tags']) or b['id'][:19]} ({b['layers']} layer{'s' if b['layers'] != 1 else ''}, "
+                   f"{human_size(b['size'])}); adds {e['layers_added']} layer{'s' if e['layers_added'] != 1 else ''}, "
+                   f"{human_size(e['size_added'])}")
+    _section("LAYERS (bottom first)")
+    for layer in e["layers"]:
+        tag = "base" if layer["from_base"] else "own "
+        by = " ".join((layer["created_by"] or "").split())
+        if len(by) > 70:
+            by = by[:69] + "…"
+        click.echo(f"  {layer['index']:>2} {tag} {layer['digest'].partition(':')[2][:12]}  {human_size(layer['size']):>9}  "
+                   f"+{layer['added']} ~{layer['changed']} -{layer['deleted']}  {by}")
+        if layer["top_dirs"]:
+            click.echo("       " + ", ".join(f"{d['path']} {human_size(d['size'])}" for d in layer["top_dirs"]))
+        for db in layer["package_dbs"]:
+            n = "" if db["packages"] is None else f": {db['packages']} packages"
+            click.echo(f"       {db['manager']} database {db['path']}{n}")
+    r = e["runs"]
+    _section("RUNS")
+    _kv([("entrypoint", str(r["entrypoint"] or "none")), ("cmd", str(r["cmd"] or "none")),
+         ("user", r["user"] or "root (none set)"), ("workdir", r["workdir"] or "/"),
+         ("ports", ", ".join(r["ports"]) or "none"), ("volumes", ", ".join(r["volumes"]) or "none")]
+        + [("env", v) for v in r["env"]])
+    w = e["waste"]
+    _section(f"WASTE  {human_size(w['wasted_bytes'])} of {human_size(w['total_bytes'])} "
+             f"(efficiency {w['efficiency'] * 100:.1f}%)")
+    for t in w["top"][:5]:
+        click.echo(f"  {human_size(t['wasted_bytes']):>9}  {t['count']}x  {t['path']}")
