@@ -239,6 +239,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             P.personality(P.PER_LINUX32 if dom == "LINUX32" else P.PER_LINUX)
         argv0 = _prepare_process(ctx, proc, warn, setgroups_ok=True) if proc else ""
         env = proc_mod.env_dict(proc)
+        _exit_on_stop_signals()
         chan.send(t="ready")
         chan.close()
         # block until `start` opens the fifo for reading (runc's exec fifo)
@@ -260,6 +261,23 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
             _fail(chan, e)
         os.write(2, f"pallet-runtime: {e}\n".encode())
         os._exit(127)
+
+
+# runc's init is a Go program: until its execve these signals make it exit with status 2, even as
+# its pid namespace's init (which the kernel shields from signals it has no handler for). A created
+# container therefore ends on `kill ID` (SIGTERM) as it does with runc, not only on SIGKILL.
+_STOP_SIGNALS = (1, 2, 3, 4, 5, 6, 15, 16, 31)  # HUP INT QUIT ILL TRAP ABRT TERM STKFLT SYS
+
+
+def _exit_on_stop_signals() -> None:
+    """Handlers (reset to the default by execve) that end the waiting init with runc's status 2."""
+    import _signal
+
+    def stop(_sig, _frame):
+        os._exit(2)
+
+    for s in _STOP_SIGNALS:
+        _signal.signal(s, stop)
 
 
 def _wait_cgroup(chan: Channel) -> bool:
