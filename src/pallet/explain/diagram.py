@@ -106,7 +106,7 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
     """The diagram document of this host and this store (see the module docstring)."""
     d = _Doc()
     mounts = hostfacts.mountinfo()
-    host_ns = hostfacts.host_namespaces()
+    host_from, host_ns = hostfacts.host_namespaces()
     containers = engine.list(all=True)
     running = [c for c in containers if c.status == "running" and c.pid]
 
@@ -115,7 +115,8 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
     cg = hostfacts.cgroups(mounts)
     d.node("kernel", "kernel", f"Linux {u.release}", release=u.release, machine=u.machine,
            namespace_types_in_use=[], cgroup_version=cg["version"])
-    d.node("ns:host", "host-namespaces", "host namespaces", inodes=host_ns, pid=1)
+    d.node("ns:host", "host-namespaces", "host namespaces", inodes=host_ns,
+           read_from="pid 1" if host_from == "1" else "pallet's own process (pid 1's are not readable)")
     d.node("cgroup", "cgroups", f"cgroup {cg['version']}", version=cg["version"],
            hierarchies=cg["hierarchies"])
     sc = hostfacts.seccomp()

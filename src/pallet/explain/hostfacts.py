@@ -1,6 +1,7 @@
 """Kernel facts of the live host, read from /proc, /sys and the tools themselves (never assumed).
 
-    namespaces(pid)      {type: inode} of /proc/PID/ns/* (the host's: pid 1, else this process)
+    namespaces(pid)      {type: inode} of /proc/PID/ns/*
+    host_namespaces()    pid 1's (else this process's: the ones pallet runs in)
     cgroups()            version (v1, v2, hybrid) and each hierarchy, from /proc/self/mountinfo
     overlay_mounts()     every overlayfs mount: mount point and its lowerdir/upperdir options
     seccomp()            libseccomp's version (through the runtime's kernel layer), the kernel's actions
@@ -30,9 +31,11 @@ def namespaces(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
-def host_namespaces() -> dict[str, int]:
-    """The initial namespaces (pid 1's; this process's when /proc/1/ns cannot be read)."""
-    return namespaces(1) or namespaces("self")
+def host_namespaces() -> tuple[str, dict[str, int]]:
+    """("1", pid 1's namespaces), or ("self", this process's) when /proc/1/ns cannot be read (no
+    ptrace access to pid 1, e.g. without CAP_SYS_PTRACE)."""
+    ns = namespaces(1)
+    return ("1", ns) if ns else ("self", namespaces("self"))
 
 
 def _unescape(text: str) -> str:
