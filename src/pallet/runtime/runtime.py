@@ -416,11 +416,12 @@ class Runtime:
             cg.thaw()
 
     def delete(self, container_id: str, force: bool = False, *, _st: dict | None = None) -> None:
-        """Remove a stopped or created container (runc kills a created one: it has run nothing yet);
-        `force` kills a running or paused one first. `_st`: as for start."""
+        """Remove a stopped container; `force` kills a created, running or paused one first.
+        `_st`: as for start. (runc deletes a created container without `force` too; the spec says
+        delete MUST fail on a container that is not stopped, and containerd's shim kills first.)"""
         st = self._state(container_id, _st)
         status = self.store.status(st)
-        if status not in ("stopped", "created") and not force:
+        if status != "stopped" and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
         from pallet.runtime.linux.cgroups import Cgroup
 
