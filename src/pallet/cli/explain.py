@@ -19,6 +19,81 @@ def explain_group() -> None:
     """Explain what pallet would do or has made, from the real code path."""
 
 
+# ---- explain run: the same parser as `pallet run` ----------------------------------------------
+def _arity() -> dict[str, str]:
+    from pallet.cli.runflags import RUN_OPTIONS
+
+    return {o: kind for names, _, kind, _, _ in RUN_OPTIONS for o in names}
+
+
+def split_own(args: list[str], own: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """Take explain's own options (`own`, each with a value) out of a `run` command line, up to the image.
+    Returns ({option: value}, the rest, for run's parser)."""
+    from pallet.cli.runflags import FLAG
+
+    kinds = _arity()
+    mine: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        name, eq, value = a.partition("=")
+        if name in own:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise click.UsageError(f"option {name} requires a value")
+                value = args[i + 1]
+                i += 1
+            mine[name] = value
+            i += 1
+            continue
+        if a == "--" or a[:1] != "-" or a == "-":
+            rest += args[i:]
+            break
+        rest.append(a)
+        if a.startswith("--"):
+            kind = kinds.get(name)
+            if kind is not None and kind != FLAG and not eq and i + 1 < len(args):
+                rest.append(args[i + 1])
+                i += 1
+        else:   # short options, several in one token (-it, -eA=1, -e A=1)
+            for j in range(1, len(a)):
+                kind = kinds.get("-" + a[j])
+                if kind is None or kind == FLAG:
+                    continue
+                if j == len(a) - 1 and i + 1 < len(args):
+                    rest.append(args[i + 1])
+                    i += 1
+                break
+        i += 1
+    return mine, rest
+
+
+def parse_run_args(args: list[str]):
+    """A `run` command line -> (image, command, kw, detach), by `pallet run`'s own click command: its
+    errors are run's (a click UsageError, exit 125)."""
+    from pallet.cli.container import run_cmd
+
+    parent = click.get_current_context(silent=True)
+    root = parent.find_root() if parent is not None else None
+    ctx = run_cmd.make_context("run", list(args), parent=root)
+    kw = dict(ctx.params)
+    image, command = kw.pop("image"), tuple(kw.pop("command") or ())
+    detach = kw.pop("detach")
+    kw.pop("sig_proxy", None)
+    return image, command, kw, detach
+
+
+def _build(st, args: list[str]) -> dict:
+    """A `run` command line -> the explanation (pallet.explain.runspec), via run's parser and build_opts."""
+    from pallet.cli.containerrun import build_opts, engine
+    from pallet.explain import runspec
+
+    image, cmd, kw, detach = parse_run_args(args)
+    opts = build_opts(image, cmd, kw, detach=detach)
+    return runspec.explain(runspec.build(engine(st), opts, args))
+
+
 @explain_group.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
                                                  "help_option_names": ["--help"]})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -38,12 +113,12 @@ def run_cmd(args: tuple[str, ...]) -> None:
 
     from pallet.explain import runspec
 
-    mine, rest = runspec.split_own(list(args), OWN)
+    mine, rest = split_own(list(args), OWN)
     fmt = mine.get("--format", "text")
     if fmt not in ("text", "json"):
         raise PalletError(f"invalid --format {fmt!r}: text or json")
     st = state()
-    a = runspec.explain(runspec.build(st, rest))
+    a = _build(st, rest)
     if "--compare" in mine:
         try:
             other_flags = shlex.split(mine["--compare"])
@@ -51,7 +126,7 @@ def run_cmd(args: tuple[str, ...]) -> None:
             raise PalletError(f"invalid --compare {mine['--compare']!r}: {e}") from None
         tail = rest[len(rest) - 1 - len(a["command"]):]   # IMAGE [COMMAND...] as run's parser read them
         own_flags = [x for x in rest[:len(rest) - len(tail)] if x != "--"]
-        b = runspec.explain(runspec.build(st, [*other_flags, *tail]))
+        b = _build(st, [*other_flags, *tail])
         d = runspec.compare(a, b)
         if fmt == "json":
             print_json({"a": a, "b": b, "difference": d})
@@ -277,9 +352,17 @@ def _print_compare(d: dict, a_flags: list[str], b_flags: list[str]) -> None:
 def image_cmd(image: str, fmt: str) -> None:
     """What IMAGE is: its full name and API URL, its base image, what each layer adds (top directories,
     package databases), what runs, and the space it wastes. Only images in the store (no pull)."""
+    from pallet.cli.reference import explain
     from pallet.explain.image import explain_image
 
     e = explain_image(state().store(), image)
+    names = []
+    for t in e["names"]:
+        try:
+            names.append(explain(t))
+        except PalletError:   # a stored name that does not parse is shown as is
+            names.append({"input": t})
+    e["names"] = names
     if fmt == "json":
         print_json(e)
         return

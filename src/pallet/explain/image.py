@@ -1,7 +1,7 @@
 """`pallet explain image`: an image's full name, the base it is built on, what each layer adds, what
 runs, and the space it wastes.
 
-Reuses what the other commands compute: `pallet.cli.reference.explain` (`image ref explain`),
+Reuses what the other commands compute (the CLI adds `image ref explain`'s parts of each name),
 `pallet.layers.analysis` (`image tree`, `image efficiency`) and `pallet.explain.tree` (`images --tree`).
 """
 
@@ -66,19 +66,6 @@ def _top_dirs(changes, n: int = 5) -> list[dict]:
     return [{"path": d, "size": sizes[d], "entries": files[d]} for d in top]
 
 
-def names(rec) -> list[dict]:
-    """`image ref explain` of each name of the image (tags, then repo digests)."""
-    from pallet.cli.reference import explain
-
-    out = []
-    for t in [*rec.tags, *rec.repo_digests]:
-        try:
-            out.append(explain(t))
-        except Exception:   # noqa: BLE001 - a stored name that does not parse is shown as is
-            out.append({"input": t})
-    return out
-
-
 def explain_image(store, ref: str) -> dict:
     from pallet.explain.tree import base_image, layer_sizes
     from pallet.layers.analysis import analyze, efficiency, image_layers
@@ -104,7 +91,7 @@ def explain_image(store, ref: str) -> dict:
     from pallet.explain.tree import _familiar
 
     return {
-        "id": rec.id, "input": ref, "names": names(rec), "manifest_digest": rec.manifest_digest,
+        "id": rec.id, "input": ref, "names": [*rec.tags, *rec.repo_digests], "manifest_digest": rec.manifest_digest,
         "platform": f"{cfg.os}/{cfg.architecture}", "created": cfg.created, "size": rec.size,
         "media_type": getattr(manifest, "media_type", None),
         "base": None if base is None else {"id": base["rec"].id, "tags": [_familiar(t) for t in base["rec"].tags],

@@ -1,8 +1,8 @@
 """`pallet explain run`: what a set of `run` flags gives the container's process, without creating it.
 
 The answer is read from the OCI runtime spec the engine would write, made by the engine's own code:
-the command line is parsed by `pallet run`'s click command (`pallet.cli.container.run_cmd`), turned
-into CreateOptions by `pallet.cli.containerrun.build_opts`, into Config/HostConfig by
+the command line is parsed by `pallet run`'s click command (`pallet.cli.container.run_cmd`) and turned
+into CreateOptions by `pallet.cli.containerrun.build_opts` (both in `pallet.cli.explain`), into Config/HostConfig by
 `Engine.build_config`, and into the spec by `pallet.engine.spec.build_spec` and
 `pallet.engine.limits.apply_host_config` — the steps of `Engine.create` and `Engine.prepare_bundle`
 that write nothing. What those steps would create (the container row, its snapshot, its /etc files,
@@ -36,73 +36,6 @@ NOTABLE_SYSCALLS = (
 
 # sockets of container runtimes and engines: whoever can talk to one controls the host
 RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock", "crio.sock", "dockershim.sock", "buildkitd.sock")
-
-
-# ---- parsing: the same parser as `pallet run` ------------------------------------------------
-def _arity() -> dict[str, str]:
-    from pallet.cli.runflags import RUN_OPTIONS
-
-    return {o: kind for names, _, kind, _, _ in RUN_OPTIONS for o in names}
-
-
-def split_own(args: list[str], own: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
-    """Take explain's own options (`own`, each with a value) out of a `run` command line, up to the image.
-    Returns ({option: value}, the rest, for run's parser)."""
-    from pallet.cli.runflags import FLAG
-
-    kinds = _arity()
-    mine: dict[str, str] = {}
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        name, eq, value = a.partition("=")
-        if name in own:
-            if not eq:
-                if i + 1 >= len(args):
-                    raise PalletError(f"option {name} requires a value")
-                value = args[i + 1]
-                i += 1
-            mine[name] = value
-            i += 1
-            continue
-        if a == "--" or a[:1] != "-" or a == "-":
-            rest += args[i:]
-            break
-        rest.append(a)
-        if a.startswith("--"):
-            kind = kinds.get(name)
-            if kind is not None and kind != FLAG and not eq and i + 1 < len(args):
-                rest.append(args[i + 1])
-                i += 1
-        else:   # short options, several in one token (-it, -eA=1, -e A=1)
-            for j in range(1, len(a)):
-                kind = kinds.get("-" + a[j])
-                if kind is None or kind == FLAG:
-                    continue
-                if j == len(a) - 1 and i + 1 < len(args):
-                    rest.append(args[i + 1])
-                    i += 1
-                break
-        i += 1
-    return mine, rest
-
-
-def parse_run_args(args: list[str]):
-    """A `run` command line -> (image, command, kw, detach), by `pallet run`'s own click command: its
-    errors are run's (a click UsageError, exit 125)."""
-    import click
-
-    from pallet.cli.container import run_cmd
-
-    parent = click.get_current_context(silent=True)
-    root = parent.find_root() if parent is not None else None
-    ctx = run_cmd.make_context("run", list(args), parent=root)
-    kw = dict(ctx.params)
-    image, command = kw.pop("image"), tuple(kw.pop("command") or ())
-    detach = kw.pop("detach")
-    kw.pop("sig_proxy", None)
-    return image, command, kw, detach
 
 
 # ---- the spec --------------------------------------------------------------------------------
@@ -193,18 +126,16 @@ def _mount_record(eng, w: dict, mode: str) -> dict:
     return m
 
 
-def build(st, args: list[str]) -> dict:
-    """A `run` command line -> {"argv", "image", "spec", "host_config", "config", "user", "mounts"}."""
-    from pallet.cli.containerrun import build_opts, engine
+def build(eng, opts, args: list[str]) -> dict:
+    """CreateOptions (what `pallet run`'s parser and `build_opts` made of the command line `args`) ->
+    {"argv", "image", "command", "spec", "host_config", "config", "user", "mounts", "files_dir"}."""
     from pallet.engine.core import parse_signal
     from pallet.engine.limits import apply_host_config
     from pallet.engine.model import Container
     from pallet.engine.runtimes import default_runtime
     from pallet.engine.spec import build_spec, command
 
-    image, cmd, kw, detach = parse_run_args(args)
-    opts = build_opts(image, cmd, kw, detach=detach)
-    eng = engine(st)
+    cmd = list(opts.command or [])
     # Engine.create's checks, in its order, minus what writes
     opts.runtime = opts.runtime or default_runtime()
     eng.runtime(opts.runtime)

@@ -1,0 +1,168 @@
+"""`pallet explain run|image` and `pallet images --tree` against images built in a private store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import make_busybox_rootfs
+
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+@pytest.fixture
+def images(pallet, tmp_path: Path) -> dict:
+    """localhost/busybox (imported) and localhost/child:1 built on it (two layers: a file, a dpkg status)."""
+    rootfs = make_busybox_rootfs(tmp_path / "rootfs")
+    tar = tmp_path / "rootfs.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(rootfs, arcname=".")
+    base = pallet("import", "-c", 'CMD ["sh"]', str(tar), "localhost/busybox:latest", check=True).stdout.strip()
+    ctx = tmp_path / "ctx"
+    (ctx / "var/lib/dpkg").mkdir(parents=True)
+    (ctx / "var/lib/dpkg/status").write_text("Package: foo\nStatus: install ok installed\n\n"
+                                             "Package: bar\nStatus: install ok installed\n")
+    (ctx / "hello.txt").write_text("hello\n")
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox\nCOPY hello.txt /app/hello.txt\nCOPY var /var\n"
+                                    "ENV A=1\nEXPOSE 80\nUSER app\n")
+    pallet("build", "-q", "-t", "localhost/child:1", str(ctx), check=True)
+    return {"base": base}
+
+
+def _json(cp: subprocess.CompletedProcess):
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)
+
+
+def test_default_run_keeps_dockers_14_caps(pallet, images):
+    e = _json(pallet("explain", "run", "--format", "json", "localhost/busybox"))
+    assert [c["name"] for c in e["capabilities"]["kept"]] == DEFAULT_CAPS
+    assert all(c["allows"] for c in e["capabilities"]["kept"])
+    ns = {n["type"]: n["state"] for n in e["namespaces"]}
+    assert ns["pid"] == ns["network"] == ns["mount"] == ns["ipc"] == ns["uts"] == "new"
+    assert ns["user"] == "host"
+    assert e["seccomp"]["enabled"]
+    assert {"mount", "unshare", "keyctl", "bpf", "kexec_load"} <= set(e["seccomp"]["blocked_notable"])
+    assert e["user"]["uid"] == 0 and e["process"]["args"] == ["sh"]
+    assert e["warnings"] == []
+
+
+def test_text_output_is_readable(pallet, images):
+    cp = pallet("explain", "run", "localhost/busybox")
+    assert cp.returncode == 0, cp.stderr
+    for heading in ("NAMESPACES", "USER", "CAPABILITIES  14 kept of", "SECCOMP", "PATHS", "MOUNTS", "DEVICES",
+                    "CGROUP", "NETWORK"):
+        assert heading in cp.stdout
+    assert "CAP_NET_BIND_SERVICE" in cp.stdout and "bind ports below 1024" in cp.stdout
+
+
+def test_privileged_keeps_every_cap(pallet, images):
+    e = _json(pallet("explain", "run", "--privileged", "--format=json", "localhost/busybox"))
+    assert e["capabilities"]["kept_count"] == e["capabilities"]["full_count"]
+    assert not e["seccomp"]["enabled"]
+    assert e["masked_paths"] == [] and e["readonly_paths"] == []
+    assert any("--privileged" in w for w in e["warnings"])
+
+
+def test_compare_privileged(pallet, images):
+    out = _json(pallet("explain", "run", "--compare", "--privileged", "--format", "json", "localhost/busybox"))
+    d = out["difference"]
+    added = {c["name"] for c in d["capabilities"]["added"]}
+    assert {"CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_PTRACE"} <= added and not d["capabilities"]["removed"]
+    assert d["seccomp"]["changed"] and d["seccomp"]["to"].startswith("disabled")
+    assert "/proc/kcore" in d["masked_paths"]["removed"]
+    cp = pallet("explain", "run", "--compare", "--privileged", "localhost/busybox")
+    assert cp.returncode == 0
+    assert "+ CAP_SYS_ADMIN" in cp.stdout and "disabled" in cp.stdout and "unmasked" in cp.stdout
+
+
+def test_compare_cap_add(pallet, images):
+    d = _json(pallet("explain", "run", "--compare", "--cap-add SYS_ADMIN", "--format", "json",
+                     "localhost/busybox"))["difference"]
+    assert [c["name"] for c in d["capabilities"]["added"]] == ["CAP_SYS_ADMIN"]
+    assert "mount" in d["seccomp"]["now_allowed"]   # the real profile allows mount to CAP_SYS_ADMIN
+    same = pallet("explain", "run", "--compare", "", "localhost/busybox")
+    assert "No difference" in same.stdout
+
+
+def test_network_host_and_socket_bind_warn(pallet, images, tmp_path):
+    sock = tmp_path / "docker.sock"
+    sock.write_text("")
+    e = _json(pallet("explain", "run", "--network", "host", "-v", f"{sock}:/var/run/docker.sock",
+                     "--format", "json", "localhost/busybox"))
+    assert {n["type"]: n["state"] for n in e["namespaces"]}["network"] == "host"
+    assert any("--network host" in w for w in e["warnings"])
+    assert any("docker.sock" in w for w in e["warnings"])
+    m = next(m for m in e["mounts"] if m["destination"] == "/var/run/docker.sock")
+    assert m["origin"] == "host"
+
+
+def test_flags_limits_user_and_image_config(pallet, images):
+    e = _json(pallet("explain", "run", "--memory", "64m", "--pids-limit", "10", "--read-only", "--format", "json",
+                     "localhost/child:1", "id"))
+    assert e["cgroup"]["limits"]["memory"]["limit"] == 64 * 1024 * 1024
+    assert e["cgroup"]["limits"]["pids"] == {"limit": 10}
+    assert e["rootfs_readonly"] is True
+    assert e["user"]["uid"] == 1000 and e["user"]["additional_gids"] == [50]   # USER app, from the image
+    assert e["process"]["args"] == ["id"]
+
+
+def test_explain_run_creates_nothing(pallet, images, pallet_root):
+    pallet("explain", "run", "-v", "vol1:/data", "localhost/busybox", check=True)
+    assert pallet("ps", "-a", "-q").stdout.strip() == ""
+    assert "vol1" not in pallet("volume", "ls").stdout
+    assert not (pallet_root / "containers").exists() or not any((pallet_root / "containers").iterdir())
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--memory", "1k"], ["--cap-add", "NOPE"], ["--pull", "sometimes"]])
+def test_bad_flags_are_runs_errors(pallet, images, args):
+    ex = pallet("explain", "run", *args, "localhost/busybox")
+    run = pallet("run", "--rm", *args, "localhost/busybox")
+    assert ex.returncode == run.returncode == 125
+    assert ex.stderr == run.stderr
+    assert ex.stdout == ""
+
+
+def test_unknown_image_one_line(pallet, pallet_root):
+    for cmd in (["explain", "run", "localhost/nothere"], ["explain", "image", "localhost/nothere"]):
+        cp = pallet(*cmd)
+        assert cp.returncode == 125
+        assert len(cp.stderr.strip().splitlines()) == 1 and "nothere" in cp.stderr
+
+
+def test_explain_image(pallet, images):
+    e = _json(pallet("explain", "image", "--format", "json", "localhost/child:1"))
+    assert e["base"]["id"] == images["base"] and e["base"]["tags"] == ["localhost/busybox:latest"]
+    assert e["layers_added"] == 2 and [x["from_base"] for x in e["layers"]] == [True, False, False]
+    assert e["names"][0]["api_url"] == "https://localhost/v2/child/manifests/1"
+    dbs = e["layers"][2]["package_dbs"]
+    assert dbs == [{"manager": "dpkg", "path": "/var/lib/dpkg/status", "packages": 2}]
+    assert any(d["path"] == "/bin" for d in e["layers"][0]["top_dirs"])
+    assert e["runs"]["user"] == "app" and e["runs"]["ports"] == ["80/tcp"] and "A=1" in e["runs"]["env"]
+    assert e["waste"]["efficiency"] == 1.0
+    cp = pallet("explain", "image", "localhost/child:1")
+    assert cp.returncode == 0
+    assert "built on localhost/busybox:latest" in cp.stdout and "dpkg database" in cp.stdout
+    base = _json(pallet("explain", "image", "--format", "json", "localhost/busybox"))
+    assert base["base"] is None
+
+
+def test_images_tree(pallet, images):
+    forest = _json(pallet("images", "--tree", "--format", "json"))
+    assert len(forest) == 1
+    root = forest[0]
+    assert root["tags"] == ["localhost/busybox:latest"] and root["id"] == images["base"]
+    assert [c["tags"] for c in root["children"]] == [["localhost/child:1"]]
+    child = root["children"][0]
+    assert child["added_layers"] == 2 and child["layers"] == 3 and child["size"] > 0
+    cp = pallet("images", "--tree")
+    assert cp.returncode == 0
+    lines = cp.stdout.splitlines()
+    assert lines[0].split()[1] == "localhost/busybox:latest"
+    assert lines[1].startswith("└─ ") and "localhost/child:1" in lines[1]
