@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from engine.engine_support import IMAGE, Env, build_image
+from helpers.netns import host_ns_fixture  # noqa: F401 (the host_ns fixture)
 
 pytestmark = pytest.mark.root
 
@@ -304,3 +305,42 @@ def test_svg_without_dot_says_how_to_install_it(host, tmp_path):
     assert len(lines) == 1 and "apt-get install graphviz" in lines[0]
     # text and json need no graphviz
     assert host("system", "diagram", "--format", "text", env={"PATH": str(tmp_path)}).returncode == 0
+
+
+@pytest.fixture
+def netenv(host_ns, tmp_path: Path, busybox_rootfs: Path):
+    """A private store whose every command runs inside host_ns (bridges and nft rules live there)."""
+    env = Env(tmp_path / "root", tmp_path / "run", tmp_path)
+    env.prefix = ["nsenter", f"--net={host_ns.path}", "--"]
+    build_image(env.root, busybox_rootfs)
+    try:
+        yield env
+    finally:
+        env.cleanup()
+
+
+@pytest.mark.network
+def test_a_network_its_bridge_firewall_and_published_port(netenv):
+    netenv("network", "create", "--subnet", "10.93.0.0/24", "diag", check=True)
+    cid = netenv("run", "-d", "--network", "diag", "-p", "127.0.0.1:8088:80", "--name", "pub", IMAGE,
+                 "sleep", "300", check=True).stdout.strip()
+    doc = json.loads(netenv("system", "diagram", "--format", "json", check=True).stdout)
+    nodes = {n["id"]: n for n in doc["nodes"]}
+    net = nodes["net:diag"]["attrs"]
+    assert net["driver"] == "bridge" and net["subnet"] == "10.93.0.0/24" and net["bridge"]
+    assert net["bridge_up"] is True
+    ctr = nodes[f"ctr:{cid}"]["attrs"]
+    assert ctr["networks"] == ["diag"] and ctr["ports"] == ["127.0.0.1:8088->80/tcp"]
+    info = inspect(netenv, cid)
+    (addr,) = ctr["addresses"]
+    assert addr["address"] == f"{info['NetworkSettings']['Networks']['diag']['IPAddress']}/24"
+    assert "net" not in ctr["shared_with_host"]
+    assert edges(doc, "network", frm=f"ctr:{cid}", to="net:diag")
+    assert nodes["nft"]["attrs"]["pallet_table"] is True
+    assert nodes["nft:inet:pallet"]["attrs"]["pallet"] is True
+    assert edges(doc, "table", frm="nft", to="nft:inet:pallet")
+    assert edges(doc, "firewall", frm="net:diag", to="nft:inet:pallet")
+    text = netenv("system", "diagram", "--format", "text", check=True).stdout
+    assert "network diag" in text and "127.0.0.1:8088->80/tcp" in text and "table inet pallet" in text
+    svg = netenv("system", "diagram", "--format", "svg", check=True).stdout
+    assert "<title>net:diag</title>" in svg and "nft:inet:pallet" in svg

@@ -24,8 +24,9 @@ Node kinds, by the cluster they are drawn in (ids in brackets):
                                           however many images have it
                 snapshot [snap:CID]       a container's writable root: driver, mounted, mount point
                 volume [vol:NAME]         named volumes: driver, mount point
-    containers  container [ctr:ID]        name, status, pid, monitor pid, cgroup, network mode, ports,
-                                          mounts, namespaces {type: inode}, which are shared with the host
+    containers  container [ctr:ID]        name, status, pid, monitor pid, cgroup, network mode, networks
+                                          and addresses (leases), published ports, mounts, namespaces
+                                          {type: inode} and which of them are shared with the host
     registries  registry [reg:HOST]       pallet.toml / registries.conf mirrors and insecure flag, logged
                                           in (from the auth files: the host names only, never a secret)
 
@@ -177,7 +178,7 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
             continue
         nid = d.node(f"net:{n['name']}", "network", f"network {n['name']}", name=n["name"], driver=n["driver"],
                      bridge=n["bridge"], subnet=n["subnet"], gateway=n["gateway"],
-                     bridge_up=bool(n["bridge"]) and os.path.exists(f"/sys/class/net/{n['bridge']}"))
+                     bridge_up=bool(n["bridge"]) and hostfacts.link_exists(n["bridge"]))
         d.edge(nid, "nft:inet:pallet", "firewall")
 
     # volumes
@@ -234,6 +235,13 @@ def _container(d: _Doc, c, engine, snaps, by_mountpoint, host_ns, procs, used_ty
         attrs["cgroup"] = hostfacts.cgroup_paths(c.pid)
         attrs["cgroup_path"] = hostfacts.main_cgroup(attrs["cgroup"])
         attrs["seccomp_mode"] = hostfacts.seccomp_mode(c.pid)
+        if attrs["networks"]:
+            try:
+                attrs["addresses"] = [{"network": le.network, "address": f"{le.address}/{le.prefixlen}",
+                                       "mac": le.mac, "veth": le.host_ifname, "ifname": le.ifname}
+                                      for le in networking.leases(engine, c.id)]
+            except Exception as e:  # noqa: BLE001 - a store without the networks tables
+                attrs["addresses"] = [{"error": str(e)}]
     else:
         attrs["cgroup"] = []
         attrs["cgroup_path"] = f"pallet/{c.id} (when running)"
@@ -407,6 +415,9 @@ def _dot_label(n: dict) -> str:
         elif a.get("exit_code") is not None:
             lines.append(f"exit code {a['exit_code']}")
         lines.append(f"net {a.get('network_mode')}" + (f"  {', '.join(a['ports'])}" if a.get("ports") else ""))
+        for ad in a.get("addresses") or ():
+            if "address" in ad:
+                lines.append(f"{ad['ifname']} {ad['address']} ({ad['veth']})")
         for m in a.get("mounts") or ():
             lines.append(f"{m.get('name') or m.get('source') or m.get('type')} -> {m.get('destination')}")
         if a.get("cgroup_path"):
@@ -552,6 +563,9 @@ def _text_line(n: dict) -> str:
             bits.append("networks " + ",".join(a["networks"]))
         if a.get("ports"):
             bits.append("ports " + ",".join(a["ports"]))
+        for ad in a.get("addresses") or ():
+            if "address" in ad:
+                bits.append(f"{ad['network']} {ad['address']} via {ad['veth']}")
         if a.get("cgroup_path"):
             bits.append("cgroup " + _shorten_ids(a["cgroup_path"]))
         extra = "; ".join(bits)

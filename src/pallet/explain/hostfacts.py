@@ -7,6 +7,7 @@
     seccomp()            libseccomp's version (through the runtime's kernel layer), the kernel's actions
     seccomp_mode(pid)    the Seccomp line of /proc/PID/status (0 off, 1 strict, 2 filter)
     nft_tables()         `nft list tables` when nft is installed
+    link_exists(name)    whether this network namespace has the link (a network's bridge)
     processes()          pid -> argv of every process (/proc/*/cmdline)
     runtimes()           pallet (in-process), runc, crun: installed or not, path, version line
 """
@@ -171,6 +172,18 @@ def nft_tables() -> dict:
         if len(parts) == 3 and parts[0] == "table":
             tables.append({"family": parts[1], "name": parts[2]})
     return {"installed": True, "tables": tables}
+
+
+def link_exists(name: str) -> bool:
+    """Whether this network namespace has a link of that name (by ioctl: /sys/class/net shows the
+    namespace of whoever mounted /sys, which need not be ours)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except OSError:
+        return False
 
 
 def processes() -> dict[int, list[str]]:
