@@ -128,8 +128,8 @@ class Containerd:
             _kill(pid)
         for pid in self.cgroup_pids():
             problems.append(f"process {pid} left in {self.cgroup_parent}")
-        self._kill_cgroup_procs()
-        self._remove_cgroups(problems)
+        self.kill_cgroup_procs()
+        self.remove_cgroups(problems)
         if self._log is not None:
             self._log.close()
         self._unmount_below(self.dir)
@@ -200,7 +200,7 @@ class Containerd:
                         pass
         return sorted(pids)
 
-    def _kill_cgroup_procs(self) -> None:
+    def kill_cgroup_procs(self) -> None:
         for _ in range(3):
             pids = self.cgroup_pids()
             if not pids:
@@ -217,7 +217,7 @@ class Containerd:
                 _kill(pid)
             time.sleep(0.1)
 
-    def _remove_cgroups(self, problems: list[str]) -> None:
+    def remove_cgroups(self, problems: list[str]) -> None:
         for top in self.cgroup_dirs():
             for d in sorted((p for p, _, _ in os.walk(top)), key=len, reverse=True):
                 for _ in range(50):

@@ -66,8 +66,8 @@ def ctd(containerd: Containerd):
     for cid in left["containers"]:
         containerd.ctr("container", "delete", cid, check=False, timeout=10)
     problems: list[str] = []
-    containerd._kill_cgroup_procs()
-    containerd._remove_cgroups(problems)
+    containerd.kill_cgroup_procs()
+    containerd.remove_cgroups(problems)
     left = {k: v for k, v in left.items() if v}
     assert not left and not problems, f"left behind: {left} {problems}"
 
