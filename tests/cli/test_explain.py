@@ -166,3 +166,34 @@ def test_images_tree(pallet, images):
     lines = cp.stdout.splitlines()
     assert lines[0].split()[1] == "localhost/busybox:latest"
     assert lines[1].startswith("└─ ") and "localhost/child:1" in lines[1]
+
+
+@pytest.mark.root
+def test_explain_container_reads_the_live_process(pallet, images):
+    cid = pallet("run", "-d", "--memory", "64m", "--cap-drop", "NET_RAW", "localhost/busybox", "sleep", "60",
+                 check=True).stdout.strip()
+    try:
+        e = _json(pallet("explain", "container", "--format", "json", cid))
+        eff = [c["name"] for c in e["capabilities"]["effective"]]
+        assert sorted(eff) == sorted(c for c in DEFAULT_CAPS if c != "CAP_NET_RAW")
+        assert e["seccomp"]["mode"] == "filter"
+        ns = {n["type"]: n["state"] for n in e["namespaces"]}
+        assert ns["pid"] == ns["mount"] == ns["network"] == "own" and ns["user"] == "host"
+        assert e["cgroup"]["memory"]["current"] is not None
+        assert e["processes"][0]["pid"] == 1 and e["processes"][0]["host_pid"] == e["pid"]
+        assert "sleep 60" in e["processes"][0]["command"]
+        root = next(m for m in e["mounts"] if m["destination"] == "/")
+        if root["type"] == "overlay":
+            assert any(low["layer"] == "localhost/busybox:latest layer 0" for low in root["lowers"])
+        text = pallet("explain", "container", cid)
+        assert text.returncode == 0 and "NAMESPACES" in text.stdout and "PROCESSES" in text.stdout
+    finally:
+        pallet("rm", "-f", cid)
+    gone = pallet("explain", "container", cid)
+    assert gone.returncode == 125 and len(gone.stderr.strip().splitlines()) == 1
+
+
+def test_explain_container_of_a_stopped_one(pallet, images):
+    pallet("create", "--name", "idle", "localhost/busybox", check=True)
+    cp = pallet("explain", "container", "idle")
+    assert cp.returncode == 125 and "must be running" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1

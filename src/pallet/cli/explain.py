@@ -416,3 +416,51 @@ def _print_image(e: dict) -> None:
              f"(efficiency {w['efficiency'] * 100:.1f}%)")
     for t in w["top"][:5]:
         click.echo(f"  {human_size(t['wasted_bytes']):>9}  {t['count']}x  {t['path']}")
+
+
+# ---- explain container -------------------------------------------------------------------------
+@explain_group.command("container")
+@click.argument("container")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def container_cmd(container: str, fmt: str) -> None:
+    """What a running CONTAINER's process has, read from /proc: capability sets, seccomp mode, its
+    namespaces against the host's, its cgroup usage against the limits, its mounts (overlay layers
+    named by image and layer), and its processes with in-container and host PIDs."""
+    from pallet.cli.containerrun import engine
+    from pallet.explain.container import explain_container
+
+    e = explain_container(engine(state()), container)
+    if fmt == "json":
+        print_json(e)
+        return
+    click.echo(f"CONTAINER {e['name']} ({e['id'][:12]}), image {e['image']}, host PID {e['pid']}")
+    _section("NAMESPACES  (inode: the container's / the host's)")
+    _kv([(n["type"], f"{'own ' if n['state'] == 'own' else 'HOST' if n['state'] == 'host' else '?   '}  "
+          f"{n['inode'] or '-'}  /  {n['host_inode'] or '-'}") for n in e["namespaces"]])
+    _section("PROCESS")
+    u = e["user"]
+    _kv([("uid (real eff saved fs)", " ".join(u["uid"])), ("gid", " ".join(u["gid"])),
+         ("groups", " ".join(u["groups"]) or "none"),
+         ("seccomp", f"{e['seccomp']['mode']}" + (f", {e['seccomp']['filters']} filter(s)"
+                                                  if e["seccomp"]["filters"] else "")),
+         ("no_new_privs", "yes" if e["no_new_privs"] else "no")])
+    caps = e["capabilities"]
+    _section(f"CAPABILITIES  effective {len(caps['effective'])}, bounding {len(caps['bounding'])}, "
+             f"ambient {len(caps['ambient'])}")
+    _kv([(x["name"], x["allows"]) for x in caps["effective"]])
+    cg = e["cgroup"]
+    _section(f"CGROUP v{cg['version']}  {cg.get('path') or ''}")
+    mem, pids = cg["memory"], cg["pids"]
+    limit = mem["max"]
+    if limit and limit.isdigit():
+        limit = "no limit" if int(limit) >= 1 << 62 else human_size(int(limit))
+    _kv([("memory", f"{human_size(mem['current']) if mem['current'] is not None else '?'} of {limit or '?'}"),
+         ("pids", f"{pids['current']} of {pids['max'] or '?'}")]
+        + ([("cpu.max", str(cg["cpu"].get("max")))] if cg.get("cpu") else []))
+    _section("MOUNTS")
+    for m in e["mounts"]:
+        click.echo(f"  {m['destination']:<24} {m['type']:<8} {m['source']}  ({m['options']})")
+        for low in m.get("lowers") or ():
+            click.echo(f"      lower {low['dir']}  {low['layer']}")
+    _section("PROCESSES  (PID in the container / on the host)")
+    _kv([(f"{p['pid']} / {p['host_pid']}", p["command"]) for p in e["processes"]])
