@@ -56,7 +56,35 @@ CORPUS: dict[str, str] = {
     "env-expand": "FROM localhost/busybox\nENV DIR=/srv\nENV FILE=${DIR}/f.txt PREFIX=${NOPE:-x}${DIR:+y}\n"
                   "COPY a.txt $FILE\nWORKDIR $DIR\n",
     "copy-dir-to-file": "FROM localhost/busybox\nCOPY a.txt /new/dir/\nCOPY b.txt /renamed.txt\n",
+    "env-legacy": "FROM localhost/busybox\nENV ONE two words here\nENV A=1 B=\"x y\" C=${A}z\n",
+    "label-multiline": "FROM localhost/busybox\nLABEL one=1 \\\n      two=2 \\\n      \"three four\"=5\n",
+    "expose-many": "FROM localhost/busybox\nEXPOSE 80\nEXPOSE 81/udp 82/tcp\nEXPOSE 80/tcp\n",
+    "arg-workdir": "FROM localhost/busybox\nARG DIR=/opt/app\nWORKDIR $DIR\nRUN touch made\n",
+    "copy-multi": "FROM localhost/busybox\nCOPY a.txt b.txt notes.md /multi/\n",
+    "copy-into-existing": "FROM localhost/busybox\nCOPY a.txt /etc\nCOPY src/ /etc/\n",
+    "context-symlink": "FROM localhost/busybox\nCOPY linkdir/ /ld/\n",
+    "user-uid-gid": "FROM localhost/busybox\nUSER 1000:50\n",
+    "user-name": "FROM localhost/busybox\nUSER app\nRUN (id -u; id -g; id -G | tr ' ' '\\n' | sort) > /tmp/id.txt\n",
+    "entrypoint-json-cmd-shell": "FROM localhost/busybox\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD echo $PATH\n",
+    "cmd-then-entrypoint": "FROM localhost/busybox\nCMD [\"a\"]\nENTRYPOINT [\"/bin/echo\"]\n",
+    "workdir-env": "FROM localhost/busybox\nENV BASE=/srv\nWORKDIR ${BASE}/app\nCOPY a.txt .\n",
+    "chown-numeric": "FROM localhost/busybox\nCOPY --chown=1000:50 src /owned\n",
+    "run-symlink-mode": "FROM localhost/busybox\nRUN ln -s /etc/passwd /pw && mkdir /m && chmod 0700 /m "
+                        "&& echo x > /m/f && chmod 0600 /m/f\n",
+    "run-hardlink-chown": "FROM localhost/busybox\nRUN echo h > /h1 && ln /h1 /h2 && chown 1000:1000 /h1\n",
+    "volume-json": "FROM localhost/busybox\nVOLUME [\"/v1\", \"/v2\"]\n",
+    "stopsignal-number": "FROM localhost/busybox\nSTOPSIGNAL 9\n",
+    "healthcheck-json": "FROM localhost/busybox\nHEALTHCHECK --start-period=2s CMD [\"/bin/true\", \"x\"]\n",
+    "global-arg-from": "ARG BASE=localhost/busybox\nFROM $BASE\nARG BASE\nENV B=$BASE\n",
+    "stage-chain": "FROM localhost/busybox AS one\nENV ONE=1\nRUN echo 1 > /one\nFROM one AS two\nENV TWO=2\n"
+                   "RUN echo 2 > /two\nFROM two\nRUN cat /one /two > /both\n",
+    "copy-from-glob": "FROM localhost/busybox AS b\nRUN mkdir /out && echo 1 > /out/a.txt && echo 2 > /out/b.log\n"
+                      "FROM localhost/busybox\nCOPY --from=b /out/*.txt /got/\n",
+    "run-true": "FROM localhost/busybox\nRUN true\nENV X=1\n",
+    "dockerignore": "FROM localhost/busybox\nCOPY . /all/\n",
 }
+# extra context files per case
+EXTRA = {"dockerignore": {".dockerignore": "*.md\nsrc/lib\n!src/lib/util.sh\n"}}
 
 # Where buildah 1.28 departs from the Dockerfile reference, the expected result is the reference's:
 # SHELL applies to the shell form of CMD and ENTRYPOINT too; every WORKDIR is created, used or not.
@@ -155,6 +183,12 @@ def test_same_config_and_filesystem_as_podman(peers, tmp_path: Path, name: str) 
         p.write_text(data)
         os.utime(p, (1_600_000_000, 1_600_000_000))
     (ctx / "script.sh").chmod(0o755)
+    for rel, data in EXTRA.get(name, {}).items():
+        (ctx / rel).write_text(data)
+    (ctx / "linkdir").mkdir()
+    (ctx / "linkdir" / "target.txt").write_text("t\n")
+    os.symlink("target.txt", ctx / "linkdir" / "rel-link")
+    os.symlink("/etc/passwd", ctx / "linkdir" / "abs-link")
     (ctx / "Containerfile").write_text(CORPUS[name])
     tag = f"localhost/diff-{name}:latest"
     cp = subprocess.run([*pod, "build", "--layers", "--format", "docker", "--network", "none",

@@ -95,6 +95,8 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
 
     root = ws.root
     u = resolve_user(root, user)
+    if u.gid not in u.additional_gids:   # as BuildKit (containerd's WithAdditionalGIDs): the primary group too
+        u.additional_gids = [u.gid, *u.additional_gids]
     cwd = cwd or "/"
     from pallet.engine.snapshots import mkdir_in_root
 
