@@ -224,16 +224,18 @@ class Networks:
 
     # ---- containers ----------------------------------------------------------------------
     def attach(self, netns_path: str, network: str, container_id: str, name: str, *,
-               ip: str | None = None, mac: str | None = None) -> Lease:
+               ip: str | None = None, mac: str | None = None, ifname: str | None = None) -> Lease:
         """Lease an address on `network` and plug the namespace at `netns_path` into it (`mac`: the
-        interface's MAC instead of docker's 02:42 + the address)."""
+        interface's MAC instead of docker's 02:42 + the address; `ifname`: the interface's name in the
+        namespace when the caller knows it is free — a fresh namespace's eth0 — instead of the first
+        free ethN, which costs a netlink socket in that namespace)."""
         from pallet.network import bridge
 
         net = self.get(network)
         if net.driver != "bridge" or net.ipam is None:
             raise InvalidNetworkConfig(f"containers cannot be attached to network {net.name} "
                                        f"(driver {net.driver}): it is a mode, not a network")
-        lease = self._lease(net, container_id, name, ip, bridge.container_ifname(netns_path), mac)
+        lease = self._lease(net, container_id, name, ip, ifname or bridge.container_ifname(netns_path), mac)
         try:
             bridge.attach(net, lease, netns_path)
         except BaseException:
