@@ -105,7 +105,9 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         from pallet.engine.monitor import preforked
 
         ours.close()
-        preforked(lambda: engine(st), theirs)  # never returns
+        mode = kw.get("network") or "none"
+        preforked(lambda: engine(st), theirs,   # never returns
+                  network=mode not in ("none", "host") and not mode.startswith("container:"))
     c = None
     try:
         eng = engine(st)

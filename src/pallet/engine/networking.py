@@ -189,10 +189,10 @@ def up(engine, c, init_pid: int) -> list:
     netns = f"/proc/{init_pid}/ns/net"
     got = []
     try:
-        for name, ep in endpoints(c).items():
+        for i, (name, ep) in enumerate(endpoints(c).items()):   # (a fresh namespace: eth0, eth1, …)
             ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
             got.append(network.attach(store, netns, name, c.id, c.name, ip=ip,
-                                      mac=ep.get("MacAddress") or None))
+                                      mac=ep.get("MacAddress") or None, ifname=f"eth{i}"))
         write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, got))
         if c.HostConfig.get("PortBindings") and got:
             publish(engine, c, got[0])
