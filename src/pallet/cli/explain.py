@@ -209,8 +209,9 @@ def _print_run(e: dict) -> None:
         _wrap(caps["dropped"], indent=4)
     s = e["seccomp"]
     if s["enabled"]:
-        _section(f"SECCOMP  {s['blocked_count']} of {s['known_syscalls']} known syscalls blocked "
-                 f"(default {s['default_action']}, {s['rules']} rules, {', '.join(s['architectures'])})")
+        _section(f"SECCOMP  {s['blocked_count']} of the {s['known_syscalls']} syscalls the profile knows are blocked")
+        click.echo(f"  {s['allowed_count']} allowed, {len(s['filtered'])} allowed with argument filters; any other: "
+                   f"{s['default_action']} ({s['rules']} rules, {', '.join(s['architectures'])})")
         click.echo("  blocked, notable:")
         _wrap(s["blocked_notable"], indent=4)
         if s["filtered"]:

@@ -228,7 +228,7 @@ def _seccomp(spec: dict) -> dict:
         blocked = (universe - allowed - filtered) | (errno - allowed)
     return {"enabled": True, "default_action": sc.get("defaultAction"), "rules": len(sc.get("syscalls") or ()),
             "architectures": sc.get("architectures") or [], "known_syscalls": len(universe),
-            "blocked_count": len(blocked), "blocked": sorted(blocked),
+            "blocked_count": len(blocked), "blocked": sorted(blocked), "allowed_count": len(allowed),
             "blocked_notable": [n for n in NOTABLE_SYSCALLS if n in blocked],
             "allowed_notable": [n for n in NOTABLE_SYSCALLS if n not in blocked],
             "filtered": sorted(filtered)}
