@@ -79,6 +79,12 @@ def edges(doc: dict, kind: str, *, frm: str | None = None, to: str | None = None
             and (to is None or e["to"] == to)]
 
 
+def stable_ids(doc: dict) -> set[str]:
+    """The node ids of this test's host: without the registry servers and daemons other processes on
+    the machine may start or stop between two runs (a live picture shows them)."""
+    return {n["id"] for n in doc["nodes"] if n["kind"] != "process" or n["attrs"]["role"] == "monitor"}
+
+
 def test_the_document_is_well_formed(doc):
     assert doc["schema"] == "pallet.diagram/1"
     ids = [n["id"] for n in doc["nodes"]]
@@ -232,19 +238,25 @@ def test_svg_draws_every_node_and_renders_to_png(host, doc, tmp_path):
     host("system", "diagram", "-o", str(out), check=True)       # the format from the extension
     svg = out.read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    # a node's id is its <title>; a namespace is a cell of its container's namespace table, titled by its id
     titles = {unescape(t) for t in re.findall(r"<title>(.*?)</title>", svg)}
+    cells = {unescape(t) for t in re.findall(r'xlink:title="(.*?)"', svg)}
     live = json.loads(diagram(host, "--format", "json"))
     for n in live["nodes"]:
-        assert n["id"] in titles, f"node {n['id']} is not drawn"
+        assert n["id"] in (cells if n["kind"] == "namespace" else titles), f"node {n['id']} is not drawn"
     for label in ("web", "worker", "oneshot", APP, IMAGE, "volume data", "registry docker.io", "monitor pid"):
         assert label in unescape(svg), label
     # every edge is drawn (a container's namespaces by one arrow into their cluster)
     drawn = {t for t in titles if "->" in t}
+    groups = {}
     for e in live["edges"]:
         if e["kind"] == "namespace":
+            groups.setdefault(e["from"], set()).add(e["to"])
             continue
         pair = f"{e['from']}->{e['to']}" if e["kind"] != "runtime" else f"{e['to']}->{e['from']}"
         assert pair in drawn, f"edge {e} is not drawn"
+    for ctr in groups:   # one arrow from each running container to the table of its namespaces
+        assert any(t.startswith(f"{ctr}->nsgroup_") for t in drawn), ctr
     png = tmp_path / "host.png"
     cp = subprocess.run(["rsvg-convert", "-o", str(png), str(out)], capture_output=True, text=True)
     assert cp.returncode == 0, cp.stderr
@@ -260,7 +272,8 @@ def test_html_has_the_svg_and_the_json(host, doc, tmp_path):
     m = re.search(r'<script type="application/json" id="pallet-diagram">\n(.*?)\n</script>', page, re.S)
     assert m, "no JSON block"
     embedded = json.loads(m.group(1))
-    assert {n["id"] for n in embedded["nodes"]} == {n["id"] for n in doc["nodes"]}
+    assert embedded["schema"] == doc["schema"]
+    assert stable_ids(embedded) == stable_ids(doc)
     assert len(embedded["edges"]) == len(doc["edges"])
     assert "http" not in page.split("<svg", 1)[0].replace("http://www.w3.org", "")   # no outside resources
 
@@ -288,6 +301,8 @@ def test_formats_follow_the_extension_and_default_to_svg(host, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["-o", "/nonexistent-dir/x.svg"], "does not exist"),
     (["-o", "/"], "is a directory"),
+    (["-o", "/proc/diagram.svg"], "cannot write the diagram to /proc/diagram.svg"),   # refused at write time
+    (["-o", "/sys/diagram.txt"], "cannot write the diagram to /sys/diagram.txt"),
     (["--format", "png"], "unknown diagram format"),
 ])
 def test_bad_input_is_one_line_and_125(host, args, words):
@@ -344,3 +359,50 @@ def test_a_network_its_bridge_firewall_and_published_port(netenv):
     assert "network diag" in text and "127.0.0.1:8088->80/tcp" in text and "table inet pallet" in text
     svg = netenv("system", "diagram", "--format", "svg", check=True).stdout
     assert "<title>net:diag</title>" in svg and "nft:inet:pallet" in svg
+
+
+def test_text_is_the_default_on_a_terminal(host):
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(host.argv("system", "diagram"), env=host.env, stdin=subprocess.DEVNULL,
+                                stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:      # EIO: the writer closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(master)
+    out = b"".join(chunks).decode()
+    assert out.startswith("host\r\n") and "containers" in out and "<svg" not in out
+
+
+@pytest.mark.network
+def test_a_registry_server_is_one_of_pallets_processes(host, tmp_path):
+    from conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen(host.argv("registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage",
+                                        str(tmp_path / "reg")), env=host.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        doc = json.loads(diagram(host, "--format", "json"))
+        procs = {n["id"]: n["attrs"] for n in nodes_of(doc, "process")}
+        # the launcher may exec python: the server is the process whose argv says `registry serve`
+        me = procs.get(f"proc:{server.pid}")
+        assert me is not None, procs
+        assert me["role"] == "registry" and f"127.0.0.1:{port}" in " ".join(me["argv"])
+    finally:
+        server.kill()
+        server.wait()
+    doc = json.loads(diagram(host, "--format", "json"))
+    assert f"proc:{server.pid}" not in {n["id"] for n in doc["nodes"]}

@@ -179,7 +179,8 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
         nid = d.node(f"net:{n['name']}", "network", f"network {n['name']}", name=n["name"], driver=n["driver"],
                      bridge=n["bridge"], subnet=n["subnet"], gateway=n["gateway"],
                      bridge_up=bool(n["bridge"]) and hostfacts.link_exists(n["bridge"]))
-        d.edge(nid, "nft:inet:pallet", "firewall")
+        if d.nodes[nid]["attrs"]["bridge_up"]:
+            d.edge(nid, "nft:inet:pallet", "firewall")
 
     # volumes
     from pallet.engine.volumes import Volumes
@@ -464,6 +465,18 @@ def _ns_groups(doc: dict) -> dict[str, list[str]]:
     return groups
 
 
+def _ns_table(nodes: dict, cid: str, nss: list[str]) -> str:
+    """One container's own namespaces as a Graphviz HTML table; each cell carries its node id (the
+    SVG has it as the cell's id and title)."""
+    owner = _html.escape(nodes[cid]["attrs"].get("name") or cid)
+    cells = [f'<TD ID="{_html.escape(ns)}" HREF="#{_html.escape(ns)}" TITLE="{_html.escape(ns)}" '
+             f'BGCOLOR="#eef5fb" BORDER="1" STYLE="rounded">{_html.escape(nodes[ns]["label"])}</TD>' for ns in nss]
+    rows = ["<TR>" + "".join(cells[i:i + 2]) + "</TR>" for i in range(0, len(cells), 2)]
+    return ('<TABLE BORDER="1" COLOR="#1f77b4" STYLE="rounded" CELLBORDER="0" CELLSPACING="3" CELLPADDING="3">'
+            f'<TR><TD COLSPAN="2"><FONT POINT-SIZE="9">namespaces of {owner}</FONT></TD></TR>'
+            + "".join(rows) + "</TABLE>")
+
+
 def to_dot(doc: dict) -> str:
     out = ["digraph pallet {",
            '  graph [rankdir=LR fontname="Helvetica" fontsize=12 nodesep=0.2 ranksep=0.9 compound=true '
@@ -488,15 +501,7 @@ def to_dot(doc: dict) -> str:
             out.append(f"    {_q(n['id'])} [label={_dot_label(n)} {STYLE.get(n['kind'], '')}];")
         if cname == "kernel":
             for i, (cid, nss) in enumerate(sorted(groups.items())):
-                owner = nodes[cid]["attrs"].get("name") or cid
-                out.append(f"    subgraph cluster_ns_{i} {{")
-                out.append(f'      label={_q("namespaces of " + owner)}; style="rounded,dashed"; '
-                           'color="#1f77b4"; fontsize=9;')
-                for ns in sorted(nss):
-                    n = nodes[ns]
-                    out.append(f"      {_q(ns)} [label={_q(n['label'])} {STYLE['namespace']}];")
-                out.append("      {rank=same; " + " ".join(_q(ns) for ns in sorted(nss)) + "}")
-                out.append("    }")
+                out.append(f"    nsgroup_{i} [shape=plain label=<{_ns_table(nodes, cid, sorted(nss))}>];")
         out.append("  }")
     drawn_groups: set[str] = set()
     for e in doc["edges"]:
@@ -506,11 +511,8 @@ def to_dot(doc: dict) -> str:
             if a in drawn_groups:
                 continue          # one arrow into the container's namespace cluster
             drawn_groups.add(a)
-            i = sorted(groups).index(a)
-            members = sorted(groups[a])
-            b = members[len(members) // 2]
-            style += f" lhead=cluster_ns_{i}"
-            label = "namespaces"
+            out.append(f"  {_q(a)} -> nsgroup_{sorted(groups).index(a)} [label=\"namespaces\" {style}];")
+            continue
         if e["kind"] == "runtime":   # drawn from the runtime, so runtimes sit left of the containers
             out.append(f"  {_q(b)} -> {_q(a)} [label={_q(label)} dir=back {style}];")
             continue
