@@ -488,3 +488,50 @@ def test_source_date_epoch_gives_the_same_digest_at_different_times(env: Env, tm
     b = env("build", "-q", "--no-cache", str(ctx), check=True, timeout=120).stdout
     assert a != b
     assert_nothing_left(env)
+
+
+def test_add_url_mode_600_mtime_from_last_modified_and_checksum(env: Env, tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import threading
+
+    body = b"remote content\n"
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path != "/files/remote.txt":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}/files"
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        ctx = _ctx(tmp_path, f"FROM localhost/busybox\nADD {base}/remote.txt /dl/\n"
+                             f"ADD --checksum={digest} {base}/remote.txt /named.txt\n")
+        build(env, ctx, "-t", "localhost/url")
+        out = env("run", "--rm", "localhost/url", "stat", "-c", "%a %Y %s %n", "/dl/remote.txt", "/named.txt",
+                  check=True).stdout
+        assert out == f"600 1700000000 {len(body)} /dl/remote.txt\n600 1700000000 {len(body)} /named.txt\n"
+        st = steps(build(env, ctx, "-t", "localhost/url").stderr)
+        assert all(v == "CACHED" for k, v in st.items() if "FROM" not in k), st
+        (ctx / "Dockerfile").write_text(f"FROM localhost/busybox\nADD --checksum=sha256:{'0' * 64} {base}/remote.txt /x\n")
+        cp = build(env, ctx, check=False)
+        assert cp.returncode == 1 and "digest mismatch" in cp.stderr.splitlines()[-1]
+        (ctx / "Dockerfile").write_text(f"FROM localhost/busybox\nADD {base}/missing.txt /x\n")
+        cp = build(env, ctx, check=False)
+        assert cp.returncode == 1 and cp.stderr.splitlines()[-1].startswith("Error: Dockerfile:2: ")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert_nothing_left(env)

@@ -141,6 +141,17 @@ class Builder:
 
     # ---- entry point ----------------------------------------------------------------------------
     def build(self, opts: BuildOptions) -> str:
+        self._tmpfiles: list[str] = []
+        try:
+            return self._build(opts)
+        finally:
+            for p in self._tmpfiles:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
+    def _build(self, opts: BuildOptions) -> str:
         self.opts = opts
         epoch = opts.source_date_epoch
         if epoch is None and "SOURCE_DATE_EPOCH" in opts.build_args:
@@ -528,9 +539,17 @@ class Builder:
         chown = x(inst.chown) if inst.chown else None
         chmod = x(inst.chmod) if inst.chmod else None
         contents = [(c.path, self._expand(inst, c.data, env) if c.expand else c.data) for c in inst.contents]
+        urls = []
         for s in srcs:
-            if name == "ADD" and (s.startswith("http://") or s.startswith("https://") or s.startswith("git@")):
-                raise self._fail(inst, "ADD from a URL is not supported by pallet build yet")
+            if name == "ADD" and s.startswith("git@") or s.endswith(".git") and "://" in s:
+                raise self._fail(inst, "ADD of a git repository is not supported by pallet build yet")
+            if name == "ADD" and (s.startswith("http://") or s.startswith("https://")):
+                urls.append(s)
+            elif name == "COPY" and (s.startswith("http://") or s.startswith("https://")):
+                raise self._fail(inst, "source can't be a URL for COPY")
+        srcs = [s for s in srcs if s not in urls]
+        if getattr(inst, "checksum", None) and len(urls) != 1:
+            raise self._fail(inst, "checksum can't be specified for non-HTTP(S) sources")
         wd = st.cfg.get("WorkingDir") or "/"
         trailing = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
         if not dest.startswith("/"):
@@ -562,7 +581,13 @@ class Builder:
                 pm = PatternMatcher(excludes)
                 entries = [e for e in entries if not pm.matches_or_parent_matches(e.rel)
                            and not pm.matches_or_parent_matches(e.ctx_rel)]
-            source_key = (self.ctx.digest(entries), excludes, getattr(inst, "parents", False))
+            fetched = [self._fetch(inst, u, x(inst.checksum) if getattr(inst, "checksum", None) else None)
+                       for u in urls]
+            if urls:
+                is_dir = is_dir or len(urls) + len(srcs) > 1
+            source_key = (self.ctx.digest(entries), excludes, getattr(inst, "parents", False),
+                          [(e.rel, e.st.st_mtime, d) for e, d in fetched])
+            entries += [e for e, _ in fetched]
         else:
             source_layers, source_key = self._copy_source(inst, from_)
             ws_src = source_layers
@@ -572,7 +597,7 @@ class Builder:
         created_by = f"{name} " + " ".join(srcs + [c[0] for c in contents]) + f" {dest} # buildkit"
 
         archives = []
-        if name == "ADD" and ws_src is None and (inst.unpack is not False):
+        if name == "ADD" and ws_src is None and (inst.unpack is True or (inst.unpack is None and not urls)):
             from pallet.build.copy import archive_kind
 
             archives = [(e, k) for e in entries if stat.S_ISREG(e.st.st_mode)
@@ -595,6 +620,43 @@ class Builder:
                 self._copy_from_image(inst, ws, ws_src, srcs, dest, single, chown, chmod)
             self._fs(st, work, created_by)
         return (name, srcs, dest, chown, chmod, contents, from_, source_key), run
+
+    def _fetch(self, inst, url: str, checksum: str | None):
+        """ADD URL: the file downloaded (mode 0600, mtime from Last-Modified) as a context entry."""
+        import email.utils
+        import hashlib
+        import tempfile
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        from pallet.build.context import Entry
+
+        fd, path = tempfile.mkstemp(prefix="build-url-", dir=str(self.store.tmp))
+        self._tmpfiles.append(path)
+        h = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, os.fdopen(fd, "wb") as f:
+                while chunk := r.read(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+                modified = r.headers.get("Last-Modified")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise self._fail(inst, f"failed to load cache key: invalid response status for {url}: {reason}") from None
+        digest = "sha256:" + h.hexdigest()
+        if checksum is not None and checksum != digest and checksum != h.hexdigest():
+            raise self._fail(inst, f"digest mismatch {digest}: {checksum}")
+        os.chmod(path, 0o600)
+        mtime = 0
+        if modified:
+            try:
+                mtime = int(email.utils.parsedate_to_datetime(modified).timestamp())
+            except (TypeError, ValueError):
+                mtime = 0
+        os.utime(path, (mtime, mtime))
+        name = os.path.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
+        return Entry(path, "", name, os.lstat(path)), digest
 
     def _add_archive(self, inst, ws, path: str, kind: str, dest: str, chown, chmod) -> None:
         import shutil
