@@ -195,5 +195,8 @@ def test_explain_container_reads_the_live_process(pallet, images):
 
 def test_explain_container_of_a_stopped_one(pallet, images):
     pallet("create", "--name", "idle", "localhost/busybox", check=True)
-    cp = pallet("explain", "container", "idle")
+    try:
+        cp = pallet("explain", "container", "idle")
+    finally:
+        pallet("rm", "-f", "idle")
     assert cp.returncode == 125 and "must be running" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
