@@ -31,7 +31,7 @@ Node kinds, by the cluster they are drawn in (ids in brackets):
                                           in (from the auth files: the host names only, never a secret)
 
 Edge kinds: image -layer-> layer, container -image-> image, container -rootfs-> snapshot,
-snapshot -lower-> layer (its top layer), snapshot -mounted-> overlayfs, container -namespace->
+snapshot -lower-> layer (its top layer), snapshot (or a mounted image) -mounted-> overlayfs, container -namespace->
 namespace, container -shares-> host-namespaces, container -cgroup-> cgroups, container -seccomp->
 seccomp, process -monitors-> container, container -runtime-> runtime, container -mount-> volume,
 container -network-> network, nft -table-> netfilter table, network -firewall-> inet pallet, registry -mirror-> registry,
@@ -162,6 +162,12 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
            mounts_total=len(overlays), store_mounts=[o["mountpoint"] for o in mine],
            driver=snaps.driver)
     by_mountpoint = {o["mountpoint"]: o for o in overlays}
+    for n in list(d.nodes.values()):    # `pallet image mount`: a read-only view of an image
+        if n["kind"] == "image":
+            view = str(snaps.dir / "mnt" / _short(n["attrs"]["id"], 64))
+            if view in by_mountpoint:
+                n["attrs"]["mounted_at"] = view
+                d.edge(n["id"], "overlayfs", "mounted")
 
     # runtimes
     for rt in hostfacts.runtimes():
@@ -561,7 +567,7 @@ def _text_line(n: dict) -> str:
         elif a.get("exit_code") is not None:
             bits.append(f"exit {a['exit_code']}, no process")
         bits.append(f"net {a.get('network_mode')}")
-        if a.get("networks"):
+        if a.get("networks") and a["networks"] != [a.get("network_mode")]:
             bits.append("networks " + ",".join(a["networks"]))
         if a.get("ports"):
             bits.append("ports " + ",".join(a["ports"]))
@@ -581,7 +587,8 @@ def _text_line(n: dict) -> str:
     elif k == "kernel":
         extra = f"namespaces in use: {', '.join(a.get('namespace_types_in_use') or ['none'])}"
     elif k == "snapshot":
-        extra = f"{a.get('driver')}, " + (f"mounted at {a.get('mountpoint')}" if a.get("mounted") else "not mounted")
+        extra = f"{a.get('driver')}, " + (f"mounted at {_shorten_ids(a.get('mountpoint') or '')}" if a.get("mounted")
+                                          else "not mounted")
     elif k == "process":
         extra = " ".join(a.get("argv", []))[:80]
     elif k == "runtime":
@@ -614,7 +621,8 @@ def to_text(doc: dict) -> str:
         out_edges.setdefault(e["from"], []).append(e)
         incoming[e["to"]] = incoming.get(e["to"], 0) + 1
     lines = ["host"]
-    groups = [(c, [n for n in doc["nodes"] if CLUSTER_OF.get(n["kind"], "kernel") == c]) for c in CLUSTERS]
+    groups = [(c, [n for n in doc["nodes"] if CLUSTER_OF.get(n["kind"], "kernel") == c and n["kind"] != "namespace"])
+              for c in CLUSTERS]
     groups = [g for g in groups if g[1]]
     for gi, (cname, members) in enumerate(groups):
         last_g = gi == len(groups) - 1
@@ -630,9 +638,19 @@ def to_text(doc: dict) -> str:
             lines.append(pad + ("└─ " if last_n else "├─ ") + line)
             pad2 = pad + ("   " if last_n else "│  ")
             es = out_edges.get(n["id"], [])
-            for ei, e in enumerate(es):
+            own = [nodes[e["to"]]["label"] for e in es if e["kind"] == "namespace"]
+            items = []
+            for e in es:
+                if e["kind"] == "namespace":
+                    continue
                 tgt = nodes[e["to"]]["label"].replace("\n", " ")
-                lines.append(pad2 + ("└─ " if ei == len(es) - 1 else "├─ ") + f"{e['kind']} → {tgt}")
+                if e["kind"] == "shares":
+                    tgt += ": " + ", ".join(n["attrs"].get("shared_with_host") or ())
+                items.append(f"{e['kind']} → {tgt}")
+            if own:
+                items.insert(0, "own namespaces → " + ", ".join(own))
+            for ii, item in enumerate(items):
+                lines.append(pad2 + ("└─ " if ii == len(items) - 1 else "├─ ") + item)
     return "\n".join(lines) + "\n"
 
 
