@@ -142,7 +142,7 @@ def run_cmd(args: tuple[str, ...]) -> None:
 # ---- text output -----------------------------------------------------------------------------
 def _section(title: str) -> None:
     click.echo()
-    click.echo(title)
+    click.secho(title, bold=True)   # (click drops the styling when stdout is not a terminal)
 
 
 def _kv(rows: list[tuple[str, str]], indent: int = 2) -> None:
@@ -193,7 +193,7 @@ def _print_run(e: dict) -> None:
     if e["warnings"]:
         _section("WARNINGS (what breaks isolation)")
         for w in e["warnings"]:
-            click.echo(f"  ! {w}")
+            click.secho(f"  ! {w}", fg="red")
     _section("NAMESPACES")
     _kv([(n["type"], f"{n['text']:<24}{n['isolates']}") for n in e["namespaces"]])
     u = e["user"]
@@ -270,7 +270,7 @@ def _print_compare(d: dict, a_flags: list[str], b_flags: list[str]) -> None:
         same = False
         _section("WARNINGS")
         for w in d["warnings"]["added"]:
-            click.echo(f"  + ! {w}")
+            click.secho(f"  + ! {w}", fg="red")
         for w in d["warnings"]["removed"]:
             click.echo(f"  - ! {w}")
     if d["namespaces"]:
