@@ -535,3 +535,23 @@ def test_add_url_mode_600_mtime_from_last_modified_and_checksum(env: Env, tmp_pa
         srv.shutdown()
         srv.server_close()
     assert_nothing_left(env)
+
+
+def test_add_host_build_context_and_platform(env: Env, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "o.txt").write_text("other\n")
+    df = ("FROM localhost/busybox\nRUN grep myhost /etc/hosts > /hosts-line\nCOPY --from=extra o.txt /o.txt\n"
+          "COPY --from=img /bin/busybox /bb\n")
+    ctx = _ctx(tmp_path, df)
+    build(env, ctx, "-t", "localhost/named", "--network", "none", "--add-host", "myhost:10.1.2.3",
+          "--build-context", f"extra={other}", "--build-context", "img=docker-image://localhost/busybox",
+          "--platform", "linux/" + ("amd64" if os.uname().machine == "x86_64" else "arm64"))
+    out = env("run", "--rm", "localhost/named", "sh", "-c", "cat /hosts-line /o.txt; test -x /bb && echo bb",
+              check=True).stdout
+    assert out == "10.1.2.3\tmyhost\nother\nbb\n"
+    cp = build(env, ctx, "--platform", "linux/s390x", check=False)
+    assert cp.returncode == 1 and "--platform linux/s390x" in cp.stderr.splitlines()[-1]
+    cp = build(env, ctx, "--platform", "linux/amd64,linux/arm64", check=False)
+    assert cp.returncode == 1 and "several platforms" in cp.stderr.splitlines()[-1]
+    assert_nothing_left(env)

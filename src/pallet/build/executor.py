@@ -56,6 +56,8 @@ class BuildOptions:
     network: str = "host"
     secrets: dict[str, str] = field(default_factory=dict)   # id -> file on the host
     source_date_epoch: int | None = None   # SOURCE_DATE_EPOCH: history, created and layer mtimes
+    extra_hosts: list[str] = field(default_factory=list)   # --add-host NAME:IP, in RUN's /etc/hosts
+    build_contexts: dict[str, str] = field(default_factory=dict)   # --build-context NAME=DIR|docker-image://REF
 
 
 def _arch() -> str:
@@ -241,6 +243,11 @@ class Builder:
         if src is not None:
             parent: _Stage = self.results[src].result()
             return _Stage(_copy.deepcopy(parent.doc), list(parent.layers), parent.key), f"FROM {base}"
+        named = self.opts.build_contexts.get(base)
+        if named is not None:
+            if not named.startswith("docker-image://"):
+                raise self._fail(stage.from_, f"FROM {base}: the build context {base!r} is a directory, not an image")
+            base = named.removeprefix("docker-image://")
         if base == "scratch":
             doc = {"architecture": _arch(), "os": "linux", "config": {},
                    "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
@@ -515,12 +522,14 @@ class Builder:
                 try:
                     run_in(ws, argv, env=run_env, cwd=cwd, user=user, network=network,
                            run_dir=os.path.join(self.run_dir, "build"), on_line=v.line if v else None,
-                           running=self.running, cancelled=self.cancelled, mounts=plan)
+                           running=self.running, cancelled=self.cancelled, mounts=plan,
+                           extra_hosts=self.opts.extra_hosts)
                 except RunFailed as e:
                     self._report_run_failure(v, inst, e)
                     raise BuildError(f"{self.df.filename}:{inst.line}: {e.message}") from None
             self._fs(st, work, created_by)
-        return ("RUN", argv, sorted(args), network, user, cwd, run_env, plan.key if plan else []), run
+        return ("RUN", argv, sorted(args), network, user, cwd, run_env, plan.key if plan else [],
+                self.opts.extra_hosts), run
 
     def _report_run_failure(self, v, inst: I.Run, e) -> None:
         lines = ["------", f" > {v.name if v else 'RUN'}:"]
@@ -563,10 +572,17 @@ class Builder:
         is_dir = len(srcs) + len(contents) > 1
         source_key: object
         ws_src = None
+        src_ctx = self.ctx
+        named = self.opts.build_contexts.get(from_) if from_ else None
+        if named is not None and named.startswith("docker-image://"):
+            from_ = named.removeprefix("docker-image://")
+        elif named is not None:
+            src_ctx = self._named_context(inst, from_, named)
+            from_ = None
         if from_ is None:
             for s in srcs:
                 try:
-                    found, d = self.ctx.select(s)
+                    found, d = src_ctx.select(s)
                 except SourceNotFound as e:
                     raise self._fail(inst, e.message) from None
                 if getattr(inst, "parents", False):
@@ -585,7 +601,7 @@ class Builder:
                        for u in urls]
             if urls:
                 is_dir = is_dir or len(urls) + len(srcs) > 1
-            source_key = (self.ctx.digest(entries), excludes, getattr(inst, "parents", False),
+            source_key = (src_ctx.digest(entries), excludes, getattr(inst, "parents", False),
                           [(e.rel, e.st.st_mtime, d) for e, d in fetched])
             entries += [e for e, _ in fetched]
         else:
@@ -620,6 +636,15 @@ class Builder:
                 self._copy_from_image(inst, ws, ws_src, srcs, dest, single, chown, chmod)
             self._fs(st, work, created_by)
         return (name, srcs, dest, chown, chmod, contents, from_, source_key), run
+
+    def _named_context(self, inst, name: str, path: str) -> Context:
+        cache = self.__dict__.setdefault("_named", {})
+        if name not in cache:
+            try:
+                cache[name] = Context(path, index=self.index)
+            except PalletError as e:
+                raise self._fail(inst, f"build context {name!r}: {e.message}") from None
+        return cache[name]
 
     def _fetch(self, inst, url: str, checksum: str | None):
         """ADD URL: the file downloaded (mode 0600, mtime from Last-Modified) as a context entry."""

@@ -89,7 +89,7 @@ def cancel_all(running: dict) -> None:
 
 
 def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network: str, run_dir: str,
-           on_line=None, running: dict | None = None, cancelled=None, mounts=None) -> None:
+           on_line=None, running: dict | None = None, cancelled=None, mounts=None, extra_hosts=()) -> None:
     """Run argv in the workspace's root; RunFailed with the exit code and the output's last lines."""
     from pallet.engine.users import resolve_user
 
@@ -105,13 +105,14 @@ def run_in(ws, argv: list[str], *, env: list[str], cwd: str, user: str, network:
                "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup", "/etc"]
     extra = mounts.setup() if mounts is not None else []
     try:
-        _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, extra, targets)
+        _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, extra, targets, list(extra_hosts))
     finally:
         if mounts is not None:
             mounts.cleanup()
 
 
-def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, extra, targets) -> None:
+def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, extra, targets,
+         extra_hosts) -> None:
     from pallet import jsonfast
     from pallet.engine.spec import build_spec, etc_hosts, resolv_conf
     from pallet.fsutil import atomic_write
@@ -130,7 +131,7 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
         with open(os.path.join(work, "hostname"), "w") as f:
             f.write(HOSTNAME + "\n")
         with open(os.path.join(work, "hosts"), "w") as f:
-            f.write(etc_hosts(HOSTNAME, network, []))
+            f.write(etc_hosts(HOSTNAME, network, extra_hosts))
         with open(os.path.join(work, "resolv.conf"), "w") as f:
             f.write(resolv_conf(network))
         spec = build_spec(cid=cid, config={"Env": env, "Cmd": argv, "WorkingDir": cwd},

@@ -26,6 +26,54 @@ def _kv(values: tuple[str, ...], *, env_fallback: bool) -> dict[str, str]:
     return out
 
 
+def _check_platform(value: str | None) -> None:
+    from pallet.build.executor import BuildError, builtin_args
+
+    if not value:
+        return
+    if "," in value:
+        raise BuildError(f"building for several platforms ({value}) is not supported yet: give one")
+    here = builtin_args()["TARGETPLATFORM"]
+    if value.lower().rstrip("/") not in (here, here.split("/", 1)[1]):
+        raise BuildError(f"pallet build runs RUN steps on this host only: --platform {value} is not {here}")
+
+
+def _hosts(values) -> list[str]:
+    import ipaddress
+
+    from pallet.build.executor import BuildError
+
+    out = []
+    for v in values:
+        name, sep, ip = v.partition(":") if "=" not in v else v.partition("=")
+        try:
+            if not name or not sep:
+                raise ValueError
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise BuildError(f"invalid --add-host {v!r}: host:ip") from None
+        out.append(f"{name}:{ip}")
+    return out
+
+
+def _contexts(values) -> dict[str, str]:
+    from pallet.build.executor import BuildError
+
+    out = {}
+    for v in values:
+        name, sep, where = v.partition("=")
+        if not name or not sep or not where:
+            raise BuildError(f"invalid --build-context {v!r}: NAME=DIR or NAME=docker-image://REF")
+        if not where.startswith("docker-image://"):
+            if "://" in where:
+                raise BuildError(f"--build-context {name}: only directories and docker-image:// are supported")
+            if not os.path.isdir(where):
+                raise BuildError(f"--build-context {name}: {where} is not a directory")
+            where = os.path.abspath(where)
+        out[name.lower()] = where
+    return out
+
+
 def _epoch() -> int | None:
     from pallet.build.executor import BuildError
 
@@ -48,18 +96,24 @@ def _epoch() -> int | None:
 @click.option("--network", default="host", type=click.Choice(["none", "host", "default"]),
               help="Network mode for RUN (default: host until pallet has networks).")
 @click.option("--secret", "secrets", multiple=True, help="A secret for RUN --mount=type=secret: id=ID,src=PATH.")
+@click.option("--add-host", "add_hosts", multiple=True, help="A custom host-to-IP mapping for RUN (host:ip).")
+@click.option("--build-context", "build_contexts", multiple=True,
+              help="An additional named context (NAME=DIR or NAME=docker-image://REF).")
+@click.option("--platform", default=None, help="The platform to build for (this host's only).")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]), help="Progress output.")
 @click.argument("context")
-def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, iidfile, quiet, progress,
-              context) -> None:
+def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
+              platform, iidfile, quiet, progress, context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
     from pallet.build.executor import BuildError
     from pallet.errors import PalletError
 
     st = state()
+    _check_platform(platform)
+    extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts)}
     names = []
     for t in tags:
         try:
@@ -94,14 +148,14 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
         context = scratch
     try:
         _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
-               secrets, iidfile, quiet)
+               secrets, iidfile, quiet, extra)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
-           secrets, iidfile, quiet) -> None:
+           secrets, iidfile, quiet, extra) -> None:
     from pallet.build.executor import Builder, BuildError, BuildOptions
     from pallet.build.progress import Progress
     from pallet.errors import PalletError
@@ -140,7 +194,7 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
                         tags=names, build_args=_kv(build_args, env_fallback=True), target=target,
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
                         network="host" if network == "default" else network, secrets=secret_files,
-                        source_date_epoch=_epoch())
+                        source_date_epoch=_epoch(), **extra)
     builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver,
                       progress=Progress(sys.stderr, quiet=quiet))
     try:
