@@ -15,10 +15,11 @@ def image_rootfs(busybox_rootfs: Path) -> Path:
     return busybox_rootfs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def crun_prefix(tmp_path_factory: pytest.TempPathFactory):
     """The command prefix under which crun runs here: none, or nsenter into a mount namespace with the
-    cgroup v1 hierarchies a hybrid host lacks (helpers.crun_ns), ended after the session."""
+    cgroup v1 hierarchies a hybrid host lacks (helpers.crun_ns), ended after the module (while it
+    exists those controllers are off the cgroup2 root for the whole host, so not for longer)."""
     from helpers.crun_ns import CrunMountNamespace, crun_refuses_host
 
     if not crun_refuses_host():
