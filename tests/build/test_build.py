@@ -555,3 +555,23 @@ def test_add_host_build_context_and_platform(env: Env, tmp_path: Path) -> None:
     cp = build(env, ctx, "--platform", "linux/amd64,linux/arm64", check=False)
     assert cp.returncode == 1 and "several platforms" in cp.stderr.splitlines()[-1]
     assert_nothing_left(env)
+
+
+def test_output_local_and_tar_and_builder_du(env: Env, tmp_path: Path) -> None:
+    import tarfile
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nRUN --mount=type=cache,target=/c echo x > /c/x && "
+                         "echo out > /result.txt\n")
+    before = env("images", "-q", "--no-trunc", check=True).stdout
+    build(env, ctx, "-o", f"type=local,dest={tmp_path / 'out'}")
+    assert (tmp_path / "out" / "result.txt").read_text() == "out\n"
+    assert (tmp_path / "out" / "bin" / "busybox").is_file()
+    build(env, ctx, "-o", f"type=tar,dest={tmp_path / 'out.tar'}")
+    with tarfile.open(tmp_path / "out.tar") as t:
+        assert t.extractfile("result.txt").read() == b"out\n"
+    assert env("images", "-q", "--no-trunc", check=True).stdout == before   # no image for -o local/tar
+    du = env("builder", "du", check=True).stdout
+    assert du.splitlines()[0].split() == ["TYPE", "COUNT", "SIZE"] and "cache mounts" in du
+    env("builder", "prune", "-a", "-f", check=True)
+    assert not (env.root / "buildcache" / "mounts").exists()
+    assert_nothing_left(env)

@@ -58,6 +58,7 @@ class BuildOptions:
     source_date_epoch: int | None = None   # SOURCE_DATE_EPOCH: history, created and layer mtimes
     extra_hosts: list[str] = field(default_factory=list)   # --add-host NAME:IP, in RUN's /etc/hosts
     build_contexts: dict[str, str] = field(default_factory=dict)   # --build-context NAME=DIR|docker-image://REF
+    output: tuple[str, str] | None = None   # -o: ("local", DIR) or ("tar", FILE|-); None: the image
 
 
 def _arch() -> str:
@@ -200,6 +201,8 @@ class Builder:
                 raise errors[0]
         final = self.results[order[-1]].result()
         self.index.save()
+        if opts.output is not None:
+            return self._export_files(final, *opts.output)
         return self._export(final)
 
     def cancel(self) -> None:
@@ -746,6 +749,43 @@ class Builder:
         del Context
 
     # ---- export ---------------------------------------------------------------------------------
+    def _export_files(self, st: _Stage, kind: str, dest: str) -> str:
+        """-o type=local|tar: the final stage's filesystem to a directory or a tar (no image)."""
+        import sys
+        import tarfile
+
+        from pallet.build.workspace import Workspace
+
+        v = self.progress.vertex(f"exporting to {'client directory' if kind == 'local' else 'client tarball'}")
+        with Workspace(self.store, st.layers, driver=self.driver) as ws:
+            names = sorted(os.listdir(ws.root))
+            if kind == "tar":
+                out = sys.stdout.buffer if dest == "-" else open(dest, "wb")
+                try:
+                    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                        for n in names:
+                            tar.add(os.path.join(ws.root, n), arcname=n)
+                finally:
+                    if out is not sys.stdout.buffer:
+                        out.close()
+            else:
+                import tempfile
+
+                os.makedirs(dest, exist_ok=True)
+                with tempfile.TemporaryFile(dir=str(self.store.tmp)) as tmp:
+                    with tarfile.open(fileobj=tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                        for n in names:
+                            tar.add(os.path.join(ws.root, n), arcname=n)
+                    tmp.seek(0)
+                    with tarfile.open(fileobj=tmp, mode="r") as tar:
+                        for m in tar:
+                            if m.name.startswith("/") or ".." in m.name.split("/"):
+                                continue
+                            tar.extract(m, dest, numeric_owner=True)
+        v.line(f"copying files to {dest} done")
+        v.done()
+        return ""
+
     def _export(self, st: _Stage) -> str:
         from pallet.oci import mediatypes as mt
         from pallet.oci.documents import Descriptor, ImageConfig, Manifest, canonical_json

@@ -74,6 +74,25 @@ def _contexts(values) -> dict[str, str]:
     return out
 
 
+def _output(value: str | None) -> tuple[str, str] | None:
+    from pallet.build.executor import BuildError
+
+    if not value:
+        return None
+    if "=" not in value:
+        return ("tar", "-") if value == "-" else ("local", value)
+    fields = dict(f.partition("=")[::2] for f in value.split(","))
+    kind = fields.get("type", "local")
+    if kind == "image":
+        return None
+    if kind not in ("local", "tar"):
+        raise BuildError(f"output type {kind!r} is not supported yet (image, local, tar)")
+    dest = fields.get("dest")
+    if not dest:
+        raise BuildError(f"-o type={kind} needs dest=")
+    return kind, dest
+
+
 def _epoch() -> int | None:
     from pallet.build.executor import BuildError
 
@@ -100,12 +119,15 @@ def _epoch() -> int | None:
 @click.option("--build-context", "build_contexts", multiple=True,
               help="An additional named context (NAME=DIR or NAME=docker-image://REF).")
 @click.option("--platform", default=None, help="The platform to build for (this host's only).")
+@click.option("-o", "--output", default=None,
+              help="type=local,dest=DIR | type=tar,dest=FILE|- (the filesystem instead of an image); "
+                   "a bare DIR or - as well.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]), help="Progress output.")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
-              platform, iidfile, quiet, progress, context) -> None:
+              platform, output, iidfile, quiet, progress, context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
     from pallet.build.executor import BuildError
@@ -113,7 +135,8 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
 
     st = state()
     _check_platform(platform)
-    extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts)}
+    extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts),
+             "output": _output(output)}
     names = []
     for t in tags:
         try:
@@ -203,6 +226,8 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
         raise
     except PalletError as e:
         raise BuildError(e.message) from None
+    if not image_id:   # -o local/tar: no image
+        return
     if iidfile:
         with open(iidfile, "w") as f:
             f.write(image_id)
@@ -215,12 +240,57 @@ def builder_group() -> None:
 
 
 @builder_group.command("prune")
-@click.option("-a", "--all", "all_", is_flag=True, help="Remove all cache (the same here).")
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove the cache mounts (RUN --mount=type=cache) too.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt.")
 def prune_cmd(all_, force) -> None:
-    """Remove the build cache."""
+    """Remove the build cache (step entries; with -a the cache mounts too)."""
+    import shutil
+
     from pallet.build.cache import StepCache
 
     store = state().store()
-    n = StepCache(store.root, store.blobs).prune()
+    cache = StepCache(store.root, store.blobs)
+    n = cache.prune()
+    if all_ and (cache.dir / "mounts").is_dir():
+        shutil.rmtree(cache.dir / "mounts")
     click.echo(f"Deleted {n} build cache entries")
+
+
+@builder_group.command("du")
+def du_cmd() -> None:
+    """Show the disk usage of the build cache."""
+    from pallet.build.cache import StepCache
+    from pallet.cli.common import human_size, print_table
+
+    store = state().store()
+    cache = StepCache(store.root, store.blobs)
+    entries = list(cache.dir.glob("*.json"))
+    layers: set[str] = set()
+    meta = 0
+    for p in entries:
+        try:
+            import json
+
+            meta += p.stat().st_size
+            for x in json.loads(p.read_text()).get("layers", []):
+                layers.add(x["digest"])
+        except (OSError, ValueError, KeyError):
+            continue
+    used = {d.digest for rec in store.images() for d in store.manifest(rec).layers}
+    only_cache = [d for d in layers - used if store.blobs.has(d)]
+    layer_bytes = sum(store.blobs.size(d) for d in only_cache)
+    mounts = cache.dir / "mounts"
+    mount_bytes = 0
+    if mounts.is_dir():
+        for d, _, files in os.walk(mounts):
+            for f in files:
+                try:
+                    mount_bytes += os.lstat(os.path.join(d, f)).st_size
+                except OSError:
+                    pass
+    print_table(["TYPE", "COUNT", "SIZE"], [
+        ["steps", len(entries), human_size(meta)],
+        ["layers (cache only)", len(only_cache), human_size(layer_bytes)],
+        ["cache mounts", len(list(mounts.iterdir())) if mounts.is_dir() else 0, human_size(mount_bytes)],
+    ])
+    click.echo(f"Total: {human_size(meta + layer_bytes + mount_bytes)}")
