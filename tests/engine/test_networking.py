@@ -273,6 +273,13 @@ def test_published_ports(net):
     assert ports["80/tcp"][:2] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "127.0.0.1", "HostPort": "8081"}]
     assert ports["91/udp"] == [{"HostIp": "0.0.0.0", "HostPort": "9001"}]
     assert "0.0.0.0:8080->80/tcp" in net("ps", check=True).stdout
+    # from containers through the host's address: on the same network (hairpin) and on another one
+    net("network", "create", "--subnet", "10.87.0.0/24", "other", check=True)
+    for network in ("pub", "other"):
+        cp = net("run", "--rm", "--network", network, IMAGE, "sh", "-c",   # (busybox wget crashes: nc)
+                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 10.86.0.1 8080")
+        assert cp.returncode == 0 and "200 OK" in cp.stdout and cp.stdout.endswith("hello from web1\n"), \
+            (network, cp.stdout, cp.stderr)
     # a port another container holds, a port a host process holds: errors before the container starts
     cp = net("run", "--rm", "--network", "pub", "-p", "8080:80", IMAGE, "true")
     assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and "already published" in cp.stderr, cp.stderr

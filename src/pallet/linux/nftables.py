@@ -112,5 +112,6 @@ def jump(target: str) -> dict:
     return {"jump": {"target": target}}
 
 
+ACCEPT: dict = {"accept": None}
 DROP: dict = {"drop": None}
 MASQUERADE: dict = {"masquerade": None}

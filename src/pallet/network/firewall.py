@@ -50,6 +50,7 @@ def _ports_key() -> dict:
 
 
 _LOCAL = nft.match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+_DNAT = nft.match({"ct": {"key": "status"}}, "dnat", "in")
 
 
 def _base_rules() -> list[dict]:
@@ -99,6 +100,11 @@ def network_up(net: Network) -> list[dict]:
         cmds.append(nft.add(nft.rule(c_in, nft.match(nft.meta("oifname"), br, "!="), nft.DROP)))
         cmds.append(nft.add(nft.rule(c_out, nft.match(nft.meta("iifname"), br, "!="), nft.DROP)))
     else:
+        # a published port (DNAT) is reachable from every network, as through the host; on the same
+        # bridge (hairpin) the answer must come back through the gateway: masquerade
+        cmds.append(nft.add(nft.rule(c_in, _DNAT, nft.ACCEPT)))
+        cmds.append(nft.add(nft.rule(c_out, _DNAT, nft.ACCEPT)))
+        cmds.append(nft.add(nft.rule(c_post, nft.match(nft.meta("oifname"), br), _DNAT, nft.MASQUERADE)))
         # isolation: no traffic between two pallet networks
         cmds.append(nft.add(nft.rule(c_in, nft.match(nft.meta("oifname"), br, "!="),
                                      nft.match(nft.meta("oifname"), "@bridges"), nft.DROP)))
