@@ -575,3 +575,18 @@ def test_output_local_and_tar_and_builder_du(env: Env, tmp_path: Path) -> None:
     env("builder", "prune", "-a", "-f", check=True)
     assert not (env.root / "buildcache" / "mounts").exists()
     assert_nothing_left(env)
+
+
+def test_heredocs_in_run_and_copy(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox\nRUN cat <<EOF > /x\nhello $HOME\nEOF\n"
+          "RUN <<EOT\n#!/bin/sh\necho script $0 > /s\nEOT\n"
+          "RUN <<-A cat > /a; cat <<B > /b\n\tone\nA\ntwo\nB\n"
+          "RUN <<X\necho plain > /p\nX\n"
+          "COPY <<F /f.txt\ncontent\nF\n")
+    ctx = _ctx(tmp_path, df)
+    build(env, ctx, "-t", "localhost/heredoc")
+    out = env("run", "--rm", "localhost/heredoc", "sh", "-c", "cat /x /s /a /b /p /f.txt; ls -d /dev/pipes 2>&1",
+              check=True).stdout
+    assert out.splitlines()[:6] == ["hello /root", "script /dev/pipes/EOT", "one", "two", "plain", "content"]
+    assert "No such file" in out.splitlines()[6]
+    assert_nothing_left(env)

@@ -489,11 +489,22 @@ class Builder:
         self._history(st, created_by, layer is None)
 
     def _describe_run(self, st: _Stage, inst: I.Run, env: dict[str, str]):
+        import re
+
         from pallet.build.run import RunFailed, run_in
 
-        if inst.heredocs and inst.prepend_shell and len(inst.heredocs) == 1 and \
-                inst.cmd[0].strip().startswith("<<"):
-            argv = st.shell() + [inst.heredocs[0].data]   # the shell expands it, as BuildKit leaves it
+        script = None
+        if inst.heredocs and inst.prepend_shell and inst.cmd:
+            line = inst.cmd[0].strip()
+            if len(inst.heredocs) == 1 and re.fullmatch(r"<<-?([\"']?)[^\s\"']+\1", line):
+                data = inst.heredocs[0].data
+                if data.startswith("#!"):   # a script with its interpreter: run as a file, as BuildKit does
+                    script = (inst.heredocs[0].name, data)
+                    argv = ["/dev/pipes/" + inst.heredocs[0].name]
+                else:
+                    argv = st.shell() + [data]
+            else:   # heredocs inside a command line: the shell reads them
+                argv = st.shell() + [inst.cmd[0] + "\n" + "".join(h.data + h.name + "\n" for h in inst.heredocs)]
         elif inst.prepend_shell:
             argv = st.shell() + inst.cmd
         else:
@@ -519,6 +530,11 @@ class Builder:
             from pallet.build.runmounts import plan_mounts
 
             plan = plan_mounts(self, inst, inst.mounts, lambda w: self._expand(inst, w, env), self.opts.secrets, cwd)
+        if script is not None:
+            from pallet.build.runmounts import MountPlan, script_mount
+
+            plan = plan or MountPlan()
+            script_mount(plan, self.store, *script)
 
         def run(v) -> None:
             def work(ws) -> None:

@@ -21,7 +21,7 @@ import tempfile
 
 from pallet.errors import PalletError
 
-__all__ = ["MountPlan", "plan_mounts"]
+__all__ = ["MountPlan", "plan_mounts", "script_mount"]
 
 
 class MountPlan:
@@ -51,6 +51,21 @@ class MountPlan:
                 fn()
             except OSError:
                 pass
+
+
+def script_mount(plan: MountPlan, store, name: str, data: str) -> None:
+    """A RUN heredoc script with a #! line, executable at /dev/pipes/NAME (BuildKit's place for it)."""
+    plan.key.append(("script", name, data))
+
+    def setup():
+        fd, path = tempfile.mkstemp(prefix="build-script-", dir=str(store.tmp))
+        plan._cleanups.append(lambda p=path: os.unlink(p))
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        os.chmod(path, 0o755)
+        return {"destination": "/dev/pipes/" + name, "type": "bind", "source": path,
+                "options": ["bind", "ro", "rprivate"]}
+    plan._setups.append(setup)
 
 
 def _copy_tree(entries, dest: str) -> None:
