@@ -11,7 +11,7 @@ APT_PACKAGES := busybox-static skopeo umoci runc crun podman conmon docker-regis
 VENV_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv seccomp demo test lint bench clean
+.PHONY: install apt venv seccomp demo test lint bench clean tour
 
 install: apt venv seccomp
 
@@ -46,6 +46,10 @@ demo: install
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# docs/tour.md and docs/tour-diagram.svg, made again from live runs (tests/test_tour.py runs the same commands)
+tour: install
+	$(PY) scripts/tour.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests

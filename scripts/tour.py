@@ -1,0 +1,169 @@
+"""The guided tour (docs/tour.md), made from live runs of pallet on this machine.
+
+    .venv/bin/python scripts/tour.py            # run every command, write docs/tour.md and its diagram
+    .venv/bin/python scripts/tour.py --check    # run every command, fail if one fails (tests/test_tour.py)
+
+Everything happens in a private storage root under a temporary directory: a busybox image made from
+the host's busybox-static, a second image built on it, a container running. The outputs are the real
+ones, with the temporary directory written as $TOUR so that the page does not change with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MAX_LINES = 40
+
+SECTIONS: list[tuple[str, str, list[str]]] = [
+    ("How do the kernel, pallet's processes and a container fit together?",
+     "A container is an ordinary process that the kernel has put in its own namespaces (what it can see), "
+     "cgroups (what it may use), a root filesystem of image layers stacked by overlayfs, and a seccomp "
+     "filter with fewer capabilities (what it may ask). pallet's CLI sets this up, a small monitor process "
+     "per container is its parent (logs, exit code, `--rm`), and the runtime makes the kernel calls. "
+     "The picture below is drawn from this host as it is now.",
+     ["pallet run -d --name web localhost/busybox:latest sleep 600",
+      "pallet ps",
+      "pallet system diagram --format text",
+      "pallet system diagram -o $DOCS/tour-diagram.svg"]),
+    ("What does the runtime ask of the kernel for a container?",
+     "`explain run` builds the same OCI runtime spec `pallet run` would, without creating anything, and "
+     "says what it gives the process. `explain container` reads the same facts back from the running process.",
+     ["pallet explain run localhost/busybox:latest",
+      "pallet explain run --compare '--privileged' localhost/busybox:latest",
+      "pallet explain container web"]),
+    ("What are repositories, tags, digests and registries? What is an image's full URL?",
+     "A reference names a registry, a repository in it and a tag or a digest; docker's rules fill in what "
+     "is left out. The registry's API URL is what a client fetches.",
+     ["pallet image ref explain busybox",
+      "pallet image ref explain localhost:5000/team/app:1.0"]),
+    ("What is inside an image? Base image versus layers built on it",
+     "An image is a config (what runs) and a list of layers (tar files of changes). An image built FROM "
+     "another shares its layers: the tree shows which image is built on which.",
+     ["pallet images",
+      "pallet images --tree",
+      "pallet history localhost/tour/app:1",
+      "pallet explain image localhost/tour/app:1",
+      "pallet image tree localhost/tour/app:1"]),
+    ("Using layers well",
+     "A file written in one layer and removed or rewritten in a later one still takes space in the "
+     "image: the efficiency report counts it.",
+     ["pallet image efficiency localhost/tour/app:1"]),
+    ("What do the OCI standards fix, and why does it matter?",
+     "pallet's store is an OCI image layout and its archives follow the OCI image spec, so other tools "
+     "read what pallet writes: skopeo inspects the archive and umoci unpacks it into a runtime bundle.",
+     ["pallet save --format oci-archive -o $TOUR/app.tar localhost/tour/app:1",
+      "skopeo inspect oci-archive:$TOUR/app.tar",
+      "mkdir -p $TOUR/layout && tar -C $TOUR/layout -xf $TOUR/app.tar && "
+      "umoci unpack --image $TOUR/layout:localhost/tour/app:1 $TOUR/bundle && ls $TOUR/bundle"]),
+]
+
+
+def _busybox() -> str:
+    for p in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(p):
+            return p
+    sys.exit("tour: busybox-static is not installed (apt-get install busybox-static)")
+
+
+def _setup(tour: Path, env: dict) -> None:
+    rootfs = tour / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2(_busybox(), rootfs / "bin" / "busybox")
+    for applet in subprocess.run([str(rootfs / "bin" / "busybox"), "--list-full"], capture_output=True,
+                                 text=True, check=True).stdout.split():
+        target = rootfs / applet
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() and not target.is_symlink():
+            target.symlink_to("/bin/busybox")
+    for d in ("etc", "proc", "sys", "dev", "tmp", "root", "var", "run"):
+        (rootfs / d).mkdir(exist_ok=True)
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tour / "rootfs.tar"), "."], check=True)
+    ctx = tour / "context"
+    ctx.mkdir()
+    (ctx / "app.sh").write_text("#!/bin/sh\necho hello from the tour\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM localhost/busybox:latest\n"
+        "COPY app.sh /app/app.sh\n"
+        "RUN chmod 755 /app/app.sh && dd if=/dev/zero of=/app/scratch bs=1k count=64 2>/dev/null\n"
+        "RUN rm /app/scratch\n"
+        'CMD ["/app/app.sh"]\n')
+    for argv in ([str(BIN / "pallet"), "import", "-c", 'CMD ["sh"]', str(tour / "rootfs.tar"),
+                  "localhost/busybox:latest"],
+                 [str(BIN / "pallet"), "build", "-q", "--network", "none", "-t", "localhost/tour/app:1", str(ctx)]):
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+
+
+def _clean(text: str, tour: Path) -> str:
+    text = text.replace(str(tour), "$TOUR")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines = text.rstrip("\n").splitlines()
+    if len(lines) > MAX_LINES:
+        lines = lines[:MAX_LINES] + [f"… ({len(lines) - MAX_LINES} more lines)"]
+    return "\n".join(lines)
+
+
+def run_tour(docs: Path, check: bool) -> list[str]:
+    """Run every command; returns the failures (command and output). Writes the page unless `check`."""
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="pallet-tour-") as tmp:
+        tour = Path(tmp)
+        env = dict(os.environ, PALLET_ROOT=str(tour / "root"), PALLET_RUNROOT=str(tour / "run"),
+                   PALLET_CONFIG_DIR=str(tour / "config"), TOUR=str(tour),
+                   DOCS=str(tour / "docs" if check else docs), PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+                   COLUMNS="110", NO_COLOR="1")
+        (tour / "docs").mkdir()
+        _setup(tour, env)
+        page = ["# A guided tour of a container host", "",
+                "Each answer below is a pallet command run on a real host and its real output "
+                "(`make tour` runs them again and rewrites this page; `tests/test_tour.py` fails when one of "
+                "them stops working). The host: a busybox image made from Debian's busybox-static, an image "
+                "built on it by `pallet build`, one container running.", ""]
+        try:
+            for title, prose, commands in SECTIONS:
+                page += [f"## {title}", "", prose, ""]
+                if "diagram" in " ".join(commands):
+                    page += ["![the host](tour-diagram.svg)", ""]
+                for cmd in commands:
+                    cp = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=120)
+                    out = cp.stdout + (cp.stderr if cp.returncode else "")
+                    if cp.returncode != 0 or "Traceback (most recent call last)" in cp.stderr:
+                        failures.append(f"$ {cmd}\n(exit {cp.returncode})\n{out}")
+                    if "-o $DOCS" in cmd:
+                        continue
+                    page += ["```console", f"$ {cmd.replace('$TOUR', '$TOUR')}", _clean(out, tour), "```", ""]
+        finally:
+            subprocess.run([str(BIN / "pallet"), "rm", "-f", "web"], env=env, capture_output=True)
+            subprocess.run(["umount", "-R", "-l", str(tour / "root")], capture_output=True)
+    if not check:
+        (docs / "tour.md").write_text("\n".join(page) + "\n")
+    return failures
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="run the commands only; fail if one fails")
+    args = ap.parse_args()
+    failures = run_tour(REPO / "docs", args.check)
+    for f in failures:
+        print(f, file=sys.stderr)
+    if failures:
+        print(f"tour: {len(failures)} command(s) failed", file=sys.stderr)
+        return 1
+    if not args.check:
+        print("wrote docs/tour.md and docs/tour-diagram.svg")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
