@@ -279,6 +279,14 @@ def test_dockerignore_and_symlink_out_of_context(env: Env, tmp_path: Path) -> No
      "Error: Dockerfile:2: COPY --from=nostage: no build stage and no image named 'nostage'"),
     ("FROM $UNDEFINED\n",
      "Error: Dockerfile:1: base name ($UNDEFINED) should not be blank"),
+    ("FROM localhost/busybox AS a\nCOPY --from=b /x /x\nFROM localhost/busybox AS b\nCOPY --from=a /y /y\n",
+     "Error: circular dependency detected on stage: b"),
+    ("FROM localhost/busybox AS a\nCOPY --from=a /x /x\n",
+     "Error: circular dependency detected on stage: a"),
+    ("FROM localhost/busybox\nRUN --mount=type=ssh true\n",
+     "Error: Dockerfile:2: RUN --mount=type=ssh is not supported by pallet build yet"),
+    ("FROM localhost/busybox\nCOPY --chmod=u+x missing-too /\n",
+     'Error: Dockerfile:2: failed to compute cache key: "/missing-too": not found'),
 ])
 def test_bad_input_is_one_line_exit_1_nothing_created(env: Env, tmp_path: Path, dockerfile: str,
                                                      message: str) -> None:
