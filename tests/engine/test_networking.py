@@ -137,7 +137,11 @@ def test_rm_leaves_no_veth_lease_or_rule(net):
     assert cid[:12] not in _nft(net) and "8081" not in _nft(net)
     # --rm: the monitor gives everything back when the container exits
     assert net("run", "--rm", "--network", "tmp", IMAGE, "true").returncode == 0
-    assert _veths(net) == [] and _leases(net) == []
+    assert _leases(net) == []
+    deadline = time.monotonic() + 5    # (the veth goes with the namespace, after the exit is recorded)
+    while _veths(net) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _veths(net) == []
     # an exit gives the address back (the next container gets it)
     cid = _run_d(net, "--network", "tmp", IMAGE, "true")
     net("wait", cid, check=True)
@@ -302,3 +306,23 @@ def test_published_ports(net):
     net("rm", "-f", cid, check=True)
     table = _nft(net)
     assert cid[:12] not in table and "8080" not in table
+
+
+def test_a_restart_policy_reattaches_on_each_start(net):
+    net("network", "create", "--subnet", "10.88.0.0/24", "again", check=True)
+    cid = _run_d(net, "--network", "again", "--restart", "on-failure:3", "-p", "8082:80", IMAGE, "sh", "-c",
+                 "ip -o -4 addr show eth0 >> /tmp/addrs; cat /tmp/addrs; sleep 0.3; exit 1")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        c = _inspect(net, cid)
+        if c["RestartCount"] == 3 and c["State"]["Status"] == "exited":
+            break
+        time.sleep(0.1)
+    assert c["RestartCount"] == 3 and c["State"]["Status"] == "exited", c["State"]
+    lines = net("logs", cid, check=True).stdout.splitlines()
+    assert len(lines) >= 4 and all("10.88.0.2/24" in ln for ln in lines), lines
+    assert _leases(net) == [] and cid[:12] not in _nft(net)
+    deadline = time.monotonic() + 5    # (the veth goes with the namespace, after the exit is recorded)
+    while _veths(net) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _veths(net) == []
