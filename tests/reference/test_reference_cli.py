@@ -7,14 +7,29 @@ import json
 import pytest
 
 DIGEST = "sha256:" + "e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582"
-KEYS = ["input", "domain", "path", "tag", "digest", "normalized", "familiar", "api_url", "http_fallback"]
+KEYS = ["input", "domain", "path", "tag", "digest", "normalized", "familiar", "api_url", "http_fallback",
+        "resolved_by", "candidates"]
+DOCKER_RULE = "no unqualified-search registries: docker's default (docker.io/library/)"
+
+
+@pytest.fixture
+def pallet(pallet, tmp_path):  # noqa: F811 -- the suite's runner, with an empty registries.conf
+    """No search registries and no aliases (whatever the host's /etc/containers says): docker's rules."""
+    conf = tmp_path / "registries.conf"
+    conf.write_text("")
+
+    def run(*args, env=None, **kw):
+        return pallet(*args, env={"CONTAINERS_REGISTRIES_CONF": str(conf), **(env or {})}, **kw)
+
+    return run
 
 
 def test_explain_text_is_aligned(pallet) -> None:
     cp = pallet("image", "ref", "explain", "busybox", check=True)
     lines = cp.stdout.splitlines()
     assert [line.split(":", 1)[0] for line in lines] == [
-        "Input", "Domain", "Path", "Tag", "Digest", "Normalized name", "Familiar name", "API URL", "HTTP fallback"]
+        "Input", "Domain", "Path", "Tag", "Digest", "Normalized name", "Familiar name", "API URL", "HTTP fallback",
+        "Resolved by", "Candidates"]
     starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in lines}
     assert len(starts) == 1, cp.stdout  # every value starts in the same column
     values = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in lines}
@@ -28,6 +43,8 @@ def test_explain_text_is_aligned(pallet) -> None:
         "Familiar name": "busybox",
         "API URL": "https://registry-1.docker.io/v2/library/busybox/manifests/latest",
         "HTTP fallback": "<none>",
+        "Resolved by": DOCKER_RULE,
+        "Candidates": "<none>",
     }
     assert cp.stderr == ""
 
@@ -67,7 +84,9 @@ def test_explain_json(pallet, ref: str, want: dict) -> None:
     cp = pallet("image", "ref", "explain", "--format", "json", ref, check=True)
     obj = json.loads(cp.stdout)
     assert list(obj) == KEYS
-    assert obj == {"input": ref, **want}
+    short = "/" not in ref or not any(c in ref.split("/")[0] for c in ".:") and not ref.startswith("localhost/")
+    assert obj == {"input": ref, **want, "candidates": None,
+                   "resolved_by": DOCKER_RULE if short else "fully qualified: used as given"}
 
 
 @pytest.mark.parametrize("ref", ["localhost:5000/foo", "127.0.0.1:5000/x"])
@@ -86,7 +105,7 @@ def test_explain_reads_insecure_registries_from_the_settings_file(pallet, tmp_pa
     cfg.write_text('[registries."reg.example:5000"]\ninsecure = true\n'
                    '[registries."localhost:5000"]\ninsecure = false\n')
     cp = pallet("--config", str(cfg), "image", "ref", "explain", "reg.example:5000/a", check=True)
-    assert cp.stdout.splitlines()[-2:] == [
+    assert cp.stdout.splitlines()[-4:-2] == [
         "API URL:           https://reg.example:5000/v2/a/manifests/latest",
         "HTTP fallback:     http://reg.example:5000/v2/a/manifests/latest (if https fails: marked insecure in "
         "pallet.toml or registries.conf)"]
@@ -126,3 +145,17 @@ def test_explain_invalid_exits_125_with_one_line(pallet, ref: str, reason: str, 
 def test_ref_help_lists_explain(pallet) -> None:
     cp = pallet("image", "ref", "--help", check=True)
     assert "explain" in cp.stdout
+
+
+def test_explain_says_which_short_name_rule_resolved(pallet, tmp_path) -> None:
+    conf = tmp_path / "short.conf"
+    conf.write_text('unqualified-search-registries = ["quay.io", "docker.io"]\n'
+                    '[aliases]\n"rhel7" = "registry.access.redhat.com/rhel7"\n')
+    env = {"CONTAINERS_REGISTRIES_CONF": str(conf)}
+    obj = json.loads(pallet("image", "ref", "explain", "--format", "json", "rhel7", env=env, check=True).stdout)
+    assert (obj["domain"], obj["path"], obj["tag"]) == ("registry.access.redhat.com", "rhel7", "latest")
+    assert obj["resolved_by"] == f"alias 'rhel7' = 'registry.access.redhat.com/rhel7' ({conf})"
+    assert obj["api_url"] == "https://registry.access.redhat.com/v2/rhel7/manifests/latest"
+    text = pallet("image", "ref", "explain", "tool", env=env, check=True).stdout
+    assert "Candidates:        quay.io/tool:latest, docker.io/library/tool:latest (enforcing" in text
+    assert "Resolved by:       unqualified-search-registries quay.io, docker.io (short-name-mode enforcing)" in text

@@ -77,6 +77,8 @@ _LABELS = {
     "familiar": "Familiar name",
     "api_url": "API URL",
     "http_fallback": "HTTP fallback",
+    "resolved_by": "Resolved by",
+    "candidates": "Candidates",
 }
 
 
@@ -104,20 +106,34 @@ def explain_cmd(ref: str, fmt: str) -> None:
       Familiar name:     busybox
       API URL:           https://registry-1.docker.io/v2/library/busybox/manifests/latest
       HTTP fallback:     <none>
+      Resolved by:       no unqualified-search registries: docker's default (docker.io/library/)
+      Candidates:        <none>
 
+    A short name resolves as podman's does, through registries.conf (aliases, search registries;
+    see pallet.registry.client.shortnames); without a search registry, by docker's rule.
     For `localhost:5000/app` the API URL is https://localhost:5000/v2/app/manifests/latest and
     the HTTP fallback http://localhost:5000/v2/app/manifests/latest (registry on this host).
     """
     normalize(ref)  # an invalid reference fails before the settings file is read
-    domain = parse_normalized_named(ref).domain
+    from pallet.registry.client import shortnames
+
+    res = shortnames.resolve(ref, shortnames.load())
+    # one candidate (an alias, a single search registry): that is the name a pull fetches
+    target = res.candidates[0] if len(res.candidates) == 1 else ref
+    domain = parse_normalized_named(target).domain
     insecure = _insecure_setting(domain)
-    parts = explain(ref, insecure=insecure)
+    parts = explain(target, insecure=insecure)
+    parts["input"] = ref
+    parts["resolved_by"] = res.rule + (f" ({res.source})" if res.source else "")
+    parts["candidates"] = res.candidates if len(res.candidates) > 1 else None
+    ref_tag_source = target
     if fmt == "json":
         from pallet.cli.common import print_json
 
         print_json(parts)
         return
-    written_tag = parse_normalized_named(ref).tag
+    written_tag = parse_normalized_named(ref_tag_source).tag if ref_tag_source == ref else \
+        parse_normalized_named(ref).tag
     width = max(len(label) for label in _LABELS.values()) + 4
     lines = []
     for key, label in _LABELS.items():
@@ -128,6 +144,9 @@ def explain_cmd(ref: str, fmt: str) -> None:
             shown = f"{value} (default)"
         elif key == "input":
             shown = repr(value) if not value.isprintable() else value
+        elif key == "candidates":
+            shown = ", ".join(value) + (" (enforcing: a terminal is asked which)" if res.enforcing else
+                                        " (tried in order)")
         elif key == "http_fallback":
             reason = http_fallback_reason(Reference(parts["domain"], parts["path"]), insecure)
             shown = f"{value} (if https fails: {reason})"

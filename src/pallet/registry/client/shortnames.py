@@ -193,7 +193,7 @@ def resolve(text: str, cfg: ShortNameConfig) -> Resolution:
         if reg in ("docker.io", "index.docker.io") and "/" not in name:
             cand = f"docker.io/library/{name}"
         cands.append(str(R.normalize(cand + suffix)))
-    rule = f"unqualified-search-registries {cfg.search} (short-name-mode {cfg.mode})"
+    rule = f"unqualified-search-registries {', '.join(cfg.search)} (short-name-mode {cfg.mode})"
     return Resolution(text, cands, rule, cfg.search_source, enforcing=cfg.mode == "enforcing" and len(cands) > 1)
 
 
