@@ -598,3 +598,19 @@ def test_heredocs_in_run_and_copy(env: Env, tmp_path: Path) -> None:
     assert out.splitlines()[:6] == ["hello /root", "script /dev/pipes/EOT", "one", "two", "plain", "content"]
     assert "No such file" in out.splitlines()[6]
     assert_nothing_left(env)
+
+
+def test_copy_chmod_octal_and_symbolic_and_chown_names(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox\nCOPY --chmod=640 a.txt /octal\nCOPY --chmod=u+x,go-w a.txt /sym\n"
+          "COPY --chmod=a=rX d /dir\nCOPY --chown=app:staff a.txt /owned\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "a\n", "d/f.txt": "f\n"})
+    (ctx / "a.txt").chmod(0o664)
+    (ctx / "d" / "f.txt").chmod(0o644)
+    build(env, ctx, "-t", "localhost/chmod")
+    out = env("run", "--rm", "localhost/chmod", "stat", "-c", "%a %u:%g %n", "/octal", "/sym", "/dir/f.txt",
+              "/owned", check=True).stdout.splitlines()
+    assert out == ["640 0:0 /octal", "744 0:0 /sym", "444 0:0 /dir/f.txt", "664 1000:50 /owned"]
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox\nCOPY --chmod=u+q a.txt /x\n")
+    cp = build(env, ctx, check=False)
+    assert cp.returncode == 1 and cp.stderr.splitlines()[-1] == "Error: Dockerfile:2: invalid chmod parameter 'u+q'"
+    assert_nothing_left(env)

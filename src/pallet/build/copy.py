@@ -25,15 +25,70 @@ class BadFlag(PalletError):
     exit_code = 1
 
 
-def parse_chmod(value: str | None) -> int | None:
+def parse_chmod(value: str | None):
+    """--chmod: an octal mode (int), or a symbolic one (`u+x,go-w`, `a=rX`) as a function of the
+    source's mode and whether it is a directory; None when not given."""
     if value is None or value == "":
         return None
     try:
         mode = int(value, 8)
     except ValueError:
-        raise BadFlag(f"invalid chmod parameter {value!r}: only octal modes are supported") from None
+        return _symbolic(value)
     if mode > 0o7777:
         raise BadFlag(f"invalid chmod parameter {value!r}")
+    return mode
+
+
+_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o1007}
+
+
+def _symbolic(value: str):
+    import re
+
+    clauses = []
+    for part in value.split(","):
+        m = re.fullmatch(r"([ugoa]*)([-+=])([rwxXst]*)", part)
+        if m is None:
+            raise BadFlag(f"invalid chmod parameter {value!r}")
+        clauses.append(m.groups())
+
+    def apply(old: int, is_dir: bool) -> int:
+        mode = old & 0o7777
+        for who, op, perms in clauses:
+            who = who.replace("a", "ugo") or "ugo"
+            mask = 0
+            for w in set(who):
+                bits = 0
+                for p in perms:
+                    if p == "r":
+                        bits |= 0o444
+                    elif p == "w":
+                        bits |= 0o222
+                    elif p == "x" or (p == "X" and (is_dir or old & 0o111)):
+                        bits |= 0o111
+                    elif p == "s":
+                        bits |= 0o6000
+                    elif p == "t":
+                        bits |= 0o1000
+                mask |= bits & _WHO[w]
+            if op == "+":
+                mode |= mask
+            elif op == "-":
+                mode &= ~mask
+            else:
+                clear = 0
+                for w in set(who):
+                    clear |= _WHO[w] & 0o777 | (_WHO[w] & 0o7000)
+                mode = (mode & ~clear) | mask
+        return mode
+    return apply
+
+
+def _mode_for(mode, st) -> int:
+    if mode is None:
+        return stat.S_IMODE(st.st_mode)
+    if callable(mode):
+        return mode(stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode))
     return mode
 
 
@@ -147,7 +202,7 @@ def _write_tar(out, entries, contents, owner: tuple[int, int] | None, mode: int 
             ti = tarfile.TarInfo(e.rel)
             ti.mtime = int(st.st_mtime)
             ti.uid, ti.gid = owner if owner else ((st.st_uid, st.st_gid) if keep_owner else (0, 0))
-            ti.mode = mode if mode is not None else stat.S_IMODE(st.st_mode)
+            ti.mode = _mode_for(mode, st)
             if stat.S_ISDIR(st.st_mode):
                 ti.type = tarfile.DIRTYPE
                 tar.addfile(ti)
@@ -167,7 +222,7 @@ def _write_tar(out, entries, contents, owner: tuple[int, int] | None, mode: int 
             raw = data.encode()
             ti = tarfile.TarInfo(name)
             ti.size = len(raw)
-            ti.mode = mode if mode is not None else 0o644
+            ti.mode = (mode(0o644, False) if callable(mode) else mode) if mode is not None else 0o644
             ti.uid, ti.gid = owner if owner else (0, 0)
             ti.mtime = int(time.time())
             tar.addfile(ti, io.BytesIO(raw))
