@@ -299,6 +299,16 @@ def test_published_ports(net):
         holder.kill()
         holder.wait()
     assert len(net.ids()) == 1
+    # disconnect / connect: a new address, the same ports
+    net("network", "disconnect", "pub", cid, check=True)
+    assert cid[:12] not in _nft(net)      # no network: nothing to forward to
+    net("network", "connect", "other", cid, check=True)
+    assert _inspect(net, cid)["NetworkSettings"]["Networks"]["other"]["IPAddress"].startswith("10.87.0.")
+    for port in (8080, random):
+        cp = _get(net, f"http://127.0.0.1:{port}/")
+        assert cp.returncode == 0 and cp.stdout == "hello from web1\n", (port, cp.stderr)
+    net("network", "disconnect", "other", cid, check=True)
+    net("network", "connect", "pub", cid, check=True)
     # restart: the same ports again; rm: no rule left
     net("restart", "-t", "0", cid, check=True)
     cp = _get(net, "http://127.0.0.1:8080/")

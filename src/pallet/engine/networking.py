@@ -231,9 +231,10 @@ def _check_unbound(proto: str, host_ip: str, port: int) -> None:
             raise
 
 
-def publish(engine, c, lease) -> None:
+def publish(engine, c, lease, keep: dict | None = None) -> None:
     """DNAT of the container's published ports to `lease`'s address: one nftables transaction; the
-    host ports actually used (a random one for an empty HostPort) are kept in the row (`Ports`)."""
+    host ports actually used (a random one for an empty HostPort; `keep`'s, the ones used before, when
+    it is re-published) are kept in the row (`Ports`)."""
     from pallet import jsonfast
     from pallet.linux import sysctl
     from pallet.linux.nftables import NftError
@@ -244,10 +245,17 @@ def publish(engine, c, lease) -> None:
     rules = []
     for key, binds in c.HostConfig["PortBindings"].items():
         port, _, proto = key.partition("/")
-        for b in binds or ():
+        before = (keep or {}).get(key) or []
+        for i, b in enumerate(binds or ()):
             host_ip = b.get("HostIp") or ""
-            hp = int(b["HostPort"]) if b.get("HostPort") else _free_port(proto, host_ip)
-            _check_unbound(proto, host_ip, hp)
+            if b.get("HostPort"):
+                hp = int(b["HostPort"])
+            elif i < len(before) and before[i].get("HostPort"):
+                hp = int(before[i]["HostPort"])
+            else:
+                hp = _free_port(proto, host_ip)
+            if not keep:
+                _check_unbound(proto, host_ip, hp)
             rules.append((proto, host_ip, hp, int(port)))
             actual.setdefault(key, []).append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(hp)})
     net = Networks(_store(engine)).get(lease.network_id)
@@ -267,6 +275,16 @@ def unpublish(engine, c) -> None:
     from pallet.network import firewall
 
     firewall.apply(firewall.unpublish(c.id))
+
+
+def republish(engine, c, leases) -> None:
+    """After connect/disconnect of a running container: its published ports forward to its first
+    network's (new) address, on the same host ports."""
+    if not c.HostConfig.get("PortBindings"):
+        return
+    unpublish(engine, c)
+    if leases:
+        publish(engine, c, leases[0], keep=c.config.get("Ports") or {})
 
 
 def release(engine, c) -> list:
@@ -332,7 +350,10 @@ def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: 
         c.config.setdefault("NetworkingConfig", {})["EndpointsConfig"] = eps
         engine._update(c.id, config=jsonfast.dumps(c.config))
         if running:
-            write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, nets.leases(container_id=c.id)))
+            now = nets.leases(container_id=c.id)
+            write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, now))
+            if len(now) == 1:      # its first network: the published ports go there
+                republish(engine, c, now)
 
 
 def disconnect(engine, c, network: str, *, force: bool = False) -> None:
@@ -361,7 +382,9 @@ def disconnect(engine, c, network: str, *, force: bool = False) -> None:
         c.config.setdefault("NetworkingConfig", {})["EndpointsConfig"] = eps
         engine._update(c.id, config=jsonfast.dumps(c.config))
         if c.status == "running":
-            write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, nets.leases(container_id=c.id)))
+            now = nets.leases(container_id=c.id)
+            write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, now))
+            republish(engine, c, now)
 
 
 # ---- inspect, ps ----------------------------------------------------------------------------------
