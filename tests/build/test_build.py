@@ -614,3 +614,27 @@ def test_copy_chmod_octal_and_symbolic_and_chown_names(env: Env, tmp_path: Path)
     cp = build(env, ctx, check=False)
     assert cp.returncode == 1 and cp.stderr.splitlines()[-1] == "Error: Dockerfile:2: invalid chmod parameter 'u+q'"
     assert_nothing_left(env)
+
+
+def test_cache_to_and_from_a_local_directory(env: Env, tmp_path: Path, busybox_rootfs: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nCOPY a.txt /a\nRUN cat /a > /b\nCMD [\"cat\", \"/b\"]\n",
+               {"a.txt": "A\n"})
+    cache = tmp_path / "exported-cache"
+    first = build(env, ctx, "-q", "--cache-to", f"type=local,dest={cache}").stdout.strip()
+    assert (cache / "entries").is_dir() and list((cache / "blobs" / "sha256").iterdir())
+    # another store with the same base image: every step comes from the exported cache
+    other = Env(tmp_path / "root2", tmp_path / "run2", tmp_path)
+    build_image(other.root, busybox_rootfs)
+    try:
+        cp = build(other, ctx, "--cache-from", f"type=local,src={cache}", "-t", "localhost/fromcache")
+        st = steps(cp.stderr)
+        assert all(v == "CACHED" for k, v in st.items() if "FROM" not in k), st
+        assert first in cp.stdout
+        assert other("run", "--rm", "localhost/fromcache", check=True).stdout == "A\n"
+        cp = build(other, ctx, "--cache-from", "type=registry,ref=x", check=False)
+        assert cp.returncode == 1 and "not supported yet" in cp.stderr.splitlines()[-1]
+        assert_nothing_left(other)
+    finally:
+        _kill_build_containers(other.runroot)
+        other.cleanup()
+    assert_nothing_left(env)

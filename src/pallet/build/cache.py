@@ -28,10 +28,57 @@ def step_key(parent: str, *parts: object) -> str:
 
 
 class StepCache:
-    def __init__(self, root: str | os.PathLike, blobs) -> None:
+    def __init__(self, root: str | os.PathLike, blobs, *, sources: list[str] = (), record_layer=None) -> None:
         self.dir = Path(root) / "buildcache"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.blobs = blobs
+        self.sources = [Path(s) for s in sources]   # --cache-from type=local,src=DIR
+        self.record_layer = record_layer
+
+    def _from_sources(self, key: str) -> dict | None:
+        """An entry from a --cache-from directory, its blobs imported into the store."""
+        name = key.split(":", 1)[1] + ".json"
+        for src in self.sources:
+            try:
+                entry = json.loads((src / "entries" / name).read_text())
+            except (OSError, ValueError):
+                continue
+            try:
+                for layer in entry.get("layers", []):
+                    if not self.blobs.has(layer["digest"]):
+                        blob = src / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]
+                        self.blobs.put_file(blob, expected=layer["digest"])
+                    if self.record_layer is not None and layer.get("diff_id"):
+                        self.record_layer(layer["digest"], layer["diff_id"], layer.get("size", 0))
+            except (OSError, ValueError):
+                continue
+            except Exception:  # noqa: BLE001 (a digest mismatch: that cache is not used)
+                continue
+            self.put(key, entry)
+            return entry
+        return None
+
+    def export(self, keys: list[str], dest: str | os.PathLike) -> int:
+        """--cache-to type=local,dest=DIR: the entries of `keys` and their layer blobs; returns the count."""
+        import shutil
+
+        d = Path(dest)
+        (d / "entries").mkdir(parents=True, exist_ok=True)
+        (d / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        n = 0
+        for key in dict.fromkeys(keys):
+            entry = self.get(key)
+            if entry is None:
+                continue
+            for layer in entry.get("layers", []):
+                target = d / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]
+                if not target.exists():
+                    tmp = target.with_name(target.name + ".tmp")
+                    shutil.copyfile(self.blobs.path(layer["digest"]), tmp)
+                    os.replace(tmp, target)
+            (d / "entries" / (key.split(":", 1)[1] + ".json")).write_text(json.dumps(entry))
+            n += 1
+        return n
 
     def _path(self, key: str) -> Path:
         return self.dir / (key.split(":", 1)[1] + ".json")
@@ -40,7 +87,7 @@ class StepCache:
         try:
             entry = json.loads(self._path(key).read_text())
         except (OSError, ValueError):
-            return None
+            return self._from_sources(key) if self.sources else None
         for layer in entry.get("layers", []):
             if not self.blobs.has(layer["digest"]):
                 return None

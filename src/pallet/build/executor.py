@@ -59,6 +59,8 @@ class BuildOptions:
     extra_hosts: list[str] = field(default_factory=list)   # --add-host NAME:IP, in RUN's /etc/hosts
     build_contexts: dict[str, str] = field(default_factory=dict)   # --build-context NAME=DIR|docker-image://REF
     output: tuple[str, str] | None = None   # -o: ("local", DIR) or ("tar", FILE|-); None: the image
+    cache_from: list[str] = field(default_factory=list)   # type=local,src=DIR directories
+    cache_to: str | None = None   # type=local,dest=DIR
 
 
 def _arch() -> str:
@@ -156,6 +158,10 @@ class Builder:
 
     def _build(self, opts: BuildOptions) -> str:
         self.opts = opts
+        self.used_keys: list[str] = []
+        if opts.cache_from:
+            self.cache = StepCache(self.main_store.root, self.main_store.blobs, sources=opts.cache_from,
+                                   record_layer=lambda *a: self.store.record_layer(*a))
         epoch = opts.source_date_epoch
         if epoch is None and "SOURCE_DATE_EPOCH" in opts.build_args:
             try:
@@ -201,6 +207,11 @@ class Builder:
                 raise errors[0]
         final = self.results[order[-1]].result()
         self.index.save()
+        if opts.cache_to:
+            v = self.progress.vertex(f"exporting cache to {opts.cache_to}")
+            n = self.cache.export(self.used_keys, opts.cache_to)
+            v.line(f"{n} steps")
+            v.done()
         if opts.output is not None:
             return self._export_files(final, *opts.output)
         return self._export(final)
@@ -344,6 +355,7 @@ class Builder:
         if hit is not None:
             st.doc, st.layers = hit["doc"], hit["layers"]
             st.key = key
+            self.used_keys.append(key)
             if isinstance(inst, (I.Cmd, I.Entrypoint)):
                 st.cmd_set = st.cmd_set or isinstance(inst, I.Cmd)
             if v:
@@ -367,6 +379,7 @@ class Builder:
             raise self._fail(inst, e.message) from None
         st.key = key
         self.cache.put(key, st.entry())
+        self.used_keys.append(key)
         if v:
             v.done()
 

@@ -93,6 +93,19 @@ def _output(value: str | None) -> tuple[str, str] | None:
     return kind, dest
 
 
+def _cache_dir(value: str, key: str) -> str:
+    from pallet.build.executor import BuildError
+
+    fields = dict(f.partition("=")[::2] for f in value.split(","))
+    kind = fields.get("type", "local")
+    if kind != "local":
+        raise BuildError(f"cache type {kind!r} is not supported yet (type=local,{key}=DIR)")
+    d = fields.get(key)
+    if not d:
+        raise BuildError(f"invalid cache option {value!r}: type=local,{key}=DIR")
+    return os.path.abspath(d)
+
+
 def _epoch() -> int | None:
     from pallet.build.executor import BuildError
 
@@ -122,12 +135,14 @@ def _epoch() -> int | None:
 @click.option("-o", "--output", default=None,
               help="type=local,dest=DIR | type=tar,dest=FILE|- (the filesystem instead of an image); "
                    "a bare DIR or - as well.")
+@click.option("--cache-from", "cache_from", multiple=True, help="type=local,src=DIR: steps from an exported cache.")
+@click.option("--cache-to", "cache_to", default=None, help="type=local,dest=DIR: export this build's steps.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]), help="Progress output.")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
-              platform, output, iidfile, quiet, progress, context) -> None:
+              platform, output, cache_from, cache_to, iidfile, quiet, progress, context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
     from pallet.build.executor import BuildError
@@ -136,7 +151,8 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
     st = state()
     _check_platform(platform)
     extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts),
-             "output": _output(output)}
+             "output": _output(output), "cache_from": [_cache_dir(c, "src") for c in cache_from],
+             "cache_to": _cache_dir(cache_to, "dest") if cache_to else None}
     names = []
     for t in tags:
         try:
