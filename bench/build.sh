@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+crun_private_cgroups "$0" "$@"   # podman's crun on a hybrid cgroup host
 ROUNDS=${ROUNDS:-3}
 FILES=${FILES:-5000}
 SIZES=${SIZES:-"1 10 50 100"}

@@ -17,3 +17,34 @@ busybox_image_tar() {
     echo 'root:x:0:' > "$dest/etc/group"
     tar -C "$dest" -cf "$1/rootfs.tar" .
 }
+
+# crun_private_cgroups "$0" "$@": on a cgroup v1 "hybrid" host whose cgroup2 root still holds
+# controllers, crun (podman's runtime) refuses every container. Then run the calling script again in
+# a private mount namespace with a tmpfs of its own over /sys/fs/cgroup (the host's hierarchies bound
+# into it) and the missing controllers mounted as v1 hierarchies — as tests/helpers/crun_ns.py does
+# for the test suite — so the host's own mounts are never changed. While it runs, those controllers
+# are off the cgroup2 root for the whole host; they go back when the namespace ends.
+crun_private_cgroups() {
+    local u=/sys/fs/cgroup/unified
+    [ -n "${PALLET_BENCH_CGROUPS:-}" ] && return 0
+    [ -n "$(cat "$u/cgroup.controllers" 2>/dev/null)" ] || return 0
+    local ctrls
+    ctrls=$( { cat "$u/cgroup.controllers"; awk '!/^#/ && $2 == 0 && $4 == 1 {print $1}' /proc/cgroups; } |
+             tr ' ' '\n' | sed 's/^net_cls$/net_cls,net_prio/; s/^net_prio$/net_cls,net_prio/' | sort -u | tr '\n' ' ')
+    echo "== crun refuses this hybrid cgroup host: running in a private mount namespace with v1 $ctrls"
+    local old
+    old=$(mktemp -d /tmp/pallet-bench-cg.XXXXXX)
+    PALLET_BENCH_CGROUPS=1 exec unshare --mount --propagation private bash -c '
+        set -e; old=$1; shift; ctrls=$1; shift
+        mount --rbind /sys/fs/cgroup "$old"
+        mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+        for d in "$old"/*; do n=${d##*/}
+            if [ -L "$d" ]; then ln -s "$(readlink "$d")" "/sys/fs/cgroup/$n"
+            else mkdir "/sys/fs/cgroup/$n"; mount --rbind "$d" "/sys/fs/cgroup/$n"; fi
+        done
+        umount -l "$old"; rmdir "$old" 2>/dev/null || true
+        for c in $ctrls; do mkdir "/sys/fs/cgroup/$c"; mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"; done
+        [ -d /sys/fs/cgroup/net_cls,net_prio ] && ln -s net_cls,net_prio /sys/fs/cgroup/net_cls &&
+            ln -s net_cls,net_prio /sys/fs/cgroup/net_prio
+        exec bash "$@"' bash "$old" "$ctrls" "$@"
+}

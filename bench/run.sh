@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+crun_private_cgroups "$0" "$@"   # podman's crun on a hybrid cgroup host
 RUNS=${RUNS:-25}
 BATCH=${BATCH:-50}
 PY=.venv/bin/python

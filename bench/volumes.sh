@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+crun_private_cgroups "$0" "$@"   # podman's crun on a hybrid cgroup host
 BATCH=${BATCH:-50}
 ROUNDS=${ROUNDS:-2}
 PY=.venv/bin/python
