@@ -638,3 +638,26 @@ def test_cache_to_and_from_a_local_directory(env: Env, tmp_path: Path, busybox_r
         _kill_build_containers(other.runroot)
         other.cleanup()
     assert_nothing_left(env)
+
+
+def test_format_docker_gives_docker_media_types(env: Env, tmp_path: Path) -> None:
+    from pallet.store import Store
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nCOPY a.txt /a\nHEALTHCHECK CMD true\n", {"a.txt": "a\n"})
+    build(env, ctx, "-t", "localhost/fmt:docker", "--format", "docker")
+    (ctx / "a.txt").write_text("b\n")
+    build(env, ctx, "-t", "localhost/fmt:oci")
+    store = Store(env.root)
+    try:
+        oci = store.manifest(store.resolve_image("localhost/fmt:oci"))
+        dock = store.manifest(store.resolve_image("localhost/fmt:docker"))
+        assert oci.media_type == "application/vnd.oci.image.manifest.v1+json"
+        assert dock.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+        assert dock.config.media_type == "application/vnd.docker.container.image.v1+json"
+        assert {x.media_type for x in dock.layers} <= {"application/vnd.docker.image.rootfs.diff.tar",
+                                                       "application/vnd.docker.image.rootfs.diff.tar.gzip"}
+        assert json.loads(store.config(store.resolve_image("localhost/fmt:docker")).raw)["config"]["Healthcheck"]
+    finally:
+        store.db.close()
+    assert env("run", "--rm", "localhost/fmt:docker", "cat", "/a", check=True).stdout == "a\n"
+    assert_nothing_left(env)

@@ -61,6 +61,7 @@ class BuildOptions:
     output: tuple[str, str] | None = None   # -o: ("local", DIR) or ("tar", FILE|-); None: the image
     cache_from: list[str] = field(default_factory=list)   # type=local,src=DIR directories
     cache_to: str | None = None   # type=local,dest=DIR
+    format: str = "oci"   # oci: OCI manifest and config; docker: docker schema 2 media types (same config)
 
 
 def _arch() -> str:
@@ -839,8 +840,19 @@ class Builder:
         store = self.store
         with Ingest(store) as ing:
             cdig = ing.put_bytes(raw, what="config")
-            layers = [Descriptor(x["media_type"], x["digest"], x["size"]) for x in st.layers]
-            man = Manifest.build(Descriptor(mt.OCI_CONFIG, cdig, len(raw)), layers)
+            if self.opts.format == "docker":
+                to_docker = {mt.OCI_LAYER_GZIP: mt.DOCKER_LAYER_GZIP, mt.OCI_LAYER: mt.DOCKER_LAYER,
+                             mt.OCI_LAYER_ZSTD: mt.DOCKER_LAYER_ZSTD}
+                layers = [Descriptor(to_docker.get(x["media_type"], x["media_type"]), x["digest"], x["size"])
+                          for x in st.layers]
+                man = Manifest.build(Descriptor(mt.DOCKER_CONFIG, cdig, len(raw)), layers,
+                                     media_type=mt.DOCKER_MANIFEST)
+            else:
+                to_oci = {mt.DOCKER_LAYER_GZIP: mt.OCI_LAYER_GZIP, mt.DOCKER_LAYER: mt.OCI_LAYER,
+                          mt.DOCKER_LAYER_ZSTD: mt.OCI_LAYER_ZSTD}
+                layers = [Descriptor(to_oci.get(x["media_type"], x["media_type"]), x["digest"], x["size"])
+                          for x in st.layers]
+                man = Manifest.build(Descriptor(mt.OCI_CONFIG, cdig, len(raw)), layers)
             ing.add_image(man, ImageConfig.parse(raw), names=list(self.opts.tags))
             rec = ing.commit()[0]
         v.line(f"writing image {rec.id} done")
