@@ -661,3 +661,21 @@ def test_format_docker_gives_docker_media_types(env: Env, tmp_path: Path) -> Non
         store.db.close()
     assert env("run", "--rm", "localhost/fmt:docker", "cat", "/a", check=True).stdout == "a\n"
     assert_nothing_left(env)
+
+
+def test_squash_merges_the_new_layers_into_one(env: Env, tmp_path: Path) -> None:
+    df = ("FROM localhost/busybox\nCOPY a.txt /keep/a.txt\nRUN echo tmp > /gone.txt && echo 1 > /keep/n\n"
+          "RUN rm /gone.txt /etc/group && echo 2 > /keep/n && mkdir -p /d/sub && echo x > /d/sub/x\n"
+          "RUN rm -rf /d && mkdir /d && echo y > /d/y\nCMD [\"sh\"]\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "a\n"})
+    build(env, ctx, "-t", "localhost/plain")
+    build(env, ctx, "-t", "localhost/squashed", "--squash")
+    plain, squashed = config_doc(env, "localhost/plain"), config_doc(env, "localhost/squashed")
+    assert len(plain["rootfs"]["diff_ids"]) == 5 and len(squashed["rootfs"]["diff_ids"]) == 2
+    assert plain["rootfs"]["diff_ids"][0] == squashed["rootfs"]["diff_ids"][0]
+    assert sum(1 for h in squashed["history"] if not h.get("empty_layer")) == 2
+    script = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -print | sort; cat /keep/n"
+    a = env("run", "--rm", "localhost/plain", "sh", "-c", script, check=True).stdout
+    b = env("run", "--rm", "localhost/squashed", "sh", "-c", script, check=True).stdout
+    assert a == b and "/etc/group" not in a and "/gone.txt" not in a and "/d/y" in a and "/d/sub" not in a
+    assert_nothing_left(env)

@@ -61,6 +61,7 @@ class BuildOptions:
     output: tuple[str, str] | None = None   # -o: ("local", DIR) or ("tar", FILE|-); None: the image
     cache_from: list[str] = field(default_factory=list)   # type=local,src=DIR directories
     cache_to: str | None = None   # type=local,dest=DIR
+    squash: bool = False   # the layers this build added, merged into one
     format: str = "oci"   # oci: OCI manifest and config; docker: docker schema 2 media types (same config)
 
 
@@ -103,6 +104,7 @@ class _Stage:
         self.key = key
         self.args: dict[str, str] = {}     # build args in scope, in declaration order
         self.cmd_set = False
+        self.base_layers = len(layers)     # the layers of the base image (--squash keeps them)
 
     @property
     def cfg(self) -> dict:
@@ -215,6 +217,8 @@ class Builder:
             v.done()
         if opts.output is not None:
             return self._export_files(final, *opts.output)
+        if opts.squash and len(final.layers) - final.base_layers > 1:
+            final = self._squash(final)
         return self._export(final)
 
     def cancel(self) -> None:
@@ -257,7 +261,9 @@ class Builder:
         src = self.graph.base_stage.get(stage.index)
         if src is not None:
             parent: _Stage = self.results[src].result()
-            return _Stage(_copy.deepcopy(parent.doc), list(parent.layers), parent.key), f"FROM {base}"
+            child = _Stage(_copy.deepcopy(parent.doc), list(parent.layers), parent.key)
+            child.base_layers = parent.base_layers
+            return child, f"FROM {base}"
         named = self.opts.build_contexts.get(base)
         if named is not None:
             if not named.startswith("docker-image://"):
@@ -779,6 +785,55 @@ class Builder:
         del Context
 
     # ---- export ---------------------------------------------------------------------------------
+    def _squash(self, st: _Stage) -> _Stage:
+        import tempfile
+
+        from pallet.build.squash import merge_diffs
+        from pallet.build.workspace import layer_sources
+        from pallet.layers.diff import write_layer
+        from pallet.layers.snapshots import Snapshots
+
+        v = self.progress.vertex(f"squashing {len(st.layers) - st.base_layers} layers")
+        snaps = Snapshots(self.store.root, self.driver)
+        with self.store.shared_lock():
+            ids = snaps.ensure(layer_sources(self.store, st.layers), parallel=False)
+        out = tempfile.mkdtemp(prefix="build-squash-", dir=str(self.store.tmp))
+        try:
+            merge_diffs([str(snaps.diff_path(c)) for c in ids[st.base_layers:]], out)
+            with tempfile.NamedTemporaryFile(dir=str(self.store.tmp), prefix="build-layer-") as tmp:
+                res = write_layer(tmp, upper=out, compression="gzip")
+                tmp.flush()
+                tmp.seek(0)
+                digest = self.store.blobs.put_stream(tmp, expected=res.digest)
+            self.store.record_layer(digest, res.diff_id, res.size)
+        finally:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        squashed = _Stage(_copy.deepcopy(st.doc), st.layers[:st.base_layers], st.key)
+        squashed.base_layers = st.base_layers
+        base_history = 0
+        hist = squashed.doc.get("history") or []
+        # the base's entries are the first ones with a layer count equal to the base's layers
+        seen = 0
+        for i, h in enumerate(hist):
+            if seen >= st.base_layers:
+                base_history = i
+                break
+            if not h.get("empty_layer"):
+                seen += 1
+        else:
+            base_history = len(hist)
+        for h in hist[base_history:]:
+            h["empty_layer"] = True
+        hist.append({"created": self._now(), "created_by": "pallet build --squash",
+                     "comment": f"merge of {len(st.layers) - st.base_layers} layers"})
+        squashed.doc["history"] = hist
+        self._add_layer(squashed, {"digest": digest, "diff_id": res.diff_id, "size": res.compressed_size,
+                                   "media_type": res.media_type})
+        v.done()
+        return squashed
+
     def _export_files(self, st: _Stage, kind: str, dest: str) -> str:
         """-o type=local|tar: the final stage's filesystem to a directory or a tar (no image)."""
         import sys

@@ -139,12 +139,13 @@ def _epoch() -> int | None:
 @click.option("--cache-to", "cache_to", default=None, help="type=local,dest=DIR: export this build's steps.")
 @click.option("--format", "format_", default="oci", type=click.Choice(["oci", "docker"]),
               help="Manifest and config media types (the config keeps docker's fields either way).")
+@click.option("--squash", is_flag=True, help="Merge the layers this build adds into one.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]), help="Progress output.")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
-              platform, output, cache_from, cache_to, format_, iidfile, quiet, progress, context) -> None:
+              platform, output, cache_from, cache_to, format_, squash, iidfile, quiet, progress, context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
     from pallet.build.executor import BuildError
@@ -154,7 +155,8 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
     _check_platform(platform)
     extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts),
              "output": _output(output), "cache_from": [_cache_dir(c, "src") for c in cache_from],
-             "cache_to": _cache_dir(cache_to, "dest") if cache_to else None, "format": format_}
+             "cache_to": _cache_dir(cache_to, "dest") if cache_to else None, "format": format_,
+             "squash": squash}
     names = []
     for t in tags:
         try:
