@@ -679,3 +679,22 @@ def test_squash_merges_the_new_layers_into_one(env: Env, tmp_path: Path) -> None
     b = env("run", "--rm", "localhost/squashed", "sh", "-c", script, check=True).stdout
     assert a == b and "/etc/group" not in a and "/gone.txt" not in a and "/d/y" in a and "/d/sub" not in a
     assert_nothing_left(env)
+
+
+def test_tty_progress_is_a_live_view(env: Env, tmp_path: Path) -> None:
+    import shlex
+    import shutil
+    import subprocess
+
+    if shutil.which("script") is None:
+        pytest.skip("needs script(1) for a terminal")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nCOPY a.txt /a\nRUN echo line-of-output; sleep 0.3\n",
+               {"a.txt": "a\n"})
+    cmd = shlex.join(env.argv("build", "-t", "localhost/tty", str(ctx)))
+    cp = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env.env, capture_output=True, text=True,
+                        timeout=120)
+    assert cp.returncode == 0, cp.stdout
+    assert "[+] Building" in cp.stdout and "\x1b[2K => [2/3] COPY a.txt /a" in cp.stdout
+    assert " => => # line-of-output" in cp.stdout
+    assert "Successfully built sha256:" in cp.stdout
+    assert_nothing_left(env)

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-__all__ = ["Progress", "Vertex"]
+__all__ = ["Progress", "TtyProgress", "Vertex"]
 
 
 class Vertex:
@@ -49,6 +49,9 @@ class Progress:
                 self.out.write(line + "\n")
                 self.out.flush()
 
+    def close(self) -> None:
+        pass
+
     def vertex(self, name: str) -> Vertex:
         with self._lock:
             self._n += 1
@@ -56,3 +59,77 @@ class Progress:
         v = Vertex(self, n, name)
         self.emit(f"#{n} {name}")
         return v
+
+
+class TtyProgress(Progress):
+    """The live view on a terminal (BuildKit's tty mode): a `[+] Building 1.2s (3/5)` header, one line
+    per step with its time or CACHED/DONE/ERROR, and the last lines of output of the running steps,
+    redrawn in place ten times a second. The plain lines are kept in `log` for errors."""
+
+    TAIL = 6
+
+    def __init__(self, out=None) -> None:
+        super().__init__(out)
+        self.start = time.monotonic()
+        self.rows: list[dict] = []
+        self._by_n: dict[int, dict] = {}
+        self._drawn = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def emit(self, line: str) -> None:
+        with self._lock:
+            self.log.append(line)
+            parts = line.split(" ", 1)
+            if not parts[0].startswith("#") or not parts[0][1:].isdigit():
+                self._extra(line)
+                return
+            n = int(parts[0][1:])
+            rest = parts[1] if len(parts) > 1 else ""
+            row = self._by_n.get(n)
+            if row is None:
+                row = {"name": rest, "start": time.monotonic(), "end": None, "status": "", "tail": []}
+                self._by_n[n] = row
+                self.rows.append(row)
+            elif rest == "CACHED" or rest.startswith("DONE") or rest.startswith("ERROR"):
+                row["status"] = rest.split(" ", 1)[0].rstrip(":")
+                row["end"] = time.monotonic()
+            else:
+                row["tail"] = (row["tail"] + [rest.split(" ", 1)[-1]])[-self.TAIL:]
+
+    def _extra(self, line: str) -> None:
+        self.rows.append({"name": line, "start": time.monotonic(), "end": time.monotonic(), "status": "TEXT",
+                          "tail": []})
+
+    def _render(self) -> list[str]:
+        done = sum(1 for r in self.rows if r["end"] is not None and r["status"] != "TEXT")
+        total = sum(1 for r in self.rows if r["status"] != "TEXT")
+        lines = [f"[+] Building {time.monotonic() - self.start:.1f}s ({done}/{total})"]
+        for r in self.rows:
+            if r["status"] == "TEXT":
+                lines.append(r["name"])
+                continue
+            took = (r["end"] or time.monotonic()) - r["start"]
+            mark = " CACHED" if r["status"] == "CACHED" else (" ERROR" if r["status"] == "ERROR" else "")
+            lines.append(f" => {r['name'][:100]:<100} {took:5.1f}s{mark}")
+            if r["end"] is None or r["status"] == "ERROR":
+                lines += [f" => => # {t[:110]}" for t in r["tail"]]
+        return lines
+
+    def _draw(self) -> None:
+        with self._lock:
+            lines = self._render()
+        buf = (f"\x1b[{self._drawn}A" if self._drawn else "") + "".join(f"\x1b[2K{x}\n" for x in lines)
+        self.out.write(buf)
+        self.out.flush()
+        self._drawn = len(lines)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            self._draw()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._draw()

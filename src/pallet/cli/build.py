@@ -142,7 +142,8 @@ def _epoch() -> int | None:
 @click.option("--squash", is_flag=True, help="Merge the layers this build adds into one.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
-@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]), help="Progress output.")
+@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]),
+              help="Progress output: a live view on a terminal (tty), lines otherwise (plain).")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
               platform, output, cache_from, cache_to, format_, squash, iidfile, quiet, progress, context) -> None:
@@ -191,14 +192,14 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
         context = scratch
     try:
         _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
-               secrets, iidfile, quiet, extra)
+               secrets, iidfile, quiet, extra, progress)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
-           secrets, iidfile, quiet, extra) -> None:
+           secrets, iidfile, quiet, extra, progress="plain") -> None:
     from pallet.build.executor import Builder, BuildError, BuildOptions
     from pallet.build.progress import Progress
     from pallet.errors import PalletError
@@ -238,14 +239,21 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
                         network="host" if network == "default" else network, secrets=secret_files,
                         source_date_epoch=_epoch(), **extra)
-    builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver,
-                      progress=Progress(sys.stderr, quiet=quiet))
+    if quiet or progress == "plain" or (progress == "auto" and not sys.stderr.isatty()):
+        prog = Progress(sys.stderr, quiet=quiet)
+    else:
+        from pallet.build.progress import TtyProgress
+
+        prog = TtyProgress(sys.stderr)
+    builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver, progress=prog)
     try:
         image_id = builder.build(opts)
     except KeyboardInterrupt:
         raise
     except PalletError as e:
         raise BuildError(e.message) from None
+    finally:
+        prog.close()
     if not image_id:   # -o local/tar: no image
         return
     if iidfile:
