@@ -698,3 +698,30 @@ def test_tty_progress_is_a_live_view(env: Env, tmp_path: Path) -> None:
     assert " => => # line-of-output" in cp.stdout
     assert "Successfully built sha256:" in cp.stdout
     assert_nothing_left(env)
+
+
+def test_a_base_image_missing_from_the_store_is_pulled(env: Env, tmp_path: Path, busybox_rootfs: Path) -> None:
+    from helpers.registry_server import RegistryProcess
+
+    reg = RegistryProcess(tmp_path / "reg", [], tmp_path / "reg.log").start()
+    other = Env(tmp_path / "root2", tmp_path / "run2", tmp_path)
+    try:
+        ref = f"{reg.addr}/library/busybox:latest"
+        env("tag", "localhost/busybox:latest", ref, check=True)
+        env("push", ref, check=True, timeout=120)
+        ctx = _ctx(tmp_path, f"FROM {ref}\nRUN echo pulled > /p\nCMD [\"cat\", \"/p\"]\n")
+        cp = build(other, ctx, "-t", "localhost/pulled")
+        assert f"[internal] pull {ref}" in cp.stderr
+        assert other("run", "--rm", "localhost/pulled", check=True).stdout == "pulled\n"
+        assert "[internal] pull" not in build(other, ctx).stderr     # in the store now
+        (ctx / "Dockerfile").write_text(f"FROM {reg.addr}/library/nothing:here\n")
+        cp = build(other, ctx, check=False)
+        assert cp.returncode == 1
+        assert cp.stderr.splitlines()[-1].startswith(f"Error: Dockerfile:1: failed to resolve source metadata for "
+                                                     f"{reg.addr}/library/nothing:here: ")
+        assert_nothing_left(other)
+    finally:
+        reg.stop()
+        _kill_build_containers(other.runroot)
+        other.cleanup()
+    assert_nothing_left(env)

@@ -62,6 +62,7 @@ class BuildOptions:
     cache_from: list[str] = field(default_factory=list)   # type=local,src=DIR directories
     cache_to: str | None = None   # type=local,dest=DIR
     squash: bool = False   # the layers this build added, merged into one
+    pull: str = "missing"   # base images: missing (pulled when not in the store), always, never
     format: str = "oci"   # oci: OCI manifest and config; docker: docker schema 2 media types (same config)
 
 
@@ -124,7 +125,7 @@ class _Stage:
 
 class Builder:
     def __init__(self, store, *, run_dir: str, storage_driver: str | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, puller=None) -> None:
         self.root = str(store.root)
         self.main_store = store
         self.run_dir = str(run_dir)
@@ -135,6 +136,9 @@ class Builder:
         self.cache = StepCache(store.root, store.blobs)
         self.index = HashIndex(store.root / "buildcache" / "context-index.json")
         self.cancelled = threading.Event()
+        self.puller = puller            # puller(store, ref) -> image id: FROM an image not in the store
+        self._pull_lock = threading.Lock()
+        self._pulled: dict[str, str] = {}
         self.running: dict = {}      # RUN steps in progress: cid -> runtime (to kill them on cancel)
 
     # ---- per-thread store (one SQLite connection per thread) -----------------------------------
@@ -273,15 +277,39 @@ class Builder:
             doc = {"architecture": _arch(), "os": "linux", "config": {},
                    "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             return _Stage(doc, [], step_key("scratch")), "FROM scratch"
-        try:
-            rec = self.store.resolve_image(base)
-        except (NotFound, PalletError) as e:
-            raise self._fail(stage.from_, f"failed to resolve source metadata for {base}: {e.message}") from None
+        rec = None
+        if self.opts.pull != "always":
+            try:
+                rec = self.store.resolve_image(base)
+            except NotFound as e:
+                if self.opts.pull == "never" or self.puller is None:
+                    raise self._fail(stage.from_, f"failed to resolve source metadata for {base}: {e.message}") \
+                        from None
+            except PalletError as e:
+                raise self._fail(stage.from_, f"failed to resolve source metadata for {base}: {e.message}") from None
+        if rec is None:
+            rec = self._pull(stage, base)
         doc = json.loads(self.store.config(rec).raw)
         man = self.store.manifest(rec)
         layers = [{"digest": d.digest, "diff_id": diff, "size": d.size, "media_type": d.media_type}
                   for d, diff in zip(man.layers, doc.get("rootfs", {}).get("diff_ids", []), strict=True)]
         return _Stage(doc, layers, step_key("image", rec.id)), f"FROM {base}"
+
+    def _pull(self, stage: I.Stage, base: str):
+        """The base image from its registry (one pull at a time; each name once per build)."""
+        with self._pull_lock:
+            image_id = self._pulled.get(base)
+            if image_id is None:
+                v = self.progress.vertex(f"[internal] pull {base}")
+                try:
+                    image_id = self.puller(self.store, base)
+                except PalletError as e:
+                    v.error(e.message)
+                    raise self._fail(stage.from_, f"failed to resolve source metadata for {base}: {e.message}") \
+                        from None
+                v.done()
+                self._pulled[base] = image_id
+        return self.store.get_image(image_id)
 
     def _build_stage(self, stage: I.Stage) -> _Stage:
         st, from_text = self._from(stage)

@@ -106,6 +106,23 @@ def _cache_dir(value: str, key: str) -> str:
     return os.path.abspath(d)
 
 
+def _puller(st):
+    """pull(store, ref) -> image id, with the registry client's settings (pallet.toml, auth files)."""
+    def pull(store, ref: str) -> str:
+        from pallet.registry.client.pull import Client, Progress
+        from pallet.registry.client.settings import load_settings
+        from pallet.registry.client.transport import Options
+
+        settings = load_settings(st.config_file)
+        opts = Options(tls_verify=None, creds=None, authfile=None, cert_dir=None, settings=settings,
+                       max_parallel=settings.max_parallel, retries=settings.retries, backoff=settings.retry_delay,
+                       chunk_size=settings.upload_chunk_size)
+        with Client(opts) as client:
+            client.fork_unpack = False   # the build runs threads: no forked unpackers
+            return client.pull(store, ref, progress=Progress()).image_id
+    return pull
+
+
 def _epoch() -> int | None:
     from pallet.build.executor import BuildError
 
@@ -140,13 +157,17 @@ def _epoch() -> int | None:
 @click.option("--format", "format_", default="oci", type=click.Choice(["oci", "docker"]),
               help="Manifest and config media types (the config keeps docker's fields either way).")
 @click.option("--squash", is_flag=True, help="Merge the layers this build adds into one.")
+@click.option("--pull", "pull", default="missing", is_flag=False, flag_value="always",
+              type=click.Choice(["always", "missing", "never", "true", "false"]),
+              help="Pull base images: missing (default), always (--pull), never.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]),
               help="Progress output: a live view on a terminal (tty), lines otherwise (plain).")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
-              platform, output, cache_from, cache_to, format_, squash, iidfile, quiet, progress, context) -> None:
+              platform, output, cache_from, cache_to, format_, squash, pull, iidfile, quiet, progress,
+              context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
     from pallet.build.executor import BuildError
@@ -157,7 +178,7 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
     extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts),
              "output": _output(output), "cache_from": [_cache_dir(c, "src") for c in cache_from],
              "cache_to": _cache_dir(cache_to, "dest") if cache_to else None, "format": format_,
-             "squash": squash}
+             "squash": squash, "pull": {"true": "always", "false": "missing"}.get(pull, pull)}
     names = []
     for t in tags:
         try:
@@ -245,7 +266,8 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
         from pallet.build.progress import TtyProgress
 
         prog = TtyProgress(sys.stderr)
-    builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver, progress=prog)
+    builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver, progress=prog,
+                      puller=_puller(st))
     try:
         image_id = builder.build(opts)
     except KeyboardInterrupt:
