@@ -213,6 +213,8 @@ def test_changed_build_arg_misses_at_first_use_not_at_declaration(env: Env, tmp_
     assert st["[3/4] COPY a.txt /a.txt"] == "CACHED"
     assert st["[4/4] RUN echo $V > /v"] == "DONE"
     assert env("run", "--rm", "localhost/arg", check=True).stdout == "2\n"
+    cp = build(env, ctx, "-t", "localhost/arg", "--build-arg", "V=2", "--build-arg", "NOPE=1")
+    assert "WARNING: one or more build-args [NOPE] were not consumed" in cp.stderr
     hist = config_doc(env, "localhost/arg")["history"]
     assert hist[-2]["created_by"] == "RUN |1 V=2 /bin/sh -c echo $V > /v # buildkit"
     assert_nothing_left(env)

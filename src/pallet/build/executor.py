@@ -214,6 +214,12 @@ class Builder:
                 raise errors[0]
         final = self.results[order[-1]].result()
         self.index.save()
+        declared = {d.key for a in self.df.global_args for d in a.args}
+        declared |= {d.key for i in order for c in self.df.stages[i].commands if isinstance(c, I.Arg) for d in c.args}
+        unused = sorted(k for k in opts.build_args if k not in declared and k not in PROXY_ARGS
+                        and k != "SOURCE_DATE_EPOCH")
+        if unused:
+            self.progress.emit(f"WARNING: one or more build-args [{' '.join(unused)}] were not consumed")
         if opts.cache_to:
             v = self.progress.vertex(f"exporting cache to {opts.cache_to}")
             n = self.cache.export(self.used_keys, opts.cache_to)
