@@ -107,7 +107,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         ours.close()
         mode = kw.get("network") or "none"
         preforked(lambda: engine(st), theirs,   # never returns
-                  network=mode not in ("none", "host") and not mode.startswith("container:"))
+                  mode not in ("none", "host") and not mode.startswith("container:"))
     c = None
     try:
         eng = engine(st)

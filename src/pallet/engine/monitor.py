@@ -489,7 +489,7 @@ def spawn_exec(engine, container, *, sync: socket.socket | None) -> int:
     return p.pid
 
 
-def preforked(make_engine, sync, *, network: bool = False) -> None:
+def preforked(make_engine, sync, network: bool = False) -> None:
     """The monitor of `pallet run`, forked before the container exists (never returns).
 
     `pallet run` forks first and creates the container afterwards: meanwhile this process, on the
