@@ -402,6 +402,11 @@ def test_run_mounts_cache_tmpfs_secret_bind(env: Env, tmp_path: Path) -> None:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
         assert b"s3cret" not in data
+    # a secret from an environment variable
+    cp = env("build", "--progress", "plain", "--no-cache", "--secret", "id=tok,env=MY_TOKEN", "-t", "localhost/mounts",
+             str(ctx), env={"MY_TOKEN": "from-the-env"}, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert env("run", "--rm", "localhost/mounts", "cat", "/secret-size", check=True).stdout == "12\n"
     # a required secret not given fails at its step
     cp = build(env, ctx, "--no-cache", check=False)
     assert cp.returncode == 1 and cp.stderr.splitlines()[-1] == "Error: Dockerfile:6: secret tok not found"
@@ -482,13 +487,14 @@ def test_source_date_epoch_gives_the_same_digest_at_different_times(env: Env, tm
     ctx = _ctx(tmp_path, "FROM localhost/busybox\nWORKDIR /app\nCOPY . .\nRUN date > /stamp-dir-only && rm /stamp-dir-only "
                          "&& echo built > /app/out && mkdir -p /var/x\nLABEL a=b\n", {"a.txt": "a\n", "d/b.txt": "b\n"})
     epoch = {"SOURCE_DATE_EPOCH": "1700000000"}
+    ts = env("build", "-q", "--no-cache", "--timestamp", "1700000000", str(ctx), check=True, timeout=120).stdout
     first = env("build", "-q", "--no-cache", str(ctx), env=epoch, timeout=120)
     assert first.returncode == 0, first.stderr
     time.sleep(1.2)
     (ctx / "a.txt").touch()
     second = env("build", "-q", "--no-cache", str(ctx), env=epoch, timeout=120)
     assert second.returncode == 0, second.stderr
-    assert first.stdout == second.stdout
+    assert first.stdout == second.stdout == ts
     doc = config_doc(env, first.stdout.strip())
     assert doc["created"] == "2023-11-14T22:13:20Z"
     assert {h["created"] for h in doc["history"][1:]} == {"2023-11-14T22:13:20Z"}

@@ -123,9 +123,11 @@ def _puller(st):
     return pull
 
 
-def _epoch() -> int | None:
+def _epoch(timestamp: int | None = None) -> int | None:
     from pallet.build.executor import BuildError
 
+    if timestamp is not None:
+        return timestamp
     v = os.environ.get("SOURCE_DATE_EPOCH")
     if not v:
         return None
@@ -160,14 +162,16 @@ def _epoch() -> int | None:
 @click.option("--pull", "pull", default="missing", is_flag=False, flag_value="always",
               type=click.Choice(["always", "missing", "never", "true", "false"]),
               help="Pull base images: missing (default), always (--pull), never.")
+@click.option("--timestamp", type=int, default=None,
+              help="Seconds since the epoch for the image's times and the new files' mtimes (SOURCE_DATE_EPOCH).")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]),
               help="Progress output: a live view on a terminal (tty), lines otherwise (plain).")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
-              platform, output, cache_from, cache_to, format_, squash, pull, iidfile, quiet, progress,
-              context) -> None:
+              platform, output, cache_from, cache_to, format_, squash, pull, timestamp, iidfile, quiet,
+              progress, context) -> None:
     """Build an image from a Dockerfile."""
     from pallet import reference
     from pallet.build.executor import BuildError
@@ -178,7 +182,8 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
     extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts),
              "output": _output(output), "cache_from": [_cache_dir(c, "src") for c in cache_from],
              "cache_to": _cache_dir(cache_to, "dest") if cache_to else None, "format": format_,
-             "squash": squash, "pull": {"true": "always", "false": "missing"}.get(pull, pull)}
+             "squash": squash, "pull": {"true": "always", "false": "missing"}.get(pull, pull),
+             "timestamp": timestamp}
     names = []
     for t in tags:
         try:
@@ -221,12 +226,28 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
 
 def _build(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
            secrets, iidfile, quiet, extra, progress="plain") -> None:
+    from pallet.build.executor import BuildError
+
+    if not os.path.isdir(context):
+        raise BuildError(f"unable to prepare context: path {context!r} not found")
+    secret_tmp: list[str] = []
+    try:
+        _build2(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
+                secrets, iidfile, quiet, extra, progress, secret_tmp)
+    finally:
+        for p in secret_tmp:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+def _build2(st, store, context, file, stdin_dockerfile, names, build_args, target, no_cache, labels, network,
+            secrets, iidfile, quiet, extra, progress, secret_tmp) -> None:
     from pallet.build.executor import Builder, BuildError, BuildOptions
     from pallet.build.progress import Progress
     from pallet.errors import PalletError
 
-    if not os.path.isdir(context):
-        raise BuildError(f"unable to prepare context: path {context!r} not found")
     if stdin_dockerfile is not None:
         text = stdin_dockerfile
         df_name, df_path = "Dockerfile", None
@@ -250,8 +271,19 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
         fields = dict(f.partition("=")[::2] for f in spec.split(","))
         sid = fields.get("id")
         src = fields.get("src") or fields.get("source")
-        if not sid or not src:
-            raise BuildError(f"invalid secret {spec!r}: id=ID,src=PATH (env= is not supported yet)")
+        var = fields.get("env")
+        if not sid or not (src or var):
+            raise BuildError(f"invalid secret {spec!r}: id=ID,src=PATH or id=ID,env=VAR")
+        if src is None:
+            if var not in os.environ:
+                raise BuildError(f"secret {sid}: the environment variable {var} is not set")
+            import tempfile
+
+            fd, src = tempfile.mkstemp(prefix="build-secret-env-", dir=str(store.tmp))
+            with os.fdopen(fd, "w") as f:
+                f.write(os.environ[var])
+            os.chmod(src, 0o400)
+            secret_tmp.append(src)
         if not os.path.isfile(src):
             raise BuildError(f"failed to stat {src}: no such file or directory")
         secret_files[sid] = src
@@ -259,7 +291,7 @@ def _build(st, store, context, file, stdin_dockerfile, names, build_args, target
                         tags=names, build_args=_kv(build_args, env_fallback=True), target=target,
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
                         network="host" if network == "default" else network, secrets=secret_files,
-                        source_date_epoch=_epoch(), **extra)
+                        source_date_epoch=_epoch(extra.pop("timestamp")), **extra)
     if quiet or progress == "plain" or (progress == "auto" and not sys.stderr.isatty()):
         prog = Progress(sys.stderr, quiet=quiet)
     else:
