@@ -579,6 +579,8 @@ class Builder:
             " ".join(argv) + " # buildkit"
         user = st.cfg.get("User") or ""
         cwd = st.cfg.get("WorkingDir") or "/"
+        if inst.security == "insecure":
+            raise self._fail(inst, "RUN --security=insecure is not allowed (pallet build grants no entitlements)")
         plan = None
         if inst.mounts:
             from pallet.build.runmounts import plan_mounts
