@@ -722,6 +722,9 @@ def test_a_base_image_missing_from_the_store_is_pulled(env: Env, tmp_path: Path,
         assert f"[internal] pull {ref}" in cp.stderr
         assert other("run", "--rm", "localhost/pulled", check=True).stdout == "pulled\n"
         assert "[internal] pull" not in build(other, ctx).stderr     # in the store now
+        assert f"[internal] pull {ref}" in build(other, ctx, "--pull").stderr   # docker's flag: always
+        cp = build(other, ctx, "--pull=never")
+        assert "[internal] pull" not in cp.stderr
         (ctx / "Dockerfile").write_text(f"FROM {reg.addr}/library/nothing:here\n")
         cp = build(other, ctx, check=False)
         assert cp.returncode == 1

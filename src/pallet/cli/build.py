@@ -137,7 +137,15 @@ def _epoch(timestamp: int | None = None) -> int | None:
         raise BuildError(f"invalid SOURCE_DATE_EPOCH: {v!r}") from None
 
 
-@click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
+class _BuildCommand(click.Command):
+    """`--pull` alone is docker's boolean flag (always); `--pull=VALUE` is podman's policy."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = ["--pull=always" if a == "--pull" else a for a in args]
+        return super().parse_args(ctx, args)
+
+
+@click.command("build", cls=_BuildCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-t", "--tag", "tags", multiple=True, help="Name and optionally a tag (name:tag).")
 @click.option("-f", "--file", "file", default=None, help="Name of the Dockerfile (- for stdin).")
 @click.option("--build-arg", "build_args", multiple=True, help="Set a build-time variable (K=V or K).")
@@ -146,7 +154,8 @@ def _epoch(timestamp: int | None = None) -> int | None:
 @click.option("--label", "labels", multiple=True, help="Set a label on the image (K=V).")
 @click.option("--network", default="host", type=click.Choice(["none", "host", "default"]),
               help="Network mode for RUN (default: host until pallet has networks).")
-@click.option("--secret", "secrets", multiple=True, help="A secret for RUN --mount=type=secret: id=ID,src=PATH.")
+@click.option("--secret", "secrets", multiple=True,
+              help="A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.")
 @click.option("--add-host", "add_hosts", multiple=True, help="A custom host-to-IP mapping for RUN (host:ip).")
 @click.option("--build-context", "build_contexts", multiple=True,
               help="An additional named context (NAME=DIR or NAME=docker-image://REF).")
@@ -159,9 +168,8 @@ def _epoch(timestamp: int | None = None) -> int | None:
 @click.option("--format", "format_", default="oci", type=click.Choice(["oci", "docker"]),
               help="Manifest and config media types (the config keeps docker's fields either way).")
 @click.option("--squash", is_flag=True, help="Merge the layers this build adds into one.")
-@click.option("--pull", "pull", default="missing", is_flag=False, flag_value="always",
-              type=click.Choice(["always", "missing", "never", "true", "false"]),
-              help="Pull base images: missing (default), always (--pull), never.")
+@click.option("--pull", "pull", default="missing", type=click.Choice(["always", "missing", "never", "true", "false"]),
+              help="Pull base images: missing (default), always (--pull alone), never.")
 @click.option("--timestamp", type=int, default=None,
               help="Seconds since the epoch for the image's times and the new files' mtimes (SOURCE_DATE_EPOCH).")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
