@@ -159,6 +159,12 @@ def test_rm_leaves_no_veth_lease_or_rule(net):
     con.close()
     os.kill(mpid, signal.SIGKILL)
     assert c["State"]["Running"]
+    os.kill(c["State"]["Pid"], signal.SIGKILL)     # the container dies without its monitor
+    deadline = time.monotonic() + 5
+    while _inspect(net, cid)["State"]["Running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _leases(net) != []                      # nobody gave it back yet, but it is not shown
+    assert json.loads(net("network", "inspect", "tmp", check=True).stdout)[0]["Containers"] == {}
     net("rm", "-f", cid, check=True)
     deadline = time.monotonic() + 5
     while _veths(net) and time.monotonic() < deadline:

@@ -127,7 +127,20 @@ def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
     from pallet.cli.container import print_inspected
 
     nets = _nets()
-    print_inspected([nets.inspect(nets.get(n)) for n in names], fmt)
+    docs = [nets.inspect(nets.get(n)) for n in names]
+    if any(d["Containers"] for d in docs):
+        # only containers that run: a lease a killed monitor left (given back by the container's rm
+        # or next start) is not shown
+        eng = _engine()
+        for d in docs:
+            for cid in list(d["Containers"]):
+                try:
+                    live = eng.get(cid).status == "running"
+                except PalletError:
+                    live = False
+                if not live:
+                    del d["Containers"][cid]
+    print_inspected(docs, fmt)
 
 
 @network_group.command("rm")
