@@ -736,3 +736,52 @@ def test_a_base_image_missing_from_the_store_is_pulled(env: Env, tmp_path: Path,
         _kill_build_containers(other.runroot)
         other.cleanup()
     assert_nothing_left(env)
+
+
+def test_add_a_git_repository_over_http(env: Env, tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import shutil
+    import subprocess
+    import threading
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    work = tmp_path / "work"
+    work.mkdir()
+    g = ["git", "-C", str(work), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    (work / "README").write_text("v1\n")
+    (work / "sub").mkdir()
+    (work / "sub" / "s.txt").write_text("s\n")
+    subprocess.run([*g, "add", "."], check=True)
+    subprocess.run([*g, "commit", "-qm", "one"], check=True)
+    subprocess.run([*g, "tag", "v1"], check=True)
+    (work / "README").write_text("v2\n")
+    subprocess.run([*g, "commit", "-qam", "two"], check=True)
+    served = tmp_path / "served"
+    served.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "repo.git")], check=True)
+    subprocess.run(["git", "-C", str(served / "repo.git"), "update-server-info"], check=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/repo.git"
+        ctx = _ctx(tmp_path, f"FROM localhost/busybox\nADD {url} /head\nADD {url}#v1 /tagged\n"
+                             f"ADD {url}#main:sub /subdir\nADD --keep-git-dir=true {url}#v1 /withgit\n")
+        build(env, ctx, "-t", "localhost/git")
+        out = env("run", "--rm", "localhost/git", "sh", "-c",
+                  "cat /head/README /tagged/README /subdir/s.txt; ls -a /head | grep -c .git; test -d /withgit/.git "
+                  "&& echo hasgit", check=True).stdout
+        assert out == "v2\nv1\ns\n0\nhasgit\n"
+        st = steps(build(env, ctx, "-t", "localhost/git").stderr)
+        assert all(v == "CACHED" for k, v in st.items() if "FROM" not in k), st
+        (ctx / "Dockerfile").write_text(f"FROM localhost/busybox\nADD {url}#nosuchref /x\n")
+        cp = build(env, ctx, check=False)
+        assert cp.returncode == 1 and cp.stderr.splitlines()[-1].startswith("Error: Dockerfile:2: failed to fetch ")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert_nothing_left(env)

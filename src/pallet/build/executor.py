@@ -154,9 +154,14 @@ class Builder:
     # ---- entry point ----------------------------------------------------------------------------
     def build(self, opts: BuildOptions) -> str:
         self._tmpfiles: list[str] = []
+        self._tmpdirs: list[str] = []
         try:
             return self._build(opts)
         finally:
+            import shutil
+
+            for d in self._tmpdirs:
+                shutil.rmtree(d, ignore_errors=True)
             for p in self._tmpfiles:
                 try:
                     os.unlink(p)
@@ -624,14 +629,16 @@ class Builder:
         chmod = x(inst.chmod) if inst.chmod else None
         contents = [(c.path, self._expand(inst, c.data, env) if c.expand else c.data) for c in inst.contents]
         urls = []
+        gits = []
         for s in srcs:
-            if name == "ADD" and s.startswith("git@") or s.endswith(".git") and "://" in s:
-                raise self._fail(inst, "ADD of a git repository is not supported by pallet build yet")
+            if name == "ADD" and _is_git(s):
+                gits.append(s)
+                continue
             if name == "ADD" and (s.startswith("http://") or s.startswith("https://")):
                 urls.append(s)
             elif name == "COPY" and (s.startswith("http://") or s.startswith("https://")):
                 raise self._fail(inst, "source can't be a URL for COPY")
-        srcs = [s for s in srcs if s not in urls]
+        srcs = [s for s in srcs if s not in urls and s not in gits]
         if getattr(inst, "checksum", None) and len(urls) != 1:
             raise self._fail(inst, "checksum can't be specified for non-HTTP(S) sources")
         wd = st.cfg.get("WorkingDir") or "/"
@@ -676,9 +683,15 @@ class Builder:
                        for u in urls]
             if urls:
                 is_dir = is_dir or len(urls) + len(srcs) > 1
+            cloned = [self._git(inst, g, bool(getattr(inst, "keep_git_dir", False))) for g in gits]
+            if gits:
+                is_dir = True
             source_key = (src_ctx.digest(entries), excludes, getattr(inst, "parents", False),
-                          [(e.rel, e.st.st_mtime, d) for e, d in fetched])
+                          [(e.rel, e.st.st_mtime, d) for e, d in fetched],
+                          [(c, bool(getattr(inst, "keep_git_dir", False))) for _, c in cloned])
             entries += [e for e, _ in fetched]
+            for found, _ in cloned:
+                entries += found
         else:
             source_layers, source_key = self._copy_source(inst, from_)
             ws_src = source_layers
@@ -720,6 +733,38 @@ class Builder:
             except PalletError as e:
                 raise self._fail(inst, f"build context {name!r}: {e.message}") from None
         return cache[name]
+
+    def _git(self, inst, src: str, keep_git_dir: bool):
+        """ADD of a git repository (URL#ref:subdir): cloned with Debian's git; (entries, commit)."""
+        import shutil
+        import subprocess
+        import tempfile
+
+        url, _, frag = src.partition("#")
+        ref, _, subdir = frag.partition(":")
+        d = tempfile.mkdtemp(prefix="build-git-", dir=str(self.store.tmp))
+        self._tmpdirs.append(d)
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+
+        def git(*args: str) -> str:
+            cp = subprocess.run(["git", *args], capture_output=True, text=True, env=env, timeout=300)
+            if cp.returncode != 0:
+                last = (cp.stderr.strip().splitlines() or ["git failed"])[-1]
+                raise self._fail(inst, f"failed to fetch {src}: {last}")
+            return cp.stdout.strip()
+
+        if shutil.which("git") is None:
+            raise self._fail(inst, "ADD of a git repository needs git (apt-get install git)")
+        git("clone", "--quiet", "--no-checkout", url, d)
+        git("-C", d, "checkout", "--quiet", ref or "HEAD")
+        commit = git("-C", d, "rev-parse", "HEAD")
+        if not keep_git_dir:
+            shutil.rmtree(os.path.join(d, ".git"))
+        try:
+            found, _ = Context(d, ignore=[]).select(subdir or ".")
+        except SourceNotFound:
+            raise self._fail(inst, f"{subdir}: not found in {url}") from None
+        return found, commit
 
     def _fetch(self, inst, url: str, checksum: str | None):
         """ADD URL: the file downloaded (mode 0600, mtime from Last-Modified) as a context entry."""
@@ -951,6 +996,15 @@ class Builder:
             v.line(f"naming to {t} done")
         v.done()
         return rec.id
+
+
+def _is_git(src: str) -> bool:
+    """BuildKit's git source forms: git@host:path, git://, ssh://, or an http(s) URL ending in .git."""
+    if src.startswith(("git@", "git://", "ssh://")):
+        return True
+    if src.startswith(("http://", "https://")):
+        return src.partition("#")[0].endswith(".git")
+    return False
 
 
 def _with_parents(found: list, src: str, is_dir: bool) -> list:
