@@ -129,15 +129,18 @@ def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
     nets = _nets()
     docs = [nets.inspect(nets.get(n)) for n in names]
     if any(d["Containers"] for d in docs):
-        # only containers that run: a lease a killed monitor left (given back by the container's rm
-        # or next start) is not shown
+        # pallet's containers that do not run are left out: a lease a killed monitor left (given back
+        # by the container's rm or next start); a lease of no pallet container (another client of the
+        # network layer) is shown as it is
+        from pallet.errors import NotFound
+
         eng = _engine()
         for d in docs:
             for cid in list(d["Containers"]):
                 try:
                     live = eng.get(cid).status == "running"
-                except PalletError:
-                    live = False
+                except NotFound:
+                    live = True
                 if not live:
                     del d["Containers"][cid]
     print_inspected(docs, fmt)
