@@ -384,7 +384,8 @@ def test_run_mounts_cache_tmpfs_secret_bind(env: Env, tmp_path: Path) -> None:
           "RUN --mount=type=secret,id=tok,required=true stat -c '%a %u' /run/secrets/tok > /secret-mode && "
           "wc -c < /run/secrets/tok > /secret-size\n"
           "RUN --mount=type=bind,source=sub,target=/ctxsub cat /ctxsub/s.txt > /fromctx\n"
-          "RUN --mount=type=bind,from=src,source=/data,target=/d cat /d/f > /fromstage\n")
+          "RUN --mount=type=bind,from=src,source=/data,target=/d cat /d/f > /fromstage\n"
+          "RUN --mount=type=secret,id=tok,env=TOKEN echo ${#TOKEN} > /envlen; ls /run/secrets 2>&1 | wc -l > /nofile\n")
     ctx = _ctx(tmp_path, df, {"sub/s.txt": "ctx\n", "sub/ignored.txt": "no\n", ".dockerignore": "sub/ignored.txt\n"})
     build(env, ctx, "-t", "localhost/mounts", "--secret", f"id=tok,src={secret}")
     out = env("run", "--rm", "localhost/mounts", "sh", "-c",
@@ -392,6 +393,8 @@ def test_run_mounts_cache_tmpfs_secret_bind(env: Env, tmp_path: Path) -> None:
               "ls -a /root /run; ls /scratch /run/secrets /ctxsub /d 2>&1 | wc -l", check=True).stdout
     assert out.split("\n")[:6] == ["1", "x", "400 0", "7", "ctx", "fromstage"]
     assert ".cache" not in out
+    assert env("run", "--rm", "localhost/mounts", "cat", "/envlen", check=True).stdout == "7\n"
+    assert "s3cret" not in json.dumps(config_doc(env, "localhost/mounts"))
     # the cache mount outlives the build; the secret's content is in no layer and no cache key
     build(env, ctx, "-t", "localhost/mounts", "--no-cache", "--secret", f"id=tok,src={secret}")
     assert env("run", "--rm", "localhost/mounts", "cat", "/count", check=True).stdout == "2\n"

@@ -600,7 +600,7 @@ class Builder:
         def run(v) -> None:
             def work(ws) -> None:
                 try:
-                    run_in(ws, argv, env=run_env, cwd=cwd, user=user, network=network,
+                    run_in(ws, argv, env=run_env + (plan.env if plan else []), cwd=cwd, user=user, network=network,
                            run_dir=os.path.join(self.run_dir, "build"), on_line=v.line if v else None,
                            running=self.running, cancelled=self.cancelled, mounts=plan,
                            extra_hosts=self.opts.extra_hosts)

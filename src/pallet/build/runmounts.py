@@ -29,6 +29,7 @@ class MountPlan:
 
     def __init__(self) -> None:
         self.key: list = []
+        self.env: list[str] = []      # secret env= values: added to the process, not to the key
         self._setups: list = []
         self._cleanups: list = []
 
@@ -130,8 +131,11 @@ def plan_mounts(builder, inst, mounts, expand, secrets: dict[str, str], workdir:
                 if m.required:
                     raise builder._fail(inst, f"secret {sid} not found")
                 continue
-            if m.env:
-                raise builder._fail(inst, "RUN --mount=type=secret,env= is not supported by pallet build yet")
+            if m.env:   # the secret as an environment variable of this RUN only (never in the key)
+                with open(src) as f:
+                    plan.env.append(f"{expand(m.env)}={f.read()}")
+                if not m.target:
+                    continue
 
             def secret_setup(src=src, t=target, m=m):
                 fd, path = tempfile.mkstemp(prefix="build-secret-", dir=str(store.tmp))
