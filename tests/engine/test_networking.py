@@ -84,6 +84,11 @@ def test_default_bridge_hosts_and_resolv_conf(net):
     resolv = net("exec", cid, "cat", "/etc/resolv.conf", check=True).stdout
     assert "nameserver" in resolv and "nameserver 127." not in resolv
     assert net("exec", cid, "ip", "route", check=True).stdout.startswith("default via 172.17.0.1")
+    # --dns, --dns-search, --dns-option replace those lines
+    out = net("run", "--rm", "--network", "bridge", "--dns", "10.0.0.53", "--dns", "10.0.0.54", "--dns-search",
+              "example.test", "--dns-option", "ndots:2", IMAGE, "cat", "/etc/resolv.conf", check=True).stdout
+    lines = [ln for ln in out.splitlines() if ln.split()[:1] in (["nameserver"], ["search"], ["options"])]
+    assert lines == ["nameserver 10.0.0.53", "nameserver 10.0.0.54", "search example.test", "options ndots:2"]
 
 
 def test_user_network_aliases_ip_mac_and_inspect(net):
@@ -235,6 +240,7 @@ def test_bad_input_is_one_line_and_creates_nothing(net):
         (["--network", "bridge", "--ip", "172.17.0.9"], "user-defined networks only"),
         (["--network", "bad", "--mac-address", "zz"], "invalid --mac-address"),
         (["--network", "bad", "--add-host", "x:notanip"], "invalid --add-host"),
+        (["--network", "bad", "--dns", "resolver.example"], "invalid --dns"),
     ]
     for args, message in cases:
         for verb in ("run", "create"):

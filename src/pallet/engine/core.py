@@ -459,7 +459,8 @@ class Engine:
             (d / "hosts").write_text(hosts_text(self, c))
         else:
             (d / "hosts").write_text(etc_hosts(hostname, network, extra))
-        (d / "resolv.conf").write_text(resolv_conf(network))
+        hc = c.HostConfig
+        (d / "resolv.conf").write_text(resolv_conf(network, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions")))
         self._update(c.id, config=jsonfast.dumps(c.config))
         return rootfs
 

@@ -333,6 +333,20 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
         sysctls[k.strip()] = v
     if sysctls:
         host["Sysctls"] = sysctls
+    dns = list(kw.get("dns") or ())
+    for d in dns:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(d)
+        except ValueError:
+            raise PalletError(f"invalid --dns {d!r}: a name server is an IP address") from None
+    if dns:
+        host["Dns"] = dns
+    if kw.get("dns_search"):
+        host["DnsSearch"] = list(kw["dns_search"])
+    if kw.get("dns_option"):
+        host["DnsOptions"] = list(kw["dns_option"])
     if kw.get("shm_size") not in (None, ""):
         n = parse_bytes(kw["shm_size"], "--shm-size")
         if n <= 0:

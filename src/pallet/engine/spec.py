@@ -131,12 +131,17 @@ def etc_hosts(hostname: str, network: str, extra_hosts: list[str],
     return base
 
 
-def resolv_conf(network: str) -> str:
-    """The host's resolv.conf; without host networking, loopback name servers (unreachable) are dropped."""
+def resolv_conf(network: str, dns: list[str] | None = None, search: list[str] | None = None,
+                options: list[str] | None = None) -> str:
+    """The host's resolv.conf; without host networking, loopback name servers (unreachable) are dropped.
+    docker's --dns (the name servers instead), --dns-search (the search line instead; "." for none)
+    and --dns-option (the options line instead) apply to either."""
     try:
         text = open("/etc/resolv.conf").read()
     except OSError:
         text = ""
+    if dns or search or options:
+        return _resolv_override(text if network == "host" else resolv_conf(network), dns, search, options)
     if network == "host":
         return text
     lines, servers = [], 0
@@ -149,6 +154,22 @@ def resolv_conf(network: str) -> str:
         lines.append(line)
     if not servers:
         lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+def _resolv_override(text: str, dns, search, options) -> str:
+    lines = []
+    for line in text.splitlines():
+        key = (line.split() or [""])[0]
+        if (dns and key == "nameserver") or (search and key in ("search", "domain")) or \
+                (options and key == "options"):
+            continue
+        lines.append(line)
+    lines += [f"nameserver {d}" for d in dns or ()]
+    if search and [s for s in search if s != "."]:
+        lines.append("search " + " ".join(s for s in search if s != "."))
+    if options:
+        lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
 
 
