@@ -348,3 +348,38 @@ def test_a_restart_policy_reattaches_on_each_start(net):
     while _veths(net) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _veths(net) == []
+
+
+def test_start_and_rm_after_a_simulated_reboot(net):
+    """Processes killed, run dir, bridge and pallet's table gone, the database kept: start re-makes the
+    bridge and rules and gives the container its address again; rm -f of another leaves nothing."""
+    import os
+    import shutil
+    import signal
+    import sqlite3
+
+    from helpers.mounts import unmount_all_under
+
+    net("network", "create", "--subnet", "10.89.0.0/24", "boot", check=True)
+    a = _run_d(net, "--network", "boot", "--ip", "10.89.0.10", "-p", "8083:80", "-h", "ra", IMAGE, *HTTPD)
+    b = _run_d(net, "--network", "boot", IMAGE, "sleep", "60")
+    con = sqlite3.connect(net.root / "pallet.db")
+    rows = con.execute("SELECT pid, monitor_pid FROM containers").fetchall()
+    bridge = con.execute("SELECT bridge FROM networks WHERE name = 'boot'").fetchone()[0]
+    con.close()
+    for pid, mpid in rows:
+        os.kill(mpid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    shutil.rmtree(net.runroot)
+    unmount_all_under(net.root)
+    net.ns.run("ip", "link", "del", bridge)
+    net.ns.run("nft", "delete", "table", "inet", "pallet")
+    net("start", a, check=True)
+    assert _inspect(net, a)["NetworkSettings"]["IPAddress"] == "10.89.0.10"
+    cp = _get(net, "http://127.0.0.1:8083/")
+    assert cp.returncode == 0 and cp.stdout == "hello from ra\n", cp.stderr
+    net("rm", "-f", b, check=True)
+    assert [cid for cid, _ in _leases(net)] == [a]
+    net("rm", "-f", a, check=True)
+    assert _leases(net) == [] and _veths(net) == [] and a[:12] not in _nft(net)
