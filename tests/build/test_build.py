@@ -359,8 +359,8 @@ def test_ctrl_c_kills_the_running_step_and_leaves_nothing(env: Env, tmp_path: Pa
     try:
         deadline = time.monotonic() + 30
         seen = ""
-        while "started" not in seen and time.monotonic() < deadline:
-            seen += p.stderr.readline()
+        while not re.search(r"^#\d+ \d+\.\d+ started$", seen, re.M) and time.monotonic() < deadline:
+            seen += p.stderr.readline()   # the RUN's own output line (its title has the word too)
         assert "started" in seen
         p.send_signal(signal.SIGINT)
         p.wait(timeout=20)
@@ -788,3 +788,32 @@ def test_add_a_git_repository_over_http(env: Env, tmp_path: Path) -> None:
         srv.shutdown()
         srv.server_close()
     assert_nothing_left(env)
+
+
+def test_workspaces_of_a_killed_build_are_removed_by_the_next(env: Env, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nRUN echo started; sleep 2\n")
+    p = subprocess.Popen(env.argv("build", "--progress", "plain", str(ctx)), env=env.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while not re.search(r"^#\d+ \d+\.\d+ started$", seen, re.M) and time.monotonic() < deadline:
+            seen += p.stderr.readline()   # the RUN's own output line (its title has the word too)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    snaps = env.root / "layers" / "containers"
+    assert [x.name for x in snaps.iterdir() if x.name.startswith("build-")]   # SIGKILL: nothing could clean up
+    time.sleep(2.5)   # the orphaned RUN ends
+    _kill_build_containers(env.runroot)
+    cp = env("builder", "prune", "-f", check=True)
+    assert "Removed 1 workspaces" in cp.stdout
+    assert [x.name for x in snaps.iterdir() if x.name.startswith("build-")] == []
+    assert [m for m in _mounts_under(env.root) if "/containers/build-" in m] == []

@@ -195,6 +195,9 @@ class Builder:
         except DockerfileError as e:
             raise BuildError(str(e)) from None
         self.graph = graph
+        from pallet.build.workspace import remove_stale
+
+        remove_stale(self.store, self.driver)   # workspaces a killed build left
         self.ctx = Context(opts.context, dockerfile=opts.dockerfile_path, index=self.index)
         self.results: dict[int, Future] = {}
         multi = len(self.df.stages) > 1

@@ -16,7 +16,7 @@ import tempfile
 from pallet.errors import PalletError
 from pallet.layers.snapshots import LayerSource, Snapshots
 
-__all__ = ["Workspace", "layer_sources"]
+__all__ = ["Workspace", "layer_sources", "remove_stale"]
 
 
 def layer_sources(store, layers: list[dict]) -> list[LayerSource]:
@@ -37,6 +37,36 @@ def _clamp_mtimes(top: str, epoch: int) -> None:
         os.utime(top, (epoch, epoch))
 
 
+def _starttime(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def remove_stale(store, driver: str | None = None) -> int:
+    """Remove the workspaces of builds that died without cleaning up (SIGKILL); returns how many."""
+    snaps = Snapshots(store.root, driver)
+    n = 0
+    for key in snaps.containers():
+        if not key.startswith("build-"):
+            continue
+        snap = snaps.container(key)
+        try:
+            pid, start = (snap.path / "owner").read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _starttime(int(pid)) == start:
+            continue   # its build is still running
+        try:
+            snap.remove()
+            n += 1
+        except (OSError, PalletError):
+            pass
+    return n
+
+
 class Workspace:
     def __init__(self, store, layers: list[dict], *, driver: str | None = None) -> None:
         self.store = store
@@ -47,6 +77,11 @@ class Workspace:
         with store.shared_lock():
             ids = self.snaps.ensure(layer_sources(store, layers), parallel=False)
             self.snap = self.snaps.create_container(self.key, ids)
+        try:
+            with open(self.snap.path / "owner", "w") as f:   # for remove_stale after a SIGKILL
+                f.write(f"{os.getpid()} {_starttime(os.getpid())}")
+        except OSError:
+            pass
         try:
             self.root = str(self.snap.mount())
         except BaseException:

@@ -337,8 +337,13 @@ def prune_cmd(all_, force) -> None:
     import shutil
 
     from pallet.build.cache import StepCache
+    from pallet.build.workspace import remove_stale
 
-    store = state().store()
+    st = state()
+    store = st.store()
+    stale = remove_stale(store, st.storage_driver)
+    if stale:
+        click.echo(f"Removed {stale} workspaces of builds that were killed")
     cache = StepCache(store.root, store.blobs)
     n = cache.prune()
     if all_ and (cache.dir / "mounts").is_dir():
