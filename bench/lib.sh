@@ -46,5 +46,12 @@ crun_private_cgroups() {
         for c in $ctrls; do mkdir "/sys/fs/cgroup/$c"; mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"; done
         [ -d /sys/fs/cgroup/net_cls,net_prio ] && ln -s net_cls,net_prio /sys/fs/cgroup/net_cls &&
             ln -s net_cls,net_prio /sys/fs/cgroup/net_prio
-        exec bash "$@"' bash "$old" "$ctrls" "$@"
+        rc=0; bash "$@" || rc=$?
+        # an unmounted v1 hierarchy that still has cgroups (podman leaves libpod_parent/conmon) outlives
+        # this namespace and keeps its controllers off cgroup2 for the host: empty them, then unmount
+        for c in $ctrls; do
+            find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+            umount "/sys/fs/cgroup/$c" 2>/dev/null || true
+        done
+        exit $rc' bash "$old" "$ctrls" "$@"
 }
