@@ -129,8 +129,11 @@ def test_concurrent_pushes_pulls_and_gc(serve, tmp_path):
                         f"docker://{reg}/{repo}:v1"], check=True, capture_output=True, timeout=120)
 
     def pull(i: int) -> None:
-        subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{reg}/conc/img{i}:v1",
-                        f"oci:{tmp_path / 'pulled'}:img{i}"], check=True, capture_output=True, timeout=120)
+        # one layout per pull: concurrent skopeo processes writing one layout's index.json race each other
+        cp = subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{reg}/conc/img{i}:v1",
+                             f"oci:{tmp_path / 'pulled' / str(i)}:img{i}"], capture_output=True, text=True,
+                            timeout=120)
+        assert cp.returncode == 0, cp.stderr
 
     with ThreadPoolExecutor(20) as ex:
         list(ex.map(lambda i: push(i, f"conc/img{i}"), range(20)))
