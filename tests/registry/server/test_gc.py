@@ -137,6 +137,7 @@ def test_concurrent_pushes_pulls_and_gc(serve, tmp_path):
 
     with ThreadPoolExecutor(20) as ex:
         list(ex.map(lambda i: push(i, f"conc/img{i}"), range(20)))
+    (tmp_path / "pulled").mkdir()
     with ThreadPoolExecutor(20) as ex:
         list(ex.map(pull, range(20)))
     # garbage: untag half of them, and make every file old, so gc has real work
