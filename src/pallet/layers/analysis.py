@@ -61,7 +61,8 @@ def _under(path: str, prefix: str) -> bool:
     return prefix == "/" or path == prefix or path.startswith(prefix + "/")
 
 
-def _entries(stream: BinaryIO, media_type: str) -> Iterator:
+def layer_entries(stream: BinaryIO, media_type: str) -> Iterator:
+    """(Entry, reader) per entry of a (compressed) layer; `reader.data()` is the entry's content."""
     dec = DigestingDecoder(media_type)
 
     def chunks() -> Iterator[bytes]:
@@ -77,7 +78,13 @@ def _entries(stream: BinaryIO, media_type: str) -> Iterator:
             yield out
 
     reader = TarReader(chunks())
-    yield from reader.entries()
+    for e in reader.entries():
+        yield e, reader
+
+
+def _entries(stream: BinaryIO, media_type: str) -> Iterator:
+    for e, _ in layer_entries(stream, media_type):
+        yield e
 
 
 class _Merged:
