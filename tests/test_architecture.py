@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # layer of each package, from the bottom (the kernel layer and the shared basics) to the CLI
 LAYERS: dict[str, int] = {
     "base": 0,              # pallet/__init__, errors, jsonfast, records, fsutil
-    "linux": 0,             # the kernel layer (pallet.runtime.linux, later pallet.linux)
+    "linux": 0,             # the kernel layer, pallet.linux
     "config": 1,
     "oci": 1,
     "reference": 2,
@@ -42,7 +42,7 @@ def package_of(module: str) -> str:
     if module in BASE:
         return "base"
     parts = module.split(".")
-    if parts[1:3] == ["runtime", "linux"] or parts[1] == "linux":
+    if parts[1] == "linux":
         return "linux"
     if parts[1] == "registry" and len(parts) > 2:
         return "registry." + parts[2]

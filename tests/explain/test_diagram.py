@@ -209,7 +209,7 @@ def test_volume_kernel_runtimes_and_registries(host, doc):
     nft = next(n for n in doc["nodes"] if n["id"] == "nft")
     assert nft["attrs"]["installed"] == bool(shutil.which("nft") or os.path.exists("/usr/sbin/nft"))
     seccomp = next(n for n in doc["nodes"] if n["id"] == "seccomp")
-    from pallet.runtime.linux import seccomp as sc
+    from pallet.linux import seccomp as sc
 
     assert seccomp["attrs"]["libseccomp"] == sc.version()
 

@@ -21,7 +21,7 @@ RUNTIME = str(BIN / "pallet-runtime")
 
 
 def _cgroup_dirs(cid: str) -> list[str]:
-    from pallet.runtime.linux.cgroups import open_cgroup
+    from pallet.linux.cgroups import open_cgroup
 
     return [d for d in open_cgroup(None, cid).dirs.values() if os.path.exists(d)]
 

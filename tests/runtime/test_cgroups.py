@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.runtime.linux.cgroups import CgroupV1, CgroupV2, normalize_path, open_cgroup
+from pallet.linux.cgroups import CgroupV1, CgroupV2, normalize_path, open_cgroup
 
 LEAF_FILES = ["cgroup.procs", "cgroup.freeze", "cgroup.events", "memory.max", "memory.swap.max", "memory.low",
               "cpu.weight", "cpu.max", "cpuset.cpus", "cpuset.mems", "pids.max", "io.weight", "io.max",

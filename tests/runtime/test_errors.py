@@ -169,7 +169,7 @@ def test_failure_in_user_namespace_cleans_up(prt, new_bundle, cid, rt_root, no_l
 def test_cgroup_failure_after_the_fork_cleans_up(userns, prt, new_bundle, cid, rt_root, no_leftovers):
     """The cgroup is created while the init unshares its namespaces: a failure there kills the init
     and leaves no state dir, cgroup, mount or process."""
-    from pallet.runtime.linux.cgroups import is_v2
+    from pallet.linux.cgroups import is_v2
 
     if is_v2():
         pytest.skip("needs a cgroup v1 host (linux.resources.unified is valid on v2)")
@@ -190,11 +190,11 @@ def test_cgroup_failure_after_the_fork_cleans_up(userns, prt, new_bundle, cid, r
     assert _procs_in(str(b)) == []
 
 
-# -- refused kernel writes (pallet.runtime.linux.kernfs) ----------------------------------------
+# -- refused kernel writes (pallet.linux.kernfs) ----------------------------------------
 
 def test_a_refused_write_names_the_file_and_the_value(tmp_path):
-    from pallet.runtime.linux import kernfs
-    from pallet.runtime.linux.cgroups import CgroupError, _write
+    from pallet.linux import kernfs
+    from pallet.linux.cgroups import CgroupError, _write
 
     with pytest.raises(OSError) as e:
         kernfs.write_file(str(tmp_path / "missing"), "1")

@@ -1,4 +1,4 @@
-"""The runtime's cache of libseccomp-compiled BPF programs (pallet.runtime.linux.seccomp.compile_filter_cached)."""
+"""The runtime's cache of libseccomp-compiled BPF programs (pallet.linux.seccomp.compile_filter_cached)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 from tests.runtime.conftest import getpriority_filter_in_child
 
-from pallet.runtime.linux import seccomp as S
+from pallet.linux import seccomp as S
 
 pytestmark = pytest.mark.root
 

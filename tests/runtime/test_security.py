@@ -11,7 +11,7 @@ import pytest
 from tests.runtime.conftest import getpriority_filter_in_child
 
 from helpers.cli import assert_no_traceback
-from pallet.runtime.linux.caps import mask
+from pallet.linux.caps import mask
 
 pytestmark = pytest.mark.root
 
@@ -83,7 +83,7 @@ def test_no_new_privs_off_by_config(prt, new_bundle, cid, no_leftovers):
 
 def test_seccomp_argument_conditions_in_process():
     """A rule with an argument condition blocks getpriority(PRIO_PGRP) but not getpriority(PRIO_PROCESS)."""
-    from pallet.runtime.linux.seccomp import compile_filter
+    from pallet.linux.seccomp import compile_filter
 
     f = compile_filter({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 33,

@@ -116,8 +116,8 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
     from pallet import jsonfast
     from pallet.engine.spec import build_spec, etc_hosts, resolv_conf
     from pallet.fsutil import atomic_write
+    from pallet.linux.prctl import set_child_subreaper
     from pallet.runtime import Runtime
-    from pallet.runtime.linux.prctl import set_child_subreaper
     from pallet.runtime.runtime import wait_pid
 
     root = ws.root

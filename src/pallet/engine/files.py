@@ -112,8 +112,8 @@ def _bind_volumes(root: str, binds) -> None:
     """In the child: a private mount namespace with the container's volumes/binds on its snapshot."""
     if not binds:
         return
-    from pallet.runtime.linux import mount as M
-    from pallet.runtime.linux.ns import CLONE_NEWNS, unshare
+    from pallet.linux import mount as M
+    from pallet.linux.ns import CLONE_NEWNS, unshare
     from pallet.runtime.rootfs import secure_join
 
     unshare(CLONE_NEWNS)

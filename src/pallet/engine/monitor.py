@@ -173,7 +173,7 @@ class Monitor:
         return self._loop()
 
     def _setup_and_start(self) -> None:
-        from pallet.runtime.linux.prctl import set_child_subreaper
+        from pallet.linux.prctl import set_child_subreaper
 
         set_child_subreaper()
         _trace("monitor up")
@@ -534,8 +534,8 @@ def _warm_up() -> None:
     """Import (and load) what starting a container will need, while the CLI is busy creating it."""
     from pallet.engine import health, hostconfig, limits, restart, spec, users, volumes  # noqa: F401
     from pallet.engine.palletrt import PalletRuntime  # noqa: F401
+    from pallet.linux import cgroups, seccomp  # noqa: F401
     from pallet.runtime import init, runtime  # noqa: F401
-    from pallet.runtime.linux import cgroups, seccomp  # noqa: F401
 
     cgroups.warm_up()
     try:

@@ -34,7 +34,7 @@ def _detach(snap) -> None:
     and can take a second on a busy disk; nothing holds the mount once the container is gone."""
     merged = str(snap.merged)
     if snap.driver == "overlay" and os.path.ismount(merged):
-        from pallet.runtime.linux.mount import MNT_DETACH, umount
+        from pallet.linux.mount import MNT_DETACH, umount
 
         try:
             umount(merged, MNT_DETACH)

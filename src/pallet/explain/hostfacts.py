@@ -131,7 +131,7 @@ def seccomp() -> dict:
     """libseccomp's version (via the runtime's kernel layer) and the actions this kernel offers."""
     out: dict = {"libseccomp": None}
     try:
-        from pallet.runtime.linux import seccomp as sc
+        from pallet.linux import seccomp as sc
 
         out["libseccomp"] = sc.version()
     except Exception as e:  # noqa: BLE001 - libseccomp missing or unloadable: say so, do not fail

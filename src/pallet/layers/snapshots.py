@@ -142,7 +142,7 @@ def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = No
             raise PalletError(f"too many layers for one overlay mount ({len(lowers)}): the option string "
                               f"has {len(opts)} bytes, the kernel takes at most 4096")
         try:
-            from pallet.runtime.linux import mount as m
+            from pallet.linux import mount as m
         except ImportError:
             m = None
         if m is not None:
@@ -165,7 +165,7 @@ def _mount_overlay(lowers: Sequence[str], target: str, *, upper: str | None = No
 def _bind_readonly(source: str, target: str) -> None:
     """A read-only bind mount (bind, then remount read-only: the kernel ignores MS_RDONLY on the bind)."""
     try:
-        from pallet.runtime.linux import mount as m
+        from pallet.linux import mount as m
     except ImportError:
         m = None
     if m is not None:
@@ -186,7 +186,7 @@ def _bind_readonly(source: str, target: str) -> None:
 
 def _umount(target: str) -> None:
     try:
-        from pallet.runtime.linux import mount as m
+        from pallet.linux import mount as m
     except ImportError:
         m = None
     if m is not None:

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 
-from pallet.runtime.linux.ns import CLONE_NEWNET, setns
+from pallet.linux.ns import CLONE_NEWNET, setns
 
 AF_INET = socket.AF_INET
 NETLINK_ROUTE = 0

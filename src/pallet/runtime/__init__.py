@@ -23,7 +23,7 @@ Errors raise `pallet.errors.RuntimeFailure` (subclasses: `ContainerNotFound`,
 `ContainerExists`, `InvalidState`, `InvalidConfig`) with one sentence. The
 container init is a forked child (no re-exec) that builds namespaces, mounts,
 pivot_root, credentials and seccomp, then execve's the program; only
-`pallet.runtime.linux` talks to the kernel through ctypes.
+`pallet.linux` talks to the kernel through ctypes.
 """
 
 from __future__ import annotations

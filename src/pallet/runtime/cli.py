@@ -311,7 +311,7 @@ def _run(rt, cid: str, bundle: str, detach: bool, kw: dict, *, keep: bool = Fals
     if detach:
         rt.run(cid, bundle, detach=True, **kw)
         return 0
-    from pallet.runtime.linux.prctl import set_child_subreaper
+    from pallet.linux.prctl import set_child_subreaper
     from pallet.runtime.runtime import wait_pid
 
     set_child_subreaper()
@@ -491,7 +491,7 @@ def _exec_tty(rt, cid: str, process: dict, opts: dict, pid_ref: list[int]) -> in
     we copy between it and our stdio (like runc). We adopt the process as child subreaper."""
     import socket
 
-    from pallet.runtime.linux.prctl import set_child_subreaper
+    from pallet.linux.prctl import set_child_subreaper
 
     set_child_subreaper()
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -6,8 +6,8 @@ from pallet.runtime.state import OCI_VERSION
 
 
 def features() -> dict:
-    from pallet.runtime.linux import caps, mount, ns, seccomp
-    from pallet.runtime.linux.cgroups import is_v2
+    from pallet.linux import caps, mount, ns, seccomp
+    from pallet.linux.cgroups import is_v2
 
     sc: dict = {"enabled": False}
     try:

@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import sys
 
+from pallet.linux import kernfs
+from pallet.linux import ns as N
+from pallet.linux import prctl as P
 from pallet.runtime import process as proc_mod
 from pallet.runtime.channel import Channel
-from pallet.runtime.linux import kernfs
-from pallet.runtime.linux import ns as N
-from pallet.runtime.linux import prctl as P
 from pallet.runtime.rootfs import Rootfs, SetupError
 
 EXPECTED = (OSError, ValueError, SetupError, proc_mod.ProcessError)  # and HookError (see _expected)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from pallet.runtime.linux import caps as C
-from pallet.runtime.linux import kernfs
-from pallet.runtime.linux import prctl as P
+from pallet.linux import caps as C
+from pallet.linux import kernfs
+from pallet.linux import prctl as P
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

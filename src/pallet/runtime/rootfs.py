@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from pallet.runtime.linux import kernfs
-from pallet.runtime.linux import mount as M
-from pallet.runtime.linux.devices import DEFAULT_DEVICES, make_node
+from pallet.linux import kernfs
+from pallet.linux import mount as M
+from pallet.linux.devices import DEFAULT_DEVICES, make_node
 
 
 class SetupError(Exception):

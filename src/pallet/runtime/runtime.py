@@ -60,8 +60,8 @@ class Runtime:
 
     def _create(self, cid: str, bundle: str, cfg: dict, undo: dict, *, console_socket, stdio, preserve_fds,
                 no_pivot, console, pre_exec) -> dict:
-        from pallet.runtime.linux.cgroups import CgroupError, open_cgroup
-        from pallet.runtime.linux.devices import DEFAULT_ALLOW
+        from pallet.linux.cgroups import CgroupError, open_cgroup
+        from pallet.linux.devices import DEFAULT_ALLOW
 
         rootfs = cfg["root"]["path"]
         rootfs = os.path.realpath(rootfs if rootfs.startswith("/") else os.path.join(bundle, rootfs))
@@ -92,7 +92,7 @@ class Runtime:
 
         seccomp = None
         if linux.get("seccomp"):
-            from pallet.runtime.linux.seccomp import compile_filter_cached
+            from pallet.linux.seccomp import compile_filter_cached
 
             try:
                 seccomp = compile_filter_cached(linux["seccomp"], self.seccomp_cache)
@@ -120,7 +120,7 @@ class Runtime:
                   and "time" not in nss)
         own_pid_ns = -1
         if single:
-            from pallet.runtime.linux.ns import CLONE_NEWPID, setns, unshare
+            from pallet.linux.ns import CLONE_NEWPID, setns, unshare
 
             own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
             unshare(CLONE_NEWPID)  # only our future children enter it; setns below undoes that
@@ -341,7 +341,7 @@ class Runtime:
 
         Waiting makes the caller a child subreaper (the container's init is a grandchild).
         """
-        from pallet.runtime.linux.prctl import set_child_subreaper
+        from pallet.linux.prctl import set_child_subreaper
 
         if not detach:
             set_child_subreaper()
@@ -381,7 +381,7 @@ class Runtime:
 
     def ps(self, container_id: str) -> list[int]:
         st = self.store.load(container_id)
-        from pallet.runtime.linux.cgroups import Cgroup
+        from pallet.linux.cgroups import Cgroup
 
         pids = Cgroup.from_json(st["cgroup"]).procs() if st.get("cgroup") else []
         if not pids and self.store.status(st) != "stopped":
@@ -396,7 +396,7 @@ class Runtime:
         not the pid namespace's first process (a shared or the host's pid namespace), its children
         outlive it, and containerd's shim kills them so once it has seen the init exit. SIGKILL to a
         paused container thaws it: a process the v1 freezer holds dies only once thawed."""
-        from pallet.runtime.linux.cgroups import Cgroup
+        from pallet.linux.cgroups import Cgroup
 
         st = self.store.load(container_id)
         status = self.store.status(st)
@@ -423,7 +423,7 @@ class Runtime:
         status = self.store.status(st)
         if status != "stopped" and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
-        from pallet.runtime.linux.cgroups import Cgroup
+        from pallet.linux.cgroups import Cgroup
 
         cg = Cgroup.from_json(st["cgroup"]) if st.get("cgroup") else None
         if status != "stopped":
@@ -473,8 +473,8 @@ class Runtime:
         Detached: returns the new process's pid once it has exec'd. Otherwise waits and
         returns its exit code (128+N when killed by signal N).
         """
-        from pallet.runtime.linux.cgroups import Cgroup
-        from pallet.runtime.linux.ns import NAMESPACES
+        from pallet.linux.cgroups import Cgroup
+        from pallet.linux.ns import NAMESPACES
         from pallet.runtime.spec import validate
 
         st = self.store.load(container_id)
@@ -488,7 +488,7 @@ class Runtime:
         linux = cfg.get("linux") or {}
         seccomp = None
         if linux.get("seccomp"):
-            from pallet.runtime.linux.seccomp import compile_filter_cached
+            from pallet.linux.seccomp import compile_filter_cached
 
             seccomp = compile_filter_cached(linux["seccomp"], self.seccomp_cache)
         console = _console
@@ -552,7 +552,7 @@ class Runtime:
 
     # -- cgroup operations --------------------------------------------------------------------
     def _running_cgroup(self, container_id: str, want: tuple[str, ...], verb: str):
-        from pallet.runtime.linux.cgroups import Cgroup
+        from pallet.linux.cgroups import Cgroup
 
         st = self.store.load(container_id)
         status = self.store.status(st)
@@ -622,7 +622,7 @@ def _connect(path: str | None):
 
 
 def _write_map(path: str, maps: list[dict]) -> None:
-    from pallet.runtime.linux import kernfs
+    from pallet.linux import kernfs
 
     data = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
     kernfs.write_file(path, data)

@@ -117,7 +117,7 @@ class Store:
             return "created"
         cg = st.get("cgroup")
         if cg:
-            from pallet.runtime.linux.cgroups import Cgroup
+            from pallet.linux.cgroups import Cgroup
 
             if Cgroup.from_json(cg).frozen():
                 return "paused"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno as _errno
 from _ctypes import _SimpleCData, addressof
 
-from pallet.runtime.linux.libc import (
+from pallet.linux.libc import (
     POINTER,
     Library,
     Structure,
@@ -205,7 +205,7 @@ class BpfFilter:
     """A BPF program exported by libseccomp, loaded by `load()` with seccomp(2) (Filter's interface)."""
 
     def __init__(self, prog: bytes, flags: int, machine: str) -> None:
-        from pallet.runtime.linux.libc import libc
+        from pallet.linux.libc import libc
 
         if not prog or len(prog) % 8 or len(prog) // 8 > 0xFFFF:
             raise ValueError("seccomp: invalid cached BPF program")

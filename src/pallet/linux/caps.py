@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pallet.runtime.linux.libc import Structure, byref, c_int, c_uint32, check, libc
-from pallet.runtime.linux.prctl import (
+from pallet.linux.libc import Structure, byref, c_int, c_uint32, check, libc
+from pallet.linux.prctl import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
     PR_CAP_AMBIENT_RAISE,

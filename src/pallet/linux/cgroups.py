@@ -13,7 +13,7 @@ import errno
 import os
 import time
 
-from pallet.runtime.linux import kernfs
+from pallet.linux import kernfs
 
 ROOT = "/sys/fs/cgroup"
 _SIGKILL = 9

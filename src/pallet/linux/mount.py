@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pallet.runtime.linux.libc import _b, c_ulong, check, libc, sysno
+from pallet.linux.libc import _b, c_ulong, check, libc, sysno
 
 MS_RDONLY = 1
 MS_NOSUID = 2

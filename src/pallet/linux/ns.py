@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.runtime.linux.libc import _b, check, libc
+from pallet.linux.libc import _b, check, libc
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000

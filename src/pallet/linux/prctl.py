@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pallet.runtime.linux.libc import Structure, byref, c_int, c_uint, c_uint64, c_ulong, check, libc, sysno
+from pallet.linux.libc import Structure, byref, c_int, c_uint, c_uint64, c_ulong, check, libc, sysno
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
