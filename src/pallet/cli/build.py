@@ -27,15 +27,17 @@ def _kv(values: tuple[str, ...], *, env_fallback: bool) -> dict[str, str]:
 
 
 def _check_platform(value: str | None) -> None:
-    from pallet.build.executor import BuildError, builtin_args
+    """One platform, this host's (bad input: one line, exit 125, before anything is built)."""
+    from pallet.build.executor import builtin_args
+    from pallet.errors import PalletError
 
     if not value:
         return
     if "," in value:
-        raise BuildError(f"building for several platforms ({value}) is not supported yet: give one")
+        raise PalletError(f"building for several platforms ({value}) is not supported: give one --platform")
     here = builtin_args()["TARGETPLATFORM"]
     if value.lower().rstrip("/") not in (here, here.split("/", 1)[1]):
-        raise BuildError(f"pallet build runs RUN steps on this host only: --platform {value} is not {here}")
+        raise PalletError(f"pallet build runs on this host's platform only: --platform {value} is not {here}")
 
 
 def _hosts(values) -> list[str]:
