@@ -820,3 +820,37 @@ def test_workspaces_of_a_killed_build_are_removed_by_the_next(env: Env, tmp_path
     assert "Removed 1 workspaces" in cp.stdout
     assert [x.name for x in snaps.iterdir() if x.name.startswith("build-")] == []
     assert [m for m in _mounts_under(env.root) if "/containers/build-" in m] == []
+
+
+def _solve_status(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_progress_rawjson_is_buildkits_solve_status_lines(env: Env, tmp_path: Path) -> None:
+    import base64
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nRUN echo hi-from-run\nARG X\nRUN --mount=type=tmpfs,target=/t "
+                         "echo $X\n")
+    cp = env("build", "--progress", "rawjson", "--build-arg", "Y=1", "-t", "localhost/rawjson", str(ctx),
+             timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    lines = [line for line in cp.stderr.splitlines() if line]
+    docs = [json.loads(line) for line in lines]   # every line is one SolveStatus
+    vertexes: dict[str, list[dict]] = {}
+    for d in docs:
+        assert set(d) <= {"vertexes", "statuses", "logs", "warnings"} and d
+        for v in d.get("vertexes", []):
+            assert v["digest"].startswith("sha256:") and v["started"].endswith("Z")
+            vertexes.setdefault(v["name"], []).append(v)
+    run = vertexes["[2/3] RUN echo hi-from-run"]
+    assert "completed" not in run[0] and run[-1]["completed"] >= run[-1]["started"] and not run[-1].get("cached")
+    logs = [base64.b64decode(x["data"]) for d in docs for x in d.get("logs", []) if x.get("vertex") == run[0]["digest"]]
+    assert b"hi-from-run\n" in logs
+    assert any("exporting to image" == name for name in vertexes)
+    warnings = [base64.b64decode(w["short"]).decode() for d in docs for w in d.get("warnings", [])]
+    assert warnings == ["one or more build-args [Y] were not consumed"]
+    cp = env("build", "--progress", "rawjson", str(ctx), timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    again = {v["name"]: v for d in _solve_status(cp.stderr) for v in d.get("vertexes", []) if "completed" in v}
+    assert again["[2/3] RUN echo hi-from-run"]["cached"] is True
+    assert_nothing_left(env)

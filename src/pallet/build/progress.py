@@ -7,11 +7,12 @@ a lock. `quiet` prints nothing (`-q`).
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 
-__all__ = ["Progress", "TtyProgress", "Vertex"]
+__all__ = ["Progress", "RawJsonProgress", "TtyProgress", "Vertex"]
 
 
 class Vertex:
@@ -133,3 +134,76 @@ class TtyProgress(Progress):
         self._stop.set()
         self._thread.join()
         self._draw()
+
+
+def _rfc3339(t: float) -> str:
+    import datetime
+
+    d = datetime.datetime.fromtimestamp(t, datetime.UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond:06d}000Z"
+
+
+class _JsonVertex(Vertex):
+    """A vertex of `--progress rawjson`: each change is one SolveStatus line."""
+
+    def __init__(self, progress: RawJsonProgress, number: int, name: str) -> None:
+        import hashlib
+
+        super().__init__(progress, number, name)
+        self.digest = "sha256:" + hashlib.sha256(f"{number} {name}".encode()).hexdigest()
+        self.started = _rfc3339(time.time())
+
+    def _vertex(self, **extra) -> dict:
+        return {"digest": self.digest, "name": self.name, "started": self.started, **extra}
+
+    def line(self, text: str) -> None:
+        self.p.status(logs=[self.p.log_record(self.digest, text + "\n")])
+
+    def cached(self) -> None:
+        now = _rfc3339(time.time())
+        self.p.status(vertexes=[self._vertex(completed=now, cached=True)])
+
+    def done(self) -> None:
+        self.p.status(vertexes=[self._vertex(completed=_rfc3339(time.time()))])
+
+    def error(self, message: str) -> None:
+        self.p.status(vertexes=[self._vertex(completed=_rfc3339(time.time()), error=message)])
+
+
+class RawJsonProgress(Progress):
+    """`--progress rawjson`: BuildKit's SolveStatus documents, one JSON object a line — `vertexes`
+    (digest, name, started, completed, cached, error), `logs` (vertex, stream, base64 data,
+    timestamp) and `warnings`. A vertex's first line has only `started`; its last has `completed`."""
+
+    def status(self, **parts) -> None:
+        line = json.dumps({k: v for k, v in parts.items() if v}, separators=(",", ":"))
+        with self._lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def log_record(self, digest: str | None, text: str, stream: int = 1) -> dict:
+        import base64
+
+        rec = {"vertex": digest, "stream": stream, "data": base64.b64encode(text.encode()).decode(),
+               "timestamp": _rfc3339(time.time())}
+        return {k: v for k, v in rec.items() if v is not None}
+
+    def emit(self, line: str) -> None:
+        """A line of no vertex: a warning, or a log line (a failed RUN's last output)."""
+        import base64
+
+        with self._lock:
+            self.log.append(line)
+        if line.startswith("WARNING: "):
+            self.status(warnings=[{"level": 1, "short": base64.b64encode(line[9:].encode()).decode()}])
+        else:
+            self.status(logs=[self.log_record(None, line + "\n", stream=2)])
+
+    def vertex(self, name: str) -> Vertex:
+        with self._lock:
+            self._n += 1
+            n = self._n
+            self.log.append(f"#{n} {name}")
+        v = _JsonVertex(self, n, name)
+        self.status(vertexes=[v._vertex()])
+        return v

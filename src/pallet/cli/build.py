@@ -176,8 +176,9 @@ class _BuildCommand(click.Command):
               help="Seconds since the epoch for the image's times and the new files' mtimes (SOURCE_DATE_EPOCH).")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False), help="Write the image ID to the file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
-@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]),
-              help="Progress output: a live view on a terminal (tty), lines otherwise (plain).")
+@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty", "rawjson"]),
+              help="Progress output: a live view on a terminal (tty), lines otherwise (plain), "
+                   "BuildKit's SolveStatus JSON lines (rawjson).")
 @click.argument("context")
 def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets, add_hosts, build_contexts,
               platform, output, cache_from, cache_to, format_, squash, pull, timestamp, iidfile, quiet,
@@ -302,7 +303,11 @@ def _build2(st, store, context, file, stdin_dockerfile, names, build_args, targe
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
                         network="host" if network == "default" else network, secrets=secret_files,
                         source_date_epoch=_epoch(extra.pop("timestamp")), **extra)
-    if quiet or progress == "plain" or (progress == "auto" and not sys.stderr.isatty()):
+    if progress == "rawjson" and not quiet:
+        from pallet.build.progress import RawJsonProgress
+
+        prog = RawJsonProgress(sys.stderr)
+    elif quiet or progress == "plain" or (progress == "auto" and not sys.stderr.isatty()):
         prog = Progress(sys.stderr, quiet=quiet)
     else:
         from pallet.build.progress import TtyProgress
