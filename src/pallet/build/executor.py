@@ -411,7 +411,7 @@ class Builder:
                 v.cached()
             return
         try:
-            run(v)
+            how = run(v)
         except _Skipped:
             raise
         except PalletError as e:
@@ -430,7 +430,7 @@ class Builder:
         self.cache.put(key, st.entry())
         self.used_keys.append(key)
         if v:
-            v.done()
+            v.cached() if how == "cached" else v.done()
 
     def _describe(self, st: _Stage, inst: I.Instruction, env: dict[str, str]):
         """(cache key parts, a function doing the step) for one instruction."""
@@ -715,18 +715,50 @@ class Builder:
                 dest += "/"
             single = None
 
+        desc = (name, srcs, dest, chown, chmod, contents, from_, source_key)
+
+        def work(ws, chown=chown) -> None:
+            if ws_src is None:
+                if entries or contents:
+                    copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown,
+                              chmod=chmod, contents=contents)
+                for e, kind in archives:
+                    self._add_archive(inst, ws, e.path, kind, dest, chown, chmod)
+                return
+            self._copy_from_image(inst, ws, ws_src, srcs, dest, single, chown, chmod)
+
         def run(_v) -> None:
-            def work(ws) -> None:
-                if ws_src is None:
-                    if entries or contents:
-                        copy_into(ws, entries, dest, single=single, tmp_dir=str(self.store.tmp), chown=chown,
-                                  chmod=chmod, contents=contents)
-                    for e, kind in archives:
-                        self._add_archive(inst, ws, e.path, kind, dest, chown, chmod)
-                    return
-                self._copy_from_image(inst, ws, ws_src, srcs, dest, single, chown, chmod)
             self._fs(st, work, created_by)
-        return (name, srcs, dest, chown, chmod, contents, from_, source_key), run
+
+        if getattr(inst, "link", False):
+            return desc, lambda v: self._linked(st, desc, work, created_by, chown, v)
+        return desc, run
+
+    def _linked(self, st: _Stage, desc: tuple, work, created_by: str, chown: str | None, v) -> str | None:
+        """COPY/ADD --link: the files go into an empty layer (no parent's directory is read or
+        followed), cached under a key without the parent: a changed earlier step reuses the same
+        blob. A --chown name is looked up in the parent first and only its numbers are in the key."""
+        from pallet.build.copy import resolve_chown
+        from pallet.build.workspace import Workspace
+
+        owner = chown
+        if chown and not all(p.isdigit() for p in chown.split(":")):
+            with Workspace(self.store, st.layers, driver=self.driver) as pws:
+                uid, gid = resolve_chown(pws.root, chown)
+            owner = f"{uid}:{gid}"
+        lkey = step_key("link", desc[0], desc[1], desc[2], owner, *desc[4:], self.epoch)
+        hit = None if self.opts.no_cache else self.cache.get(lkey)
+        if hit is not None:
+            layer = hit["layers"][0] if hit["layers"] else None
+        else:
+            with Workspace(self.store, [], driver=self.driver) as ws:
+                work(ws, owner)
+                layer = ws.finish(clamp=self.epoch)
+            self.cache.put(lkey, {"doc": None, "layers": [layer] if layer else []})
+        self.used_keys.append(lkey)
+        self._add_layer(st, layer)
+        self._history(st, created_by, layer is None)
+        return "cached" if hit is not None else None
 
     def _named_context(self, inst, name: str, path: str) -> Context:
         cache = self.__dict__.setdefault("_named", {})

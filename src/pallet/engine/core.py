@@ -21,6 +21,7 @@ from pallet.engine.freezer import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
 from pallet.errors import Conflict, NotFound, PalletError, classify
 from pallet.fsutil import rmtree
+from pallet.linux import cgroups
 from pallet.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -631,17 +632,7 @@ class Engine:
             pass
 
     def _oom_killed(self, c: Container) -> bool:
-        for p in (c.extra.get("memcg"),):
-            if not p:
-                continue
-            try:
-                for line in open(p):
-                    k, _, v = line.partition(" ")
-                    if k == "oom_kill" and int(v) > 0:
-                        return True
-            except OSError:
-                pass
-        return False
+        return cgroups.oom_kills(c.extra.get("memcg")) > 0
 
     def container_exited(self, c: Container, code: int, notify=None) -> bool:
         """In the monitor, after init exited: record, clean up, and call `notify(removed)` as soon as the
@@ -941,54 +932,10 @@ def raise_start_error(body: bytes) -> None:
 
 def memory_cgroup_file(pid: int) -> str | None:
     """The file that counts OOM kills for the memory cgroup of `pid` (v1 memory.oom_control, v2 memory.events)."""
-    try:
-        for line in open(f"/proc/{pid}/cgroup"):
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if "memory" in ctrls.split(","):
-                return f"/sys/fs/cgroup/memory{path}/memory.oom_control"
-            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-                return f"/sys/fs/cgroup{path}/memory.events"
-    except OSError:
-        pass
-    return None
+    cg = cgroups.of_pid(pid)
+    return cg.oom_file() if cg else None
 
 
 def remove_cgroups(cid: str) -> None:
     """rmdir the container's cgroups (pallet/<id> below any hierarchy) if a runtime left them."""
-    for base in _cgroup_bases():
-        d = os.path.join(base, "pallet", cid)
-        if not os.path.isdir(d):
-            continue   # the common case: the runtime's delete removed it
-        for dirpath, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass
-
-
-_CGROUP_BASES: list[str] | None = None
-
-
-def _cgroup_bases() -> list[str]:
-    """This process's cgroup directory in each hierarchy (a relative cgroupsPath lives below it)."""
-    global _CGROUP_BASES
-    if _CGROUP_BASES is None:
-        root = "/sys/fs/cgroup"
-        mine: dict[str, str] = {}
-        try:
-            for line in open("/proc/self/cgroup"):
-                _, ctrls, path = line.rstrip("\n").split(":", 2)
-                for ctrl in (ctrls.split(",") if ctrls else ["unified"]):
-                    mine[ctrl.removeprefix("name=")] = path
-        except OSError:
-            pass
-        if os.path.exists(root + "/cgroup.controllers"):
-            _CGROUP_BASES = [os.path.join(root, mine.get("unified", "/").lstrip("/"))]
-        else:
-            try:   # real directories only: cpu and cpuacct are symlinks to cpu,cpuacct
-                names = [e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
-            except OSError:
-                names = []
-            _CGROUP_BASES = [os.path.join(root, n, (mine.get(n) or mine.get(n.split(",")[0]) or "/").lstrip("/"))
-                             for n in names]
-    return _CGROUP_BASES
+    cgroups.remove_leftover(f"pallet/{cid}")
