@@ -103,4 +103,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX network_leases_container ON network_leases(container_id)
     """),
+    # a network's DNS server (pallet.network.dns): on or off per network; a lease's names and the
+    # upstream resolvers of that container (--dns)
+    ("networks-dns-1", """
+        ALTER TABLE networks ADD COLUMN dns INTEGER NOT NULL DEFAULT 1;
+        UPDATE networks SET dns = 0 WHERE name IN ('bridge', 'host', 'none');
+        ALTER TABLE network_leases ADD COLUMN dns_names TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE network_leases ADD COLUMN dns_servers TEXT NOT NULL DEFAULT '[]'
+    """),
 ]
