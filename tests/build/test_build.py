@@ -891,3 +891,45 @@ def test_copy_link_layer_does_not_depend_on_the_parent(env: Env, tmp_path: Path)
     finally:
         store.db.close()
     assert_nothing_left(env)
+
+
+def test_output_oci_and_docker_archives_read_by_skopeo(env: Env, tmp_path: Path) -> None:
+    import subprocess
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nCOPY a.txt /a\nCMD [\"cat\", \"/a\"]\n", {"a.txt": "A\n"})
+    before = env("images", "-q", "--no-trunc", check=True).stdout
+    oci, dock = tmp_path / "img.oci.tar", tmp_path / "img.docker.tar"
+    iid = build(env, ctx, "-t", "localhost/arch:1", "-o", f"type=oci,dest={oci}", "--iidfile",
+                str(tmp_path / "iid")).stdout
+    build(env, ctx, "-t", "localhost/arch:1", "-o", f"type=docker,dest={dock}")
+    assert env("images", "-q", "--no-trunc", check=True).stdout == before   # the store keeps no new image
+    image_id = (tmp_path / "iid").read_text()
+    assert image_id in iid
+    for transport, path in (("oci-archive", oci), ("docker-archive", dock)):
+        cp = subprocess.run(["skopeo", "inspect", f"{transport}:{path}"], capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        info = json.loads(cp.stdout)
+        assert len(info["Layers"]) == 2 and info["Os"] == "linux"
+        cp = subprocess.run(["skopeo", "inspect", "--config", f"{transport}:{path}"], capture_output=True,
+                            text=True, timeout=60)
+        assert json.loads(cp.stdout)["config"]["Cmd"] == ["cat", "/a"]
+    # umoci reads the OCI layout inside the archive
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    subprocess.run(["tar", "-C", str(layout), "-xf", str(oci)], check=True)
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "localhost/arch:1"
+    cp = subprocess.run(["umoci", "ls", "--layout", str(layout)], capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0 and cp.stdout.split() == ["localhost/arch:1"], cp.stderr
+    cp = subprocess.run(["umoci", "stat", "--image", f"{layout}:localhost/arch:1", "--json"], capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode == 0 and len(json.loads(cp.stdout)["history"]) >= 2, cp.stderr
+    # the archive loads back and runs
+    env("load", "-i", str(dock), check=True)
+    assert env("run", "--rm", "localhost/arch:1", check=True).stdout == "A\n"
+    cp = build(env, ctx, "-o", "type=oci", check=False)
+    assert cp.returncode == 125 and cp.stderr.splitlines() == ["Error: -o type=oci needs dest="]
+    cp = build(env, ctx, "-o", f"type=oci,dest={tmp_path / 'missing' / 'x.tar'}", check=False)
+    assert cp.returncode == 125 and "must be a file in an existing directory" in cp.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build-archive-")] == []
+    assert_nothing_left(env)

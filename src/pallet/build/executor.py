@@ -233,11 +233,46 @@ class Builder:
             n = self.cache.export(self.used_keys, opts.cache_to)
             v.line(f"{n} steps")
             v.done()
-        if opts.output is not None:
+        if opts.output is not None and opts.output[0] in ("local", "tar"):
             return self._export_files(final, *opts.output)
         if opts.squash and len(final.layers) - final.base_layers > 1:
             final = self._squash(final)
+        if opts.output is not None:
+            return self._export_archive(final, *opts.output)
         return self._export(final)
+
+    def _export_archive(self, st: _Stage, kind: str, dest: str) -> str:
+        """-o type=oci|docker,dest=FILE: the image as an oci-archive (an OCI image layout in a tar) or
+        a docker-archive (docker save's), the -t names in it; the store keeps no new image."""
+        import sys
+        import tempfile
+
+        from pallet.store.archive import save_archive
+
+        before = {r.id for r in self.store.images()}
+        image_id = self._export(st, names=[])
+        v = self.progress.vertex(f"exporting to {kind} image format")
+        try:
+            rec = self.store.get_image(image_id)
+            fmt = "oci-archive" if kind == "oci" else "docker-archive"
+            if dest == "-":
+                save_archive(self.store, [(rec, list(self.opts.tags))], sys.stdout.buffer, fmt)
+            else:
+                d = os.path.dirname(os.path.abspath(dest))
+                fd, tmp = tempfile.mkstemp(prefix=".build-archive-", dir=d)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        save_archive(self.store, [(rec, list(self.opts.tags))], f, fmt)
+                    os.replace(tmp, dest)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+        finally:
+            if image_id not in before:
+                self.store.remove_image(image_id, force=True)
+        v.line(f"sending tarball to {dest} done")
+        v.done()
+        return image_id
 
     def cancel(self) -> None:
         from pallet.build.run import cancel_all
@@ -987,7 +1022,7 @@ class Builder:
         v.done()
         return ""
 
-    def _export(self, st: _Stage) -> str:
+    def _export(self, st: _Stage, names: list[str] | None = None) -> str:
         from pallet.oci import mediatypes as mt
         from pallet.oci.documents import Descriptor, ImageConfig, Manifest, canonical_json
         from pallet.store.ingest import Ingest
@@ -1024,10 +1059,11 @@ class Builder:
                 layers = [Descriptor(to_oci.get(x["media_type"], x["media_type"]), x["digest"], x["size"])
                           for x in st.layers]
                 man = Manifest.build(Descriptor(mt.OCI_CONFIG, cdig, len(raw)), layers)
-            ing.add_image(man, ImageConfig.parse(raw), names=list(self.opts.tags))
+            names = list(self.opts.tags) if names is None else names
+            ing.add_image(man, ImageConfig.parse(raw), names=names)
             rec = ing.commit()[0]
         v.line(f"writing image {rec.id} done")
-        for t in self.opts.tags:
+        for t in names:
             v.line(f"naming to {t} done")
         v.done()
         return rec.id

@@ -77,7 +77,7 @@ def _contexts(values) -> dict[str, str]:
 
 
 def _output(value: str | None) -> tuple[str, str] | None:
-    from pallet.build.executor import BuildError
+    from pallet.errors import PalletError
 
     if not value:
         return None
@@ -87,11 +87,15 @@ def _output(value: str | None) -> tuple[str, str] | None:
     kind = fields.get("type", "local")
     if kind == "image":
         return None
-    if kind not in ("local", "tar"):
-        raise BuildError(f"output type {kind!r} is not supported yet (image, local, tar)")
+    if kind not in ("local", "tar", "oci", "docker"):
+        raise PalletError(f"output type {kind!r} is not supported (image, local, tar, oci, docker)")
     dest = fields.get("dest")
     if not dest:
-        raise BuildError(f"-o type={kind} needs dest=")
+        raise PalletError(f"-o type={kind} needs dest=")
+    if kind in ("oci", "docker", "tar") and dest != "-":
+        parent = os.path.dirname(os.path.abspath(dest))
+        if os.path.isdir(dest) or not os.path.isdir(parent):
+            raise PalletError(f"-o type={kind}: dest {dest} must be a file in an existing directory")
     return kind, dest
 
 
@@ -163,7 +167,8 @@ class _BuildCommand(click.Command):
               help="An additional named context (NAME=DIR or NAME=docker-image://REF).")
 @click.option("--platform", default=None, help="The platform to build for (this host's only).")
 @click.option("-o", "--output", default=None,
-              help="type=local,dest=DIR | type=tar,dest=FILE|- (the filesystem instead of an image); "
+              help="type=image (the default) | type=local,dest=DIR | type=tar,dest=FILE|- (the filesystem "
+                   "instead of an image) | type=oci|docker,dest=FILE|- (the image as an oci-/docker-archive); "
                    "a bare DIR or - as well.")
 @click.option("--cache-from", "cache_from", multiple=True, help="type=local,src=DIR: steps from an exported cache.")
 @click.option("--cache-to", "cache_to", default=None, help="type=local,dest=DIR: export this build's steps.")
