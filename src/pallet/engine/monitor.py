@@ -497,7 +497,7 @@ def preforked(make_engine, sync, network: bool = False) -> None:
     (so the CLI's is never the last one: closing it does not checkpoint the WAL). Then it waits on
     `sync` for b"G" + {"id", "winsize", "rootfs"}; EOF instead (the CLI failed to create the container)
     ends it quietly, with nothing to undo. Then it is the monitor `spawn` starts. `network`: the
-    container will join a network, so the network layer (pyroute2: ~95 ms) is imported here too.
+    container will join a network, so the network layer is imported here too.
     """
     global _T0
     _T0 = time.monotonic()
@@ -554,7 +554,7 @@ def _warm_up_network() -> None:
         from pallet.linux import netlink
         from pallet.network import bridge, firewall, networks  # noqa: F401
 
-        netlink.Netlink().close()   # (imports pyroute2's IPRoute and what its first socket needs)
+        netlink.Netlink().close()   # (what its first socket needs)
     except Exception:  # noqa: BLE001 - reported where it is used
         pass
 

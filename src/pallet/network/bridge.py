@@ -17,6 +17,8 @@ from pallet.linux.netlink import Netlink, netns_fd
 from pallet.linux.nftables import NftError
 from pallet.network import firewall
 
+LOOPBACK_IFINDEX = 1   # lo is interface 1 in every network namespace
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.network.model import Lease, Network
@@ -55,9 +57,8 @@ def network_up(net: Network, *, force: bool = False) -> bool:
             return False
         created = idx is None
         try:
-            idx = nl.add_bridge(net.bridge)
+            idx = nl.add_bridge(net.bridge, up=True)
             nl.add_address(idx, str(net.ipam.gateway), net.ipam.subnet.prefixlen)
-            nl.up(idx)
         except OSError as e:
             if created:
                 nl.delete_link(net.bridge)
@@ -113,8 +114,9 @@ def attach(net: Network, lease: Lease, netns_path: str) -> None:
             br = host.index(net.bridge)
             if br is None:
                 raise NetworkSetupError(f"bridge {net.bridge} of network {net.name} vanished")
-            try:
-                host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac)
+            try:   # one message: the host end on the bridge and up, the peer in the container with its MAC
+                with host.batch():
+                    host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac)
             except OSError as e:
                 host.delete_link(lease.host_ifname)
                 raise _fail(f"cannot create the veth pair {lease.host_ifname}/{lease.ifname}", e) from None
@@ -123,13 +125,12 @@ def attach(net: Network, lease: Lease, netns_path: str) -> None:
                     idx = ct.index(lease.ifname)
                     if idx is None:
                         raise OSError(errno.ENODEV, f"{lease.ifname} did not appear in the container")
-                    ct.add_address(idx, lease.address, net.ipam.subnet.prefixlen)
-                    ct.up(idx)
-                    lo = ct.index("lo")
-                    if lo is not None:
-                        ct.up(lo)
-                    if not net.internal:
-                        ct.add_default_route(str(net.ipam.gateway))
+                    with ct.batch():   # one send: address, up, lo up, default route (applied in this order)
+                        ct.add_address(idx, lease.address, net.ipam.subnet.prefixlen)
+                        ct.up(idx)     # (not in the create message: a veth end cannot go up before its peer exists)
+                        ct.up(LOOPBACK_IFINDEX)
+                        if not net.internal:
+                            ct.add_default_route(str(net.ipam.gateway))
             except OSError as e:
                 host.delete_link(lease.host_ifname)
                 raise _fail(f"cannot configure {lease.ifname} in the container", e) from None
