@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pallet.linux.libc import Structure, byref, c_int, c_uint32, check, libc
+from pallet.linux import trace as T
+from pallet.linux.libc import Structure, byref, c_int, c_uint32, check, get_errno, libc
 from pallet.linux.prctl import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
@@ -49,9 +50,21 @@ def mask(names: list[str] | None, *, what: str = "capability") -> int:
 
 
 def drop_bounding(keep: int, last: int) -> None:
+    r = T.recorder
     for i in range(last + 1):
-        if not keep & (1 << i) and _prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0:
-            check(-1, f"prctl(PR_CAPBSET_DROP, {i})")
+        if not keep & (1 << i):
+            t = T.now() if r else 0
+            ret = _prctl(PR_CAPBSET_DROP, i, 0, 0, 0)
+            if r:
+                r.done("prctl", t, {"option": "PR_CAPBSET_DROP", "args": [i, 0, 0, 0], "cap": names_of(1 << i)[0]},
+                       get_errno() if ret < 0 else None)
+            if ret < 0:
+                check(-1, f"prctl(PR_CAPBSET_DROP, {i})")
+
+
+def names_of(m: int) -> list[str]:
+    """The capability names of a bit mask."""
+    return [NAMES[i] if i < len(NAMES) else str(i) for i in range(64) if m >> i & 1]
 
 
 class _Header(Structure):
@@ -73,7 +86,13 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     lo, hi = 0xFFFFFFFF, 32
     data = _Data2(_Data(effective & lo, permitted & lo, inheritable & lo),
                   _Data(effective >> hi & lo, permitted >> hi & lo, inheritable >> hi & lo))
-    check(libc.capset(byref(hdr), data), "capset")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.capset(byref(hdr), data)
+    if r:
+        r.done("capset", t, {"effective": names_of(effective), "permitted": names_of(permitted),
+                             "inheritable": names_of(inheritable)}, get_errno() if ret < 0 else None)
+    check(ret, "capset")
 
 
 def set_ambient(ambient: int, last: int) -> list[str]:

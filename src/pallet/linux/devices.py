@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+from pallet.linux import trace as T
+
 # the default /dev set of the runtime spec ("Default Devices")
 DEFAULT_DEVICES = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
@@ -44,10 +46,15 @@ def make_node(target: str, dev: dict, *, bind_from_host: bool, mount_fn, parent_
     if mode is None:
         mode = 0o666
     devnum = os.makedev(dev.get("major", 0), dev.get("minor", 0)) if typ != stat.S_IFIFO else 0
+    r = T.recorder
+    t = T.now() if r else 0
     try:
         os.mknod(target, typ | (mode & 0o7777), devnum)
     except FileExistsError:
         os.unlink(target)
         os.mknod(target, typ | (mode & 0o7777), devnum)
+    if r:
+        r.done("mknod", t, {"path": target, "type": dev.get("type"), "major": dev.get("major", 0),
+                            "minor": dev.get("minor", 0), "mode": oct(mode & 0o7777)})
     os.chmod(target, mode & 0o7777)
     os.chown(target, dev.get("uid", 0) or 0, dev.get("gid", 0) or 0)

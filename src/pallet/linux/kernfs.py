@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from pallet.linux import trace as T
+
 
 def errno_text(errno: int | None) -> str:
     """strerror as Go spells it (syscall.Errno.Error): `permission denied`."""
@@ -46,11 +48,17 @@ def write_fd(fd: int, path: str, value: str | bytes, *, show_value: bool = True,
              error: type[KernelWriteError] = KernelWriteError) -> None:
     """One write(2) of `value` to `fd` (opened on `path`): kernel files take a value in one write."""
     data = value.encode() if isinstance(value, str) else value
+    r = T.recorder
+    t = T.now() if r else 0
     try:
         os.write(fd, data)
     except OSError as e:
+        if r:
+            r.done("write", t, {"path": path, "value": data.decode(errors="replace")}, e)
         shown = data.decode(errors="replace") if show_value else None
         raise _error("write", path, e, shown, error) from None
+    if r:
+        r.done("write", t, {"path": path, "value": data.decode(errors="replace")})
 
 
 def write_file(path: str, value: str | bytes, *, flags: int = 0, show_value: bool = True,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pallet.linux.libc import _b, c_ulong, check, libc, sysno
+import os
+
+from pallet.linux import trace as T
+from pallet.linux.libc import _b, c_ulong, check, get_errno, libc, sysno
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -73,18 +76,54 @@ def parse_options(options: list[str]) -> tuple[int, int, str]:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    r = T.recorder
+    t = T.now() if r else 0
     ret = libc.mount(_b(source), _b(target), _b(fstype), c_ulong(flags), _b(data) if data else None)
+    if r:
+        r.done("mount", t, {"source": source, "target": target, "fstype": fstype, "flags": flags,
+                            "flag_names": flag_names(flags), "data": data or None},
+               get_errno() if ret < 0 else None)
     if ret < 0:
         check(ret, f"mount {source or fstype or ''} on {target}")
 
 
 def umount(target: str, flags: int = 0) -> None:
-    check(libc.umount2(_b(target), flags), f"umount {target}")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.umount2(_b(target), flags)
+    if r:
+        r.done("umount2", t, {"target": target, "flags": flags}, get_errno() if ret < 0 else None)
+    check(ret, f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    check(libc.syscall(sysno("pivot_root"), _b(new_root), _b(put_old)), "pivot_root")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.syscall(sysno("pivot_root"), _b(new_root), _b(put_old))
+    if r:
+        r.done("pivot_root", t, {"new_root": new_root, "put_old": put_old, "cwd": os.getcwd()},
+               get_errno() if ret < 0 else None)
+    check(ret, "pivot_root")
 
 
 def chroot(path: str) -> None:
-    check(libc.chroot(_b(path)), "chroot")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.chroot(_b(path))
+    if r:
+        r.done("chroot", t, {"path": path}, get_errno() if ret < 0 else None)
+    check(ret, "chroot")
+
+
+_MS_NAMES = [("MS_RDONLY", MS_RDONLY), ("MS_NOSUID", MS_NOSUID), ("MS_NODEV", MS_NODEV), ("MS_NOEXEC", MS_NOEXEC),
+             ("MS_SYNCHRONOUS", MS_SYNCHRONOUS), ("MS_REMOUNT", MS_REMOUNT), ("MS_MANDLOCK", MS_MANDLOCK),
+             ("MS_DIRSYNC", MS_DIRSYNC), ("MS_NOSYMFOLLOW", MS_NOSYMFOLLOW), ("MS_NOATIME", MS_NOATIME),
+             ("MS_NODIRATIME", MS_NODIRATIME), ("MS_BIND", MS_BIND), ("MS_MOVE", MS_MOVE), ("MS_REC", MS_REC),
+             ("MS_SILENT", MS_SILENT), ("MS_UNBINDABLE", MS_UNBINDABLE), ("MS_PRIVATE", MS_PRIVATE),
+             ("MS_SLAVE", MS_SLAVE), ("MS_SHARED", MS_SHARED), ("MS_RELATIME", MS_RELATIME),
+             ("MS_STRICTATIME", MS_STRICTATIME), ("MS_LAZYTIME", MS_LAZYTIME)]
+
+
+def flag_names(flags: int) -> list[str]:
+    """The MS_* names of a mount flag word (strace's spelling)."""
+    return [n for n, v in _MS_NAMES if flags & v]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pallet.linux.libc import _b, check, libc
+from pallet.linux import trace as T
+from pallet.linux.libc import _b, check, get_errno, libc
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -31,22 +32,57 @@ NAMESPACES: dict[str, tuple[int, str]] = {
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
+def flag_names(flags: int) -> list[str]:
+    """CLONE_NEW* names of a flag word, as strace prints them (CLONE_NEWNS, CLONE_NEWPID, ...)."""
+    return [n for n, v in _FLAG_NAMES if flags & v]
+
+
+_FLAG_NAMES = [("CLONE_NEWNS", CLONE_NEWNS), ("CLONE_NEWCGROUP", CLONE_NEWCGROUP), ("CLONE_NEWUTS", CLONE_NEWUTS),
+               ("CLONE_NEWIPC", CLONE_NEWIPC), ("CLONE_NEWUSER", CLONE_NEWUSER), ("CLONE_NEWPID", CLONE_NEWPID),
+               ("CLONE_NEWNET", CLONE_NEWNET), ("CLONE_NEWTIME", CLONE_NEWTIME)]
+
+
 def unshare(flags: int) -> None:
-    check(libc.unshare(flags), "unshare")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.unshare(flags)
+    if r:
+        r.done("unshare", t, {"flags": flag_names(flags)}, get_errno() if ret < 0 else None)
+    check(ret, "unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    check(libc.setns(fd, nstype), "setns")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.setns(fd, nstype)
+    if r:
+        target = ""
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+        r.done("setns", t, {"fd": fd, "ns": target, "nstype": flag_names(nstype)}, get_errno() if ret < 0 else None)
+    check(ret, "setns")
 
 
 def sethostname(name: str) -> None:
     b = _b(name)
-    check(libc.sethostname(b, len(b)), "sethostname")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.sethostname(b, len(b))
+    if r:
+        r.done("sethostname", t, {"name": name}, get_errno() if ret < 0 else None)
+    check(ret, "sethostname")
 
 
 def setdomainname(name: str) -> None:
     b = _b(name)
-    check(libc.setdomainname(b, len(b)), "setdomainname")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.setdomainname(b, len(b))
+    if r:
+        r.done("setdomainname", t, {"name": name}, get_errno() if ret < 0 else None)
+    check(ret, "setdomainname")
 
 
 def supported() -> list[str]:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from pallet.linux.libc import Structure, byref, c_int, c_uint, c_uint64, c_ulong, check, libc, sysno
+from pallet.linux import trace as T
+from pallet.linux.libc import (
+    Structure,
+    byref,
+    c_int,
+    c_uint,
+    c_uint64,
+    c_ulong,
+    check,
+    get_errno,
+    libc,
+    sysno,
+)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -25,8 +37,21 @@ _prctl = libc.prctl
 _prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
 
 
+PR_NAMES = {PR_SET_PDEATHSIG: "PR_SET_PDEATHSIG", PR_SET_DUMPABLE: "PR_SET_DUMPABLE",
+            PR_SET_KEEPCAPS: "PR_SET_KEEPCAPS", PR_CAPBSET_READ: "PR_CAPBSET_READ",
+            PR_CAPBSET_DROP: "PR_CAPBSET_DROP", PR_SET_CHILD_SUBREAPER: "PR_SET_CHILD_SUBREAPER",
+            PR_SET_NO_NEW_PRIVS: "PR_SET_NO_NEW_PRIVS", PR_GET_NO_NEW_PRIVS: "PR_GET_NO_NEW_PRIVS",
+            PR_CAP_AMBIENT: "PR_CAP_AMBIENT"}
+
+
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
-    return check(_prctl(option, a2, a3, a4, a5), f"prctl({option})")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = _prctl(option, a2, a3, a4, a5)
+    if r:
+        r.done("prctl", t, {"option": PR_NAMES.get(option, option), "args": [a2, a3, a4, a5]},
+               get_errno() if ret < 0 else None)
+    return check(ret, f"prctl({option})")
 
 
 def set_dumpable(on: bool) -> None:
@@ -50,7 +75,12 @@ def set_pdeathsig(sig: int) -> None:
 
 
 def personality(persona: int) -> None:
-    check(libc.personality(c_ulong(persona)), "personality")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.personality(c_ulong(persona))
+    if r:
+        r.done("personality", t, {"persona": persona}, get_errno() if ret < 0 else None)
+    check(ret, "personality")
 
 
 def cloexec_from(first: int) -> None:
@@ -73,5 +103,11 @@ class _Rlimit(Structure):
 def setrlimit(resource: int, soft: int, hard: int) -> None:
     """prlimit(2) on the calling process (here rather than the `resource` module: one import less
     in the container init). -1 or 2**64-1 is unlimited."""
-    check(libc.prlimit(0, resource, byref(_Rlimit(soft & (2 ** 64 - 1), hard & (2 ** 64 - 1))), None),
-          "setrlimit")
+    r = T.recorder
+    t = T.now() if r else 0
+    ret = libc.prlimit(0, resource, byref(_Rlimit(soft & (2 ** 64 - 1), hard & (2 ** 64 - 1))), None)
+    if r:
+        names = [n for n, i in RLIMITS.items() if i == resource]
+        r.done("prlimit64", t, {"resource": names[0] if names else resource, "soft": soft, "hard": hard},
+               get_errno() if ret < 0 else None)
+    check(ret, "setrlimit")

@@ -96,11 +96,19 @@ def _action(name: str, errno_ret: int | None) -> int:
 class Filter:
     """A compiled libseccomp context, loaded into the kernel by `load()`."""
 
+    info: dict = {}
+
     def __init__(self, ctx: int) -> None:
         self.ctx = ctx
 
     def load(self) -> None:
+        from pallet.linux import trace as T
+
+        r = T.recorder
+        t = T.now() if r else 0
         rc = lib().seccomp_load(self.ctx)
+        if r:
+            r.done("seccomp", t, dict(self.info, via="libseccomp"), -rc if rc < 0 else None)
         if rc < 0:
             raise OSError(-rc, f"seccomp_load: {_errno.errorcode.get(-rc, -rc)}")
 
@@ -216,9 +224,18 @@ class BpfFilter:
         self._prog = _Fprog(len(prog) // 8, addressof(self._buf))
         self._syscall = libc.syscall
 
+    info: dict = {}
+
     def load(self) -> None:
+        from pallet.linux import trace as T
+
+        r = T.recorder
+        t = T.now() if r else 0
         rc = self._syscall(c_ulong(self._nr), c_ulong(_SECCOMP_SET_MODE_FILTER), c_ulong(self.flags),
                            byref(self._prog))
+        if r:
+            r.done("seccomp", t, dict(self.info, operation="SECCOMP_SET_MODE_FILTER", flags=self.flags,
+                                      bpf_instructions=self._prog.len), get_errno() if rc < 0 else None)
         if rc < 0:
             err = get_errno()
             raise OSError(err, f"seccomp_load: {_errno.errorcode.get(err, err)}")
@@ -227,8 +244,25 @@ class BpfFilter:
         pass
 
 
+def summary(sc: dict) -> dict:
+    """What a trace shows of a profile: rules, syscalls named, the default action, the architectures."""
+    rules = sc.get("syscalls") or ()
+    return {"rules": len(rules), "syscalls": sum(len(r.get("names") or ([r["name"]] if r.get("name") else []))
+                                                 for r in rules),
+            "default_action": sc.get("defaultAction"), "architectures": list(sc.get("architectures") or ())}
+
+
 def compile_filter_cached(sc: dict, cache_dir: str | None) -> Filter | BpfFilter:
     """`compile_filter`, through a cache of exported BPF programs in `cache_dir` (None: no cache)."""
+    from pallet.linux import trace as T
+
+    f = _compile_filter_cached(sc, cache_dir)
+    if T.recorder is not None:
+        f.info = summary(sc)
+    return f
+
+
+def _compile_filter_cached(sc: dict, cache_dir: str | None) -> Filter | BpfFilter:
     import os
 
     machine = os.uname().machine

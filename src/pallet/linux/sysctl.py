@@ -15,5 +15,6 @@ def get(key: str) -> str:
 def write(key: str, value: str) -> None:
     """Write `value` unless it is already there (a write of the same value still costs a syscall)."""
     if get(key) != value:
-        with open(_path(key), "w") as f:
-            f.write(value)
+        from pallet.linux import kernfs
+
+        kernfs.write_file(_path(key), value)

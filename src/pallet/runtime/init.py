@@ -23,9 +23,12 @@ from __future__ import annotations
 import os
 import sys
 
-from pallet.linux import kernfs
+from pallet.linux import creds, kernfs
+from pallet.linux import mount as M
 from pallet.linux import ns as N
 from pallet.linux import prctl as P
+from pallet.linux import proc as L
+from pallet.linux import trace as T
 from pallet.runtime import process as proc_mod
 from pallet.runtime.channel import Channel
 from pallet.runtime.rootfs import Rootfs, SetupError
@@ -67,7 +70,19 @@ def preload(proc: dict) -> None:
         import termios  # noqa: F401
 
 
+def _send_trace(chan: Channel) -> None:
+    """With tracing on: this process's records so far, to the parent (before each message that may be
+    our last: "pid", "ready", "error", the execve)."""
+    r = T.recorder
+    if r is not None and r.records:
+        chan.try_send(t="trace", records=r.take())
+
+
 def _fail(chan: Channel, e: BaseException) -> None:
+    try:
+        _send_trace(chan)
+    except OSError:
+        pass
     if isinstance(e, OSError) and len(e.args) > 1:
         msg = str(e.args[1]) + (f": {e.filename}" if e.filename else "")
     else:
@@ -112,6 +127,7 @@ def create_child(ctx: Ctx, *, in_pid_ns: bool = False) -> None:
     namespace (see Runtime.single_fork): we are the container's init and do not fork again."""
     chan = ctx.chan
     try:
+        T.stage("namespaces")
         P.set_dumpable(False)
         P.cloexec_from(3 + ctx.preserve_fds)
         _stdio(ctx)
@@ -131,6 +147,7 @@ def create_child(ctx: Ctx, *, in_pid_ns: bool = False) -> None:
         new = {n["type"] for n in nss if not n.get("path")}
         if "user" in new:
             N.unshare(N.CLONE_NEWUSER)
+            _send_trace(chan)
             chan.send(t="userns")
             reply = chan.recv()
             if not reply or reply.get("t") != "ok":
@@ -146,10 +163,13 @@ def create_child(ctx: Ctx, *, in_pid_ns: bool = False) -> None:
             for clock, off in ((ctx.cfg.get("linux") or {}).get("timeOffsets") or {}).items():
                 _write_file("/proc/self/timens_offsets", f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}")
         if in_pid_ns:
+            if T.recorder is not None:
+                T.recorder.proc = "init"
             container_init(ctx, userns=False)
-        pid = os.fork()
+        pid = L.fork("init")
         if pid == 0:
             container_init(ctx, userns="user" in new or "user" in {n["type"] for n in nss})
+        _send_trace(chan)
         chan.send(t="pid", pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: B036 - the child must report everything and exit
@@ -158,8 +178,8 @@ def create_child(ctx: Ctx, *, in_pid_ns: bool = False) -> None:
 
 def _become_root() -> None:
     try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        creds.setresgid(0, 0, 0)
+        creds.setresuid(0, 0, 0)
     except OSError:
         pass  # 0 is not mapped: keep the overflow id, capabilities in the namespace still apply
 
@@ -193,6 +213,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
                 fs.prepare_start()
             if not _wait_cgroup(chan):
                 os._exit(1)
+            T.stage("cgroup")
             ctx.cgroup.join_self()
             if "mount" in types:
                 fs.prepare_finish()
@@ -217,6 +238,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         if not ctx.join_cgroup and not _wait_cgroup(chan):  # the parent has moved us into the cgroup
             os._exit(1)
         if "cgroup" in types and not any(n.get("path") for n in _namespaces(cfg) if n["type"] == "cgroup"):
+            T.stage("namespaces")
             N.unshare(N.CLONE_NEWCGROUP)
         if not early:
             if hooks.get("prestart") or hooks.get("createRuntime"):
@@ -240,8 +262,13 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         argv0 = _prepare_process(ctx, proc, warn, setgroups_ok=True) if proc else ""
         env = proc_mod.env_dict(proc)
         _exit_on_stop_signals()
+        _send_trace(chan)
         chan.send(t="ready")
-        chan.close()
+        if T.recorder is None:
+            chan.close()
+        else:   # traced: the write end stays open (close-on-exec) for the records up to the execve
+            os.close(chan.r)
+            chan.r = -1
         # block until `start` opens the fifo for reading (runc's exec fifo)
         if state_dirfd >= 0:
             wfd = os.open(os.path.basename(ctx.fifo_path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dirfd)
@@ -292,8 +319,10 @@ def _enter_root(ctx: Ctx, fs: Rootfs, types: set[str]) -> None:
     if "mount" in types:
         fs.pivot(ctx.no_pivot)
     else:
-        os.chroot(ctx.rootfs)
+        T.stage("chroot")
+        M.chroot(ctx.rootfs)
         os.chdir("/")
+    T.stage("hostname")
     if cfg.get("hostname"):
         N.sethostname(cfg["hostname"])
     if cfg.get("domainname"):
@@ -328,9 +357,11 @@ def _prepare_process(ctx: Ctx, proc: dict, warn, *, setgroups_ok: bool) -> str:
         proc_mod.verify_cwd(cwd)
         verified = True
     if proc.get("noNewPrivileges"):
+        T.stage("no_new_privs")
         P.set_no_new_privs()
     elif ctx.seccomp is not None:
         # without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping caps
+        T.stage("seccomp")
         ctx.seccomp.load()
     env = proc_mod.env_dict(proc)
     user = proc.get("user") or {}
@@ -354,11 +385,14 @@ def _prepare_process(ctx: Ctx, proc: dict, warn, *, setgroups_ok: bool) -> str:
 
 def _exec(ctx: Ctx, proc: dict, path: str, env: dict[str, str]) -> None:
     if proc.get("noNewPrivileges") and ctx.seccomp is not None:
+        T.stage("seccomp")
         ctx.seccomp.load()
     proc_mod.reset_signals()
     if ctx.pre_exec is not None:
         ctx.pre_exec()
-    os.execve(path, proc["args"], env)
+    T.stage("execve")
+    chan = ctx.chan
+    L.execve(path, proc["args"], env, flush=None if chan is None or chan.w < 0 else lambda: _send_trace(chan))
 
 
 # -- exec ------------------------------------------------------------------------------------
@@ -387,9 +421,9 @@ def exec_child(ctx: Ctx) -> None:
                 if t == "user":
                     _become_root()
         os.fchdir(rootfd)
-        os.chroot(".")
+        M.chroot(".")
         os.close(rootfd)
-        pid = os.fork()
+        pid = L.fork()
         if pid == 0:
             exec_init(ctx)
         chan.send(t="pid", pid=pid)

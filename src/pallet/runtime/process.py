@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 
 from pallet.linux import caps as C
-from pallet.linux import kernfs
+from pallet.linux import creds, kernfs
 from pallet.linux import prctl as P
+from pallet.linux import trace as T
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -30,6 +31,7 @@ def env_dict(proc: dict) -> dict[str, str]:
 
 
 def set_rlimits(proc: dict) -> None:
+    T.stage("rlimits")
     for r in proc.get("rlimits") or ():
         name = r.get("type", "")
         res = P.RLIMITS.get(name)
@@ -70,18 +72,23 @@ def cap_masks(proc: dict) -> dict[str, int]:
 def set_user_and_caps(proc: dict, masks: dict[str, int], *, setgroups_ok: bool = True) -> None:
     """Bounding set, then groups/gid/uid keeping permitted caps, then the other four sets."""
     last = C.last_cap()
+    T.stage("capabilities")
     C.drop_bounding(masks["bounding"], last)
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     P.set_keepcaps(True)
+    T.stage("user")
     try:
         if setgroups_ok:
-            os.setgroups(user.get("additionalGids") or [])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
+            creds.setgroups(user.get("additionalGids") or [])
+        creds.setresgid(gid, gid, gid)
+        creds.setresuid(uid, uid, uid)
     except OSError as e:
         raise ProcessError(f"cannot set user {uid}:{gid}: {e.strerror}") from None
+    T.stage("capabilities")
     P.set_keepcaps(False)
+    if T.recorder is not None:
+        T.note("capability sets", **{k: C.names_of(v) for k, v in masks.items()})
     try:
         C.capset(masks["effective"], masks["permitted"], masks["inheritable"])
         C.set_ambient(masks["ambient"], last)

@@ -12,6 +12,7 @@ import os
 
 from pallet.linux import kernfs
 from pallet.linux import mount as M
+from pallet.linux import trace as T
 from pallet.linux.devices import DEFAULT_DEVICES, make_node
 
 
@@ -116,6 +117,7 @@ class Rootfs:
     def prepare_start(self) -> None:
         """Propagation, the rootfs bind and the config's mounts up to the first cgroup mount (which
         binds the container's cgroup directories: they may not exist yet); prepare_finish does the rest."""
+        T.stage("mounts")
         prop = self.linux.get("rootfsPropagation")
         flag = M.PROPAGATION.get(prop, 0) if prop else M.MS_SLAVE | M.MS_REC
         if prop and not flag:
@@ -208,6 +210,7 @@ class Rootfs:
             M.mount(None, target, None, M.MS_REMOUNT | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC)
 
     def create_devices(self) -> None:
+        T.stage("devices")
         dev = secure_join(self.rootfs, "/dev")
         os.makedirs(dev, exist_ok=True)
         seen = set()
@@ -232,6 +235,7 @@ class Rootfs:
 
     # -- the switch ---------------------------------------------------------------------
     def pivot(self, no_pivot: bool) -> None:
+        T.stage("pivot_root")
         if no_pivot:
             self._move_root()
             return
@@ -260,7 +264,7 @@ class Rootfs:
                 pass
         os.chdir(root)
         M.mount(root, "/", None, M.MS_MOVE)
-        os.chroot(".")
+        M.chroot(".")
         os.chdir("/")
 
     # -- after pivot --------------------------------------------------------------------
@@ -272,6 +276,7 @@ class Rootfs:
         if terminal_slave:
             _mkfile("/dev/console")
             M.mount(terminal_slave, "/dev/console", None, M.MS_BIND)
+        T.stage("sysctls")
         for k, v in (self.linux.get("sysctl") or {}).items():
             p = "/proc/sys/" + k.replace(".", "/")
             try:
@@ -281,8 +286,10 @@ class Rootfs:
         prop = self.linux.get("rootfsPropagation")
         if prop:
             M.mount(None, "/", None, M.PROPAGATION[prop])
+        T.stage("readonly paths")
         for p in self.linux.get("readonlyPaths") or ():
             self._readonly(p)
+        T.stage("masked paths")
         for p in self.linux.get("maskedPaths") or ():
             self._mask(p)
         if (self.cfg.get("root") or {}).get("readonly"):

@@ -6,6 +6,8 @@ import os
 import time
 
 from pallet.errors import RuntimeFailure
+from pallet.linux import proc as L
+from pallet.linux import trace as T
 from pallet.runtime.channel import pair
 from pallet.runtime.log import Log
 from pallet.runtime.spec import InvalidConfig, load_config
@@ -34,6 +36,7 @@ class Runtime:
         # the full state saved by this object's last create: `run` hands it to start and delete
         # (create, start, wait, delete in one call: state.json is not read back twice)
         self._last: dict | None = None
+        self._trace_chan = None   # traced: the channel to the created init, read to EOF by start
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *, console_socket: str | None = None,
@@ -47,6 +50,10 @@ class Runtime:
         cfg = _config if _config is not None else load_config(bundle)
         d = self.store.claim(container_id)
         undo: dict = {"dir": d}
+        r = T.recorder
+        was = r.proc if r is not None else ""
+        if r is not None:
+            r.proc = "runtime-parent"
         try:
             st = self._create(container_id, bundle, cfg, undo, console_socket=console_socket, stdio=stdio,
                               preserve_fds=preserve_fds, no_pivot=no_pivot, console=_console, pre_exec=_pre_exec)
@@ -57,6 +64,9 @@ class Runtime:
         except BaseException:
             self._undo_create(undo)
             raise
+        finally:
+            if r is not None:
+                r.proc = was
 
     def _create(self, cid: str, bundle: str, cfg: dict, undo: dict, *, console_socket, stdio, preserve_fds,
                 no_pivot, console, pre_exec) -> dict:
@@ -125,7 +135,8 @@ class Runtime:
             own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
             unshare(CLONE_NEWPID)  # only our future children enter it; setns below undoes that
         try:
-            c1 = os.fork()
+            T.stage("clone")
+            c1 = L.fork("runtime-child")
             if c1 == 0:
                 try:
                     os.close(pchan.r)
@@ -155,6 +166,7 @@ class Runtime:
         # The cgroup, while the init unshares its namespaces: it waits for "cgroup" before joining
         # it (self_join), or we move it there once it has reported its pid. A failure here kills
         # the init (undo: c1, pid) before it has mounted anything outside its own mount namespace.
+        T.stage("cgroup")
         try:
             existed = cg.create()
             if not existed:
@@ -187,7 +199,10 @@ class Runtime:
                 raise RuntimeFailure(msg.get("msg") or "container init failed")
             if t == "warn":
                 self.log.warn(msg.get("msg", ""))
+            elif t == "trace":
+                T.add(msg.get("records") or [])
             elif t == "userns":
+                T.stage("id maps")
                 try:
                     _write_map(f"/proc/{c1}/uid_map", linux.get("uidMappings") or [])
                     _write_map(f"/proc/{c1}/gid_map", linux.get("gidMappings") or [])
@@ -231,7 +246,10 @@ class Runtime:
         if not single:
             _reap(c1)  # C1 exited right after reporting the pid; reap it now, off the critical path
         undo.pop("c1", None)
-        pchan.close()
+        if T.recorder is not None:
+            self._trace_chan = pchan   # the init's last records come with its execve (see start)
+        else:
+            pchan.close()
         undo.pop("chan", None)
         self.store.save(st, encoded)
         return st
@@ -334,6 +352,13 @@ class Runtime:
             os.unlink(fifo)
         except FileNotFoundError:
             pass
+        tchan, self._trace_chan = self._trace_chan, None
+        if tchan is not None:
+            # traced: the init's records up to its execve, then EOF (the channel is close-on-exec)
+            while (msg := tchan.recv()) is not None:
+                if msg.get("t") == "trace":
+                    T.add(msg.get("records") or [])
+            tchan.close()
         _hooks_warn("poststart", st, "running", self.log.warn)
 
     def run(self, container_id: str, bundle: str, *, detach: bool = False, **create_args) -> int:

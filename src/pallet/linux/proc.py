@@ -1,0 +1,41 @@
+"""Processes: fork(2) (a clone without namespace flags) and execve(2), through the kernel layer so they are traced."""
+
+from __future__ import annotations
+
+import os
+
+from pallet.linux import trace as T
+
+
+def fork(child_proc: str | None = None) -> int:
+    """os.fork(); with tracing on, the child records as `child_proc` (its own list) and the parent
+    records the fork with the child's pid."""
+    r = T.recorder
+    if r is None:
+        return os.fork()
+    t = T.now()
+    pid = os.fork()
+    if pid == 0:
+        if child_proc:
+            T.child(child_proc)
+        return 0
+    r.done("fork", t, {"child": pid, "child_proc": child_proc})
+    return pid
+
+
+def execve(path: str, argv: list[str], env: dict[str, str], *, flush=None) -> None:
+    """os.execve. The record is made before the call (after it there is no one left to make it), then
+    `flush()` sends it on; its result is the receiver's to confirm (a close-on-exec channel reads EOF
+    once the exec succeeded)."""
+    r = T.recorder
+    if r is None:
+        os.execve(path, argv, env)
+    t = T.now()
+    r.done("execve", t, {"path": path, "argv": list(argv), "env": len(env)})
+    if flush is not None:
+        flush()
+    try:
+        os.execve(path, argv, env)
+    except OSError as e:
+        r.records[-1][7] = f"{e.strerror}"
+        raise
