@@ -136,7 +136,7 @@ def test_fast_main_runs_and_exits_with_the_code(record, monkeypatch):
     assert e.value.code == 7
     st, image, command, kw, detach, sig_proxy = record[0]
     assert (image, command, detach, sig_proxy, kw["auto_remove"], kw["network"]) == \
-        ("busybox", ("true",), False, True, True, "none")
+        ("busybox", ("true",), False, True, True, ("none",))
     assert fastrun.main(["run", "--help"]) is None and len(record) == 1
 
 

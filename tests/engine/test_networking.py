@@ -235,7 +235,6 @@ def test_bad_input_is_one_line_and_creates_nothing(net):
         (["--network", "bad", "--ip", "10.99.0.5"], "not a usable address of subnet 10.85.0.0/24"),
         (["--network", "bad", "--ip", "10.85.0.7"], "already in use"),
         (["--network", "container:ghost"], "No such container: ghost"),
-        (["--network", "host", "-p", "8080:80"], "--network host"),
         (["--network", "bad", "-p", "80:70000"], "invalid -p"),
         (["--network", "bridge", "--ip", "172.17.0.9"], "user-defined networks only"),
         (["--network", "bad", "--mac-address", "zz"], "invalid --mac-address"),

@@ -47,10 +47,10 @@ def test_exit_codes(pallet_env, runtime):
     assert pallet_env("wait", cid, check=True).stdout.strip() == "137"
     pallet_env("rm", cid, check=True)
     assert pallet_env.ids() == []
-    from pallet.engine.core import _cgroup_bases
+    from pallet.linux.cgroups import own_dirs
 
     assert not list((pallet_env.root / "containers").glob("*"))
-    left = [b for b in _cgroup_bases() if any(n.startswith(cid) for n in _listdir(os.path.join(b, "pallet")))]
+    left = [b for b in own_dirs() if any(n.startswith(cid) for n in _listdir(os.path.join(b, "pallet")))]
     assert left == [], f"cgroups of {cid} left in {left}"
 
 

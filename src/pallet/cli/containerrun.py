@@ -54,6 +54,12 @@ def labels(items: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def networks(kw: dict) -> list[str]:
+    """The --network values, in order (several: one endpoint each; the first is the NetworkMode)."""
+    nets = kw.get("network") or ()
+    return [nets] if isinstance(nets, str) else list(nets) or ["none"]
+
+
 def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
     """click-style keyword arguments of `run`/`create` -> `pallet.engine.core.CreateOptions`."""
     from pallet.engine.core import CreateOptions
@@ -77,10 +83,13 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
     from pallet.engine.hostconfig import parse_flags
 
     extra_host, extra_config = parse_flags(kw)
+    if networks(kw)[0] == "host" and kw.get("publish"):
+        sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
     return CreateOptions(
         image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
         env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
-        network=kw.get("network") or "none", ip=kw.get("ip") or None, aliases=list(kw.get("network_alias") or ()),
+        network=networks(kw)[0], extra_networks=networks(kw)[1:], publish_all=kw.get("publish_all", False),
+        expose=list(kw.get("expose") or ()), ip=kw.get("ip") or None, aliases=list(kw.get("network_alias") or ()),
         mac_address=kw.get("mac_address") or None, publish=list(kw.get("publish") or ()), add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
         stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=labels(kw.get("label") or ()),
         runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
@@ -105,7 +114,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         from pallet.engine.monitor import preforked
 
         ours.close()
-        mode = kw.get("network") or "none"
+        mode = networks(kw)[0]
         preforked(lambda: engine(st), theirs,   # never returns
                   mode not in ("none", "host") and not mode.startswith("container:"))
     c = None

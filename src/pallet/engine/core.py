@@ -40,10 +40,13 @@ class CreateOptions:
     user: str | None = None
     hostname: str | None = None
     network: str = "none"                  # none, host, container:NAME, bridge or a network's name
+    extra_networks: list[str] = field(default_factory=list)   # several --network: the ones after the first
     ip: str | None = None
     aliases: list[str] = field(default_factory=list)
     mac_address: str | None = None
     publish: list[str] = field(default_factory=list)
+    publish_all: bool = False              # -P: every exposed port to a random host port
+    expose: list[str] = field(default_factory=list)          # --expose PORT[-PORT][/PROTO]
     add_hosts: list[str] = field(default_factory=list)
     init: bool = False
     stop_signal: str | None = None
@@ -322,6 +325,7 @@ class Engine:
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
             "LogConfig": {"Type": "json-file", "Config": {}},
             "PortBindings": {},
+            "PublishAllPorts": opts.publish_all,
             "Binds": None,
             "Privileged": False,
             "CapAdd": None,
@@ -348,7 +352,7 @@ class Engine:
         opts.runtime = runtime_name
         self.runtime(runtime_name)   # fails early for an unknown runtime
         if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or
-                                           opts.add_hosts):
+                                           opts.add_hosts or opts.extra_networks):
             net_mode, net_endpoints = "none", {}   # (the hot path: nothing to check)
         else:
             from pallet.engine import networking
@@ -370,12 +374,14 @@ class Engine:
                 raise PalletError(f"image {opts.image} is {image_config.platform}, not {opts.platform}")
         config, host = self.build_config(opts, image_config)
         host["NetworkMode"] = net_mode
-        if opts.publish:
+        if opts.publish or opts.expose:
             from pallet.engine import ports
 
-            host["PortBindings"] = ports.parse(opts.publish)
             exposed = dict(config.get("ExposedPorts") or {})
-            exposed.update({k: {} for k in host["PortBindings"]})
+            exposed.update(ports.parse_expose(opts.expose))
+            if opts.publish and net_mode != "host":   # (host: docker's warning, the ports are discarded)
+                host["PortBindings"] = ports.parse(opts.publish)
+                exposed.update({k: {} for k in host["PortBindings"]})
             config["ExposedPorts"] = exposed
         from pallet.engine.spec import command
 

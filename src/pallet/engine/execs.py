@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 
 from pallet.errors import PalletError
+from pallet.linux import cgroups
 
 
 def container_pids(c) -> list[int]:
-    """Host pids of every process in the container (its pids cgroup, or the init's cgroup v2)."""
-    path = None
+    """Host pids of every process in the container's cgroup (the init alone if that cannot be read)."""
+    cg = cgroups.of_pid(c.pid) if c.pid else None
     try:
-        for line in open(f"/proc/{c.pid}/cgroup"):
-            _, ctrls, p = line.rstrip("\n").split(":", 2)
-            if "pids" in ctrls.split(","):
-                path = f"/sys/fs/cgroup/pids{p}/cgroup.procs"
-                break
-            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-                path = f"/sys/fs/cgroup{p}/cgroup.procs"
-    except OSError:
-        return [c.pid] if c.pid else []
-    try:
-        return sorted(int(x) for x in open(path).read().split()) if path else [c.pid]
+        return (cg.pids() or [c.pid]) if cg else ([c.pid] if c.pid else [])
     except OSError:
         return [c.pid]
 

@@ -6,26 +6,15 @@ and inspect's State.Paused all need (it used to sit between health and files, wh
 
 from __future__ import annotations
 
-import os
-
 from pallet.errors import PalletError, RuntimeFailure
+from pallet.linux import cgroups
 
 
 def paused(c) -> bool:
     if c.status != "running" or not c.pid:
         return False
-    try:
-        for line in open(f"/proc/{c.pid}/cgroup"):
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if "freezer" in ctrls.split(","):
-                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as f:
-                    return f.read().strip() != "THAWED"
-            if ctrls == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-                with open(f"/sys/fs/cgroup{path}/cgroup.events") as f:
-                    return "frozen 1" in f.read()
-    except OSError:
-        return False
-    return False
+    cg = cgroups.of_pid(c.pid)
+    return bool(cg) and cg.frozen()
 
 
 def freeze(engine, c, on: bool) -> None:

@@ -261,6 +261,8 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
     host: dict[str, Any] = {}
     config: dict[str, Any] = {}
     network = kw.get("network") or "none"
+    if not isinstance(network, str):       # (several --network: the first is the mode)
+        network = network[0] if network else "none"
     binds = list(kw.get("volume") or ())
     for b in binds:
         volumes.parse_bind(b)           # validates

@@ -237,83 +237,23 @@ def _runtime_update(engine, c, res: dict) -> list[str]:
 
 
 # ---- stats ----------------------------------------------------------------------------------
-def _cg_paths(pid: int) -> dict[str, str]:
-    out = {}
-    try:
-        for line in open(f"/proc/{pid}/cgroup"):
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for ctrl in ctrls.split(",") if ctrls else [""]:
-                out[ctrl] = path
-    except OSError:
-        pass
-    return out
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _kv(text: str | None) -> dict[str, int]:
-    out = {}
-    for line in (text or "").splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                out[parts[0]] = int(parts[1])
-            except ValueError:
-                pass
-    return out
-
-
 def sample(c) -> dict:
-    """One reading of the container's cgroup counters (v1 or v2) and its network namespace."""
-    paths = _cg_paths(c.pid) if c.pid else {}
-    base = "/sys/fs/cgroup"
-    s: dict[str, Any] = {"time": __import__("time").monotonic()}
-    v2 = os.path.exists(base + "/cgroup.controllers")
-    if v2:
-        d = base + paths.get("", "/")
-        st = _kv(_read(d + "/cpu.stat"))
-        s["cpu_ns"] = st.get("usage_usec", 0) * 1000
-        s["mem"] = int((_read(d + "/memory.current") or "0").strip() or 0)
-        mx = (_read(d + "/memory.max") or "max").strip()
-        s["mem_limit"] = None if mx == "max" else int(mx)
-        s["mem_cache"] = _kv(_read(d + "/memory.stat")).get("inactive_file", 0)
-        s["pids"] = int((_read(d + "/pids.current") or "0").strip() or 0)
-        rd = wr = 0
-        for line in (_read(d + "/io.stat") or "").splitlines():
-            for kv in line.split()[1:]:
-                k, _, v = kv.partition("=")
-                if k == "rbytes":
-                    rd += int(v)
-                elif k == "wbytes":
-                    wr += int(v)
-        s["blk"] = (rd, wr)
-    else:
-        acct = base + "/cpuacct" + paths.get("cpuacct", "/")
-        s["cpu_ns"] = int((_read(acct + "/cpuacct.usage") or "0").strip() or 0)
-        md = base + "/memory" + paths.get("memory", "/")
-        s["mem"] = int((_read(md + "/memory.usage_in_bytes") or "0").strip() or 0)
-        lim = int((_read(md + "/memory.limit_in_bytes") or "0").strip() or 0)
-        s["mem_limit"] = None if lim >= (1 << 62) or not lim else lim
-        s["mem_cache"] = _kv(_read(md + "/memory.stat")).get("total_inactive_file", 0)
-        pd = base + "/pids" + paths.get("pids", "/")
-        s["pids"] = int((_read(pd + "/pids.current") or "0").strip() or 0)
-        rd = wr = 0
-        for line in (_read(base + "/blkio" + paths.get("blkio", "/") + "/blkio.throttle.io_service_bytes")
-                     or "").splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] == "Read":
-                rd += int(parts[2])
-            elif len(parts) == 3 and parts[1] == "Write":
-                wr += int(parts[2])
-        s["blk"] = (rd, wr)
+    """One reading of the container's cgroup counters (`cgroups.Cgroup.usage`) and its network namespace."""
+    import time
+
+    from pallet.linux import cgroups
+
+    cg = cgroups.of_pid(c.pid) if c.pid else None
+    s: dict[str, Any] = {"time": time.monotonic()}
+    s.update(cg.usage() if cg else {"cpu_ns": 0, "mem": 0, "mem_limit": None, "mem_cache": 0, "pids": 0,
+                                    "blk": (0, 0)})
     rx = tx = 0
-    for line in (_read(f"/proc/{c.pid}/net/dev") or "").splitlines()[2:]:
+    try:
+        with open(f"/proc/{c.pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        lines = []
+    for line in lines:
         name, _, rest = line.partition(":")
         f = rest.split()
         if len(f) >= 9 and name.strip() != "lo":

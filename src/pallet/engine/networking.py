@@ -44,6 +44,16 @@ def plan(engine, opts) -> tuple[str, dict]:
     anything is created; returns (NetworkMode, EndpointsConfig). Bad input: one sentence, exit 125."""
     mode = opts.network or "none"
     ip, aliases, mac = opts.ip, list(opts.aliases or ()), opts.mac_address
+    more = list(getattr(opts, "extra_networks", None) or ())
+    if more:
+        if not all(is_network(m) for m in (mode, *more)):
+            raise PalletError("conflicting options: cannot attach both user-defined and non-user-defined "
+                              "network-modes")
+        seen = set()
+        for m in (mode, *more):
+            if m in seen:
+                raise PalletError(f"network {m!r} is specified multiple times")
+            seen.add(m)
     if mac is not None and not _is_mac(mac):
         raise PalletError(f"invalid --mac-address {mac!r}: expected six hex bytes such as 02:42:ac:11:00:02")
     for h in opts.add_hosts:
@@ -61,9 +71,6 @@ def plan(engine, opts) -> tuple[str, dict]:
     if not is_network(mode):
         if opts.publish and mode == "none":
             raise PalletError("published ports (-p) need a network: the container has --network none")
-        if opts.publish and mode == "host":
-            raise PalletError("published ports (-p) cannot be used with --network host: the container "
-                              "uses the host's ports directly")
         if opts.publish and mode.startswith("container:"):
             raise PalletError("conflicting options: published ports (-p) and the network mode container:")
         for flag, given in (("--ip", ip), ("--network-alias", aliases), ("--mac-address", mac)):
@@ -82,6 +89,14 @@ def plan(engine, opts) -> tuple[str, dict]:
     from pallet.network.networks import Networks
 
     nets = Networks(_store(engine))
+    rest = {}
+    for m in more:                  # the other networks: an endpoint each, --ip/--alias/--mac are the first's
+        other = nets.get(m)
+        if other.driver != "bridge" or other.ipam is None:
+            raise PalletError(f"network {other.name} (driver {other.driver}) cannot be used as --network {m}")
+        if other.name in rest or other.id == nets.get(mode).id:
+            raise PalletError(f"network {m!r} is specified multiple times")
+        rest[other.name] = {"IPAMConfig": None, "Aliases": None, "MacAddress": "", "NetworkID": other.id}
     net = nets.get(mode)            # NotFound: "network NAME not found"
     if net.driver != "bridge" or net.ipam is None:
         raise PalletError(f"network {net.name} (driver {net.driver}) cannot be used as --network {mode}")
@@ -95,7 +110,7 @@ def plan(engine, opts) -> tuple[str, dict]:
         ipam.check_requested(net.ipam, ip, taken)
     ep = {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Aliases": aliases or None,
           "MacAddress": mac.lower() if mac else "", "NetworkID": net.id}
-    return net.name, {net.name: ep}
+    return net.name, {net.name: ep, **rest}
 
 
 def check_container_mode(engine, mode: str) -> str:
@@ -194,7 +209,7 @@ def up(engine, c, init_pid: int) -> list:
             got.append(network.attach(store, netns, name, c.id, c.name, ip=ip,
                                       mac=ep.get("MacAddress") or None, ifname=f"eth{i}"))
         write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, got))
-        if c.HostConfig.get("PortBindings") and got:
+        if got and _bindings(c):
             publish(engine, c, got[0])
     except BaseException:
         try:
@@ -205,12 +220,25 @@ def up(engine, c, init_pid: int) -> list:
     return got
 
 
-def _free_port(proto: str, host_ip: str) -> int:
+def _bindings(c) -> dict:
+    from pallet.engine import ports
+
+    return ports.bindings(c)
+
+
+def _free_port(proto: str, host_ip: str, published: set) -> int:
+    """A random host port as docker picks one: in the kernel's ephemeral range (bind to port 0), free
+    on the host, and not published by another container already (`published`: (proto, port))."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
-        s.bind((host_ip or "0.0.0.0", 0))
-        return s.getsockname()[1]
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+            s.bind((host_ip or "0.0.0.0", 0))
+            port = s.getsockname()[1]
+        if (proto, port) not in published:
+            published.add((proto, port))
+            return port
+    raise PalletError(f"cannot publish a random {proto} port: no free port found in the ephemeral range")
 
 
 def _check_unbound(proto: str, host_ip: str, port: int) -> None:
@@ -243,7 +271,8 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
 
     actual: dict = {}
     rules = []
-    for key, binds in c.HostConfig["PortBindings"].items():
+    published = None
+    for key, binds in _bindings(c).items():
         port, _, proto = key.partition("/")
         before = (keep or {}).get(key) or []
         for i, b in enumerate(binds or ()):
@@ -253,7 +282,9 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
             elif i < len(before) and before[i].get("HostPort"):
                 hp = int(before[i]["HostPort"])
             else:
-                hp = _free_port(proto, host_ip)
+                if published is None:
+                    published = firewall.published()
+                hp = _free_port(proto, host_ip, published)
             if not keep:
                 _check_unbound(proto, host_ip, hp)
             rules.append((proto, host_ip, hp, int(port)))
@@ -280,7 +311,7 @@ def unpublish(engine, c) -> None:
 def republish(engine, c, leases) -> None:
     """After connect/disconnect of a running container: its published ports forward to its first
     network's (new) address, on the same host ports."""
-    if not c.HostConfig.get("PortBindings"):
+    if not _bindings(c):
         return
     unpublish(engine, c)
     if leases:
@@ -290,7 +321,7 @@ def republish(engine, c, leases) -> None:
 def release(engine, c) -> list:
     """Give the container's addresses back (and remove its published ports); the leases, whose veths
     `unplug` deletes (its namespace may be gone already, and them with it: fine)."""
-    if c.HostConfig.get("PortBindings"):
+    if _bindings(c):
         unpublish(engine, c)
     if not has_leases(engine, c.id):
         return []
@@ -416,7 +447,7 @@ def settings(engine, c) -> dict:
     cfg = c.Config
     ports = {p: None for p in (cfg.get("ExposedPorts") or {})}
     live = (c.config.get("Ports") or {}) if c.status == "running" else {}
-    for key in c.HostConfig.get("PortBindings") or {}:
+    for key in _bindings(c):
         ports[key] = live.get(key)
     return {
         "Bridge": "", "SandboxID": "", "SandboxKey": "" if mode == "host" else

@@ -110,3 +110,36 @@ def column(bindings: dict) -> str:
         for b in binds or ():
             items.append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}->{key}")
     return ", ".join(items)
+
+
+def parse_expose(specs) -> dict[str, dict]:
+    """--expose values ("80", "8000-8003/udp") -> docker's ExposedPorts {"80/tcp": {}, ...}."""
+    out: dict[str, dict] = {}
+    for spec in specs:
+        body, _, proto = spec.partition("/")
+        proto = proto.lower() or "tcp"
+        if proto not in PROTOCOLS:
+            raise PalletError(f"invalid --expose {spec!r}: protocol {proto!r} is not supported (tcp or udp)")
+        lo, sep, hi = body.partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise PalletError(f"invalid --expose {spec!r}: expected PORT[-PORT][/tcp|udp]") from None
+        if not (0 < a <= b <= 65535):
+            raise PalletError(f"invalid --expose {spec!r}: ports are 1-65535 and a range goes up")
+        out.update({f"{p}/{proto}": {} for p in range(a, b + 1)})
+    return out
+
+
+def bindings(c) -> dict[str, list[dict]]:
+    """The ports to publish: -p's PortBindings, and with -P (PublishAllPorts) every exposed port that
+    -p did not bind, to a random host port (docker's rule)."""
+    host = c.HostConfig
+    out = {k: list(v or ()) for k, v in (host.get("PortBindings") or {}).items()}
+    if host.get("PublishAllPorts") and (host.get("NetworkMode") or "none") not in ("none", "host") \
+            and not (host.get("NetworkMode") or "").startswith("container:"):
+        for key in c.Config.get("ExposedPorts") or {}:
+            k = key if "/" in key else key + "/tcp"
+            if k.partition("/")[2] in PROTOCOLS and not out.get(k):
+                out[k] = [{"HostIp": "", "HostPort": ""}]
+    return out

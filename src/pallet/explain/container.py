@@ -59,34 +59,28 @@ def _host_ns() -> dict[str, str | None]:
 
 
 def _cgroup(pid: int) -> dict:
-    paths = {}
-    for line in (_read(f"/proc/{pid}/cgroup") or "").splitlines():
-        _, ctrls, path = line.split(":", 2)
-        for ctrl in ctrls.split(",") if ctrls else [""]:
-            paths[ctrl] = path
-    base = "/sys/fs/cgroup"
-    if "" in paths and os.path.exists(base + "/cgroup.controllers"):
-        d = base + paths[""]
+    from pallet.linux import cgroups
 
-        def val(name: str) -> str | None:
-            v = _read(f"{d}/{name}")
-            return v.strip() if v is not None else None
-
+    paths = cgroups.proc_paths(pid)
+    cg = cgroups.of_pid(pid, paths=paths)
+    if cg is None:
+        return {"version": 1, "paths": {}, "path": None, "memory": {"current": None, "max": None},
+                "pids": {"current": None, "max": ""}}
+    if cg.version == 2:
         usage = {}
-        for line in (val("cpu.stat") or "").splitlines():
+        for line in (cg.read("cpu", "cpu.stat") or "").splitlines():
             k, _, v = line.partition(" ")
             if k == "usage_usec":
                 usage["cpu_usec"] = int(v)
-        return {"version": 2, "path": paths[""], "dir": d,
-                "memory": {"current": _int(val("memory.current")), "max": val("memory.max")},
-                "pids": {"current": _int(val("pids.current")), "max": val("pids.max")},
-                "cpu": {"max": val("cpu.max"), **usage}}
-    mem = base + "/memory" + paths.get("memory", "/")
-    pids = base + "/pids" + paths.get("pids", "/")
-    return {"version": 1, "paths": paths, "path": paths.get("memory") or paths.get("pids"),
-            "memory": {"current": _int(_read(mem + "/memory.usage_in_bytes")),
-                       "max": (_read(mem + "/memory.limit_in_bytes") or "").strip() or None},
-            "pids": {"current": _int(_read(pids + "/pids.current")), "max": (_read(pids + "/pids.max") or "").strip()}}
+        return {"version": 2, "path": paths[""], "dir": cg.dir_of(""),
+                "memory": {"current": _int(cg.read("memory", "memory.current")), "max": cg.read("memory", "memory.max")},
+                "pids": {"current": _int(cg.read("pids", "pids.current")), "max": cg.read("pids", "pids.max")},
+                "cpu": {"max": cg.read("cpu", "cpu.max"), **usage}}
+    per_ctrl = {ctrl: path for key, path in paths.items() for ctrl in (key.split(",") if key else [""])}
+    return {"version": 1, "paths": per_ctrl, "path": per_ctrl.get("memory") or per_ctrl.get("pids"),
+            "memory": {"current": _int(cg.read("memory", "memory.usage_in_bytes")),
+                       "max": cg.read("memory", "memory.limit_in_bytes") or None},
+            "pids": {"current": _int(cg.read("pids", "pids.current")), "max": cg.read("pids", "pids.max") or ""}}
 
 
 def _int(text: str | None) -> int | None:

@@ -139,7 +139,8 @@ def build(eng, opts, args: list[str]) -> dict:
     # Engine.create's checks, in its order, minus what writes
     opts.runtime = opts.runtime or default_runtime()
     eng.runtime(opts.runtime)
-    if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or opts.add_hosts):
+    if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or opts.add_hosts
+                                       or opts.extra_networks):
         net_mode, endpoints = "none", {}
     else:
         from pallet.engine import networking

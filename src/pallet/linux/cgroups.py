@@ -65,12 +65,17 @@ def _own_paths() -> dict[str, str]:
 _V1_MOUNTS: list[dict[str, tuple[str, str]]] = []
 
 
-def _v1_mounts() -> dict[str, tuple[str, str]]:
-    """hierarchy key -> (mountpoint, mount root) for each cgroup v1 hierarchy, read once per process:
-    on a host running many containers, mountinfo is long (their overlays and binds) and slow to read."""
+def _mounts() -> dict[str, tuple[str, str]]:
+    """hierarchy key -> (mountpoint, mount root) for each cgroup hierarchy ('' a cgroup2 one), read once
+    per process: on a host running many containers, mountinfo is long (their overlays and binds)."""
     if not _V1_MOUNTS:
-        _V1_MOUNTS.append(_read_v1_mounts())
+        _V1_MOUNTS.append(_read_mounts())
     return _V1_MOUNTS[0]
+
+
+def _v1_mounts() -> dict[str, tuple[str, str]]:
+    """The v1 hierarchies of `_mounts` (a hybrid host's unified cgroup2 left out)."""
+    return {k: v for k, v in _mounts().items() if k}
 
 
 def warm_up() -> None:
@@ -79,15 +84,18 @@ def warm_up() -> None:
         _v1_mounts()
 
 
-def _read_v1_mounts() -> dict[str, tuple[str, str]]:
+def _read_mounts() -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             pre, _, post = line.partition(" - ")
             fields = post.split()
-            if len(fields) < 3 or fields[0] != "cgroup":
+            if len(fields) < 3 or fields[0] not in ("cgroup", "cgroup2"):
                 continue
             pf = pre.split()
+            if fields[0] == "cgroup2":
+                out.setdefault("", (pf[4], pf[3]))
+                continue
             opts = [o for o in fields[2].split(",") if o not in ("rw", "ro")]
             key = ",".join(sorted(o for o in opts if o in _V1_SUBSYS or o.startswith("name=")))
             if key and key not in out:
@@ -251,6 +259,74 @@ class Cgroup:
 
     def frozen(self) -> bool:
         raise NotImplementedError
+
+    # -- reading (stats, top, OOM counts) -------------------------------------------------
+    def dir_of(self, subsys: str) -> str | None:
+        """The directory holding `subsys`'s files (v2: the one directory)."""
+        raise NotImplementedError
+
+    def read(self, subsys: str, fname: str) -> str | None:
+        """One cgroup file of a controller, stripped; None if the controller or file is not there."""
+        d = self.dir_of(subsys)
+        if d is None:
+            return None
+        try:
+            return _read(os.path.join(d, fname))
+        except OSError:
+            return None
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup and below it, sorted (`top`, `exec`'s checks)."""
+        return sorted(set(self.procs()))
+
+    def oom_file(self) -> str | None:
+        """The file that counts OOM kills (v1 memory.oom_control, v2 memory.events), for `oom_kills`."""
+        d = self.dir_of("memory")
+        return os.path.join(d, self._OOM_FILE) if d else None
+
+    _OOM_FILE = ""
+
+    def oom_kills(self) -> int:
+        return oom_kills(self.oom_file())
+
+    def usage(self) -> dict:
+        """One reading of the counters `stats` shows: cpu_ns, mem, mem_limit (None: no limit),
+        mem_cache (inactive file pages, which docker leaves out), pids, blk (read, written bytes)."""
+        raise NotImplementedError
+
+
+def oom_kills(path: str | None) -> int:
+    """The `oom_kill` count in a memory.oom_control / memory.events file (0 if unreadable)."""
+    if not path:
+        return 0
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                if k == "oom_kill":
+                    return int(v)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _kv(text: str | None) -> dict[str, int]:
+    out = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
 
 
 def _rmdir(d: str) -> None:
@@ -441,6 +517,26 @@ class CgroupV1(Cgroup):
         except OSError:
             return False
 
+    _OOM_FILE = "memory.oom_control"
+
+    def dir_of(self, subsys: str) -> str | None:
+        return self._d(subsys)
+
+    def usage(self) -> dict:
+        lim = _int(self.read("memory", "memory.limit_in_bytes"))
+        rd = wr = 0
+        for line in (self.read("blkio", "blkio.throttle.io_service_bytes") or "").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "Read":
+                rd += int(parts[2])
+            elif len(parts) == 3 and parts[1] == "Write":
+                wr += int(parts[2])
+        return {"cpu_ns": _int(self.read("cpuacct", "cpuacct.usage")),
+                "mem": _int(self.read("memory", "memory.usage_in_bytes")),
+                "mem_limit": None if lim >= (1 << 62) or not lim else lim,
+                "mem_cache": _kv(self.read("memory", "memory.stat")).get("total_inactive_file", 0),
+                "pids": _int(self.read("pids", "pids.current")), "blk": (rd, wr)}
+
 
 def _cpuset_inherit(d: str) -> None:
     """A new v1 cpuset starts empty (tasks cannot join): copy cpus/mems from the nearest ancestor."""
@@ -564,6 +660,27 @@ class CgroupV2(Cgroup):
         except OSError:
             return False
 
+    _OOM_FILE = "memory.events"
+
+    def dir_of(self, subsys: str) -> str | None:
+        return self.dir
+
+    def usage(self) -> dict:
+        mx = self.read("memory", "memory.max") or "max"
+        rd = wr = 0
+        for line in (self.read("io", "io.stat") or "").splitlines():
+            for kv in line.split()[1:]:
+                k, _, v = kv.partition("=")
+                if k == "rbytes":
+                    rd += int(v)
+                elif k == "wbytes":
+                    wr += int(v)
+        return {"cpu_ns": _kv(self.read("cpu", "cpu.stat")).get("usage_usec", 0) * 1000,
+                "mem": _int(self.read("memory", "memory.current")),
+                "mem_limit": None if mx == "max" else _int(mx),
+                "mem_cache": _kv(self.read("memory", "memory.stat")).get("inactive_file", 0),
+                "pids": _int(self.read("pids", "pids.current")), "blk": (rd, wr)}
+
 
 def _enable_controllers(d: str) -> None:
     try:
@@ -603,3 +720,74 @@ def open_cgroup(cgroups_path: str | None, container_id: str, root: str = ROOT) -
             d = mnt + "/" + mine.strip("/") + "/" + p
         dirs[key] = os.path.normpath(d)
     return CgroupV1(dirs)
+
+
+# -- the cgroup of a running process (stats, top, pause state, OOM counts) ---------------------------
+def proc_paths(pid: int | str = "self") -> dict[str, str]:
+    """/proc/PID/cgroup: hierarchy key (sorted controllers as in mountinfo, 'name=systemd'; '' for the
+    v2 line) -> path below that hierarchy's root. {} if the process is gone."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                out[",".join(sorted(ctrls.split(","))) if ctrls else ""] = path
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def of_pid(pid: int, root: str = ROOT, paths: dict[str, str] | None = None) -> Cgroup | None:
+    """The cgroup `pid` runs in (`paths`: its `proc_paths`, read if not given), as a v2 one on a unified
+    host and as its v1 hierarchies on a legacy or hybrid one; None if the process is gone."""
+    paths = proc_paths(pid) if paths is None else paths
+    if not paths:
+        return None
+    if is_v2(root):
+        if "" not in paths:
+            return None
+        cg = CgroupV2({"": os.path.normpath(os.path.join(root, paths[""].lstrip("/")))})
+        cg.root = root  # type: ignore[attr-defined]
+        return cg
+    return CgroupV1(_below_mounts(paths, _v1_mounts()))
+
+
+def _below_mounts(paths: dict[str, str], mounts: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """hierarchy key -> directory: each path placed below its hierarchy's mountpoint (less the mount's root)."""
+    dirs = {}
+    for key, (mnt, mroot) in mounts.items():
+        p = paths.get(key)
+        if p is None:
+            continue
+        if mroot != "/" and (p == mroot or p.startswith(mroot + "/")):
+            p = p[len(mroot):]
+        dirs[key] = os.path.normpath(mnt + "/" + p.lstrip("/"))
+    return dirs
+
+
+_OWN_DIRS: list[list[str]] = []
+
+
+def own_dirs() -> list[str]:
+    """The calling process's cgroup directory in every mounted hierarchy: the v2 one, or each v1
+    controller's, name=systemd's and a hybrid host's unified one (where a relative cgroupsPath lives)."""
+    if not _OWN_DIRS:
+        if is_v2():
+            _OWN_DIRS.append([os.path.join(ROOT, _own_paths().get("", "/").lstrip("/"))])
+        else:
+            try:
+                _OWN_DIRS.append(sorted(_below_mounts(_own_paths(), _mounts()).values()))
+            except OSError:
+                return []
+    return _OWN_DIRS[0]
+
+
+def remove_leftover(rel: str) -> None:
+    """rmdir, children first and quietly, the cgroup `rel` (relative, e.g. pallet/ID) below the caller's
+    own cgroup in every hierarchy, where a runtime left it (its delete usually removed it already)."""
+    for base in own_dirs():
+        d = os.path.join(base, rel)
+        if not os.path.isdir(d):
+            continue
+        for dirpath, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):
+            _rmdir(dirpath)

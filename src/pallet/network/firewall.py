@@ -177,3 +177,18 @@ def unpublish(container_id: str) -> list[dict]:
 
 def apply(commands: list[dict]) -> None:
     nft.run(commands)
+
+
+def published() -> set[tuple[str, int]]:
+    """The (proto, host port) keys of the `ports` map: the host ports containers publish now."""
+    out = set()
+    for obj in nft.list_table():
+        m = obj.get("map")
+        if not m or m.get("name") != "ports":
+            continue
+        for key, _ in m.get("elem") or ():
+            val = key.get("elem", {}).get("val") if isinstance(key, dict) and "elem" in key else key
+            parts = (val or {}).get("concat") if isinstance(val, dict) else None
+            if parts and len(parts) == 2:
+                out.add((str(parts[0]), int(parts[1])))
+    return out

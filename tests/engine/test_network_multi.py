@@ -1,0 +1,140 @@
+"""-P/--publish-all, several --network, and what ps/inspect/stats/port show of a container's network,
+with pallet's "host" inside a namespace the test made (as tests/engine/test_networking.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.engine_support import IMAGE, build_image
+from engine.test_networking import HTTPD, _get, _inspect, _nft, _run_d, net  # noqa: F401 (fixture net)
+from helpers.netns import host_ns_fixture, make_ns_fixture  # noqa: F401 (fixtures host_ns, make_ns)
+
+pytestmark = [pytest.mark.root, pytest.mark.network]
+
+WEB = "localhost/web:latest"
+
+
+def _ephemeral() -> tuple[int, int]:
+    lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+    return int(lo), int(hi)
+
+
+@pytest.fixture
+def web(net, image_rootfs):
+    """An image that EXPOSEs 80/tcp and 5353/udp."""
+    build_image(net.root, image_rootfs, WEB, {"Cmd": HTTPD, "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+                                              "ExposedPorts": {"80/tcp": {}, "5353/udp": {}}})
+    return net
+
+
+def _port_lines(env, ref: str) -> dict[str, str]:
+    return dict(ln.split(" -> ") for ln in env("port", ref, check=True).stdout.splitlines())
+
+
+def test_publish_all_maps_every_exposed_port_to_a_random_free_port(web):
+    net = web
+    net("network", "create", "--subnet", "10.90.0.0/24", "pa", check=True)
+    a = _run_d(net, "--network", "pa", "-P", "--expose", "7000-7001", "-h", "pa1", WEB)
+    ports = _port_lines(net, a)
+    assert set(ports) == {"80/tcp", "5353/udp", "7000/tcp", "7001/tcp"}
+    lo, hi = _ephemeral()
+    used = set()
+    for key, where in ports.items():
+        ip, _, port = where.rpartition(":")
+        assert ip == "0.0.0.0" and lo <= int(port) <= hi, (key, where)
+        used.add(int(port))
+    assert len(used) == 4
+    cp = _get(net, f"http://127.0.0.1:{ports['80/tcp'].rpartition(':')[2]}/")
+    assert cp.returncode == 0 and cp.stdout == "hello from pa1\n", cp.stderr
+    c = _inspect(net, a)
+    assert c["HostConfig"]["PublishAllPorts"] is True and c["HostConfig"]["PortBindings"] == {}
+    assert set(c["Config"]["ExposedPorts"]) == {"80/tcp", "5353/udp", "7000/tcp", "7001/tcp"}
+    assert c["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0",
+                                                        "HostPort": ports["80/tcp"].rpartition(":")[2]}]
+    # a -p of an exposed port wins over -P for that port; a second -P container gets other ports
+    b = _run_d(net, "--network", "pa", "-P", "-p", "8085:80", "-h", "pa2", WEB)
+    pb = _port_lines(net, b)
+    assert pb["80/tcp"] == "0.0.0.0:8085" and set(pb) == {"80/tcp", "5353/udp"}
+    assert int(pb["5353/udp"].rpartition(":")[2]) not in used
+    assert _get(net, "http://127.0.0.1:8085/").stdout == "hello from pa2\n"
+    # stop and start: -P ports are chosen again at each start (docker's), and still work
+    net("stop", "-t", "0", a, check=True)
+    assert net("port", a, check=True).stdout == ""
+    net("start", a, check=True)
+    again = _port_lines(net, a)
+    assert set(again) == set(ports)
+    assert _get(net, f"http://127.0.0.1:{again['80/tcp'].rpartition(':')[2]}/").stdout == "hello from pa1\n"
+    # -P without a network publishes nothing (and is no error); bad --expose is one line, 125
+    assert net("run", "--rm", "-P", WEB, "true").returncode == 0
+    cp = net("run", "--rm", "--expose", "80/sctp", WEB, "true")
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and "invalid --expose" in cp.stderr
+    net("rm", "-f", a, b, check=True)
+    assert "ct-" not in _nft(net)
+
+
+def test_several_networks_one_endpoint_each(net):
+    net("network", "create", "--subnet", "10.91.0.0/24", "front", check=True)
+    net("network", "create", "--subnet", "10.92.0.0/24", "back", check=True)
+    _run_d(net, "--network", "back", "--name", "db", IMAGE, "sleep", "60")
+    cid = _run_d(net, "--network", "front", "--network", "back", "--ip", "10.91.0.40", "--network-alias", "api",
+                 "-p", "8086:80", "--name", "app", "-h", "app1", IMAGE, *HTTPD)
+    c = _inspect(net, cid)
+    assert c["HostConfig"]["NetworkMode"] == "front"
+    nets = c["NetworkSettings"]["Networks"]
+    assert list(nets) == ["front", "back"]
+    # --ip and --network-alias are the first network's (docker's rule)
+    assert nets["front"]["IPAddress"] == "10.91.0.40" and nets["front"]["Aliases"] == ["api"]
+    assert nets["front"]["IPAMConfig"] == {"IPv4Address": "10.91.0.40"}
+    assert nets["back"]["IPAddress"] == "10.92.0.3" and nets["back"]["Aliases"] is None
+    assert nets["back"]["IPAMConfig"] is None
+    #STEP3
+    addrs = net("exec", cid, "ip", "-o", "-4", "addr", check=True).stdout
+    assert "10.91.0.40/24" in addrs
+    assert "10.92.0.3/24" in addrs
+    assert net("exec", cid, "ping", "-c1", "-W1", "10.92.0.2").returncode == 0      # db, on back
+    assert net("exec", cid, "ip", "route", check=True).stdout.startswith("default via 10.91.0.1")
+    hosts = net("exec", cid, "cat", "/etc/hosts", check=True).stdout
+    assert "10.91.0.40\tapp1 app api" in hosts and "10.92.0.3\tapp1 app" in hosts
+    rows = [json.loads(ln) for ln in net("ps", "--format", "json", check=True).stdout.splitlines()]
+    assert {r["Names"]: r["Networks"] for r in rows}["app"] == "front,back"
+    # the published port goes to the first network's address
+    assert _get(net, "http://127.0.0.1:8086/").stdout == "hello from app1\n"
+    assert "10.91.0.40" in _nft(net)
+    # disconnect the first: the port follows the remaining network's address; connect again: still there
+    net("network", "disconnect", "front", cid, check=True)
+    assert "10.92.0.3" in _nft(net) and "10.91.0.40" not in _nft(net)
+    assert _get(net, "http://127.0.0.1:8086/").stdout == "hello from app1\n"
+    net("network", "connect", "front", cid, check=True)
+    assert list(_inspect(net, cid)["NetworkSettings"]["Networks"]) == ["back", "front"]
+    assert _get(net, "http://127.0.0.1:8086/").stdout == "hello from app1\n"
+    # restart: both endpoints again
+    net("restart", "-t", "0", cid, check=True)
+    nets = _inspect(net, cid)["NetworkSettings"]["Networks"]
+    assert sorted(n for n, ep in nets.items() if ep["IPAddress"]) == ["back", "front"]
+    assert _get(net, "http://127.0.0.1:8086/").stdout == "hello from app1\n"
+    net("rm", "-f", cid, check=True)
+    assert cid[:12] not in _nft(net)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--network", "front", "--network", "host"], "conflicting options"),
+    (["--network", "none", "--network", "front"], "conflicting options"),
+    (["--network", "front", "--network", "front"], "specified multiple times"),
+    (["--network", "front", "--network", "nope"], "network nope not found"),
+])
+def test_several_networks_bad_input(net, args, message):
+    net("network", "create", "--subnet", "10.93.0.0/24", "front", check=True)
+    for verb in ("run", "create"):
+        cp = net(verb, *args, IMAGE, "true")
+        assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and message in cp.stderr, cp.stderr
+    assert net.ids() == []
+
+
+def test_host_network_with_publish_warns_and_discards(net):
+    cp = net("run", "--rm", "--network", "host", "-p", "8087:80", IMAGE, "true")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr == "WARNING: Published ports are discarded when using host network mode\n"
+    cid = net("create", "--network", "host", "-p", "8087:80", IMAGE, "true", check=True).stdout.strip()
+    assert _inspect(net, cid)["HostConfig"]["PortBindings"] == {}
