@@ -8,10 +8,18 @@ import json
 import pytest
 
 from engine.engine_support import IMAGE, build_image
-from engine.test_networking import HTTPD, _get, _inspect, _nft, _run_d, net  # noqa: F401 (fixture net)
+from engine.test_networking import HTTPD, _get, _inspect, _nft, _run_d
 from helpers.netns import host_ns_fixture, make_ns_fixture  # noqa: F401 (fixtures host_ns, make_ns)
 
 pytestmark = [pytest.mark.root, pytest.mark.network]
+
+
+@pytest.fixture
+def net(host_ns, pallet_env):
+    """pallet_env run inside host_ns (as in tests/engine/test_networking.py)."""
+    pallet_env.prefix = ["nsenter", f"--net={host_ns.path}", "--"]
+    pallet_env.ns = host_ns
+    return pallet_env
 
 WEB = "localhost/web:latest"
 
