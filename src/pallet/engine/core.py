@@ -19,90 +19,19 @@ from pallet import jsonfast
 from pallet.engine import exitwatch
 from pallet.engine.freezer import thaw_if_paused
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
+from pallet.engine.names import random_name, validate_name
+from pallet.engine.options import CreateOptions
+from pallet.engine.signals import parse_signal
 from pallet.errors import Conflict, NotFound, PalletError, classify
 from pallet.fsutil import rmtree
 from pallet.linux import cgroups
-from pallet.records import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
     from typing import Any
 
 
-@record
-class CreateOptions:
-    image: str
-    command: list[str] | None = None
-    name: str | None = None
-    entrypoint: str | None = None          # "" clears the image's entrypoint
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    network: str = "none"                  # none, host, container:NAME, bridge or a network's name
-    extra_networks: list[str] = field(default_factory=list)   # several --network: the ones after the first
-    ip: str | None = None
-    aliases: list[str] = field(default_factory=list)
-    mac_address: str | None = None
-    publish: list[str] = field(default_factory=list)
-    publish_all: bool = False              # -P: every exposed port to a random host port
-    expose: list[str] = field(default_factory=list)          # --expose PORT[-PORT][/PROTO]
-    add_hosts: list[str] = field(default_factory=list)
-    init: bool = False
-    stop_signal: str | None = None
-    stop_timeout: int | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    runtime: str | None = None
-    platform: str | None = None
-    pull: str = "missing"
-    tty: bool = False
-    interactive: bool = False
-    attach_stdin: bool = False
-    auto_remove: bool = False
-    detach: bool = False
-    extra_host_config: dict[str, Any] = field(default_factory=dict)   # room for volumes/limits/restart
-    extra_config: dict[str, Any] = field(default_factory=dict)        # Config fields (Healthcheck)
-
-
-SIGNALS = {s.name[3:]: int(s) for s in signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}
-
-
-def parse_signal(text: str | int | None, default: int = signal.SIGTERM) -> int:
-    if text in (None, ""):
-        return int(default)
-    if isinstance(text, int):
-        return text
-    t = text.upper().removeprefix("SIG")
-    if t.isdigit() and 0 < int(t) < 65:
-        return int(t)
-    if t in SIGNALS:
-        return SIGNALS[t]
-    raise PalletError(f"invalid signal: {text}")
-
-
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
-
-
-def _validate_name(name: str) -> str:
-    import re
-
-    n = name.removeprefix("/")
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", n):
-        raise PalletError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    return n
-
-
-_ADJ = ("admiring adoring agitated amazing angry awesome blissful bold brave busy clever cool dazzling "
-        "eager ecstatic elegant epic festive focused friendly funny gallant gifted happy hopeful jolly "
-        "keen kind laughing loving lucid modest nice nifty optimistic peaceful pensive quirky relaxed "
-        "serene sharp silly stoic sweet tender trusting upbeat vibrant wizardly youthful zealous").split()
-_NOUN = ("albattani archimedes babbage bohr curie darwin dijkstra einstein euler fermat feynman galileo "
-         "gauss hopper hypatia johnson kepler knuth lamport lovelace mccarthy meitner newton noether "
-         "pascal pike ritchie shannon thompson torvalds turing wozniak yalow").split()
-
-
-def _rnd(n: int) -> int:
-    return int.from_bytes(os.urandom(4), "little") % n
 
 
 class Engine:
@@ -388,7 +317,7 @@ class Engine:
         if not command(config):
             raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
         cid = os.urandom(32).hex()
-        name = _validate_name(opts.name) if opts.name else None
+        name = validate_name(opts.name) if opts.name else None
         c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
                       {"Config": config, "HostConfig": host}, "created")
         if net_endpoints:
@@ -422,7 +351,7 @@ class Engine:
     def _insert(self, c: Container, *, explicit_name: bool) -> None:
         for attempt in range(20):
             if not explicit_name:
-                c.name = f"{_ADJ[_rnd(len(_ADJ))]}_{_NOUN[_rnd(len(_NOUN))]}" + (str(attempt) if attempt > 3 else "")
+                c.name = random_name(attempt)
             try:
                 with self.db.transaction() as conn:
                     conn.execute(
@@ -868,7 +797,7 @@ class Engine:
                                                            getattr(self, "remove_volumes", False)))
 
     def rename(self, c: Container, new: str) -> None:
-        new = _validate_name(new)
+        new = validate_name(new)
         try:
             with self.db.transaction() as conn:
                 conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new, c.id))
