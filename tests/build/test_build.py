@@ -645,8 +645,9 @@ def test_cache_to_and_from_a_local_directory(env: Env, tmp_path: Path, busybox_r
         assert all(v == "CACHED" for k, v in st.items() if "FROM" not in k), st
         assert first in cp.stdout
         assert other("run", "--rm", "localhost/fromcache", check=True).stdout == "A\n"
-        cp = build(other, ctx, "--cache-from", "type=registry,ref=x", check=False)
-        assert cp.returncode == 1 and "not supported yet" in cp.stderr.splitlines()[-1]
+        cp = build(other, ctx, "--cache-from", "type=s3,bucket=x", check=False)
+        assert cp.returncode == 125 and cp.stderr.splitlines() == [
+            "Error: cache type 's3' is not supported (local, registry)"]
         assert_nothing_left(other)
     finally:
         _kill_build_containers(other.runroot)
@@ -932,4 +933,68 @@ def test_output_oci_and_docker_archives_read_by_skopeo(env: Env, tmp_path: Path)
     cp = build(env, ctx, "-o", f"type=oci,dest={tmp_path / 'missing' / 'x.tar'}", check=False)
     assert cp.returncode == 125 and "must be a file in an existing directory" in cp.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build-archive-")] == []
+    assert_nothing_left(env)
+
+
+def test_cache_to_and_from_a_registry(env: Env, tmp_path: Path, busybox_rootfs: Path) -> None:
+    import subprocess
+
+    from helpers.docker_registry import DockerRegistry
+
+    df = ("FROM localhost/busybox AS builder\nCOPY a.txt /a\nRUN cat /a /a > /b\n"
+          "FROM localhost/busybox\nCOPY --from=builder /b /b\nRUN cat /b > /c\nCMD [\"cat\", \"/c\"]\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "A\n"})
+    with DockerRegistry(tmp_path / "reg") as reg:
+        cmax, cmin = f"{reg.host}/cache/app:max", f"{reg.host}/cache/app:min"
+        first = build(env, ctx, "-q", "--cache-to", f"type=registry,ref={cmax},mode=max").stdout.strip()
+        build(env, ctx, "--cache-to", f"type=registry,ref={cmin}")   # mode=min, BuildKit's default
+        # BuildKit's layout: an OCI manifest with the cacheconfig.v0 config, the layer blobs as layers
+        cp = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{cmax}"],
+                            capture_output=True, text=True, timeout=60)
+        man = json.loads(cp.stdout)
+        assert man["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        assert man["config"]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
+        env("tag", first, "localhost/first", check=True)
+        final = config_doc(env, "localhost/first")["rootfs"]["diff_ids"]
+        max_diffs = [x["annotations"]["containerd.io/uncompressed"] for x in man["layers"]]
+        min_layers = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                                                f"docker://{cmin}"], capture_output=True, text=True).stdout)["layers"]
+        # min: the final stage's layers; max: the builder stage's too (its COPY layer)
+        assert sorted(x["annotations"]["containerd.io/uncompressed"] for x in min_layers) == sorted(set(final))
+        assert set(final) < set(max_diffs) and len(max_diffs) == len(set(max_diffs))
+        # a fresh store: every step of every stage from the registry
+        other = Env(tmp_path / "root2", tmp_path / "run2", tmp_path)
+        build_image(other.root, busybox_rootfs)
+        try:
+            cp = build(other, ctx, "--cache-from", f"type=registry,ref={cmax}", "-t", "localhost/fromreg")
+            st = steps(cp.stderr)
+            assert st and all(v == "CACHED" for k, v in st.items() if "FROM" not in k), st
+            assert first in cp.stdout
+            assert other("run", "--rm", "localhost/fromreg", check=True).stdout == "A\nA\n"
+            # mode=min on a third store: the builder stage runs, the final stage's steps are hits
+            third = Env(tmp_path / "root3", tmp_path / "run3", tmp_path)
+            build_image(third.root, busybox_rootfs)
+            try:
+                cp = build(third, ctx, "--cache-from", cmin)   # a bare reference is a registry cache
+                st = steps(cp.stderr)
+                assert st["[builder 3/3] RUN cat /a /a > /b"] == "DONE", st
+                assert st["[stage-1 2/3] COPY --from=builder /b /b"] == "CACHED", st
+                assert st["[stage-1 3/3] RUN cat /b > /c"] == "CACHED", st
+                assert first in cp.stdout
+                assert_nothing_left(third)
+            finally:
+                _kill_build_containers(third.runroot)
+                third.cleanup()
+            # a cache that is not there yet: a warning, the build goes on
+            cp = build(other, ctx, "--cache-from", f"type=registry,ref={reg.host}/cache/none:x", "--no-cache")
+            assert f"WARNING: cache import: {reg.host}/cache/none:x: not found (building without it)" in cp.stderr
+            cp = build(other, ctx, "--cache-to", "type=registry,ref=a//b", check=False)
+            assert cp.returncode == 125 and cp.stderr.splitlines()[-1].startswith(
+                "Error: invalid cache reference 'a//b': ")
+            cp = build(other, ctx, "--cache-to", f"type=registry,ref={cmax},mode=all", check=False)
+            assert cp.returncode == 125 and cp.stderr.splitlines() == ["Error: invalid cache mode 'all': min or max"]
+            assert_nothing_left(other)
+        finally:
+            _kill_build_containers(other.runroot)
+            other.cleanup()
     assert_nothing_left(env)

@@ -28,15 +28,39 @@ def step_key(parent: str, *parts: object) -> str:
 
 
 class StepCache:
-    def __init__(self, root: str | os.PathLike, blobs, *, sources: list[str] = (), record_layer=None) -> None:
+    def __init__(self, root: str | os.PathLike, blobs, *, sources: list[str] = (), record_layer=None,
+                 remotes: list = ()) -> None:
         self.dir = Path(root) / "buildcache"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.blobs = blobs
         self.sources = [Path(s) for s in sources]   # --cache-from type=local,src=DIR
+        self.remotes = list(remotes)   # --cache-from type=registry (regcache.RemoteEntries)
         self.record_layer = record_layer
+
+    def _from_remotes(self, key: str) -> dict | None:
+        """An entry from a registry cache, its layer blobs fetched into the store."""
+        for remote in self.remotes:
+            entry = remote.entries.get(key)
+            if entry is None:
+                continue
+            try:
+                for layer in entry.get("layers", []):
+                    if not self.blobs.has(layer["digest"]):
+                        remote.fetch(layer)
+                    if self.record_layer is not None and layer.get("diff_id"):
+                        self.record_layer(layer["digest"], layer["diff_id"], layer.get("size", 0))
+            except Exception:  # noqa: BLE001 (a blob the registry lost or sent wrong: a miss)
+                continue
+            self.put(key, entry)
+            return entry
+        return None
 
     def _from_sources(self, key: str) -> dict | None:
         """An entry from a --cache-from directory, its blobs imported into the store."""
+        if self.remotes:
+            entry = self._from_remotes(key)
+            if entry is not None:
+                return entry
         name = key.split(":", 1)[1] + ".json"
         for src in self.sources:
             try:
@@ -87,7 +111,7 @@ class StepCache:
         try:
             entry = json.loads(self._path(key).read_text())
         except (OSError, ValueError):
-            return self._from_sources(key) if self.sources else None
+            return self._from_sources(key) if self.sources or self.remotes else None
         for layer in entry.get("layers", []):
             if not self.blobs.has(layer["digest"]):
                 return None

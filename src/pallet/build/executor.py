@@ -61,6 +61,9 @@ class BuildOptions:
     output: tuple[str, str] | None = None   # -o: ("local", DIR) or ("tar", FILE|-); None: the image
     cache_from: list[str] = field(default_factory=list)   # type=local,src=DIR directories
     cache_to: str | None = None   # type=local,dest=DIR
+    cache_from_registry: list[str] = field(default_factory=list)   # type=registry,ref=REF
+    cache_to_registry: str | None = None   # type=registry,ref=REF
+    cache_mode: str = "max"   # --cache-to mode: min (the final stage's steps) or max (every step)
     squash: bool = False   # the layers this build added, merged into one
     pull: str = "missing"   # base images: missing (pulled when not in the store), always, never
     format: str = "oci"   # oci: OCI manifest and config; docker: docker schema 2 media types (same config)
@@ -125,7 +128,7 @@ class _Stage:
 
 class Builder:
     def __init__(self, store, *, run_dir: str, storage_driver: str | None = None,
-                 progress: Progress | None = None, puller=None) -> None:
+                 progress: Progress | None = None, puller=None, registry_client=None) -> None:
         self.root = str(store.root)
         self.main_store = store
         self.run_dir = str(run_dir)
@@ -137,6 +140,7 @@ class Builder:
         self.index = HashIndex(store.root / "buildcache" / "context-index.json")
         self.cancelled = threading.Event()
         self.puller = puller            # puller(store, ref) -> image id: FROM an image not in the store
+        self.registry_client = registry_client   # () -> a registry Client (context manager): registry caches
         self._pull_lock = threading.Lock()
         self._pulled: dict[str, str] = {}
         self.running: dict = {}      # RUN steps in progress: cid -> runtime (to kill them on cancel)
@@ -155,10 +159,14 @@ class Builder:
     def build(self, opts: BuildOptions) -> str:
         self._tmpfiles: list[str] = []
         self._tmpdirs: list[str] = []
+        self._client = None
         try:
             return self._build(opts)
         finally:
             import shutil
+
+            if self._client is not None:
+                self._client.close()
 
             for d in self._tmpdirs:
                 shutil.rmtree(d, ignore_errors=True)
@@ -170,10 +178,11 @@ class Builder:
 
     def _build(self, opts: BuildOptions) -> str:
         self.opts = opts
-        self.used_keys: list[str] = []
-        if opts.cache_from:
+        self.used_keys: list[tuple[int, str]] = []   # (stage index, key) of every step this build used
+        remotes = self._import_registry_caches(opts.cache_from_registry)
+        if opts.cache_from or remotes:
             self.cache = StepCache(self.main_store.root, self.main_store.blobs, sources=opts.cache_from,
-                                   record_layer=lambda *a: self.store.record_layer(*a))
+                                   record_layer=lambda *a: self.store.record_layer(*a), remotes=remotes)
         epoch = opts.source_date_epoch
         if epoch is None and "SOURCE_DATE_EPOCH" in opts.build_args:
             try:
@@ -228,11 +237,15 @@ class Builder:
                         and k != "SOURCE_DATE_EPOCH")
         if unused:
             self.progress.emit(f"WARNING: one or more build-args [{' '.join(unused)}] were not consumed")
-        if opts.cache_to:
-            v = self.progress.vertex(f"exporting cache to {opts.cache_to}")
-            n = self.cache.export(self.used_keys, opts.cache_to)
-            v.line(f"{n} steps")
-            v.done()
+        if opts.cache_to or opts.cache_to_registry:
+            keys = self._cache_keys(order[-1])
+            if opts.cache_to:
+                v = self.progress.vertex(f"exporting cache to {opts.cache_to}")
+                n = self.cache.export(keys, opts.cache_to)
+                v.line(f"{n} steps")
+                v.done()
+            if opts.cache_to_registry:
+                self._export_registry_cache(keys, opts.cache_to_registry)
         if opts.output is not None and opts.output[0] in ("local", "tar"):
             return self._export_files(final, *opts.output)
         if opts.squash and len(final.layers) - final.base_layers > 1:
@@ -273,6 +286,61 @@ class Builder:
         v.line(f"sending tarball to {dest} done")
         v.done()
         return image_id
+
+    def _use(self, key: str) -> None:
+        self.used_keys.append((getattr(self._local, "stage", -1), key))
+
+    def _cache_keys(self, final: int) -> list[str]:
+        """The keys --cache-to exports: every step (mode=max) or the final stage's chain (min)."""
+        if self.opts.cache_mode == "max":
+            return [k for _, k in self.used_keys]
+        chain = {final}
+        i = final
+        while self.graph.base_stage.get(i) is not None:
+            i = self.graph.base_stage[i]
+            chain.add(i)
+        return [k for s, k in self.used_keys if s in chain]
+
+    def _registry(self):
+        if self._client is None:
+            if self.registry_client is None:
+                raise BuildError("a registry cache needs a registry client")
+            self._client = self.registry_client()
+        from pallet.build.regcache import RegistryCache
+
+        return RegistryCache(self._client, self.store)
+
+    def _import_registry_caches(self, refs: list[str]) -> list:
+        out = []
+        for ref in refs:
+            v = self.progress.vertex(f"importing cache manifest from {ref}")
+            try:
+                remote = self._registry().load(ref)
+            except PalletError as e:
+                v.error(e.message)
+                raise BuildError(f"importing cache from {ref}: {e.message}") from None
+            if remote is None:
+                self.progress.emit(f"WARNING: cache import: {ref}: not found (building without it)")
+            else:
+                v.line(f"{len(remote.entries)} steps")
+                out.append(remote)
+            v.done()
+        return out
+
+    def _export_registry_cache(self, keys: list[str], ref: str) -> None:
+        v = self.progress.vertex(f"exporting cache to registry {ref}")
+        entries = {}
+        for k in dict.fromkeys(keys):
+            entry = self.cache.get(k)
+            if entry is not None:
+                entries[k] = entry
+        try:
+            digest = self._registry().export(ref, entries)
+        except PalletError as e:
+            v.error(e.message)
+            raise BuildError(f"exporting cache to {ref}: {e.message}") from None
+        v.line(f"{len(entries)} steps, manifest {digest}")
+        v.done()
 
     def cancel(self) -> None:
         from pallet.build.run import cancel_all
@@ -361,6 +429,7 @@ class Builder:
         return self.store.get_image(image_id)
 
     def _build_stage(self, stage: I.Stage) -> _Stage:
+        self._local.stage = stage.index
         st, from_text = self._from(stage)
         if self.epoch is not None:
             st.key = step_key(st.key, "SOURCE_DATE_EPOCH", self.epoch)
@@ -439,7 +508,7 @@ class Builder:
         if hit is not None:
             st.doc, st.layers = hit["doc"], hit["layers"]
             st.key = key
-            self.used_keys.append(key)
+            self._use(key)
             if isinstance(inst, (I.Cmd, I.Entrypoint)):
                 st.cmd_set = st.cmd_set or isinstance(inst, I.Cmd)
             if v:
@@ -463,7 +532,7 @@ class Builder:
             raise self._fail(inst, e.message) from None
         st.key = key
         self.cache.put(key, st.entry())
-        self.used_keys.append(key)
+        self._use(key)
         if v:
             v.cached() if how == "cached" else v.done()
 
@@ -790,7 +859,7 @@ class Builder:
                 work(ws, owner)
                 layer = ws.finish(clamp=self.epoch)
             self.cache.put(lkey, {"doc": None, "layers": [layer] if layer else []})
-        self.used_keys.append(lkey)
+        self._use(lkey)
         self._add_layer(st, layer)
         self._history(st, created_by, layer is None)
         return "cached" if hit is not None else None

@@ -99,31 +99,55 @@ def _output(value: str | None) -> tuple[str, str] | None:
     return kind, dest
 
 
-def _cache_dir(value: str, key: str) -> str:
-    from pallet.build.executor import BuildError
+def _caches(cache_from, cache_to) -> dict:
+    """--cache-from/--cache-to (type=local|registry) as the build options' fields."""
+    from pallet.build.regcache import parse_cache_option
 
-    fields = dict(f.partition("=")[::2] for f in value.split(","))
-    kind = fields.get("type", "local")
-    if kind != "local":
-        raise BuildError(f"cache type {kind!r} is not supported yet (type=local,{key}=DIR)")
-    d = fields.get(key)
-    if not d:
-        raise BuildError(f"invalid cache option {value!r}: type=local,{key}=DIR")
-    return os.path.abspath(d)
+    out: dict = {"cache_from": [], "cache_from_registry": [], "cache_to": None, "cache_to_registry": None,
+                 "cache_mode": "min"}
+    for value in cache_from:
+        f = parse_cache_option(value, "src")
+        if f["type"] == "local":
+            out["cache_from"].append(os.path.abspath(f["src"]))
+        else:
+            out["cache_from_registry"].append(f["ref"])
+    if cache_to:
+        if "=" not in cache_to:
+            cache_to = f"type=registry,ref={cache_to}"
+        f = parse_cache_option(cache_to, "dest")
+        out["cache_mode"] = f.get("mode", "min")
+        if f["type"] == "local":
+            out["cache_to"] = os.path.abspath(f["dest"])
+        else:
+            out["cache_to_registry"] = f["ref"]
+    return out
+
+
+def _client_options(st):
+    from pallet.registry.client.settings import load_settings
+    from pallet.registry.client.transport import Options
+
+    settings = load_settings(st.config_file)
+    return Options(tls_verify=None, creds=None, authfile=None, cert_dir=None, settings=settings,
+                   max_parallel=settings.max_parallel, retries=settings.retries, backoff=settings.retry_delay,
+                   chunk_size=settings.upload_chunk_size)
+
+
+def _registry_client(st):
+    """() -> a registry Client with the settings (pallet.toml, auth files): the registry caches."""
+    def make():
+        from pallet.registry.client.pull import Client
+
+        return Client(_client_options(st), unpack=False)
+    return make
 
 
 def _puller(st):
     """pull(store, ref) -> image id, with the registry client's settings (pallet.toml, auth files)."""
     def pull(store, ref: str) -> str:
         from pallet.registry.client.pull import Client, Progress
-        from pallet.registry.client.settings import load_settings
-        from pallet.registry.client.transport import Options
 
-        settings = load_settings(st.config_file)
-        opts = Options(tls_verify=None, creds=None, authfile=None, cert_dir=None, settings=settings,
-                       max_parallel=settings.max_parallel, retries=settings.retries, backoff=settings.retry_delay,
-                       chunk_size=settings.upload_chunk_size)
-        with Client(opts) as client:
+        with Client(_client_options(st)) as client:
             client.fork_unpack = False   # the build runs threads: no forked unpackers
             return client.pull(store, ref, progress=Progress()).image_id
     return pull
@@ -170,8 +194,11 @@ class _BuildCommand(click.Command):
               help="type=image (the default) | type=local,dest=DIR | type=tar,dest=FILE|- (the filesystem "
                    "instead of an image) | type=oci|docker,dest=FILE|- (the image as an oci-/docker-archive); "
                    "a bare DIR or - as well.")
-@click.option("--cache-from", "cache_from", multiple=True, help="type=local,src=DIR: steps from an exported cache.")
-@click.option("--cache-to", "cache_to", default=None, help="type=local,dest=DIR: export this build's steps.")
+@click.option("--cache-from", "cache_from", multiple=True,
+              help="Steps from an exported cache: type=local,src=DIR or type=registry,ref=REF (or REF).")
+@click.option("--cache-to", "cache_to", default=None,
+              help="Export this build's steps: type=local,dest=DIR or type=registry,ref=REF; mode=min (the "
+                   "final stage, default) or mode=max (every stage).")
 @click.option("--format", "format_", default="oci", type=click.Choice(["oci", "docker"]),
               help="Manifest and config media types (the config keeps docker's fields either way).")
 @click.option("--squash", is_flag=True, help="Merge the layers this build adds into one.")
@@ -196,8 +223,7 @@ def build_cmd(tags, file, build_args, target, no_cache, labels, network, secrets
     st = state()
     _check_platform(platform)
     extra = {"extra_hosts": _hosts(add_hosts), "build_contexts": _contexts(build_contexts),
-             "output": _output(output), "cache_from": [_cache_dir(c, "src") for c in cache_from],
-             "cache_to": _cache_dir(cache_to, "dest") if cache_to else None, "format": format_,
+             "output": _output(output), **_caches(cache_from, cache_to), "format": format_,
              "squash": squash, "pull": {"true": "always", "false": "missing"}.get(pull, pull),
              "timestamp": timestamp}
     names = []
@@ -319,7 +345,7 @@ def _build2(st, store, context, file, stdin_dockerfile, names, build_args, targe
 
         prog = TtyProgress(sys.stderr)
     builder = Builder(store, run_dir=str(st.runroot_path), storage_driver=st.storage_driver, progress=prog,
-                      puller=_puller(st))
+                      puller=_puller(st), registry_client=_registry_client(st))
     try:
         image_id = builder.build(opts)
     except KeyboardInterrupt:
