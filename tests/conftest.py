@@ -3,6 +3,13 @@
 Everything a test creates lives under pytest's tmp dirs; servers listen on
 127.0.0.1 only; processes, mounts and cgroups a test makes are removed by the
 test's own fixture, also on failure.
+
+Network: the whole session runs in a network namespace of its own, `pallet-session-PID` (made and
+entered at configure time, before any thread; deleted at the end, also on failure), so every
+pallet, podman and server the tests start is in it and the machine's network is never touched. Each
+test's store makes its own default bridge (`pallet0`, as docker makes docker0) there; after each test
+`remove_default_bridges` deletes it and pallet's nft table, so the next store finds no bridge of
+that name and a free default subnet (helpers.netns).
 """
 
 from __future__ import annotations
@@ -30,6 +37,26 @@ VENDOR = REPO.parent / "shared" / "vendor-data"
 # and its tests skip with this one reason (.ci/run fails when any of them skips in the CI layout).
 VENDOR_SKIP_REASON = "needs ../shared/vendor-data (present in CI)"
 BIN = Path(sys.executable).parent
+
+
+def pytest_configure(config) -> None:
+    from helpers.netns import enter_session_netns
+
+    enter_session_netns()
+
+
+def pytest_unconfigure(config) -> None:
+    from helpers.netns import leave_session_netns
+
+    leave_session_netns()
+
+
+@pytest.fixture(autouse=True)
+def _default_bridges_removed():
+    yield
+    from helpers.netns import remove_default_bridges
+
+    remove_default_bridges()
 
 
 def busybox_binary() -> str:

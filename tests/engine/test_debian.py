@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.engine_support import Env, build_image
+from helpers.netns import machine_netns_prefix  # (the session runs in its own network namespace)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

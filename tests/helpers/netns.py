@@ -83,3 +83,72 @@ def host_ns_fixture():
     with netns("h") as ns:
         yield ns
     assert host_state() == before, "a network test changed this machine's own network namespace"
+
+
+# ---- the session's namespace (tests/conftest.py) ------------------------------------------------
+# The whole pytest session runs in a network namespace of its own (every pallet, podman, registry and
+# server a test starts is in it; 127.0.0.1 works: its `lo` is up), so no test ever changes this
+# machine's network, even now that every `pallet run` on the default network makes a veth and the
+# default bridge. The machine's own namespace stays reachable for the one test that needs a mirror
+# (debootstrap): `machine_netns_prefix()`.
+SESSION_PREFIX = "pallet-session-"
+_session: dict = {}
+
+
+def enter_session_netns() -> str | None:
+    """Make and enter `pallet-session-PID` (call before any thread exists); None when not root."""
+    if os.geteuid() != 0 or _session:
+        return None
+    from pallet.linux.netlink import Netlink
+    from pallet.linux.ns import CLONE_NEWNET, setns
+
+    name = f"{SESSION_PREFIX}{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    _session["machine_fd"] = os.open("/proc/self/ns/net", os.O_RDONLY)     # (inheritable: for nsenter)
+    fd = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd, CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    _session["name"] = name
+    with Netlink() as nl:
+        nl.up(1)   # lo
+    return name
+
+
+def leave_session_netns() -> None:
+    name = _session.pop("name", None)
+    fd = _session.pop("machine_fd", None)
+    if name is None:
+        return
+    from pallet.linux.ns import CLONE_NEWNET, setns
+
+    with contextlib.suppress(OSError):
+        setns(fd, CLONE_NEWNET)
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{NETNS_DIR}/{name}")
+    os.close(fd)
+
+
+def machine_netns_prefix() -> list[str]:
+    """`nsenter` into this machine's own network namespace (for a download from the apt mirror only)."""
+    fd = _session.get("machine_fd")
+    return [] if fd is None else ["nsenter", f"--net=/proc/{os.getpid()}/fd/{fd}"]
+
+
+def remove_default_bridges() -> None:
+    """After each test: the default bridges (`pallet*`, docker0's analogue, which outlive their
+    containers by design) and pallet's nft table that a test's store left in the session's namespace
+    go, so the next test's store starts from a clean namespace: no bridge name or subnet clash, and
+    the default pool never runs out over a thousand tests. Only in the session's own namespace."""
+    if "name" not in _session:
+        return
+    from pallet.linux.netlink import Netlink
+
+    with Netlink() as nl:
+        gone = [name for name in nl.link_names() if name.startswith("pallet")]
+        for name in gone:
+            nl.delete_link(name)
+    if gone:
+        subprocess.run(["nft", "delete", "table", "inet", "pallet"], capture_output=True)

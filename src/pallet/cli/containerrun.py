@@ -57,7 +57,7 @@ def labels(items: tuple[str, ...]) -> dict[str, str]:
 def networks(kw: dict) -> list[str]:
     """The --network values, in order (several: one endpoint each; the first is the NetworkMode)."""
     nets = kw.get("network") or ()
-    return [nets] if isinstance(nets, str) else list(nets) or ["none"]
+    return [nets] if isinstance(nets, str) else list(nets) or ["bridge"]
 
 
 def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):

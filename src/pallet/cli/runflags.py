@@ -24,8 +24,9 @@ CREATE = [
     (("-h", "--hostname"), "hostname", VALUE, "Container host name (default: the short container ID).", {}),
     (("--entrypoint",), "entrypoint", VALUE, "Override the image's ENTRYPOINT (\"\" clears it).", {}),
     (("--network", "--net"), "network", MULTI,
-     "Network: none (loopback only; the default for now), host, bridge, a network's name, or container:NAME "
-     "(repeat it for several networks; --ip, --network-alias apply to the first).", {}),
+     "Network: bridge (the default: docker's default bridge network, no name resolution on it), a "
+     "network's name, host, none (loopback only) or container:NAME (repeat it for several networks; --ip, "
+     "--network-alias apply to the first).", {}),
     (("--ip",), "ip", VALUE, "IPv4 address on the (user-defined) network, e.g. 10.1.0.20.", {}),
     (("--network-alias", "--net-alias"), "network_alias", MULTI, "Another name of the container on its network.", {}),
     (("--mac-address",), "mac_address", VALUE, "MAC address of the container's interface (02:42:ac:11:00:02).", {}),

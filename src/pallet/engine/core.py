@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pallet import jsonfast
-from pallet.engine import exitwatch
+from pallet.engine import defaults, exitwatch
 from pallet.engine.freezer import thaw_if_paused
+from pallet.engine.images import Images
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive, proc_start_time, send_signal
 from pallet.engine.names import random_name, validate_name
 from pallet.engine.options import CreateOptions
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
-class Engine:
+class Engine(Images):
     def __init__(self, store, runroot: str | os.PathLike, *, storage_driver: str | None = None) -> None:
         self.store = store
         self.root = Path(store.root)
@@ -148,128 +149,7 @@ class Engine:
         return c
 
     # ---- create -------------------------------------------------------------------------------
-    def resolve_image(self, opts: CreateOptions):
-        from pallet.errors import InvalidReference
-
-        store = self.store
-        if opts.pull == "always":
-            return self.pull(opts.image, opts.platform, missing=False)
-        try:
-            return store.resolve_image(opts.image)
-        except NotFound:
-            local = self._short_name_in_store(opts.image)
-            if local is not None:
-                return local
-            if opts.pull == "never":
-                raise NotFound(f"No such image: {opts.image} (and --pull=never)") from None
-            return self.pull(opts.image, opts.platform)
-        except InvalidReference:
-            raise
-
-    def _short_name_in_store(self, image: str):
-        """A short name pulled earlier through a search registry or an alias: look for its candidates."""
-        from pallet.registry.client import shortnames
-
-        if not shortnames.is_short(image):
-            return None
-        for cand in shortnames.resolve(image, shortnames.load()).candidates:
-            try:
-                return self.store.resolve_image(cand)
-            except NotFound:
-                continue
-        return None
-
-    def pull(self, image: str, platform: str | None, *, missing: bool = True):
-        """Pull through pallet.registry.client (docker run's 'Unable to find image locally' path)."""
-        import sys
-
-        from pallet import long_lived
-
-        long_lived()   # a pull is long work
-
-        try:
-            from pallet.registry.client.pull import Client
-        except ImportError:
-            raise NotFound(f"No such image: {image} (pulling is not available in this build)") from None
-        from pallet.oci.documents import Platform
-        from pallet.registry.client.platforms import normalize
-        from pallet.registry.client.settings import load_settings
-        from pallet.registry.client.transport import Options
-
-        if missing:
-            sys.stderr.write(f"Unable to find image '{image}' locally\n")
-        settings = load_settings(None)
-        opts = Options(settings=settings, max_parallel=settings.max_parallel, retries=settings.retries,
-                       backoff=settings.retry_delay)
-        plat = normalize(Platform.parse(platform)) if platform else None
-        from pallet.registry.client.shortnames import pull_first
-
-        with Client(opts) as client:
-            res = pull_first(image, lambda ref: client.pull(self.store, ref, platform=plat),
-                             tty=sys.stdin.isatty() and sys.stderr.isatty())
-        return self.store.get_image(res.image_id)
-
-    def build_config(self, opts: CreateOptions, image_config) -> tuple[dict, dict]:
-        ic = dict(image_config.config or {})
-        entrypoint = ic.get("Entrypoint") or []
-        cmd = ic.get("Cmd") or []
-        if opts.entrypoint is not None:
-            entrypoint = [opts.entrypoint] if opts.entrypoint else []
-            cmd = []   # docker: --entrypoint resets the image's Cmd
-        if opts.command:
-            cmd = list(opts.command)
-        from pallet.engine.spec import merge_env
-
-        labels = dict(ic.get("Labels") or {})
-        labels.update(opts.labels)
-        config = {
-            "Hostname": opts.hostname or "",
-            "Domainname": "",
-            "User": opts.user if opts.user is not None else (ic.get("User") or ""),
-            "AttachStdin": opts.attach_stdin,
-            "AttachStdout": not opts.detach,
-            "AttachStderr": not opts.detach,
-            "ExposedPorts": ic.get("ExposedPorts") or {},
-            "Tty": opts.tty,
-            "OpenStdin": opts.interactive,
-            "StdinOnce": opts.interactive and not opts.detach,
-            "Env": merge_env(list(ic.get("Env") or []), opts.env),
-            "Cmd": cmd,
-            "Image": opts.image,
-            "Volumes": ic.get("Volumes"),
-            "WorkingDir": opts.workdir if opts.workdir is not None else (ic.get("WorkingDir") or ""),
-            "Entrypoint": entrypoint or None,
-            "OnBuild": None,
-            "Labels": labels,
-            "StopSignal": opts.stop_signal or ic.get("StopSignal") or "SIGTERM",
-        }
-        if opts.stop_timeout is not None:
-            config["StopTimeout"] = opts.stop_timeout
-        host = {
-            "NetworkMode": opts.network,
-            "AutoRemove": opts.auto_remove,
-            "Init": opts.init,
-            "Runtime": opts.runtime,
-            "ExtraHosts": list(opts.add_hosts) or None,
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            "LogConfig": {"Type": "json-file", "Config": {}},
-            "PortBindings": {},
-            "PublishAllPorts": opts.publish_all,
-            "Binds": None,
-            "Privileged": False,
-            "CapAdd": None,
-            "CapDrop": None,
-            "ShmSize": 64 * 1024 * 1024,
-            **opts.extra_host_config,
-        }
-        from pallet.engine.hostconfig import merge_healthcheck
-
-        extra = dict(opts.extra_config)
-        hc = merge_healthcheck(ic.get("Healthcheck"), extra.pop("Healthcheck", None))
-        if hc:
-            config["Healthcheck"] = hc
-        config.update(extra)
-        return config, host
+    build_config = staticmethod(defaults.build_config)
 
     def create(self, opts: CreateOptions) -> Container:
         """Check the options, resolve (or pull) the image, insert the container's row and set it up

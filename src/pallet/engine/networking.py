@@ -42,7 +42,7 @@ def is_network(mode: str) -> bool:
 def plan(engine, opts) -> tuple[str, dict]:
     """Check `--network`, `--ip`, `--network-alias`, `--mac-address`, `--add-host` and `-p` before
     anything is created; returns (NetworkMode, EndpointsConfig). Bad input: one sentence, exit 125."""
-    mode = opts.network or "none"
+    mode = opts.network or "bridge"
     ip, aliases, mac = opts.ip, list(opts.aliases or ()), opts.mac_address
     more = list(getattr(opts, "extra_networks", None) or ())
     if more:
