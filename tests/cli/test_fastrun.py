@@ -148,7 +148,8 @@ def test_option_table_matches_the_click_command():
     for p in run_cmd.params:
         if p.param_type_name != "option":
             continue
-        kind = fastrun.FLAG if p.is_flag else fastrun.MULTI if p.multiple else fastrun.VALUE
+        kind = (fastrun.FLAG if p.is_flag else fastrun.MULTI if p.multiple
+                else fastrun.OPTIONAL if p._flag_needs_value else fastrun.VALUE)
         click_opts[p.name] = (tuple(sorted(p.opts + p.secondary_opts)), kind)
     ours = {dest: (tuple(sorted(opts)), kind) for opts, dest, kind in fastrun.OPTIONS}
     ours[fastrun.SIG_PROXY] = click_opts.get(fastrun.SIG_PROXY)

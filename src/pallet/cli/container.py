@@ -45,7 +45,16 @@ def _build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool)
 CTX = {"ignore_unknown_options": False, "allow_interspersed_args": False}
 
 
-@click.command("run", context_settings=CTX)
+class _RunCommand(click.Command):
+    """`run`: `--trace` alone takes no value (runflags.optional_values), as in the fast parser."""
+
+    def parse_args(self, ctx, args):
+        from pallet.cli.runflags import optional_values
+
+        return super().parse_args(ctx, optional_values(args))
+
+
+@click.command("run", cls=_RunCommand, context_settings=CTX)
 @_create_options
 @_run_options
 @click.option("--sig-proxy", type=click.BOOL, is_flag=False, flag_value=True, default=True, show_default=True,

@@ -109,6 +109,11 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     """
     import _socket  # `socket` (enums, selectors) is imported after the fork, by whoever needs it
 
+    tr = None
+    if kw.get("trace") is not None:
+        from pallet.cli import tracerun
+
+        tr = tracerun.begin(kw, detach=detach)   # (a bad --trace FILE: nothing created)
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     if os.fork() == 0:
         from pallet.engine.monitor import preforked
@@ -131,7 +136,10 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         from pallet import jsonfast
 
         theirs.close()
-        ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}).encode())
+        go = {"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}
+        if tr is not None:
+            go["trace"] = tracerun.handoff(tr, eng, st, c, opts)
+        ours.send(b"G" + jsonfast.dumps(go).encode())
     except BaseException as e:
         ours.close()
         theirs.close()
@@ -167,6 +175,8 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     ours = socket.socket(fileno=ours.detach())
     how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
     ours.close()
+    if tr is not None:
+        tracerun.at_exit(tr)
     if how == "exited":
         return code
     if how == "detached":

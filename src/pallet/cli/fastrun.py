@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pallet.cli.runflags import FLAG, MULTI, RUN_OPTIONS, VALUE  # noqa: F401 (the kinds, for callers)
+from pallet.cli.runflags import FLAG, MULTI, OPTIONAL, RUN_OPTIONS, VALUE  # noqa: F401 (the kinds, for callers)
 
 # (option strings, keyword name, kind) — the options of `run_cmd`, in click's order, from the one table
 OPTIONS: list[tuple[tuple[str, ...], str, str]] = [(names, dest, kind) for names, dest, kind, _, _ in RUN_OPTIONS]
@@ -51,7 +51,7 @@ class Parsed:
 def _defaults() -> dict:
     kw: dict = {}
     for _, dest, kind in OPTIONS:
-        kw[dest] = () if kind == MULTI else False if kind == FLAG else DEFAULTS.get(dest)
+        kw[dest] = () if kind == MULTI else False if kind == FLAG else DEFAULTS.get(dest)   # (OPTIONAL: None)
     return kw
 
 
@@ -130,6 +130,10 @@ def parse(args: list[str], env=None) -> Parsed | None:
                 kw[dest] = True
                 i += 1
                 continue
+            if kind == OPTIONAL:   # --trace or --trace=FILE: the next word is never its value
+                kw[dest] = value if eq else ""
+                i += 1
+                continue
             if not eq:
                 if i + 1 >= n:
                     return None
@@ -150,6 +154,8 @@ def parse(args: list[str], env=None) -> Parsed | None:
                 kw[dest] = True
                 j += 1
                 continue
+            if kind == OPTIONAL:
+                return None   # (no short optional-value options: click's business)
             value = a[j + 1:]
             if not value:
                 if i + 1 >= n:

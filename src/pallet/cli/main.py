@@ -71,6 +71,7 @@ COMMANDS: dict[str, str] = {
     "build": "pallet.cli.build:build_cmd",
     "builder": "pallet.cli.build:builder_group",
     "explain": "pallet.cli.explain:explain_group",
+    "trace": "pallet.cli.trace:trace_cmd",
 }
 
 

@@ -10,7 +10,7 @@ Config/HostConfig fields.
 
 from __future__ import annotations
 
-FLAG, VALUE, MULTI = "flag", "value", "multi"
+FLAG, VALUE, MULTI, OPTIONAL = "flag", "value", "multi", "optional"   # OPTIONAL: --opt or --opt=VALUE ("" alone)
 
 CREATE = [
     (("--name",), "name", VALUE, "Assign a name to the container.", {}),
@@ -93,9 +93,38 @@ HOST = [
 # run's own (besides --sig-proxy, a click.BOOL with an optional value that both parsers handle apart)
 RUN = [
     (("-d", "--detach"), "detach", FLAG, "Run in the background and print the container ID.", {}),
+    (("--trace",), "trace", OPTIONAL,
+     "Record every kernel call that makes the container (`pallet trace NAME`); --trace=FILE writes it to FILE.", {}),
 ]
 
 RUN_OPTIONS = [*CREATE, *HOST, *RUN]
+
+
+def optional_values(args: list[str], rows=None) -> list[str]:
+    """`--trace` given alone (before the image) becomes `--trace=`: click would otherwise take the next
+    word (the image) as its value; `--trace=FILE` is the only form with a value, as for the fast parser."""
+    rows = RUN_OPTIONS if rows is None else rows
+    kinds = {o: kind for names, _, kind, _, _ in rows for o in names}
+    out = list(args)
+    i = 0
+    while i < len(out):
+        a = out[i]
+        if a == "--" or a[:1] != "-" or a == "-":
+            break
+        if a.startswith("--"):
+            kind = kinds.get(a)
+            if kind == OPTIONAL:
+                out[i] = a + "="
+            elif kind in (VALUE, MULTI) or a == "--sig-proxy" and i + 1 < len(out) and out[i + 1][:1] != "-":
+                i += 1   # its value
+        else:
+            for j in range(1, len(a)):
+                if kinds.get("-" + a[j]) in (VALUE, MULTI):
+                    if j == len(a) - 1:
+                        i += 1   # the value is the next word
+                    break
+        i += 1
+    return out
 
 
 def click_options(rows) -> list:
@@ -107,6 +136,8 @@ def click_options(rows) -> list:
         kw: dict = {"help": help_text}
         if kind == FLAG:
             kw["is_flag"] = True
+        elif kind == OPTIONAL:
+            kw["is_flag"], kw["flag_value"], kw["default"] = False, "", None
         elif kind == MULTI:
             kw["multiple"] = True
         if "default" in extra:

@@ -133,6 +133,13 @@ def _send(sock: socket.socket, msg: bytes) -> bool:
 _T0 = time.monotonic()
 
 
+def kstage(name: str) -> None:
+    """The stage of the kernel trace (`pallet run --trace`) the following calls belong to."""
+    from pallet.linux import trace as T
+
+    T.stage(name)
+
+
 def _trace(what: str) -> None:
     if os.environ.get("PALLET_TRACE_MONITOR"):
         os.write(2, f"{(time.monotonic() - _T0) * 1000:8.1f} ms {what}\n".encode())
@@ -197,7 +204,9 @@ class Monitor:
         self.log = JsonLog(eng.log_path(c.id))
         _trace("setup")
         rt = eng.runtime(c.runtime)
+        kstage("bundle")
         bundle = eng.prepare_bundle(c, c.extra.pop("rootfs", None))   # (set by `pallet run`: first start only)
+        kstage("runtime create")
         _trace("bundle")
         pid_file = rundir / "pidfile"
         pid_file.unlink(missing_ok=True)
@@ -244,10 +253,13 @@ class Monitor:
         for fd in child_fds:
             os.close(fd)
         _trace("created")
+        kstage("network")
         eng.network_up(c, self.init_pid)    # (nothing for none/host: pallet.network is not imported)
         _trace("network")
+        kstage("start")
         rt.start(c.id)
         _trace("started")
+        self._write_trace(complete=False)
         self.exit_fd = exitwatch.hold(rundir)
         eng.mark_running(self.c, self.init_pid, rt.init_starttime)
         _trace("marked running")
@@ -421,6 +433,8 @@ class Monitor:
         def notify(removed: bool) -> None:
             _trace("settled")
             told.append(True)
+            kstage("teardown")
+            self._write_trace(complete=False, at_exit=True)
             self._fire_exit()   # the row has the exit: waiters (stop, wait, rm -f) go on
             self._broadcast(b"X" + jsonfast.dumps({"code": code, "removed": removed}).encode())
             for s in list(self.clients):
@@ -432,7 +446,27 @@ class Monitor:
             _trace("cleaned up")
             if not told:
                 notify(False)
+            self._write_trace(complete=True)
         return code
+
+    def _write_trace(self, *, complete: bool, at_exit: bool = False) -> None:
+        """`pallet run --trace`: the records so far, written where the CLI said (c.extra["trace"]). A
+        file the CLI prints and removes at the exit (`--rm --trace`) is written only then."""
+        from pallet.linux import trace as T
+
+        meta = (self.c.extra or {}).get("trace")
+        if T.recorder is None or not meta or (meta.get("at_exit_only") and not at_exit) or meta.get("done"):
+            return
+        meta["records"] = meta.get("records", []) + T.recorder.take()
+        if complete or meta.get("at_exit_only"):
+            meta["done"] = True
+        c = self.c
+        doc_meta = {"container": {"id": c.id, "name": c.name, "image": c.Config.get("Image")}, "runtime": c.runtime,
+                    "t0_ns": meta.get("t0_ns"), "complete": complete, "unseen": meta.get("unseen")}
+        try:
+            T.write(meta["path"], meta["records"], doc_meta)
+        except OSError as e:
+            os.write(2, f"trace: cannot write {meta['path']}: {e}\n".encode())
 
 
 def spawn(engine, container, *, sync: socket.socket | None) -> int:
@@ -521,6 +555,11 @@ def preforked(make_engine, sync, network: bool = False) -> None:
         for key in ("winsize", "rootfs"):
             if info.get(key):
                 container.extra[key] = info[key]
+        if info.get("trace"):   # `pallet run --trace`: the CLI's records so far, and where the trace goes
+            from pallet.linux import trace as T
+
+            T.start("monitor", "bundle")
+            container.extra["trace"] = info["trace"]
         code = _supervise(engine, container, sync)
     except BaseException:
         import traceback

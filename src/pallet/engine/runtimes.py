@@ -91,14 +91,18 @@ class ExternalRuntime:
             argv = self._argv(*args, cid)
         stdin, stdout, stderr = stdio or (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL)
         # runc's own complaints go to its log file; the container's stdio are the fds given
+        t = _now()
         cp = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds)
+        _record(t, argv, cp.returncode)
         self._check(cp, "create", log)
         return int(pid_file.read_text().strip())
 
     def start(self, cid: str) -> None:
         import subprocess
 
-        cp = subprocess.run(self._argv("start", cid), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        t = _now()
+        cp = subprocess.run(argv := self._argv("start", cid), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        _record(t, argv, cp.returncode)
         self._check(cp, "start")
 
     def kill(self, cid: str, sig: int, *, all: bool = False) -> None:
@@ -112,7 +116,9 @@ class ExternalRuntime:
         import subprocess
 
         args = ["delete"] + (["--force"] if force else []) + [cid]
-        cp = subprocess.run(self._argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        t = _now()
+        cp = subprocess.run(argv := self._argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        _record(t, argv, cp.returncode)
         if cp.returncode != 0 and "does not exist" not in (cp.stderr or "") and "not exist" not in (cp.stderr or ""):
             self._check(cp, "delete")
 
@@ -208,3 +214,19 @@ def get_runtime(name: str, runroot: Path):
 
         label = f"custom-{zlib.crc32(name.encode()):08x}"
     return ExternalRuntime(name, runroot / f"runtime-{label}")
+
+
+def _now() -> int:
+    from pallet.linux import trace as T
+
+    return T.now() if T.recorder is not None else 0
+
+
+def _record(start: int, argv: list[str], code: int) -> None:
+    """`pallet run --trace` with runc or crun: the runtime's command line, its exit status and time (what it
+    does inside is its own: the trace says so)."""
+    from pallet.linux import trace as T
+
+    if T.recorder is not None:
+        T.recorder.done("exec runtime", start, {"argv": [str(a) for a in argv], "exit": code},
+                        None if code == 0 else f"exit status {code}")

@@ -17,12 +17,19 @@ def _snaps(engine):
 def create(engine, c, rec) -> str:
     """Unpack the image's layers if needed, create the container's snapshot, mount it; the rootfs path."""
     from pallet.layers.images import layer_sources
+    from pallet.linux import trace as T
 
+    T.stage("snapshot")
     snaps = _snaps(engine)
     with engine.store.shared_lock():   # gc must not drop layers between unpack and snapshot creation
         ids = snaps.ensure(layer_sources(engine.store, rec))
         snap = snaps.create_container(c.id, ids)
-    return str(snap.mount())
+    if T.recorder is not None:   # the overlay's lowerdirs (short links) named by layer, top first
+        T.note("layers", image=rec.id, lowerdirs=[{"lowerdir": "l/" + snaps._ensure_link(i), "chain_id": i}
+                                                  for i in reversed(ids)])
+    root = str(snap.mount())
+    T.stage("etc files")
+    return root
 
 
 def mount(engine, c) -> str:

@@ -60,6 +60,8 @@ def start(proc: str, stage: str = "") -> Recorder:
     """Turn tracing on in this process."""
     global recorder
     recorder = Recorder(proc, stage)
+    if stage:
+        recorder.records.append([now(), 0, recorder.pid, proc, stage, "stage", {}, None])
     return recorder
 
 
@@ -78,8 +80,10 @@ def stop() -> list[list]:
 
 def stage(name: str) -> None:
     """Name the stage the following calls belong to (a no-op when tracing is off)."""
-    if recorder is not None:
-        recorder.stage = name
+    r = recorder
+    if r is not None and r.stage != name:
+        r.stage = name
+        r.records.append([now(), 0, r.pid, r.proc, name, "stage", {}, None])   # where the stage begins
 
 
 def note(op: str, **args: object) -> None:
@@ -93,3 +97,31 @@ def add(records: list) -> None:
     """Records a child sent over the channel join this process's list."""
     if recorder is not None and records:
         recorder.records.extend(records)
+
+
+def document(records: list[list], meta: dict) -> dict:
+    """The trace document (docs/trace.md) of `records` from every process, ordered by time.
+
+    `meta`: container (id, name, image), runtime, t0_ns (the `pallet run`'s start), complete (the
+    teardown is in), unseen (what this trace cannot show: another runtime's own calls)."""
+    t0 = meta.get("t0_ns") or (min(r[0] for r in records) if records else 0)
+    events = []
+    for i, (start, dur, pid, proc, stg, op, args, err) in enumerate(sorted(records, key=lambda r: r[0])):
+        events.append({"seq": i, "t_ms": round((start - t0) / 1e6, 3), "dur_ms": round(dur / 1e6, 3), "pid": pid,
+                       "process": proc, "stage": stg, "op": op, "args": args,
+                       "result": "ok" if err is None else "error", "error": err})
+    return {"version": 1, "container": meta.get("container") or {}, "runtime": meta.get("runtime") or "pallet",
+            "t0_ns": t0, "complete": bool(meta.get("complete")), "unseen": meta.get("unseen"), "events": events}
+
+
+def write(path: str, records: list[list], meta: dict) -> None:
+    """Write the document atomically (a reader never sees half a file)."""
+    from pallet.jsonfast import dumps
+
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(dumps(document(records, meta)))
+    os.replace(tmp, path)
