@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PALLET := $(VENV)/bin/pallet
 APT_PACKAGES := busybox-static skopeo umoci runc crun podman conmon docker-registry jq \
                 curl openssl apache2-utils libseccomp2 iproute2 util-linux debootstrap wrk hyperfine \
-                python3 python3-venv catatonit containerd strace git graphviz librsvg2-bin nftables
+                python3 python3-venv catatonit containerd strace git graphviz librsvg2-bin nftables iperf3
 # The venv is made from Debian's python3 (3.11, built with PGO and LTO): every pallet command starts
 # and imports ~15% faster than with a default source build (pyenv's), and start-up is the hot path.
 VENV_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
