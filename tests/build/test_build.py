@@ -998,3 +998,53 @@ def test_cache_to_and_from_a_registry(env: Env, tmp_path: Path, busybox_rootfs: 
             _kill_build_containers(other.runroot)
             other.cleanup()
     assert_nothing_left(env)
+
+
+def _du(env: Env) -> dict:
+    doc = json.loads(env("builder", "du", "--format", "json", check=True).stdout)
+    return {r["type"]: (r["count"], r["size"]) for r in doc["rows"]} | {"total": doc["total"]}
+
+
+def test_builder_prune_keep_storage_and_until_and_du(env: Env, tmp_path: Path) -> None:
+    import time
+
+    # two builds with ~1 MB layers of random data (incompressible), no image kept
+    for name in ("old", "new"):
+        (tmp_path / name).mkdir()
+        ctx = _ctx(tmp_path / name, f"FROM localhost/busybox\nRUN head -c 1048576 /dev/urandom > /{name}\n")
+        build(env, ctx, "-o", f"type=local,dest={tmp_path / name / 'out'}")
+        if name == "old":
+            for p in (env.root / "buildcache").glob("*.json"):
+                if len(p.stem) == 64:
+                    os.utime(p, (time.time() - 7200, time.time() - 7200))   # last used two hours ago
+    du = _du(env)
+    assert du["steps"][0] == 2 and du["layer blobs (cache only)"][0] == 2
+    assert 2 << 20 <= du["layer blobs (cache only)"][1] < 3 << 20
+    # -o type=local unpacked each RUN layer: 1 MB each on disk too
+    assert du["unpacked layers (cache only)"][0] == 2 and du["unpacked layers (cache only)"][1] >= 2 << 20
+    assert du["total"] == du["steps"][1] + du["layer blobs (cache only)"][1] + du["cache mounts"][1] \
+        + du["unpacked layers (cache only)"][1]
+    table = env("builder", "du", check=True).stdout.splitlines()
+    assert table[0].split() == ["TYPE", "COUNT", "SIZE"] and table[-1].startswith("Total: ")
+    # --filter until=1h: the step last used two hours ago goes, with its layer blob
+    out = env("builder", "prune", "-f", "--filter", "until=1h", check=True).stdout.splitlines()
+    assert out[0] == "Deleted 1 build cache entries" and out[1].startswith("Total reclaimed space: 2.1")
+    du = _du(env)
+    assert du["steps"][0] == 1 and du["layer blobs (cache only)"][0] == 1
+    assert du["unpacked layers (cache only)"][0] == 1
+    # the kept step is a hit
+    assert steps(build(env, tmp_path / "new" / "ctx", "-o", f"type=local,dest={tmp_path / 'o2'}").stderr)[
+        "[2/2] RUN head -c 1048576 /dev/urandom > /new"] == "CACHED"
+    # --keep-storage above the usage keeps all; below it removes the step and its blob
+    out = env("builder", "prune", "-f", "--keep-storage", "10m", check=True).stdout.splitlines()
+    assert out[0] == "Deleted 0 build cache entries"
+    out = env("builder", "prune", "-f", "--keep-storage", "512k", check=True).stdout.splitlines()
+    assert out[0] == "Deleted 1 build cache entries"
+    du = _du(env)
+    assert du["steps"][0] == 0 and du["layer blobs (cache only)"] == (0, 0)
+    assert du["unpacked layers (cache only)"] == (0, 0)
+    for bad, msg in ((["--keep-storage", "lots"], "invalid --keep-storage 'lots'"),
+                     (["--filter", "label=x"], "invalid filter 'label=x'")):
+        cp = env("builder", "prune", "-f", *bad)
+        assert cp.returncode == 125 and cp.stderr.startswith("Error: " + msg), cp.stderr
+    assert_nothing_left(env)

@@ -17,7 +17,9 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["StepCache", "step_key"]
+from pallet.errors import PalletError
+
+__all__ = ["StepCache", "Usage", "prune", "step_key"]
 
 
 def step_key(parent: str, *parts: object) -> str:
@@ -115,6 +117,10 @@ class StepCache:
         for layer in entry.get("layers", []):
             if not self.blobs.has(layer["digest"]):
                 return None
+        try:
+            os.utime(self._path(key))   # its last use: builder prune --keep-storage/--filter go oldest first
+        except OSError:
+            pass
         return entry
 
     def put(self, key: str, entry: dict) -> None:
@@ -133,3 +139,145 @@ class StepCache:
             except OSError:
                 pass
         return n
+
+
+# ---- builder du / builder prune -------------------------------------------------------------------
+
+def _tree_bytes(top: Path, seen: set[tuple[int, int]]) -> int:
+    """Bytes on disk of the files under `top` (st_blocks; a hard link counted once)."""
+    n = 0
+    for d, _, files in os.walk(top):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(d, f))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            n += st.st_blocks * 512
+    return n
+
+
+class Usage:
+    """What the build cache holds: step entries (their JSON), the layer blobs only the cache refers
+    to (no image's), the unpacked layers only the cache's steps need, and the cache mounts."""
+
+    def __init__(self, store) -> None:
+        from pallet.layers.chain import chain_ids
+
+        self.store = store
+        self.dir = Path(store.root) / "buildcache"
+        self.entries: dict[Path, dict] = {}
+        for p in self.dir.glob("*.json"):
+            if len(p.stem) != 64:   # the context index, not a step
+                continue
+            try:
+                self.entries[p] = json.loads(p.read_text())
+            except (OSError, ValueError):
+                self.entries[p] = {}
+        self.image_blobs: set[str] = set()
+        self.image_chains: set[str] = set()
+        for rec in store.images():
+            try:
+                self.image_blobs.update(d.digest for d in store.manifest(rec).layers)
+                self.image_chains.update(chain_ids(store.config(rec).diff_ids))
+            except Exception:  # noqa: BLE001 (an image whose documents are gone: nothing to keep)
+                continue
+        self._chain_ids = chain_ids
+
+    def layers_of(self, entry: dict) -> list[dict]:
+        return [x for x in entry.get("layers") or [] if isinstance(x, dict) and "digest" in x]
+
+    def cache_blobs(self, entries) -> set[str]:
+        return {x["digest"] for e in entries for x in self.layers_of(e)
+                if x["digest"] not in self.image_blobs and self.store.blobs.has(x["digest"])}
+
+    def cache_chains(self, entries) -> set[str]:
+        out: set[str] = set()
+        for e in entries:
+            diffs = [x.get("diff_id") for x in self.layers_of(e)]
+            if all(diffs):
+                out.update(self._chain_ids(diffs))
+        return out - self.image_chains
+
+    def blob_bytes(self, digests) -> int:
+        n = 0
+        for d in digests:
+            try:
+                n += self.store.blobs.size(d)
+            except (OSError, PalletError):
+                pass
+        return n
+
+    def unpacked(self, chains: set[str]) -> tuple[int, int]:
+        """(count, bytes) of the unpacked layers of `chains` that exist."""
+        from pallet.layers.snapshots import Snapshots
+
+        snaps = Snapshots(self.store.root)
+        n, size = 0, 0
+        seen: set[tuple[int, int]] = set()
+        for c in chains:
+            p = snaps.dir / c.split(":", 1)[1]
+            if p.is_dir():
+                n += 1
+                size += _tree_bytes(p, seen)
+        return n, size
+
+    def mounts(self) -> tuple[int, int]:
+        m = self.dir / "mounts"
+        if not m.is_dir():
+            return 0, 0
+        return len(list(m.iterdir())), _tree_bytes(m, set())
+
+
+def prune(store, *, keep_storage: int | None = None, unused_for: float | None = None) -> tuple[int, int]:
+    """Remove step entries — all of them, or the least recently used ones until the entries and the
+    layers only they hold fit in `keep_storage` bytes, or those not used for `unused_for` seconds —
+    and the layer blobs and unpacked layers no image and no kept entry needs. (removed, bytes freed)."""
+    import time
+
+    from pallet.layers.snapshots import Snapshots
+
+    u = Usage(store)
+    order = sorted(u.entries, key=lambda p: p.stat().st_mtime if p.exists() else 0)   # oldest use first
+    drop: list[Path] = []
+    if keep_storage is None and unused_for is None:
+        drop = order
+    else:
+        if unused_for is not None:
+            cutoff = time.time() - unused_for
+            drop = [p for p in order if p.stat().st_mtime < cutoff]
+        if keep_storage is not None:
+            kept = [p for p in order if p not in drop]
+            sizes = {p: p.stat().st_size for p in kept}
+
+            def total() -> int:
+                return sum(sizes[p] for p in kept) + u.blob_bytes(u.cache_blobs(u.entries[p] for p in kept))
+            while kept and total() > keep_storage:
+                drop.append(kept.pop(0))
+    keep = [u.entries[p] for p in u.entries if p not in drop]
+    gone_blobs = u.cache_blobs(u.entries[p] for p in drop) - u.cache_blobs(keep)
+    freed = u.blob_bytes(gone_blobs)
+    n = 0
+    for p in drop:
+        try:
+            size = p.stat().st_size
+            p.unlink()
+            n += 1
+            freed += size
+        except OSError:
+            pass
+    with store.exclusive_lock():
+        for d in gone_blobs:
+            store.blobs.delete(d)
+        keep_chains = u.image_chains | u.cache_chains(keep)
+        snaps = Snapshots(store.root)
+        before = {p.name for p in snaps.dir.iterdir() if len(p.name) == 64}
+        gone_chains = u.cache_chains(u.entries[p] for p in drop) - keep_chains
+        if gone_chains:
+            sizes = {c: u.unpacked({c})[1] for c in gone_chains}
+            removed = snaps.gc(keep_chains | {"sha256:" + h for h in before
+                                              if "sha256:" + h not in gone_chains})
+            freed += sum(sizes.get(c, 0) for c in removed)
+    return n, freed

@@ -370,60 +370,64 @@ def builder_group() -> None:
 @builder_group.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove the cache mounts (RUN --mount=type=cache) too.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt.")
-def prune_cmd(all_, force) -> None:
-    """Remove the build cache (step entries; with -a the cache mounts too)."""
+@click.option("--keep-storage", default=None,
+              help="Keep the most recently used steps, up to this much disk space (e.g. 512m, 2g).")
+@click.option("--filter", "filters", multiple=True,
+              help="until=DURATION (or unused-for=): only steps not used for that long (e.g. 24h, 90m).")
+def prune_cmd(all_, force, keep_storage, filters) -> None:
+    """Remove the build cache (step entries, the layers only they hold; with -a the cache mounts too)."""
     import shutil
 
-    from pallet.build.cache import StepCache
+    from pallet.build.cache import Usage, prune
     from pallet.build.workspace import remove_stale
+    from pallet.engine.units import human_size, parse_bytes, parse_duration
+    from pallet.errors import PalletError
 
+    keep = parse_bytes(keep_storage, "--keep-storage") if keep_storage is not None else None
+    unused_for = None
+    for f in filters:
+        k, eq, v = f.partition("=")
+        if not eq or k not in ("until", "unused-for"):
+            raise PalletError(f"invalid filter {f!r}: until=DURATION or unused-for=DURATION")
+        unused_for = parse_duration(v, "until duration") / 1e9
     st = state()
     store = st.store()
     stale = remove_stale(store, st.storage_driver)
     if stale:
         click.echo(f"Removed {stale} workspaces of builds that were killed")
-    cache = StepCache(store.root, store.blobs)
-    n = cache.prune()
-    if all_ and (cache.dir / "mounts").is_dir():
-        shutil.rmtree(cache.dir / "mounts")
+    n, freed = prune(store, keep_storage=keep, unused_for=unused_for)
+    mounts = Usage(store).dir / "mounts"
+    if all_ and mounts.is_dir():
+        freed += Usage(store).mounts()[1]
+        shutil.rmtree(mounts)
     click.echo(f"Deleted {n} build cache entries")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")
 
 
 @builder_group.command("du")
-def du_cmd() -> None:
+@click.option("--format", "fmt", default=None, help="json: the numbers as one JSON object.")
+def du_cmd(fmt) -> None:
     """Show the disk usage of the build cache."""
-    from pallet.build.cache import StepCache
+    import json
+
+    from pallet.build.cache import Usage
     from pallet.cli.common import human_size, print_table
 
-    store = state().store()
-    cache = StepCache(store.root, store.blobs)
-    entries = list(cache.dir.glob("*.json"))
-    layers: set[str] = set()
-    meta = 0
-    for p in entries:
-        try:
-            import json
+    u = Usage(state().store())
+    meta = sum(p.stat().st_size for p in u.entries if p.exists())
+    blobs = u.cache_blobs(u.entries.values())
+    blob_bytes = u.blob_bytes(blobs)
+    n_unpacked, unpacked_bytes = u.unpacked(u.cache_chains(u.entries.values()))
+    n_mounts, mount_bytes = u.mounts()
+    rows = [("steps", len(u.entries), meta), ("layer blobs (cache only)", len(blobs), blob_bytes),
+            ("unpacked layers (cache only)", n_unpacked, unpacked_bytes), ("cache mounts", n_mounts, mount_bytes)]
+    total = meta + blob_bytes + unpacked_bytes + mount_bytes
+    if fmt == "json":
+        click.echo(json.dumps({"rows": [{"type": t, "count": c, "size": b} for t, c, b in rows], "total": total}))
+        return
+    if fmt is not None:
+        from pallet.errors import PalletError
 
-            meta += p.stat().st_size
-            for x in json.loads(p.read_text()).get("layers", []):
-                layers.add(x["digest"])
-        except (OSError, ValueError, KeyError):
-            continue
-    used = {d.digest for rec in store.images() for d in store.manifest(rec).layers}
-    only_cache = [d for d in layers - used if store.blobs.has(d)]
-    layer_bytes = sum(store.blobs.size(d) for d in only_cache)
-    mounts = cache.dir / "mounts"
-    mount_bytes = 0
-    if mounts.is_dir():
-        for d, _, files in os.walk(mounts):
-            for f in files:
-                try:
-                    mount_bytes += os.lstat(os.path.join(d, f)).st_size
-                except OSError:
-                    pass
-    print_table(["TYPE", "COUNT", "SIZE"], [
-        ["steps", len(entries), human_size(meta)],
-        ["layers (cache only)", len(only_cache), human_size(layer_bytes)],
-        ["cache mounts", len(list(mounts.iterdir())) if mounts.is_dir() else 0, human_size(mount_bytes)],
-    ])
-    click.echo(f"Total: {human_size(meta + layer_bytes + mount_bytes)}")
+        raise PalletError(f"invalid --format {fmt!r}: json")
+    print_table(["TYPE", "COUNT", "SIZE"], [[t, c, human_size(b)] for t, c, b in rows])
+    click.echo(f"Total: {human_size(total)}")
