@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+private_netns "$0" "$@"          # pallet's and podman's networks in a namespace of their own
 crun_private_cgroups "$0" "$@"   # podman's crun on a hybrid cgroup host
 RUNS=${RUNS:-25}
 BATCH=${BATCH:-50}

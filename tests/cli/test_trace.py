@@ -1,0 +1,325 @@
+"""`pallet run --trace` and `pallet trace`: the kernel calls recorded by the code path itself, checked against
+strace watching the same run; the tree, --summary, --format json; runc/crun; bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from engine import conftest as _engine
+from engine.engine_support import IMAGE
+
+# the engine tests' fixtures: a store with localhost/busybox (cleaned up after), crun's mount namespace
+pallet_env, image_rootfs, crun_prefix = _engine.pallet_env, _engine.image_rootfs, _engine.crun_prefix
+
+pytestmark = pytest.mark.root
+
+SYSCALLS = ("mount", "umount2", "pivot_root", "unshare", "clone", "clone3", "setns", "sethostname", "capset",
+            "prctl", "seccomp", "setgroups", "setresgid", "setresuid", "execve", "write")
+
+
+def _load(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 1
+    return doc
+
+
+def _ops(doc: dict, op: str) -> list[dict]:
+    return [e for e in doc["events"] if e["op"] == op]
+
+
+# -- strace's side --------------------------------------------------------------------------------
+_LINE = re.compile(r"^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\w+)")
+
+
+def strace_calls(text: str) -> list[tuple[int, str, str, str]]:
+    """(pid, syscall, argument text, result) of each call strace -f printed, its unfinished/resumed halves joined."""
+    pending: dict[str, str] = {}
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^(\d+)\s+(.*)$", line)
+        if not m:
+            continue
+        pid, rest = m.groups()
+        if rest.endswith("<unfinished ...>"):
+            pending[pid] = rest[: -len("<unfinished ...>")].rstrip()
+            continue
+        r = re.match(r"^<\.\.\. \w+ resumed>(.*)$", rest)
+        if r:
+            rest = pending.pop(pid, "") + r.group(1)
+        mm = _LINE.match(f"{pid} {rest}")
+        if mm:
+            out.append((int(mm.group(1)), mm.group(2), mm.group(3), mm.group(4)))
+    return out
+
+
+def _split_args(s: str) -> list[str]:
+    """Top-level comma-separated arguments of strace's text (strings, {...} and [...] kept whole)."""
+    args, depth, cur, q = [], 0, "", False
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if q:
+            cur += ch
+            if ch == "\\":
+                cur += s[i + 1]
+                i += 1
+            elif ch == '"':
+                q = False
+        elif ch == '"':
+            q = True
+            cur += ch
+        elif ch == "<" and cur.strip().isdigit():   # an fd's path (strace -y): commas in it are the path's
+            end = s.index(">", i)
+            cur += s[i:end + 1]
+            i = end
+        elif ch in "{[":
+            depth += 1
+            cur += ch
+        elif ch in "}]":
+            depth -= 1
+            cur += ch
+        elif ch == "," and depth == 0:
+            args.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    if cur.strip():
+        args.append(cur.strip())
+    return args
+
+
+def _str(a: str) -> str | None:
+    if a == "NULL":
+        return None
+    if a.startswith('"'):
+        return json.loads(a.rstrip("."))   # (strace's escapes are JSON's for these paths and values)
+    return a   # a pointer strace did not decode (mount's ignored fstype of a bind)
+
+
+def _mount_flags(text: str) -> int:
+    from pallet.linux import mount as M
+
+    flags = 0
+    for part in text.split("|"):
+        part = part.strip()
+        if part in ("0", ""):
+            continue
+        if part.startswith("MS_MGC_VAL"):
+            continue
+        flags |= getattr(M, part) if hasattr(M, part) else int(part, 0)
+    return flags
+
+
+def strace_keys(calls, exclude_pids: set[int]) -> Counter:
+    """The calls the trace must hold, each as a comparable key."""
+    keys: Counter = Counter()
+    for pid, name, argtext, _res in calls:
+        if pid in exclude_pids and name == "execve":
+            continue
+        a = _split_args(argtext)
+        if name == "mount":
+            keys[("mount", _str(a[0]), _str(a[1]), _mount_flags(a[3]))] += 1
+        elif name == "umount2":
+            keys[("umount2", _str(a[0]), 2 if "MNT_DETACH" in a[1] else int(a[1], 0))] += 1
+        elif name == "pivot_root":
+            keys[("pivot_root", _str(a[0]), _str(a[1]))] += 1
+        elif name == "unshare":
+            keys[("unshare", frozenset(a[0].split("|")))] += 1
+        elif name in ("clone", "clone3"):
+            flags = re.findall(r"CLONE_NEW\w+", argtext)
+            if flags:   # (a plain fork is no namespace operation)
+                keys[("clone", frozenset(flags))] += 1
+        elif name == "setns":
+            keys[("setns", re.sub(r"^\d+<|>$", "", a[0]))] += 1
+        elif name == "sethostname":
+            keys[("sethostname", _str(a[0]))] += 1
+        elif name == "capset":
+            eff = re.search(r"effective=([^,}]*)", argtext).group(1)
+            keys[("capset", frozenset(re.findall(r"CAP_\w+", eff)))] += 1
+        elif name == "prctl":
+            opt = a[0]
+            keys[("prctl", opt, a[1] if opt == "PR_CAPBSET_DROP" else None)] += 1
+        elif name == "seccomp":
+            keys[("seccomp", a[0], int(re.search(r"len=(\d+)", argtext).group(1)))] += 1
+        elif name == "setgroups":
+            keys[("setgroups", tuple(int(x) for x in re.findall(r"\d+", a[1])))] += 1
+        elif name in ("setresgid", "setresuid"):
+            keys[(name, tuple(int(x) for x in a))] += 1
+        elif name == "execve":
+            keys[("execve", _str(a[0]), tuple(json.loads("[" + a[1][1:-1] + "]")))] += 1
+        elif name == "write":
+            path = re.match(r"\d+<(.*)>$", a[0])
+            if path and path.group(1).startswith("/sys/fs/cgroup/"):
+                keys[("write", path.group(1), json.loads(a[1]))] += 1
+    return keys
+
+
+def trace_keys(doc: dict) -> Counter:
+    keys: Counter = Counter()
+    for e in doc["events"]:
+        op, a = e["op"], e["args"]
+        if op == "mount":
+            keys[("mount", a["source"], a["target"], a["flags"])] += 1
+        elif op == "umount2":
+            keys[("umount2", a["target"], a["flags"])] += 1
+        elif op == "pivot_root":
+            keys[("pivot_root", a["new_root"], a["put_old"])] += 1
+        elif op == "unshare":
+            keys[("unshare", frozenset(a["flags"]))] += 1
+        elif op == "setns":
+            keys[("setns", a["ns"])] += 1
+        elif op == "sethostname":
+            keys[("sethostname", a["name"])] += 1
+        elif op == "capset":
+            keys[("capset", frozenset(a["effective"]))] += 1
+        elif op == "prctl":
+            keys[("prctl", a["option"], a.get("cap"))] += 1
+        elif op == "seccomp":
+            keys[("seccomp", a.get("operation"), a.get("bpf_instructions"))] += 1
+        elif op == "setgroups":
+            keys[("setgroups", tuple(a["groups"]))] += 1
+        elif op == "setresgid":
+            keys[("setresgid", (a["rgid"], a["egid"], a["sgid"]))] += 1
+        elif op == "setresuid":
+            keys[("setresuid", (a["ruid"], a["euid"], a["suid"]))] += 1
+        elif op == "execve":
+            keys[("execve", a["path"], tuple(a["argv"]))] += 1
+        elif op == "write" and a["path"].startswith("/sys/fs/cgroup/"):
+            keys[("write", a["path"], a["value"])] += 1
+    return keys
+
+
+def test_trace_has_every_call_strace_sees(pallet_env, tmp_path):
+    """`run --rm busybox true` with pallet's runtime under strace -f, traced in the same run: every mount,
+    umount2, pivot_root, unshare, clone with CLONE_NEW*, setns, sethostname, capset, prctl, seccomp,
+    setgroups/setresgid/setresuid, execve and cgroupfs write strace saw is in the trace, with the same
+    arguments — and the trace invents none of them.
+
+    Left out, and why: the first execve strace sees is strace starting the `pallet` console script itself
+    (before any pallet code runs, nothing could record it); what the container's program does after its
+    execve is that program's, not pallet's (busybox calls prctl(PR_GET_NAME)). A first run warms the seccomp BPF cache: a cold
+    cache has libseccomp probe the kernel with seccomp(2) calls of its own while compiling the profile
+    (inside the library, not through pallet's wrapper)."""
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed (make install installs it)"
+    pallet_env("run", "--rm", IMAGE, "true", check=True)   # warm the seccomp BPF cache
+    out, tr = tmp_path / "strace.txt", tmp_path / "trace.json"
+    cp = pallet_env.__class__.__call__  # (Env runs argv; strace goes in front)
+    pallet_env.prefix = [strace, "-f", "-qq", "-s", "65536", "-y", "-o", str(out),
+                         "-e", "trace=" + ",".join(SYSCALLS)]
+    try:
+        r = cp(pallet_env, "run", "--rm", f"--trace={tr}", IMAGE, "true")
+    finally:
+        pallet_env.prefix = []
+    assert r.returncode == 0, r.stderr
+    calls = strace_calls(out.read_text())
+    first_pid = calls[0][0]
+    assert calls[0][1] == "execve" and "pallet" in calls[0][2]   # strace starting the console script
+    # the container's program is not pallet: what a pid does after its execve of /bin/true is busybox's own
+    # (busybox asks prctl(PR_GET_NAME) for its applet name)
+    program_pids = {pid for pid, name, args, res in calls if name == "execve" and '"/bin/true"' in args}
+    assert len(program_pids) == 1
+    ours, after = [], set()
+    for c in calls[1:]:
+        if c[0] in after:
+            continue
+        ours.append(c)
+        if c[0] in program_pids and c[1] == "execve":
+            after.add(c[0])
+    want = strace_keys(ours, set())
+    doc = _load(tr)
+    assert doc["complete"] and doc["runtime"] == "pallet"
+    have = trace_keys(doc)
+    missing = want - have
+    assert not missing, f"strace saw calls the trace lacks: {sorted(missing, key=str)[:10]}"
+    invented = have - want
+    assert not invented, f"the trace has calls strace did not see: {sorted(invented, key=str)[:10]}"
+    # each kind the issue names did happen in this run (the comparison above is not vacuous)
+    kinds = {k[0] for k in want}
+    assert {"mount", "umount2", "pivot_root", "unshare", "sethostname", "capset", "prctl", "seccomp",
+            "setgroups", "setresgid", "setresuid", "execve", "write"} <= kinds
+    assert first_pid not in {e["pid"] for e in doc["events"] if e["op"] == "execve"}
+    # the processes and what each did
+    procs = {e["process"] for e in doc["events"]}
+    assert procs == {"cli", "monitor", "runtime-parent", "runtime-child", "init"}
+    (overlay,) = [e for e in _ops(doc, "mount") if e["args"]["fstype"] == "overlay"]
+    assert overlay["process"] == "cli" and overlay["stage"] == "snapshot"
+    (layers,) = _ops(doc, "layers")
+    assert [x["lowerdir"] for x in layers["args"]["lowerdirs"]] == \
+        re.findall(r"(l/\w+)", overlay["args"]["data"].split(",")[0])
+    (sc,) = _ops(doc, "seccomp")
+    assert sc["process"] == "init" and sc["args"]["default_action"] == "SCMP_ACT_ERRNO"
+    assert sc["args"]["rules"] > 0 and "SCMP_ARCH_X86_64" in sc["args"]["architectures"]
+    (ex,) = _ops(doc, "execve")
+    assert ex["process"] == "init" and ex["args"]["argv"] == ["true"] and ex == doc["events"][ex["seq"]]
+    assert [e["t_ms"] for e in doc["events"]] == sorted(e["t_ms"] for e in doc["events"])
+
+
+def test_trace_kept_with_the_container(pallet_env):
+    """--trace without a file: kept in the container's directory; `pallet trace` shows it after the exit,
+    as a tree, a summary, JSON; `rm` takes it away."""
+    pallet_env("run", "--name", "tr1", "--trace", IMAGE, "true", check=True)
+    tree = pallet_env("trace", "tr1", check=True).stdout
+    assert "trace of tr1" in tree and "\x1b[" not in tree   # no colours off a tty
+    for line in ("CLI (pallet run)", "container init", "snapshot", "pivot_root", "masked paths", "seccomp",
+                 "execve", "/bin/true ['true']", "unshare CLONE_NEWNS|"):
+        assert line in tree, line
+    doc = json.loads(pallet_env("trace", "tr1", "--format", "json", check=True).stdout)
+    assert doc["container"]["name"] == "tr1" and doc["complete"] is True
+    summ = pallet_env("trace", "tr1", "--summary", check=True).stdout
+    head, *rows = summ.splitlines()
+    assert head.split() == ["PROCESS", "STAGE", "TIME", "CALLS"]
+    assert any("seccomp" in r for r in rows) and rows[-1].startswith("total ")
+    js = json.loads(pallet_env("trace", "tr1", "--summary", "--format", "json", check=True).stdout)
+    assert {s["stage"] for s in js["stages"]} >= {"image", "snapshot", "cgroup", "namespaces", "mounts", "execve"}
+    assert js["total_ms"] > 0
+    pallet_env("rm", "tr1", check=True)
+    cp = pallet_env("trace", "tr1")
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and "no such container" in cp.stderr
+
+
+def test_rm_trace_prints_the_tree(pallet_env):
+    cp = pallet_env("run", "--rm", "--trace", IMAGE, "echo", "hi", check=True)
+    assert cp.stdout == "hi\n"
+    assert "trace of " in cp.stderr and "execve" in cp.stderr
+    assert not list((pallet_env.runroot / "traces").glob("*")), "the printed trace is removed"
+
+
+def test_bad_input(pallet_env, tmp_path):
+    for args in (["trace", "nosuch"], ["trace", str(tmp_path / "none.json")]):
+        cp = pallet_env(*args)
+        assert cp.returncode == 125 and cp.stderr.count("\n") == 1, cp.stderr
+    pallet_env("run", "--name", "plain", IMAGE, "true", check=True)
+    cp = pallet_env("trace", "plain")
+    assert cp.returncode == 125 and "not run with --trace" in cp.stderr
+    before = pallet_env.ids()
+    for args in (["--trace=/nonexistent/dir/t.json"], ["--rm", "-d", "--trace"]):
+        cp = pallet_env("run", *args, IMAGE, "true")
+        assert cp.returncode == 125 and cp.stderr.count("\n") == 1, cp.stderr
+    assert pallet_env.ids() == before   # nothing created
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_other_runtime_says_what_it_cannot_see(pallet_env, runtime, request, tmp_path):
+    if runtime == "crun":
+        pallet_env.prefix = request.getfixturevalue("crun_prefix")
+    tr = tmp_path / "t.json"
+    pallet_env("run", "--rm", "--runtime", runtime, f"--trace={tr}", IMAGE, "true", check=True)
+    doc = _load(tr)
+    assert doc["runtime"] == runtime and runtime in doc["unseen"] and "pivot_root" in doc["unseen"]
+    runs = _ops(doc, "exec runtime")
+    verbs = [next(a for a in e["args"]["argv"][1:] if a in ("create", "start", "delete")) for e in runs]
+    assert verbs[:2] == ["create", "start"] and all(e["args"]["argv"][0].endswith(runtime) for e in runs)
+    assert all(e["dur_ms"] > 0 and e["args"]["exit"] == 0 for e in runs[:2])
+    # what pallet itself does is there; the runtime's inside is not
+    assert any(e["op"] == "mount" and e["args"]["fstype"] == "overlay" for e in doc["events"])
+    assert not {"pivot_root", "capset", "execve", "seccomp"} & {e["op"] for e in doc["events"]}
+    tree = pallet_env("trace", str(tr), check=True).stdout
+    assert "not seen:" in tree and "exec runtime" in tree
