@@ -97,7 +97,7 @@ def test_several_networks_one_endpoint_each(net):
     assert nets["front"]["IPAMConfig"] == {"IPv4Address": "10.91.0.40"}
     assert nets["back"]["IPAddress"] == "10.92.0.3" and nets["back"]["Aliases"] is None
     assert nets["back"]["IPAMConfig"] is None
-    #STEP3
+    assert c["NetworkSettings"]["IPAddress"] == ""   # docker: the top-level fields are the default bridge's
     addrs = net("exec", cid, "ip", "-o", "-4", "addr", check=True).stdout
     assert "10.91.0.40/24" in addrs
     assert "10.92.0.3/24" in addrs
@@ -146,3 +146,121 @@ def test_host_network_with_publish_warns_and_discards(net):
     assert cp.stderr == "WARNING: Published ports are discarded when using host network mode\n"
     cid = net("create", "--network", "host", "-p", "8087:80", IMAGE, "true", check=True).stdout.strip()
     assert _inspect(net, cid)["HostConfig"]["PortBindings"] == {}
+
+
+# ---- what ps, inspect, stats and port show ----------------------------------------------------------
+def _swagger_properties(vendor_data, name: str) -> list[str]:
+    """The property names of definition `name` in the Engine API's swagger (v1.50, docker 28's), in order."""
+    import re
+
+    lines = (vendor_data / "docker-engine-api" / "swagger-v1.50.yaml").read_text().splitlines()
+    i = lines.index(f"  {name}:")
+    out, inside = [], False
+    for ln in lines[i + 1:]:
+        if re.match(r"^  \S", ln):
+            break
+        if ln == "    properties:":
+            inside = True
+            continue
+        if inside and re.match(r"^    \S", ln):
+            inside = False
+        m = re.match(r"^      ([A-Za-z0-9]+):\s*$", ln)
+        if inside and m:
+            out.append(m.group(1))
+    return out
+
+
+def test_inspect_network_settings_in_the_engine_api_shape(net, vendor_data):
+    net("network", "create", "--subnet", "10.94.0.0/24", "shape", check=True)
+    cid = _run_d(net, "--network", "shape", "--network-alias", "api", "--name", "shaped", "-h", "sh1",
+                 "--expose", "81", "-p", "8088:80", IMAGE, *HTTPD)
+    br = _run_d(net, "--network", "bridge", "-p", "8089:80", IMAGE, *HTTPD)
+    ns = _inspect(net, cid)["NetworkSettings"]
+    assert list(ns) == ["Bridge", "SandboxID", "SandboxKey", "Ports", "HairpinMode", "LinkLocalIPv6Address",
+                        "LinkLocalIPv6PrefixLen", "SecondaryIPAddresses", "SecondaryIPv6Addresses", "EndpointID",
+                        "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPAddress", "IPPrefixLen",
+                        "IPv6Gateway", "MacAddress", "Networks"]      # (docker 28's order)
+    assert set(ns) == set(_swagger_properties(vendor_data, "NetworkSettings"))
+    ep = ns["Networks"]["shape"]
+    assert set(ep) == set(_swagger_properties(vendor_data, "EndpointSettings"))
+    assert ns["Bridge"] == "" and len(ns["SandboxID"]) == 64 and ns["SandboxKey"].endswith("/ns/net")
+    assert ns["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8088"}], "81/tcp": None}
+    assert ep["DNSNames"] == ["shaped", "api", cid[:12], "sh1"] and ep["Aliases"] == ["api"]
+    assert ep["Links"] is None and ep["DriverOpts"] is None and ep["GwPriority"] == 0
+    assert (ep["IPv6Gateway"], ep["GlobalIPv6Address"], ep["GlobalIPv6PrefixLen"]) == ("", "", 0)
+    # the default bridge: the top-level fields are its endpoint's; no DNS names there (as docker)
+    bs = _inspect(net, br)["NetworkSettings"]
+    bep = bs["Networks"]["bridge"]
+    assert bep["IPAddress"].startswith("172.17.0.") and bep["DNSNames"] is None
+    assert (bs["IPAddress"], bs["Gateway"], bs["MacAddress"], bs["IPPrefixLen"], bs["EndpointID"]) == \
+        (bep["IPAddress"], bep["Gateway"], bep["MacAddress"], 16, bep["EndpointID"])
+    # stopped: no ports, no sandbox, the endpoint without addresses
+    net("stop", "-t", "0", cid, check=True)
+    ns = _inspect(net, cid)["NetworkSettings"]
+    assert ns["Ports"] == {} and ns["SandboxID"] == "" and ns["SandboxKey"] == ""
+    assert ns["Networks"]["shape"]["IPAddress"] == "" and ns["Networks"]["shape"]["Aliases"] == ["api"]
+
+
+def test_ps_ports_column_and_port_in_dockers_format(net):
+    net("network", "create", "--subnet", "10.95.0.0/24", "cols", check=True)
+    cid = _run_d(net, "--network", "cols", "--name", "cols", "-p", "8000-8003:8000-8003", "-p", "9000-9001:80-81",
+                 "-p", "127.0.0.1:5353:53/udp", "--expose", "443-444", IMAGE, "sleep", "60")
+    rows = [json.loads(ln) for ln in net("ps", "--format", "json", check=True).stdout.splitlines()]
+    # docker's CLI: host port = container port runs collapse; other mappings one by one, after the groups
+    assert rows[0]["Ports"] == ("443-444/tcp, 0.0.0.0:8000-8003->8000-8003/tcp, 127.0.0.1:5353->53/udp, "
+                                "0.0.0.0:9000->80/tcp, 0.0.0.0:9001->81/tcp")
+    table = net("ps", check=True).stdout.splitlines()
+    header = table[0]
+    assert header.index("PORTS") < header.index("NAMES")
+    assert table[1][header.index("PORTS"):].startswith("443-444/tcp, 0.0.0.0:8000-8003->8000-8003/tcp, ")
+    assert net("port", cid, check=True).stdout.splitlines() == [
+        "53/udp -> 127.0.0.1:5353", "80/tcp -> 0.0.0.0:9000", "81/tcp -> 0.0.0.0:9001",
+        "8000/tcp -> 0.0.0.0:8000", "8001/tcp -> 0.0.0.0:8001", "8002/tcp -> 0.0.0.0:8002",
+        "8003/tcp -> 0.0.0.0:8003"]
+    assert net("port", cid, "53/udp", check=True).stdout == "127.0.0.1:5353\n"
+    cp = net("port", cid, "443")
+    assert cp.returncode != 0 and "No public port '443/tcp' published for cols" in cp.stderr
+    net("stop", "-t", "0", cid, check=True)
+    rows = [json.loads(ln) for ln in net("ps", "-a", "--format", "json", check=True).stdout.splitlines()]
+    assert rows[0]["Ports"] == ""
+
+
+def _counters(env, cid: str) -> tuple[int, int]:
+    """rx, tx bytes of the container's interfaces but lo, read inside it (busybox's /sys)."""
+    out = env("exec", cid, "cat", "/proc/net/dev", check=True).stdout.splitlines()[2:]
+    rx = tx = 0
+    for ln in out:
+        name, _, rest = ln.partition(":")
+        if name.strip() != "lo":
+            f = rest.split()
+            rx, tx = rx + int(f[0]), tx + int(f[8])
+    return rx, tx
+
+
+def _bytes(text: str) -> float:
+    """docker's decimal size ("21.9kB") as a number of bytes."""
+    for unit, mult in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1)):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * mult
+    raise ValueError(text)
+
+
+def test_stats_net_io_is_the_containers_interface_counters(net):
+    net("network", "create", "--subnet", "10.96.0.0/24", "io", check=True)
+    cid = _run_d(net, "--network", "io", IMAGE, "sleep", "60")
+    assert net("exec", cid, "ping", "-c", "20", "-i", "0.05", "-s", "1000", "10.96.0.1").returncode == 0
+    before = _counters(net, cid)
+    row = json.loads(net("stats", "--no-stream", "--format", "json", cid, check=True).stdout)
+    after = _counters(net, cid)
+    assert before[0] > 20_000 and before[1] > 20_000
+    shown = [_bytes(x) for x in row["NetIO"].split(" / ")]
+    assert all(len(x.rstrip("kMGB").replace(".", "")) <= 3 for x in row["NetIO"].split(" / "))  # 3 digits
+    for got, lo, hi in zip(shown, before, after, strict=True):
+        # (3 significant digits; a router solicitation may come between the readings)
+        assert lo * 0.995 <= got <= hi * 1.005, (row["NetIO"], before, after)
+    # --network host: docker shows no network I/O of its own; none: only lo, so 0B
+    host = _run_d(net, "--network", "host", IMAGE, "sleep", "60")
+    none = _run_d(net, "--network", "none", IMAGE, "sleep", "60")
+    for ref in (host, none):
+        row = json.loads(net("stats", "--no-stream", "--format", "json", ref, check=True).stdout)
+        assert row["NetIO"] == "0B / 0B", (ref, row)

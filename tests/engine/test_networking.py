@@ -45,7 +45,8 @@ def test_two_containers_on_a_user_network_ping_each_other(net):
     b = _run_d(net, "--network", "web", "--name", "b", IMAGE, "sleep", "60")
     ia, ib = _inspect(net, a), _inspect(net, b)
     assert ia["NetworkSettings"]["Networks"]["web"]["IPAddress"] == "10.77.0.2"
-    assert ib["NetworkSettings"]["IPAddress"] == "10.77.0.3"
+    assert ib["NetworkSettings"]["Networks"]["web"]["IPAddress"] == "10.77.0.3"
+    assert ib["NetworkSettings"]["IPAddress"] == ""      # (docker's: the top-level fields are the default bridge's)
     cp = net("exec", "a", "ping", "-c1", "-W1", "10.77.0.3")
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert net("exec", "b", "ping", "-c1", "-W1", "10.77.0.1").returncode == 0     # the gateway
@@ -104,9 +105,8 @@ def test_user_network_aliases_ip_mac_and_inspect(net):
         ("10.78.0.50", 24, "10.78.0.1", "02:42:0a:4e:00:99")
     assert ep["NetworkID"] == nid and len(ep["EndpointID"]) == 64
     assert ep["Aliases"] == ["api", "svc"] and ep["IPAMConfig"] == {"IPv4Address": "10.78.0.50"}
-    assert (ns["IPAddress"], ns["Gateway"], ns["MacAddress"], ns["IPPrefixLen"]) == \
-        ("10.78.0.50", "10.78.0.1", "02:42:0a:4e:00:99", 24)
-    assert ns["SandboxKey"].startswith("/proc/") and ns["EndpointID"] == ep["EndpointID"]
+    assert (ns["IPAddress"], ns["Gateway"], ns["MacAddress"], ns["IPPrefixLen"], ns["EndpointID"]) == ("", "", "", 0, "")
+    assert ns["SandboxKey"].startswith("/proc/") and len(ns["SandboxID"]) == 64
     assert "02:42:0a:4e:00:99" in net("exec", cid, "ip", "link", "show", "eth0", check=True).stdout
     # stopped: the endpoint is still configured, without an address
     net("stop", "-t", "0", cid, check=True)
@@ -115,7 +115,7 @@ def test_user_network_aliases_ip_mac_and_inspect(net):
     assert json.loads(net("network", "inspect", "app", check=True).stdout)[0]["Containers"] == {}
     # started again: the same address (--ip)
     net("start", cid, check=True)
-    assert _inspect(net, cid)["NetworkSettings"]["IPAddress"] == "10.78.0.50"
+    assert _inspect(net, cid)["NetworkSettings"]["Networks"]["app"]["IPAddress"] == "10.78.0.50"
 
 
 def _veths(env) -> list[str]:
@@ -279,9 +279,9 @@ def test_published_ports(net):
         cp = _get(net, url)
         assert cp.returncode == 0 and cp.stdout == "hello from web1\n", (url, cp.stderr)
     lines = net("port", cid, check=True).stdout.splitlines()
-    random = int(lines[2].rpartition(":")[2])
-    assert lines == ["80/tcp -> 0.0.0.0:8080", "80/tcp -> 127.0.0.1:8081", f"80/tcp -> 0.0.0.0:{random}",
-                     "90/udp -> 0.0.0.0:9000", "91/udp -> 0.0.0.0:9001"]
+    random = int(lines[1].rpartition(":")[2])
+    assert lines == ["80/tcp -> 0.0.0.0:8080", f"80/tcp -> 0.0.0.0:{random}", "80/tcp -> 127.0.0.1:8081",
+                     "90/udp -> 0.0.0.0:9000", "91/udp -> 0.0.0.0:9001"]     # (docker's natural order)
     assert _get(net, f"http://127.0.0.1:{random}/").stdout == "hello from web1\n"
     assert net("port", cid, "90/udp", check=True).stdout == "0.0.0.0:9000\n"
     ports = _inspect(net, cid)["NetworkSettings"]["Ports"]
@@ -375,7 +375,7 @@ def test_start_and_rm_after_a_simulated_reboot(net):
     net.ns.run("ip", "link", "del", bridge)
     net.ns.run("nft", "delete", "table", "inet", "pallet")
     net("start", a, check=True)
-    assert _inspect(net, a)["NetworkSettings"]["IPAddress"] == "10.89.0.10"
+    assert _inspect(net, a)["NetworkSettings"]["Networks"]["boot"]["IPAddress"] == "10.89.0.10"
     cp = _get(net, "http://127.0.0.1:8083/")
     assert cp.returncode == 0 and cp.stdout == "hello from ra\n", cp.stderr
     net("rm", "-f", b, check=True)

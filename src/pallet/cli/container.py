@@ -152,14 +152,16 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
     from pallet.cli.common import print_table
     from pallet.engine.model import rfc3339
     from pallet.engine.networking import names as network_names
-    from pallet.engine.ports import column
+    from pallet.engine.ports import column, summary
     from pallet.engine.views import parse_filters, ps, status_text
 
     eng = _engine()
     cs = ps(eng, all=show_all, filters=parse_filters(filters), last=1 if latest else last)
 
     def ports_column(c) -> str:
-        return column(c.config.get("Ports") or {}) if c.status == "running" else ""
+        if c.status != "running":
+            return ""
+        return column(summary(c.Config.get("ExposedPorts"), c.config.get("Ports") or {}))
     if quiet:
         for c in cs:
             click.echo(c.id if no_trunc else c.short_id)
@@ -436,8 +438,8 @@ def port_cmd(container: str, private_port: str | None) -> None:
         key = private_port if "/" in private_port else private_port + "/tcp"
         if key not in bindings:
             raise PalletError(f"No public port '{key}' published for {c.name}")
-        for b in bindings[key] or ():
-            click.echo(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+        for line in describe({key: bindings[key]}):
+            click.echo(line.partition(" -> ")[2])
         return
     for line in describe(bindings):
         click.echo(line)

@@ -248,11 +248,13 @@ def sample(c) -> dict:
     s.update(cg.usage() if cg else {"cpu_ns": 0, "mem": 0, "mem_limit": None, "mem_cache": 0, "pids": 0,
                                     "blk": (0, 0)})
     rx = tx = 0
-    try:
-        with open(f"/proc/{c.pid}/net/dev") as f:
-            lines = f.read().splitlines()[2:]
-    except OSError:
-        lines = []
+    lines = []
+    if (c.HostConfig.get("NetworkMode") or "none") != "host":   # (host: the host's, not the container's)
+        try:   # the container's own namespace: its veths' (ethN) counters, lo left out as docker's
+            with open(f"/proc/{c.pid}/net/dev") as f:
+                lines = f.read().splitlines()[2:]
+        except OSError:
+            pass
     for line in lines:
         name, _, rest = line.partition(":")
         f = rest.split()
@@ -291,6 +293,6 @@ def stats_row(c, a: dict, b: dict) -> dict:
     return {"Container": c.short_id, "ID": c.short_id, "Name": c.name,
             "CPUPerc": f"{cpu:.2f}%", "MemUsage": f"{binu(mem)} / {binu(limit)}",
             "MemPerc": f"{(mem / limit * 100.0) if limit else 0:.2f}%",
-            "NetIO": f"{human_size(b['net'][0])} / {human_size(b['net'][1])}",
-            "BlockIO": f"{human_size(b['blk'][0])} / {human_size(b['blk'][1])}",
+            "NetIO": f"{human_size(b['net'][0], 3)} / {human_size(b['net'][1], 3)}",
+            "BlockIO": f"{human_size(b['blk'][0], 3)} / {human_size(b['blk'][1], 3)}",
             "PIDs": str(b["pids"])}

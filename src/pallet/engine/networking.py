@@ -419,44 +419,71 @@ def disconnect(engine, c, network: str, *, force: bool = False) -> None:
 
 
 # ---- inspect, ps ----------------------------------------------------------------------------------
-def _endpoint(ep: dict | None, lease, net_id: str = "") -> dict:
+def _endpoint_dns_names(c, ep: dict) -> list[str]:
+    """docker's DNSNames of an endpoint on a user network: the name, the aliases, the short id and the
+    hostname, without repeats."""
+    names = [c.name, *(ep.get("Aliases") or ()), c.short_id, c.Config.get("Hostname") or ""]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _endpoint(ep: dict | None, lease, net_id: str = "", dns_names=None) -> dict:
+    """docker's EndpointSettings (the Engine API's field order); a stopped container's endpoint keeps
+    its configuration and loses its addresses."""
     ep = ep or {}
+    v6 = getattr(lease, "address6", "") if lease else ""
     return {
         "IPAMConfig": ep.get("IPAMConfig"), "Links": None, "Aliases": ep.get("Aliases"),
-        "MacAddress": lease.mac if lease else "", "DriverOpts": None,
+        "MacAddress": lease.mac if lease else (ep.get("MacAddress") or ""), "DriverOpts": None,
+        "GwPriority": 0,
         "NetworkID": lease.network_id if lease else (ep.get("NetworkID") or net_id),
         "EndpointID": lease.endpoint_id if lease else "",
         "Gateway": lease.gateway if lease else "", "IPAddress": lease.address if lease else "",
-        "IPPrefixLen": lease.prefixlen if lease else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+        "IPPrefixLen": lease.prefixlen if lease else 0,
+        "IPv6Gateway": (getattr(lease, "gateway6", "") or "") if v6 else "",
+        "GlobalIPv6Address": v6 or "", "GlobalIPv6PrefixLen": getattr(lease, "prefixlen6", 0) if v6 else 0,
+        "DNSNames": dns_names,
     }
 
 
 def settings(engine, c) -> dict:
-    """docker's NetworkSettings: Networks{NAME: endpoint} and the first network's address at the top."""
+    """docker's NetworkSettings: Networks{NAME: endpoint}; the deprecated top-level address fields are
+    the default bridge's endpoint (empty on user networks, as docker's); Ports only while it runs
+    ({"80/tcp": [{"HostIp", "HostPort"}], "81/tcp": None for an exposed port not published})."""
+    import hashlib
+
     mode = c.HostConfig.get("NetworkMode") or "none"
     eps = endpoints(c)
+    running = c.status == "running" and bool(c.pid)
     nets: dict = {}
     if eps:
-        by_net = {le.network: le for le in leases(engine, c.id)} if c.status == "running" else {}
+        by_net = {le.network: le for le in leases(engine, c.id)} if running else {}
         for name, ep in eps.items():
-            nets[name] = _endpoint(ep, by_net.get(name))
+            nets[name] = _endpoint(ep, by_net.get(name),
+                                   dns_names=None if name == "bridge" else _endpoint_dns_names(c, ep))
     elif mode in MODES:
-        nets[mode] = _endpoint(None, None)
-    first = next(iter(nets.values()), None) or _endpoint(None, None)
-    cfg = c.Config
-    ports = {p: None for p in (cfg.get("ExposedPorts") or {})}
-    live = (c.config.get("Ports") or {}) if c.status == "running" else {}
-    for key in _bindings(c):
-        ports[key] = live.get(key)
+        try:
+            row = engine.db.query("SELECT id FROM networks WHERE name = ?", (mode,))
+        except Exception:  # noqa: BLE001 - a store without the networks tables
+            row = []
+        nets[mode] = _endpoint(None, None, row[0][0] if row else "")
+    top = nets.get("bridge") or _endpoint(None, None)
+    ports: dict = {}
+    if running:
+        live = c.config.get("Ports") or {}
+        ports = {p: None for p in (c.Config.get("ExposedPorts") or {})}
+        for key in _bindings(c):
+            ports[key] = live.get(key)
+    sandbox = running and mode != "host" and not mode.startswith("container:")
     return {
-        "Bridge": "", "SandboxID": "", "SandboxKey": "" if mode == "host" else
-        (f"/proc/{c.pid}/ns/net" if c.pid and c.status == "running" else ""),
+        "Bridge": "",
+        "SandboxID": hashlib.sha256(f"{c.id}/{c.pid}".encode()).hexdigest() if sandbox else "",
+        "SandboxKey": f"/proc/{c.pid}/ns/net" if sandbox else "",
         "Ports": ports, "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-        "EndpointID": first["EndpointID"], "Gateway": first["Gateway"], "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "IPAddress": first["IPAddress"], "IPPrefixLen": first["IPPrefixLen"],
-        "IPv6Gateway": "", "MacAddress": first["MacAddress"], "Networks": nets,
+        "EndpointID": top["EndpointID"], "Gateway": top["Gateway"], "GlobalIPv6Address": top["GlobalIPv6Address"],
+        "GlobalIPv6PrefixLen": top["GlobalIPv6PrefixLen"], "IPAddress": top["IPAddress"],
+        "IPPrefixLen": top["IPPrefixLen"], "IPv6Gateway": top["IPv6Gateway"], "MacAddress": top["MacAddress"],
+        "Networks": nets,
     }
 
 

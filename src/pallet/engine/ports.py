@@ -94,22 +94,72 @@ def parse(specs) -> dict[str, list[dict]]:
     return out
 
 
+def _join(ip: str, port) -> str:
+    """docker's net.JoinHostPort: an IPv6 address in brackets."""
+    ip = ip or "0.0.0.0"
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _natural(text: str) -> list:
+    """sortorder.NaturalLess's key: digit runs compare as numbers."""
+    import re
+
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", text)]
+
+
 def describe(bindings: dict) -> list[str]:
-    """`port`'s lines: "80/tcp -> 0.0.0.0:8080"."""
+    """`port`'s lines, in docker's (natural) order: "80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080"."""
+    out = [f"{key} -> {_join(b.get('HostIp'), b.get('HostPort'))}"
+           for key, binds in bindings.items() for b in binds or ()]
+    return sorted(out, key=_natural)
+
+
+def summary(exposed, bindings: dict) -> list[tuple[str, int, int, str]]:
+    """docker's port list of a running container: (IP, private port, public port, type) for each
+    published binding, ("", port, 0, type) for an exposed port that is not published."""
     out = []
-    for key, binds in bindings.items():
-        for b in binds or ():
-            out.append(f"{key} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+    for key in list(exposed or ()) + [k for k in bindings if k not in (exposed or ())]:
+        port, _, proto = key.partition("/")
+        binds = bindings.get(key) or []
+        if not binds:
+            out.append(("", int(port), 0, proto or "tcp"))
+        for b in binds:
+            out.append((b.get("HostIp") or "0.0.0.0", int(port), int(b.get("HostPort") or 0), proto or "tcp"))
     return out
 
 
-def column(bindings: dict) -> str:
-    """ps's PORTS: "0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp"."""
-    items = []
-    for key, binds in bindings.items():
-        for b in binds or ():
-            items.append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}->{key}")
-    return ", ".join(items)
+def column(ports: list[tuple[str, int, int, str]]) -> str:
+    """ps's PORTS exactly as docker's CLI (28) makes it from `summary`: sorted by private port, IP,
+    public port and type; runs of consecutive ports whose host port equals the container port (and
+    unpublished exposed ports) collapsed into ranges ("0.0.0.0:8000-8003->8000-8003/tcp", "80-83/tcp"),
+    then the other mappings one by one ("0.0.0.0:8080->80/tcp", ":::8080->80/tcp")."""
+    groups: dict[str, list[int]] = {}
+    order: list[str] = []
+    result, mappings = [], []
+
+    def form(key: str, first: int, last: int) -> str:
+        ip, _, proto = key.rpartition("/")
+        group = str(first) if first == last else f"{first}-{last}"
+        return f"{ip}:{group}->{group}/{proto}" if ip else f"{group}/{proto}"
+
+    for ip, private, public, proto in sorted(ports, key=lambda p: (p[1], p[0], p[2], p[3])):
+        key = proto
+        if ip:
+            if public != private:
+                mappings.append(f"{ip}:{public}->{private}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [private, private]
+            order.append(key)
+        elif private == g[1] + 1:
+            g[1] = private
+        else:
+            result.append(form(key, *g))
+            groups[key] = [private, private]
+    result += [form(k, *groups[k]) for k in order]
+    return ", ".join(result + mappings)
 
 
 def parse_expose(specs) -> dict[str, dict]:

@@ -31,14 +31,15 @@ def parse_duration(text: str, what: str) -> int:
     return int(sum(float(n) * mult[u] for n, u in parts))
 
 
-def human_size(n: float) -> str:
-    """Docker's units.HumanSize: decimal units, 3 significant digits (e.g. 4.26MB)."""
+def human_size(n: float, precision: int = 4) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, `precision` significant digits (HumanSize:
+    4, e.g. 4.257MB; stats' NET I/O and BLOCK I/O: 3, 4.26MB)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     while n >= 1000 and i < len(units) - 1:
         n /= 1000.0
         i += 1
-    return f"{n:.4g}{units[i]}"
+    return f"{n:.{precision}g}{units[i]}"
 
 
 def human_duration(seconds: float) -> str:
