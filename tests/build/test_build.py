@@ -1048,3 +1048,34 @@ def test_builder_prune_keep_storage_and_until_and_du(env: Env, tmp_path: Path) -
         cp = env("builder", "prune", "-f", *bad)
         assert cp.returncode == 125 and cp.stderr.startswith("Error: " + msg), cp.stderr
     assert_nothing_left(env)
+
+
+def test_network_default_is_the_default_bridge_through_the_network_layer(env: Env, tmp_path: Path) -> None:
+    from helpers.netns import netns
+
+    df = ("FROM localhost/busybox\nRUN --network=default ip -4 -o addr show eth0 > /addr && cat /etc/hosts > /h\n"
+          "RUN --network=none ip -o link > /links\nRUN ip -4 -o addr show eth0 > /addr2\n")
+    ctx = _ctx(tmp_path, df)
+    with netns("b") as ns:   # pallet's "host" for the test: the bridge and the veths live in it
+        env.prefix = ["nsenter", f"--net={ns.path}", "--"]
+        try:
+            build(env, ctx, "-t", "localhost/bridged", "--network", "default")
+            out = env("run", "--rm", "--network", "none", "localhost/bridged", "cat", "/addr", "/h", "/links",
+                      "/addr2", check=True).stdout
+            lines = out.splitlines()
+            addr = re.match(r"2: eth0 +inet (172\.17\.0\.\d+)/16 ", lines[0])
+            assert addr, out
+            assert f"{addr.group(1)}\tbuildkitsandbox" in lines   # /etc/hosts names the RUN's address
+            assert [ln.split(":")[1].strip() for ln in lines if re.match(r"\d+: ", ln) and "inet" not in ln] \
+                == ["lo"]                                        # --network=none: loopback only
+            assert re.match(r"2: eth0 +inet 172\.17\.0\.\d+/16 ", lines[-1])   # the build's --network default
+            (ctx / "Dockerfile").write_text("FROM localhost/busybox\nRUN --network=default ip -o addr; exit 3\n")
+            cp = build(env, ctx, check=False)
+            assert cp.returncode == 1 and "exit code: 3" in cp.stderr.splitlines()[-1]
+            # the leases are given back and the veths gone (after the failing RUN too)
+            (doc,) = json.loads(env("network", "inspect", "bridge", check=True).stdout)
+            assert doc["Containers"] == {}
+            assert [n for n in ns.links() if n.startswith("veth")] == []
+        finally:
+            env.prefix = []
+    assert_nothing_left(env)

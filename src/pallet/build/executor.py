@@ -677,7 +677,9 @@ class Builder:
             argv = list(inst.cmd)
         network = inst.network or self.opts.network
         if network == "default":
-            network = self.opts.network if self.opts.network != "default" else "host"
+            from pallet.build.run import default_network
+
+            network = default_network()
         args = [(k, v) for k, v in st.args.items()]
         image_env = _env_dict(st.cfg.get("Env") or [])
         run_env = list(st.cfg.get("Env") or [])

@@ -76,6 +76,31 @@ def _drop_created(upper: str, missing: list[str], candidates: list[str], lower_h
             os.unlink(full)
 
 
+def _attach(store, pid: int, network: str, cid: str, hosts_path: str, extra_hosts: list[str]):
+    """RUN on a network (`default`: the default bridge): the network layer's attach plugs the RUN's
+    namespace (created, not started) in, as the engine does for a container; /etc/hosts gets the
+    address. The caller detaches after the RUN. A failure detaches and raises."""
+    from pallet import network as netlayer
+    from pallet.engine.spec import etc_hosts
+
+    lease = netlayer.attach(store, f"/proc/{pid}/ns/net", network, cid, cid, ifname="eth0")
+    try:
+        with open(hosts_path, "w") as f:   # (the same inode: it is bind-mounted)
+            f.write(etc_hosts(HOSTNAME, network, extra_hosts, addresses=[(lease.address, [HOSTNAME])]))
+    except BaseException:
+        netlayer.detach(store, lease.network_id, cid)
+        raise
+    return lease
+
+
+def default_network() -> str:
+    """What `--network default` / `RUN --network=default` is: the engine's default network for
+    containers (the default bridge)."""
+    from pallet.network.networks import DEFAULT_NETWORK
+
+    return DEFAULT_NETWORK
+
+
 def cancel_all(running: dict) -> None:
     """Kill every RUN process in `running` (cid -> runtime); their steps then clean up."""
     for cid, rt in list(running.items()):
@@ -146,6 +171,7 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
         null = os.open(os.devnull, os.O_RDONLY)
         set_child_subreaper()
         created = False
+        lease = None
         try:
             with _FORK_LOCK:
                 try:
@@ -158,6 +184,8 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
                 finally:
                     os.close(w)
                     os.close(null)
+            if network not in ("none", "host"):
+                lease = _attach(ws.store, st["pid"], network, cid, os.path.join(work, "hosts"), extra_hosts)
             rt.start(cid, _until_exec=False)
             buf = b""
             while True:
@@ -185,6 +213,13 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
                 try:
                     rt.delete(cid, force=True)
                 except PalletError:
+                    pass
+            if lease is not None:
+                from pallet import network as netlayer
+
+                try:
+                    netlayer.detach(ws.store, lease.network_id, cid)
+                except Exception:  # noqa: BLE001 (the first error is the one to report)
                     pass
     finally:
         shutil.rmtree(work, ignore_errors=True)

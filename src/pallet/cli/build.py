@@ -183,7 +183,8 @@ class _BuildCommand(click.Command):
 @click.option("--no-cache", is_flag=True, help="Do not use the step cache.")
 @click.option("--label", "labels", multiple=True, help="Set a label on the image (K=V).")
 @click.option("--network", default="host", type=click.Choice(["none", "host", "default"]),
-              help="Network mode for RUN (default: host until pallet has networks).")
+              help="Network mode for RUN: host (pallet's default), none, or default (the default bridge "
+                   "network, as `pallet run`).")
 @click.option("--secret", "secrets", multiple=True,
               help="A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.")
 @click.option("--add-host", "add_hosts", multiple=True, help="A custom host-to-IP mapping for RUN (host:ip).")
@@ -332,7 +333,7 @@ def _build2(st, store, context, file, stdin_dockerfile, names, build_args, targe
     opts = BuildOptions(context=context, dockerfile=text, dockerfile_name=df_name, dockerfile_path=df_path,
                         tags=names, build_args=_kv(build_args, env_fallback=True), target=target,
                         no_cache=no_cache, labels=_kv(labels, env_fallback=False),
-                        network="host" if network == "default" else network, secrets=secret_files,
+                        network=network, secrets=secret_files,
                         source_date_epoch=_epoch(extra.pop("timestamp")), **extra)
     if progress == "rawjson" and not quiet:
         from pallet.build.progress import RawJsonProgress
