@@ -47,7 +47,7 @@ def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     suite, mirror = _apt_source()
     dest = tmp_path_factory.mktemp("debian") / "rootfs"
     for _ in range(3):   # a transient mirror error is retried; a real failure fails the tests
-        cp = subprocess.run(["debootstrap", "--variant=minbase", suite, str(dest), mirror],
+        cp = subprocess.run([*machine_netns_prefix(), "debootstrap", "--variant=minbase", suite, str(dest), mirror],
                             capture_output=True, text=True, timeout=1200)
         if cp.returncode == 0:
             break

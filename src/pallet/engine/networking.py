@@ -334,11 +334,22 @@ def release(engine, c) -> list:
     return got
 
 
-def unplug(leases) -> None:
+def unplug(leases, *, exited: bool = False) -> None:
+    """Delete the leases' veths; `exited`: the container's init is gone, its namespace's destruction
+    takes them (`bridge.detach`): nothing to wait for but `settle()`."""
     from pallet.network import bridge
 
     for le in leases:
-        bridge.detach(le)
+        bridge.detach(le, exited=exited)
+
+
+def settle() -> None:
+    """Wait for the veths `unplug(exited=True)` left to the kernel (the monitor, when nobody waits)."""
+    import sys
+
+    bridge = sys.modules.get("pallet.network.bridge")
+    if bridge is not None:
+        bridge.settle()
 
 
 def down(engine, c) -> None:

@@ -260,10 +260,11 @@ class Netlink:
             raise OSError(errno.ENODEV, f"bridge {name} vanished after it was created")
         return idx
 
-    def add_veth(self, name: str, peer: str, peer_netns_fd: int, *, master: int, mac: str | None = None) -> int | None:
+    def add_veth(self, name: str, peer: str, peer_netns_fd: int, *, master: int, mac: str | None = None,
+                 lookup: bool = True) -> int | None:
         """A veth pair in one message: `name` here (enslaved to `master`, up), `peer` created directly
-        in the namespace of `peer_netns_fd` (so its name may exist here too) with `mac`. Inside a
-        batch the index is not looked up (None). The peer is left down: the kernel refuses to bring a
+        in the namespace of `peer_netns_fd` (so its name may exist here too) with `mac`. Its index,
+        unless `lookup` is False or inside a batch (None then). The peer is left down: the kernel refuses to bring a
         veth end up in the message that creates it (ENOTCONN: its peer does not exist yet)."""
         peer_msg = (_IFINFOMSG.pack(0, 0, 0, 0, 0)
                     + _str(IFLA_IFNAME, peer) + _u32(IFLA_NET_NS_FD, peer_netns_fd)
@@ -272,7 +273,7 @@ class Netlink:
         body = (_IFINFOMSG.pack(0, 0, 0, IFF_UP, IFF_UP) + _str(IFLA_IFNAME, name) + _u32(IFLA_MASTER, master)
                 + _attr(IFLA_LINKINFO, linkinfo))
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create veth {name}/{peer}")
-        if self._batch is not None:
+        if self._batch is not None or not lookup:
             return None
         idx = self.index(name)
         if idx is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 
 from pallet.errors import PalletError
 from pallet.linux import sysctl
@@ -115,8 +117,13 @@ def attach(net: Network, lease: Lease, netns_path: str) -> None:
             if br is None:
                 raise NetworkSetupError(f"bridge {net.bridge} of network {net.name} vanished")
             try:   # one message: the host end on the bridge and up, the peer in the container with its MAC
-                with host.batch():
-                    host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac)
+                try:
+                    host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac, lookup=False)
+                except FileExistsError:
+                    # the same container's pair from its last run, which its old namespace's
+                    # destruction has not taken yet (a restart right after the exit): delete, again
+                    host.delete_link(lease.host_ifname)
+                    host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac, lookup=False)
             except OSError as e:
                 host.delete_link(lease.host_ifname)
                 raise _fail(f"cannot create the veth pair {lease.host_ifname}/{lease.ifname}", e) from None
@@ -138,11 +145,44 @@ def attach(net: Network, lease: Lease, netns_path: str) -> None:
         os.close(fd)
 
 
-def detach(lease: Lease) -> None:
-    """Delete the container's veth pair (both ends go with the host end; a namespace already gone took
-    them with it)."""
+def detach(lease: Lease, *, exited: bool = False) -> None:
+    """Delete the container's veth pair (both ends go with the host end).
+
+    `exited`: the container's init is gone, and with it (unless something else holds it) its network
+    namespace, whose destruction by the kernel (asynchronous, 10-40 ms later) takes the pair: deleting
+    it ourselves would cost as much (16-40 ms, waiting for RCU), on the caller's time. So a thread
+    (`settle()` joins it) waits for the pair to go by itself and deletes it only if it is still there
+    after `REAP_GRACE` seconds (the namespace is held elsewhere): none is ever left behind."""
+    if exited:
+        t = threading.Thread(target=_reap, args=(lease.host_ifname,), name="veth-reap")
+        t.start()
+        _reaping.append(t)
+        return
     with Netlink() as nl:
         try:
             nl.delete_link(lease.host_ifname)
         except OSError as e:
             raise _fail(f"cannot delete veth {lease.host_ifname}", e) from None
+
+
+REAP_GRACE = 2.0
+_reaping: list[threading.Thread] = []
+
+
+def _reap(name: str) -> None:
+    try:
+        with Netlink() as nl:
+            deadline = time.monotonic() + REAP_GRACE
+            while nl.index(name) is not None:
+                if time.monotonic() > deadline:
+                    nl.delete_link(name)
+                    return
+                time.sleep(0.002)
+    except OSError:
+        pass
+
+
+def settle() -> None:
+    """Wait for the veth pairs `detach(exited=True)` left to the kernel to be gone."""
+    while _reaping:
+        _reaping.pop().join()
