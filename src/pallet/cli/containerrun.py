@@ -158,7 +158,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
             _abandon(eng, c, opts)
         if not said:
             raise PalletError(f"container {c.name} failed to start (its monitor exited)")
-        from pallet.engine.core import raise_start_error
+        from pallet.engine.lifecycle import raise_start_error
 
         raise_start_error(first[1:])
     if detach:
