@@ -8,21 +8,32 @@
     eng.get("name-or-id"); eng.list(); eng.inspect(c)   # docker's JSON shape
 
 Modules (one concern each):
-  core       the Engine: create/start/stop/kill/remove/inspect, state reconciliation
+  core       Engine: the mixins below in one object, and create (options checked, image, row, set-up, bundle)
+  containers the containers table: rows, directories, the per-container lock; refresh reconciles a row
+             with the kernel (a dead process is Exited)
+  lifecycle  start (through the monitor), what the monitor reports back, kill, stop, remove, destroy
+  waiting    docker's wait conditions, woken by the monitor's exit FIFO and pidfds (exitwatch)
+  inspection docker's inspect JSON
+  images     the image of a new container: resolved in the store (short-name candidates) or pulled
+  defaults   docker's Config/HostConfig of a new container from the image's config and the options
+  options    CreateOptions: what create/run take
+  names      container names: the allowed characters, docker's random ADJECTIVE_NOUN
+  signals    signals by name or number (--stop-signal, kill -s)
   model      the container row; is pid N still the process we started (start-time check, pidfds)
   spec       runtime-spec config.json from Config/HostConfig: docker's caps, masks, mounts, rlimits
   seccomp    moby's default profile (seccomp_default.json, Apache-2.0) -> linux.seccomp
   users      -u USER[:GROUP] resolved in the container's /etc/passwd, /etc/group, never leaving its root
-  monitor    conmon's role: parent of the container's init, json-file logs, attach socket, exit codes, --rm
+  monitor    conmon's role: parent of the container's init, json-file logs, attach socket, exit codes, --rm;
+             monitorproc: its exec'd entry point (from a process that runs threads); exitwatch
   attach     the client side of the attach socket (foreground run, start -a, attach): raw tty, SIGWINCH,
              ctrl-p ctrl-q, signal proxy
   logs       reading the json-file log (tail, since/until, follow across rotation)
-  execs      exec through the container's runtime
+  execs      exec through the container's runtime; the container's pids (top)
   runtimes   runc/crun/any runc-compatible binary through its CLI; palletrt: pallet.runtime in-process
   snapshots  adapter to pallet.layers (container snapshots)
   hostconfig docker's HostConfig from run/create options (limits, devices, ulimits, sysctls, caps)
   volumes    named volumes, binds and tmpfs mounts
-  limits     cgroup limits, update and stats
+  limits     cgroup limits, update and stats (the counters: pallet.linux.cgroups)
   networking --network modes and endpoints; attach/detach through pallet.network around the init's
              start; /etc/hosts addresses; NetworkSettings; connect/disconnect
   ports      -p/--publish as docker reads it; port, PORTS
@@ -30,7 +41,11 @@ Modules (one concern each):
   freezer    pause/unpause: is the cgroup frozen, freeze or thaw it through the runtime
   health     HEALTHCHECK state; healthproc: the checker process a monitor starts
   restart    the restart-policy loop around the monitor
+  views      ps: docker's filters and the Status column
   units      sizes and durations as docker reads and writes them
+
+A process's cgroup (stats, top's pids, frozen, OOM kills, leftover directories) is read through
+pallet.linux.cgroups (`of_pid`) only: no engine module parses /proc/PID/cgroup itself.
 
 Imports inside the engine form no circle and nothing here imports pallet.cli
 (tests/test_architecture.py reads the graph from the code).

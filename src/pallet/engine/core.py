@@ -1,4 +1,6 @@
-"""The engine: create, start, stop, kill, remove, inspect containers.
+"""`Engine`: the one object callers hold. It is made of one mixin per concern (containers: rows and
+reconciliation; images; lifecycle; waiting; inspection) and holds `create` itself (the options
+checked, the image resolved, the row inserted, the snapshot and /etc files set up, the bundle).
 
 Layout:
   <root>/containers/<id>/        config.json (the bundle), hostname, hosts, resolv.conf, <id>-json.log
