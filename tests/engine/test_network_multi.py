@@ -264,3 +264,46 @@ def test_stats_net_io_is_the_containers_interface_counters(net):
     for ref in (host, none):
         row = json.loads(net("stats", "--no-stream", "--format", "json", ref, check=True).stdout)
         assert row["NetIO"] == "0B / 0B", (ref, row)
+
+
+# ---- bad input: one sentence, exit 125, nothing created -------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--network", "container:stopped"], "cannot join the network of container stopped: it is not running"),
+    (["--network", "container:"], "it needs a container name or id"),
+    (["--network", "bad", "-p", "eighty"], "invalid -p 'eighty'"),
+    (["--network", "bad", "-p", "1.2.3.4:1:2:3"], "too many colons"),
+    (["--network", "bad", "-p", "8080:80/icmp"], "protocol 'icmp' is not supported"),
+    (["--network", "bad", "-p", "8000-8002:80-81"], "differ in length"),
+    (["--network", "bad", "-p", "300.1.1.1:8080:80"], "is not an IP address"),
+    (["--network", "bad", "-p", "8080:80", "-p", "8080:81"], "published twice"),
+    (["--network", "container:holder", "-p", "8080:80"], "conflicting options"),
+    (["--network", "none", "-p", "8080:80"], "need a network"),
+    (["--network", "bad", "--ip", "10.97.0.1"], "the network's gateway"),
+    (["--network", "bad", "--ip", "10.97.0.255"], "not a usable address"),
+    (["--network", "bad", "--ip", "ten"], "invalid IP address"),
+    (["--network", "bad", "--expose", "0"], "invalid --expose"),
+])
+def test_bad_network_input_of_run_and_create(net, args, message):
+    net("network", "create", "--subnet", "10.97.0.0/24", "bad", check=True)
+    holder = _run_d(net, "--network", "bad", "--name", "holder", IMAGE, "sleep", "60")
+    net("create", "--name", "stopped", IMAGE, "true", check=True)
+    before = sorted(net.ids())
+    table = _nft(net)
+    for verb in ("run", "create"):
+        cp = net(verb, *args, IMAGE, "true")
+        assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and message in cp.stderr, (verb, cp.stderr)
+    assert sorted(net.ids()) == before and _nft(net) == table
+    assert len(_inspect(net, holder)["NetworkSettings"]["Networks"]) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--subnet", "not-a-cidr", "x"], "invalid subnet"),
+    (["--subnet", "10.98.0.1/24", "x"], "host bits are set"),
+    (["--subnet", "10.98.0.0/24", "--gateway", "10.98.0.255", "x"], "broadcast address"),
+    (["--subnet", "10.98.0.0/24", "--gateway", "gw", "x"], "invalid gateway"),
+])
+def test_bad_subnets_create_no_network(net, args, message):
+    before = net("network", "ls", "-q", "--no-trunc", check=True).stdout
+    cp = net("network", "create", *args)
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and message in cp.stderr, cp.stderr
+    assert net("network", "ls", "-q", "--no-trunc", check=True).stdout == before
