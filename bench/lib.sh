@@ -55,3 +55,18 @@ crun_private_cgroups() {
         done
         exit $rc' bash "$old" "$ctrls" "$@"
 }
+
+# private_netns "$0" "$@": run the calling script again inside a network namespace of its own
+# (pallet-bench-PID, `lo` up), deleted when it ends whatever happened: the default bridges, veths and
+# nft rules pallet and podman make, and every packet the benchmark sends, stay in it; this machine's
+# own network is never changed. Call it before crun_private_cgroups.
+private_netns() {
+    [ -n "${PALLET_BENCH_NETNS:-}" ] && return 0
+    local name=pallet-bench-$$ rc=0
+    ip netns add "$name"
+    trap 'ip netns delete "$name" 2>/dev/null' EXIT
+    trap 'exit 130' INT TERM
+    nsenter --net="/run/netns/$name" ip link set lo up
+    PALLET_BENCH_NETNS=$name nsenter --net="/run/netns/$name" bash "$@" || rc=$?
+    exit $rc
+}
