@@ -278,7 +278,7 @@ def test_trace_kept_with_the_container(pallet_env):
     assert head.split() == ["PROCESS", "STAGE", "TIME", "CALLS"]
     assert any("seccomp" in r for r in rows) and rows[-1].startswith("total ")
     js = json.loads(pallet_env("trace", "tr1", "--summary", "--format", "json", check=True).stdout)
-    assert {s["stage"] for s in js["stages"]} >= {"image", "snapshot", "cgroup", "namespaces", "mounts", "execve"}
+    assert {s["stage"] for s in js["stages"]} >= {"start-up, image", "snapshot", "cgroup", "namespaces", "mounts", "execve"}
     assert js["total_ms"] > 0
     pallet_env("rm", "tr1", check=True)
     cp = pallet_env("trace", "tr1")
@@ -323,3 +323,25 @@ def test_other_runtime_says_what_it_cannot_see(pallet_env, runtime, request, tmp
     assert not {"pivot_root", "capset", "execve", "seccomp"} & {e["op"] for e in doc["events"]}
     tree = pallet_env("trace", str(tr), check=True).stdout
     assert "not seen:" in tree and "exec runtime" in tree
+
+
+def test_explain_run_cost(pallet_env):
+    """--cost: from the store's rolling record of the traced runs, each stage's median; none yet: how to get them."""
+    cp = pallet_env("explain", "run", "--cost", IMAGE, "true", check=True)
+    assert "No traced runs with the pallet runtime" in cp.stdout and "--trace" in cp.stdout
+    for _ in range(3):
+        pallet_env("run", "--rm", "--trace", IMAGE, "true", check=True)
+    pallet_env("run", "--rm", IMAGE, "true", check=True)   # (untraced: not in the record)
+    text = pallet_env("explain", "run", "--cost", IMAGE, "true", check=True).stdout
+    assert "the last 3 traced runs" in text
+    head = next(line for line in text.splitlines() if line.startswith("PROCESS"))
+    assert head.split() == ["PROCESS", "STAGE", "MEDIAN", "MIN", "MAX", "SHARE"]
+    js = json.loads(pallet_env("explain", "run", "--cost", "--format", "json", IMAGE, check=True).stdout)
+    assert js["runs"] == 3 and js["runtime"] == "pallet" and js["total_ms"] > 0
+    stages = {(s["process"], s["stage"]) for s in js["stages"]}
+    assert {("cli", "snapshot"), ("runtime-parent", "cgroup"), ("init", "seccomp"), ("init", "pivot_root")} <= stages
+    assert all(s["runs"] == 3 and s["min_ms"] <= s["median_ms"] <= s["max_ms"] for s in js["stages"])
+    cp = pallet_env("explain", "run", "--runtime", "runc", "--cost", IMAGE)
+    assert cp.returncode == 0 and "No traced runs with the runc runtime" in cp.stdout
+    cp = pallet_env("explain", "run", "--cost", "--memory", "lots", IMAGE)   # run's own refusal
+    assert cp.returncode == 125 and cp.stderr.count("\n") == 1

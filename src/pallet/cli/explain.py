@@ -26,10 +26,10 @@ def _arity() -> dict[str, str]:
     return {o: kind for names, _, kind, _, _ in RUN_OPTIONS for o in names}
 
 
-def split_own(args: list[str], own: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
-    """Take explain's own options (`own`, each with a value) out of a `run` command line, up to the image.
-    Returns ({option: value}, the rest, for run's parser)."""
-    from pallet.cli.runflags import FLAG
+def split_own(args: list[str], own: tuple[str, ...], own_flags: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
+    """Take explain's own options (`own`, each with a value; `own_flags`, without) out of a `run` command
+    line, up to the image. Returns ({option: value ("" for a flag)}, the rest, for run's parser)."""
+    from pallet.cli.runflags import FLAG, OPTIONAL
 
     kinds = _arity()
     mine: dict[str, str] = {}
@@ -38,6 +38,10 @@ def split_own(args: list[str], own: tuple[str, ...]) -> tuple[dict[str, str], li
     while i < len(args):
         a = args[i]
         name, eq, value = a.partition("=")
+        if a in own_flags:
+            mine[a] = ""
+            i += 1
+            continue
         if name in own:
             if not eq:
                 if i + 1 >= len(args):
@@ -53,7 +57,7 @@ def split_own(args: list[str], own: tuple[str, ...]) -> tuple[dict[str, str], li
         rest.append(a)
         if a.startswith("--"):
             kind = kinds.get(name)
-            if kind is not None and kind != FLAG and not eq and i + 1 < len(args):
+            if kind is not None and kind not in (FLAG, OPTIONAL) and not eq and i + 1 < len(args):
                 rest.append(args[i + 1])
                 i += 1
         else:   # short options, several in one token (-it, -eA=1, -e A=1)
@@ -105,6 +109,8 @@ def run_cmd(args: tuple[str, ...]) -> None:
       --compare 'OTHER FLAGS'   the difference to another flag set for the same image
                                 (e.g. --compare --privileged, --compare '--cap-add SYS_ADMIN')
       --format text|json
+      --cost                    what each stage of starting a container costs on this host, from
+                                the traces of recent runs (`pallet run --trace`)
 
     The flags are parsed by `pallet run`'s own parser and the OCI runtime spec is built by the
     engine's spec builder from the image's config in the store; nothing is pulled or created.
@@ -113,12 +119,17 @@ def run_cmd(args: tuple[str, ...]) -> None:
 
     from pallet.explain import runspec
 
-    mine, rest = split_own(list(args), OWN)
+    mine, rest = split_own(list(args), OWN, ("--cost",))
     fmt = mine.get("--format", "text")
     if fmt not in ("text", "json"):
         raise PalletError(f"invalid --format {fmt!r}: text or json")
     st = state()
     a = _build(st, rest)
+    if "--cost" in mine:
+        from pallet.engine.runtimes import default_runtime
+
+        _cost(st, parse_run_args(rest)[2].get("runtime") or default_runtime(), fmt)
+        return
     if "--compare" in mine:
         try:
             other_flags = shlex.split(mine["--compare"])
@@ -137,6 +148,32 @@ def run_cmd(args: tuple[str, ...]) -> None:
         print_json(a)
         return
     _print_run(a)
+
+
+def _cost(st, runtime: str, fmt: str) -> None:
+    """--cost: the median time of each stage over the recent traced runs with this flag set's runtime."""
+    from pallet.explain.trace import costs
+
+    c = costs(str(st.root_path), runtime)
+    if fmt == "json":
+        print_json(c)
+        return
+    if not c["runs"]:
+        flag = "" if runtime == "pallet" else f"--runtime {runtime} "
+        click.echo(f"No traced runs with the {runtime} runtime on this host yet: run `pallet run --rm {flag}--trace "
+                   "IMAGE true` a few times, then ask again.")
+        return
+    click.echo(f"What starting a container costs on this host: the median of the last {c['runs']} traced runs "
+               f"with the {runtime} runtime (pallet run --trace), {c['total_ms']:.1f} ms from `pallet run` starting "
+               "to its last kernel call (the teardown's). Each process's stages run one after the other; the "
+               "processes overlap (the monitor's `runtime create` holds the runtime's and the init's stages).")
+    rows = [("PROCESS", "STAGE", "MEDIAN", "MIN", "MAX", "SHARE")]
+    for x in c["stages"]:
+        rows.append((x["process"], x["stage"], f"{x['median_ms']:.2f} ms", f"{x['min_ms']:.2f}",
+                     f"{x['max_ms']:.2f}", f"{x['share']:.0%}"))
+    w = [max(len(r[i]) for r in rows) for i in range(6)]
+    for r in rows:
+        click.echo("   ".join(r[i].ljust(w[i]) if i < 2 else r[i].rjust(w[i]) for i in range(6)).rstrip())
 
 
 # ---- text output -----------------------------------------------------------------------------

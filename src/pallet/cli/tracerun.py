@@ -42,7 +42,7 @@ def begin(kw: dict, *, detach: bool) -> Plan | None:
     elif kw.get("auto_remove") and detach:
         raise PalletError("--rm -d --trace keeps nothing to show: give the trace a file (--trace=FILE)")
     plan = Plan(value, T.now())
-    T.start("cli", "image")
+    T.start("cli", "start-up, image")   # (the engine's imports, the store, the image's config)
     return plan
 
 

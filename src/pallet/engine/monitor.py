@@ -455,15 +455,19 @@ class Monitor:
         from pallet.linux import trace as T
 
         meta = (self.c.extra or {}).get("trace")
-        if T.recorder is None or not meta or (meta.get("at_exit_only") and not at_exit) or meta.get("done"):
+        if T.recorder is None or not meta:
             return
         meta["records"] = meta.get("records", []) + T.recorder.take()
-        if complete or meta.get("at_exit_only"):
-            meta["done"] = True
         c = self.c
         doc_meta = {"container": {"id": c.id, "name": c.name, "image": c.Config.get("Image")}, "runtime": c.runtime,
                     "t0_ns": meta.get("t0_ns"), "complete": complete, "unseen": meta.get("unseen")}
         try:
+            if complete:   # the run's time per stage, for `pallet explain run --cost`
+                T.record_costs(str(self.engine.root), T.document(meta["records"], doc_meta))
+            if meta.get("done") or (meta.get("at_exit_only") and not at_exit):
+                return
+            if complete or meta.get("at_exit_only"):
+                meta["done"] = True
             T.write(meta["path"], meta["records"], doc_meta)
         except OSError as e:
             os.write(2, f"trace: cannot write {meta['path']}: {e}\n".encode())

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 from pallet.errors import NotFound, PalletError
+from pallet.linux.trace import segments
 
 PROCESS_NAMES = {"cli": "CLI (pallet run)", "monitor": "monitor", "runtime-parent": "runtime parent (in the monitor)",
                  "runtime-child": "runtime child (namespaces)", "init": "container init"}
-PROCESS_ORDER = ("cli", "monitor", "runtime-parent", "runtime-child", "init")
 
 
 def load(engine, ref: str) -> dict:
@@ -43,39 +43,12 @@ def load(engine, ref: str) -> dict:
     return doc
 
 
-def segments(doc: dict) -> list[dict]:
-    """The stages of each process, in order: process, stage, start and time (ms), calls."""
-    by_proc: dict[str, list[dict]] = {}
-    for e in doc.get("events") or ():
-        by_proc.setdefault(e["process"], []).append(e)
-    out = []
-    for proc in sorted(by_proc, key=_proc_key):
-        evs = by_proc[proc]
-        end = max(e["t_ms"] + e["dur_ms"] for e in evs)
-        cur: dict | None = None
-        for e in evs:
-            if cur is None or e["stage"] != cur["stage"]:
-                if cur is not None:
-                    cur["ms"] = round(e["t_ms"] - cur["start_ms"], 3)
-                cur = {"process": proc, "stage": e["stage"] or "-", "start_ms": e["t_ms"], "ms": 0.0, "calls": 0}
-                out.append(cur)
-            if e["op"] != "stage":
-                cur["calls"] += 1
-        if cur is not None:
-            cur["ms"] = round(end - cur["start_ms"], 3)
-    return out
-
-
 def summary(doc: dict) -> dict:
     """Time per stage (`--summary`) and the whole: {"total_ms", "stages": [segments]}."""
     evs = doc.get("events") or ()
     total = max((e["t_ms"] + e["dur_ms"] for e in evs), default=0.0)
     return {"container": doc.get("container"), "runtime": doc.get("runtime"), "total_ms": round(total, 3),
             "calls": sum(1 for e in evs if e["op"] != "stage"), "stages": segments(doc)}
-
-
-def _proc_key(p: str) -> int:
-    return PROCESS_ORDER.index(p) if p in PROCESS_ORDER else len(PROCESS_ORDER)
 
 
 def describe(e: dict) -> str:
@@ -175,3 +148,30 @@ def render_summary(doc: dict, stream=None) -> None:
     for r in [head, *rows]:
         stream.write("   ".join((r[i].rjust(w[i]) if i >= 2 else r[i].ljust(w[i])) for i in range(4)).rstrip() + "\n")
     stream.write(f"total {s['total_ms']:.2f} ms, {s['calls']} calls\n")
+
+
+def costs(root: str, runtime: str) -> dict:
+    """Each stage's median, min and max over the recent traced runs with `runtime` (the store's rolling
+    record, `pallet.linux.trace.record_costs`), in the order a run goes through them."""
+    import statistics
+
+    from pallet.linux.trace import recent_costs
+
+    runs = [r for r in recent_costs(root) if (r.get("runtime") or "pallet") == runtime]
+    by: dict[tuple, list[float]] = {}
+    order: dict[tuple, float] = {}
+    for r in runs:
+        per_run: dict[tuple, float] = {}
+        for i, (proc, stage, ms) in enumerate(r.get("stages") or ()):
+            per_run[(proc, stage)] = per_run.get((proc, stage), 0.0) + ms   # (a stage a process enters twice)
+            order.setdefault((proc, stage), i)
+        for key, ms in per_run.items():
+            by.setdefault(key, []).append(round(ms, 3))
+    total = statistics.median([r["total_ms"] for r in runs]) if runs else 0.0
+    stages = []
+    for key in sorted(by, key=lambda k: order[k]):
+        v = by[key]
+        med = statistics.median(v)
+        stages.append({"process": key[0], "stage": key[1], "median_ms": round(med, 3), "min_ms": min(v),
+                       "max_ms": max(v), "runs": len(v), "share": round(med / total, 4) if total else 0.0})
+    return {"runtime": runtime, "runs": len(runs), "total_ms": round(total, 3), "stages": stages}

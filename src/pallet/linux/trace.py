@@ -114,14 +114,93 @@ def document(records: list[list], meta: dict) -> dict:
             "t0_ns": t0, "complete": bool(meta.get("complete")), "unseen": meta.get("unseen"), "events": events}
 
 
-def write(path: str, records: list[list], meta: dict) -> None:
-    """Write the document atomically (a reader never sees half a file)."""
+def write(path: str, records: list[list], meta: dict) -> dict:
+    """Write the document atomically (a reader never sees half a file); returns it."""
     from pallet.jsonfast import dumps
 
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
+    doc = document(records, meta)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        f.write(dumps(document(records, meta)))
+        f.write(dumps(doc))
     os.replace(tmp, path)
+    return doc
+
+
+PROCESS_ORDER = ("cli", "monitor", "runtime-parent", "runtime-child", "init")
+
+
+def _proc_key(p: str) -> int:
+    return PROCESS_ORDER.index(p) if p in PROCESS_ORDER else len(PROCESS_ORDER)
+
+
+def segments(doc: dict) -> list[dict]:
+    """The stages of each process, in order: process, stage, start and time (ms), calls."""
+    by_proc: dict[str, list[dict]] = {}
+    for e in doc.get("events") or ():
+        by_proc.setdefault(e["process"], []).append(e)
+    out = []
+    for proc in sorted(by_proc, key=_proc_key):
+        evs = by_proc[proc]
+        end = max(e["t_ms"] + e["dur_ms"] for e in evs)
+        cur: dict | None = None
+        for e in evs:
+            if cur is None or e["stage"] != cur["stage"]:
+                if cur is not None:
+                    cur["ms"] = round(e["t_ms"] - cur["start_ms"], 3)
+                cur = {"process": proc, "stage": e["stage"] or "-", "start_ms": e["t_ms"], "ms": 0.0, "calls": 0}
+                out.append(cur)
+            if e["op"] != "stage":
+                cur["calls"] += 1
+        if cur is not None:
+            cur["ms"] = round(end - cur["start_ms"], 3)
+    return out
+
+
+COSTS = "trace-costs.jsonl"   # in the store's root: one line per traced run, the last KEEP_COSTS kept
+KEEP_COSTS = 50
+
+
+def record_costs(root: str, doc: dict) -> None:
+    """Append this run's time per stage to the store's rolling record (`pallet explain run --cost`)."""
+    import time
+
+    from pallet.jsonfast import dumps
+
+    segs = segments(doc)
+    evs = doc.get("events") or ()
+    line = dumps({"at": time.time(), "runtime": doc.get("runtime"), "image": (doc.get("container") or {}).get("image"),
+                  "total_ms": round(max((e["t_ms"] + e["dur_ms"] for e in evs), default=0.0), 3),
+                  "stages": [[s["process"], s["stage"], s["ms"]] for s in segs if s["stage"] != "teardown"]})
+    path = os.path.join(root, COSTS)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())   # one write with O_APPEND: concurrent monitors do not interleave
+    finally:
+        os.close(fd)
+    if os.path.getsize(path) > 400 * KEEP_COSTS:   # trim now and then, keeping the last runs
+        with open(path) as f:
+            lines = f.readlines()[-KEEP_COSTS:]
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.writelines(lines)
+        os.replace(tmp, path)
+
+
+def recent_costs(root: str) -> list[dict]:
+    from pallet.jsonfast import loads
+
+    try:
+        with open(os.path.join(root, COSTS)) as f:
+            lines = f.readlines()[-KEEP_COSTS:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(loads(line))
+        except ValueError:
+            continue   # (a line cut by a crash)
+    return out
