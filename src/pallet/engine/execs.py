@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 from pallet.errors import PalletError
-from pallet.linux import cgroups
 
 
 def container_pids(c) -> list[int]:
     """Host pids of every process in the container's cgroup (the init alone if that cannot be read)."""
+    from pallet.linux import cgroups  # (at the package boundary: not on run's path)
+
     cg = cgroups.of_pid(c.pid) if c.pid else None
     try:
         return (cg.pids() or [c.pid]) if cg else ([c.pid] if c.pid else [])

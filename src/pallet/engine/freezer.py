@@ -7,12 +7,13 @@ and inspect's State.Paused all need (it used to sit between health and files, wh
 from __future__ import annotations
 
 from pallet.errors import PalletError, RuntimeFailure
-from pallet.linux import cgroups
 
 
 def paused(c) -> bool:
     if c.status != "running" or not c.pid:
         return False
+    from pallet.linux import cgroups  # (at the package boundary: not on run's path)
+
     cg = cgroups.of_pid(c.pid)
     return bool(cg) and cg.frozen()
 

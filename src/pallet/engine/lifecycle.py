@@ -16,7 +16,6 @@ from pallet.engine.model import Container, alive, proc_start_time, send_signal
 from pallet.engine.signals import parse_signal
 from pallet.errors import Conflict, NotFound, PalletError, classify
 from pallet.fsutil import rmtree
-from pallet.linux import cgroups
 
 
 class Lifecycle:
@@ -146,6 +145,8 @@ class Lifecycle:
             pass
 
     def _oom_killed(self, c: Container) -> bool:
+        from pallet.linux import cgroups
+
         return cgroups.oom_kills(c.extra.get("memcg")) > 0
 
     def container_exited(self, c: Container, code: int, notify=None) -> bool:
@@ -338,10 +339,14 @@ def raise_start_error(body: bytes) -> None:
 
 def memory_cgroup_file(pid: int) -> str | None:
     """The file that counts OOM kills for the memory cgroup of `pid` (v1 memory.oom_control, v2 memory.events)."""
+    from pallet.linux import cgroups  # (at the package boundary: not on run's path)
+
     cg = cgroups.of_pid(pid)
     return cg.oom_file() if cg else None
 
 
 def remove_cgroups(cid: str) -> None:
     """rmdir the container's cgroups (pallet/<id> below any hierarchy) if a runtime left them."""
+    from pallet.linux import cgroups  # (at the package boundary: not on run's path)
+
     cgroups.remove_leftover(f"pallet/{cid}")
