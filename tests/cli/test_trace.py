@@ -13,6 +13,7 @@ import pytest
 
 from engine import conftest as _engine
 from engine.engine_support import IMAGE
+from helpers.netns import host_ns_fixture  # noqa: F401 (fixture host_ns)
 
 # the engine tests' fixtures: a store with localhost/busybox (cleaned up after), crun's mount namespace
 pallet_env, image_rootfs, crun_prefix = _engine.pallet_env, _engine.image_rootfs, _engine.crun_prefix
@@ -191,6 +192,8 @@ def trace_keys(doc: dict) -> Counter:
             keys[("setresuid", (a["ruid"], a["euid"], a["suid"]))] += 1
         elif op == "execve":
             keys[("execve", a["path"], tuple(a["argv"]))] += 1
+        elif op == "nft transaction":   # (nft runs as a program of its own: its execve is the one strace sees)
+            keys[("execve", a["argv"][0], tuple(a["argv"]))] += 1
         elif op == "write" and a["path"].startswith("/sys/fs/cgroup/"):
             keys[("write", a["path"], a["value"])] += 1
     return keys
@@ -203,8 +206,8 @@ def test_trace_has_every_call_strace_sees(pallet_env, tmp_path):
     arguments — and the trace invents none of them.
 
     Left out, and why: the first execve strace sees is strace starting the `pallet` console script itself
-    (before any pallet code runs, nothing could record it); what the container's program does after its
-    execve is that program's, not pallet's (busybox calls prctl(PR_GET_NAME)). A first run warms the seccomp BPF cache: a cold
+    (before any pallet code runs, nothing could record it); what a program pallet execs (the container's,
+    nft) does after its execve is that program's, not pallet's (busybox calls prctl(PR_GET_NAME)). A first run warms the seccomp BPF cache: a cold
     cache has libseccomp probe the kernel with seccomp(2) calls of its own while compiling the profile
     (inside the library, not through pallet's wrapper)."""
     strace = shutil.which("strace")
@@ -222,16 +225,15 @@ def test_trace_has_every_call_strace_sees(pallet_env, tmp_path):
     calls = strace_calls(out.read_text())
     first_pid = calls[0][0]
     assert calls[0][1] == "execve" and "pallet" in calls[0][2]   # strace starting the console script
-    # the container's program is not pallet: what a pid does after its execve of /bin/true is busybox's own
-    # (busybox asks prctl(PR_GET_NAME) for its applet name)
-    program_pids = {pid for pid, name, args, res in calls if name == "execve" and '"/bin/true"' in args}
-    assert len(program_pids) == 1
+    # a program pallet execs is not pallet: what a pid does after its execve (of /bin/true, of nft) is that
+    # program's own (busybox asks prctl(PR_GET_NAME) for its applet name)
+    assert sum(1 for _, name, args, _ in calls if name == "execve" and '"/bin/true"' in args) == 1
     ours, after = [], set()
     for c in calls[1:]:
         if c[0] in after:
             continue
         ours.append(c)
-        if c[0] in program_pids and c[1] == "execve":
+        if c[1] == "execve":
             after.add(c[0])
     want = strace_keys(ours, set())
     doc = _load(tr)
@@ -345,3 +347,23 @@ def test_explain_run_cost(pallet_env):
     assert cp.returncode == 0 and "No traced runs with the runc runtime" in cp.stdout
     cp = pallet_env("explain", "run", "--cost", "--memory", "lots", IMAGE)   # run's own refusal
     assert cp.returncode == 125 and cp.stderr.count("\n") == 1
+
+
+@pytest.mark.network
+def test_network_setup_is_traced(host_ns, pallet_env, tmp_path):
+    """On the default bridge (inside a namespace of the test's own): the netlink requests (veth, addresses,
+    routes) and the firewall transaction are in the monitor's network stage."""
+    pallet_env.prefix = ["nsenter", f"--net={host_ns.path}", "--"]
+    tr = tmp_path / "t.json"
+    try:
+        pallet_env("run", "--rm", "--network", "bridge", f"--trace={tr}", IMAGE, "true", check=True)
+    finally:
+        for cid in pallet_env.ids():
+            pallet_env("rm", "-f", cid)
+    doc = _load(tr)
+    net = [e for e in doc["events"] if e["stage"] == "network" and e["op"] != "stage"]
+    calls = " | ".join(e["args"].get("call", "") for e in net if e["op"] == "netlink")
+    assert "veth" in calls and "address" in calls and "route" in calls, calls
+    (fw,) = [e for e in net if e["op"] == "nft transaction"][:1]
+    assert fw["result"] == "ok" and fw["args"]["commands"] > 0
+    assert all(e["process"] == "monitor" for e in net)

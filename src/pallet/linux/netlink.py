@@ -20,6 +20,7 @@ import socket
 import struct
 import threading
 
+from pallet.linux import trace as T
 from pallet.linux.ns import CLONE_NEWNET, setns
 
 AF_INET = socket.AF_INET
@@ -168,11 +169,22 @@ class Netlink:
 
     def _request(self, kind: int, flags: int, body: bytes, call: str, ok: tuple[int, ...] = ()) -> None:
         seq, msg = self._msg(kind, flags | NLM_F_ACK, body)
+        r = T.recorder
         if self._batch is not None:
+            if r:   # (its acknowledgement is read with the batch's: a refusal is raised there)
+                r.done("netlink", T.now(), {"call": call, "netns": self.netns, "batched": True})
             self._batch.append((seq, msg, call, ok))
             return
+        t = T.now() if r else 0
         self.sock.send(msg)
-        self._acks({seq: (call, ok)})
+        try:
+            self._acks({seq: (call, ok)})
+        except OSError as e:
+            if r:
+                r.done("netlink", t, {"call": call, "netns": self.netns}, e)
+            raise
+        if r:
+            r.done("netlink", t, {"call": call, "netns": self.netns})
 
     def batch(self) -> _Batch:
         """`with nl.batch(): ...`: the requests made inside go out in one send, their acks read at the

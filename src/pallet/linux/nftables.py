@@ -31,7 +31,16 @@ def run(commands: list[dict]) -> None:
     if not commands:
         return
     doc = json.dumps({"nftables": [{"metainfo": {"json_schema_version": 1}}, *commands]})
-    cp = subprocess.run([nft_binary(), "-j", "-f", "-"], input=doc, capture_output=True, text=True)
+    from pallet.linux import trace as T
+
+    r = T.recorder
+    t = T.now() if r else 0
+    cp = subprocess.run(argv := [nft_binary(), "-j", "-f", "-"], input=doc, capture_output=True, text=True)
+    if r:
+        r.done("nft transaction", t, {"argv": argv, "commands": len(commands), "objects": sorted({
+            f"{verb} {kind}" for c in commands for verb, o in c.items() for kind in o}),
+            "json": doc if len(doc) < 20000 else doc[:20000] + "..."},
+            None if cp.returncode == 0 else f"nft exit status {cp.returncode}")
     if cp.returncode != 0:
         lines = [ln for ln in cp.stderr.splitlines() if ln.strip()]
         first = next((ln for ln in lines if ln.startswith("Error")), lines[0] if lines else "")
