@@ -50,6 +50,7 @@ def handoff(plan: Plan, eng, st, c, opts) -> dict:
     """What the monitor needs (the "trace" key of its "G" message); the CLI stops recording here."""
     from pallet.linux import trace as T
 
+    T.stage("handed to the monitor")   # (ends the /etc files stage)
     records = T.stop()
     at_exit_only = False
     if plan.file:

@@ -194,6 +194,8 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
     try:
         # the host's /proc is still mounted: it names our pid in the runtime's pid namespace (for hooks)
         ctx.state["pid"] = int(os.readlink("/proc/self"))
+        if T.recorder is not None:
+            T.recorder.pid = ctx.state["pid"]   # (the host's number for it, as in the other processes' records)
         hooks = cfg.get("hooks") or {}
         if hooks.get("createContainer") or hooks.get("startContainer"):
             import pallet.runtime.hooks  # noqa: F401 - now: after the pivot the host's library is gone
