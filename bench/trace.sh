@@ -7,12 +7,12 @@
 #
 # alternated run by run (before off on before off on ...), N runs each (RUNS, default 30): medians and ratios.
 # Everything lives in a private temp dir (its own --root/--runroot). Run as root.
-# Env: RUNS=30 KEEP=1 (keep the temp dir) BEFORE="85a312e 7d624fa" (the commits to revert for "before").
+# Env: RUNS=30 KEEP=1 (keep the temp dir) BEFORE="..." (the trace commits to revert for "before", newest first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 RUNS=${RUNS:-30}
-BEFORE=${BEFORE:-"7d624fa 85a312e"}
+BEFORE=${BEFORE:-"c7e128a f043af0 e8b7f24 7d624fa 85a312e"}
 PY=$PWD/.venv/bin/python
 work=$(mktemp -d /tmp/pallet-trace-bench.XXXXXX)
 export PALLET_ROOT=$work/root PALLET_RUNROOT=$work/run

@@ -192,7 +192,7 @@ def trace_keys(doc: dict) -> Counter:
             keys[("setresuid", (a["ruid"], a["euid"], a["suid"]))] += 1
         elif op == "execve":
             keys[("execve", a["path"], tuple(a["argv"]))] += 1
-        elif op == "nft transaction":   # (nft runs as a program of its own: its execve is the one strace sees)
+        elif op == "nft transaction" and a.get("argv"):   # (the nft program, without libnftables: its execve)
             keys[("execve", a["argv"][0], tuple(a["argv"]))] += 1
         elif op == "write" and a["path"].startswith("/sys/fs/cgroup/"):
             keys[("write", a["path"], a["value"])] += 1
