@@ -18,6 +18,10 @@ SAME = [
     ["run", "--rm", "--network", "none", "localhost/busybox", "true"],
     ["run", "--rm", "--network=none", "localhost/busybox", "true"],
     ["container", "run", "--rm", "localhost/busybox"],
+    ["run", "--trace", "busybox", "true"],              # (--trace alone takes no value: busybox is the image)
+    ["run", "--trace", "--rm", "-e", "--trace", "busybox", "--trace"],
+    ["run", "--trace=/tmp/t.json", "-d", "busybox"],
+    ["run", "--trace=", "busybox"],
     ["run", "busybox"],
     ["run", "-d", "busybox", "sleep", "1000"],
     ["run", "-it", "busybox", "sh"],
