@@ -28,6 +28,7 @@ CREATE = [
      "network's name, host, none (loopback only) or container:NAME (repeat it for several networks; --ip, "
      "--network-alias apply to the first).", {}),
     (("--ip",), "ip", VALUE, "IPv4 address on the (user-defined) network, e.g. 10.1.0.20.", {}),
+    (("--ip6",), "ip6", VALUE, "IPv6 address on the (user-defined, --ipv6) network, e.g. fd00:1::20.", {}),
     (("--network-alias", "--net-alias"), "network_alias", MULTI, "Another name of the container on its network.", {}),
     (("--mac-address",), "mac_address", VALUE, "MAC address of the container's interface (02:42:ac:11:00:02).", {}),
     (("-p", "--publish"), "publish", MULTI,
@@ -94,7 +95,8 @@ HOST = [
 RUN = [
     (("-d", "--detach"), "detach", FLAG, "Run in the background and print the container ID.", {}),
     (("--trace",), "trace", OPTIONAL,
-     "Record every kernel call that makes the container (`pallet trace NAME`); --trace=FILE writes it to FILE.", {}),
+     "Record every kernel call that makes the container (`pallet trace NAME`); --trace=FILE writes it to FILE.",
+     {"metavar": "[=FILE]"}),
 ]
 
 RUN_OPTIONS = [*CREATE, *HOST, *RUN]
@@ -142,6 +144,8 @@ def click_options(rows) -> list:
             kw["multiple"] = True
         if "default" in extra:
             kw["default"], kw["show_default"] = extra["default"], True
+        if extra.get("metavar"):
+            kw["metavar"] = extra["metavar"]
         if extra.get("file"):
             kw["type"] = click.Path(dir_okay=False)
         out.append(click.option(*names, dest, **kw))
