@@ -23,6 +23,19 @@ class PalletError(Exception):
         return str(self.args[0]) if self.args else self.__class__.__name__
 
 
+class InvalidField(PalletError):
+    """Bad input in one field of an engine record, named as docker's Engine API names it (NanoCpus,
+    PidsLimit, ...). `template` may say `{name}` where the field is named: a caller with names of its
+    own for the fields (the CLI's flags) gives the same sentence with `named(flag)`."""
+
+    def __init__(self, field: str, template: str, **values) -> None:
+        self.field, self.template, self.values = field, template, values
+        super().__init__(template.format(name=field, **values))
+
+    def named(self, name: str) -> str:
+        return self.template.format(name=name, **self.values)
+
+
 class InvalidReference(PalletError):
     """A string that is not a valid image reference."""
 

@@ -25,11 +25,11 @@ def _with_limits(f):
 @click.argument("containers", nargs=-1, required=True)
 def update_cmd(containers: tuple[str, ...], restart: str | None, **kw) -> None:
     """Change the resource limits (and restart policy) of containers, running or not."""
-    from pallet.engine.hostconfig import parse_limits, parse_restart
+    from pallet.cli.hostflags import checked_resources
+    from pallet.engine.hostconfig import parse_restart
     from pallet.engine.limits import update
 
-    changes: dict = {}
-    parse_limits(kw, changes)
+    res, changes = checked_resources(kw)
     policy = parse_restart(restart) if restart else None
     if not changes and policy is None:
         raise PalletError("you must provide one or more flags when using this command")
@@ -43,7 +43,7 @@ def update_cmd(containers: tuple[str, ...], restart: str | None, **kw) -> None:
                 and "MemorySwap" not in changes and changes["Memory"] > c.HostConfig["MemorySwap"]:
             raise PalletError("Memory limit should be smaller than already set memoryswap limit, update the "
                               "memoryswap at the same time")
-        for w in update(eng, c, changes, policy):
+        for w in update(eng, c, res, policy):
             click.echo(f"WARNING: {w}", err=True)
 
     _each(containers, one)

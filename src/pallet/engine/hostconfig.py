@@ -3,7 +3,12 @@
 Pure parsing and validation, done before anything is created, so bad input is one
 sentence, exit 125, and leaves nothing behind:
 
-    host, config = parse_flags({"volume": ["data:/data"], "memory": "64m", ...})
+    host, config = parse_flags({"volume": ["data:/data"], "cap_add": ["NET_ADMIN"], ...})
+    host.update(check_resources(Resources(Memory=64 << 20, NanoCpus=1_500_000_000)))
+
+The resource limits are a record already (`options.Resources`, docker's field names): the checks raise
+`InvalidField` naming the field, and the CLI says the same sentence with its flag. The other flags
+still come as click's keyword arguments.
 
 Field names and value shapes follow docker's API (Binds, Mounts, Tmpfs, Memory,
 NanoCpus, Ulimits, Devices, CapAdd, RestartPolicy, Config.Healthcheck, ...).
@@ -16,8 +21,9 @@ import re
 import resource
 import stat
 
+from pallet.engine.options import Resources
 from pallet.engine.units import parse_bytes, parse_duration
-from pallet.errors import PalletError
+from pallet.errors import InvalidField, PalletError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
@@ -31,15 +37,16 @@ def host_cpus() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
-def parse_cpuset(text: str, what: str = "--cpuset-cpus") -> set[int]:
+def parse_cpuset(text: str, field: str = "CpusetCpus") -> set[int]:
     out: set[int] = set()
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
         if not m:
-            raise PalletError(f"invalid value {text!r} for {what}: give CPUs like 0-1 or 0,2")
+            raise InvalidField(field, "invalid value {text!r} for {name}: give CPUs like 0-1 or 0,2", text=text)
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise PalletError(f"invalid value {text!r} for {what}: {lo}-{hi} is an empty range")
+            raise InvalidField(field, "invalid value {text!r} for {name}: {lo}-{hi} is an empty range", text=text,
+                               lo=lo, hi=hi)
         out.update(range(lo, hi + 1))
     return out
 
@@ -194,68 +201,63 @@ def _int(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> int
     return n
 
 
-def parse_limits(kw: dict, host: dict) -> None:
-    """--memory ... --pids-limit: into `host` (shared by run/create and update)."""
-    if kw.get("memory") not in (None, ""):
-        m = parse_bytes(kw["memory"], "--memory")
-        if m and m < 6 * 1024 * 1024:
-            raise PalletError("Minimum memory limit allowed is 6MB")
-        host["Memory"] = m
-    if kw.get("memory_swap") not in (None, ""):
-        s = -1 if str(kw["memory_swap"]) == "-1" else parse_bytes(kw["memory_swap"], "--memory-swap")
-        mem = host.get("Memory") or 0
-        if s != -1 and not mem:
-            raise PalletError("you should always set the memory limit when using the memory swap limit")
-        if s != -1 and s < mem:
-            raise PalletError("Minimum memoryswap limit should be larger than memory limit, see usage")
-        host["MemorySwap"] = s
-    if kw.get("memory_reservation") not in (None, ""):
-        r = parse_bytes(kw["memory_reservation"], "--memory-reservation")
-        if host.get("Memory") and r > host["Memory"]:
-            raise PalletError("Minimum memory limit can not be less than memory reservation limit, see usage")
-        host["MemoryReservation"] = r
-    if kw.get("cpus") not in (None, ""):
-        try:
-            cpus = float(kw["cpus"])
-        except ValueError:
-            raise PalletError(f"invalid --cpus {kw['cpus']!r}: a number such as 1.5") from None
+def _in_range(r: Resources, field: str, lo: int | None = None, hi: int | None = None) -> None:
+    n = getattr(r, field)
+    if (lo is not None and n < lo) or (hi is not None and n > hi):
+        raise InvalidField(field, "invalid {name} {n}: must be between {lo} and {hi}", n=n, lo=lo, hi=hi)
+
+
+def check_resources(r: Resources) -> dict:
+    """docker's checks of the resource limits (run/create and update) -> the HostConfig fields given.
+    A bad value raises InvalidField naming the field (docker's own sentences where it has them)."""
+    if r.Memory and r.Memory < 6 * 1024 * 1024:
+        raise InvalidField("Memory", "Minimum memory limit allowed is 6MB")
+    if r.MemorySwap is not None and r.MemorySwap != -1:
+        if not r.Memory:
+            raise InvalidField("MemorySwap", "you should always set the memory limit when using the memory swap limit")
+        if r.MemorySwap < r.Memory:
+            raise InvalidField("MemorySwap", "Minimum memoryswap limit should be larger than memory limit, see usage")
+    if r.MemoryReservation is not None and r.Memory and r.MemoryReservation > r.Memory:
+        raise InvalidField("MemoryReservation",
+                           "Minimum memory limit can not be less than memory reservation limit, see usage")
+    if r.NanoCpus is not None:
         n = len(host_cpus())
-        if cpus < 0.01 or cpus > n:
-            raise PalletError(f"range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
-        host["NanoCpus"] = int(round(cpus * 1e9))
-    if kw.get("cpu_shares") not in (None, ""):
-        host["CpuShares"] = _int(kw["cpu_shares"], "--cpu-shares", 0, 262144)
-    if kw.get("cpu_period") not in (None, ""):
-        host["CpuPeriod"] = _int(kw["cpu_period"], "--cpu-period", 1000, 1000000)
-    if kw.get("cpu_quota") not in (None, ""):
-        host["CpuQuota"] = _int(kw["cpu_quota"], "--cpu-quota", -1)
-    if kw.get("cpuset_cpus") not in (None, ""):
-        want = parse_cpuset(kw["cpuset_cpus"])
+        if r.NanoCpus < 10_000_000 or r.NanoCpus > n * 1_000_000_000:
+            raise InvalidField("NanoCpus", "range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs "
+                               "available", n=n)
+    if r.CpuShares is not None:
+        _in_range(r, "CpuShares", 0, 262144)
+    if r.CpuPeriod is not None:
+        _in_range(r, "CpuPeriod", 1000, 1000000)
+    if r.CpuQuota is not None:
+        _in_range(r, "CpuQuota", -1)
+    if r.CpusetCpus is not None:
+        want = parse_cpuset(r.CpusetCpus, "CpusetCpus")
         have = host_cpus()
         if not want <= have:
-            raise PalletError(f"Requested CPUs are not available - requested {kw['cpuset_cpus']}, "
-                              f"available: {_fmt_cpus(have)}")
-        host["CpusetCpus"] = kw["cpuset_cpus"]
-    if kw.get("cpuset_mems") not in (None, ""):
-        want = parse_cpuset(kw["cpuset_mems"], "--cpuset-mems")
+            raise InvalidField("CpusetCpus", "Requested CPUs are not available - requested {want}, available: "
+                               "{have}", want=r.CpusetCpus, have=_fmt_cpus(have))
+    if r.CpusetMems is not None:
+        want = parse_cpuset(r.CpusetMems, "CpusetMems")
         try:
             have = parse_cpuset(open("/sys/devices/system/node/online").read().strip())
         except OSError:
             have = {0}
         if not want <= have:
-            raise PalletError(f"Requested memory nodes are not available - requested {kw['cpuset_mems']}")
-        host["CpusetMems"] = kw["cpuset_mems"]
-    if kw.get("pids_limit") not in (None, ""):
-        host["PidsLimit"] = _int(kw["pids_limit"], "--pids-limit", -1)
-    if kw.get("blkio_weight") not in (None, ""):
-        w = _int(kw["blkio_weight"], "--blkio-weight", 0, 1000)
-        if w and w < 10:
-            raise PalletError("invalid --blkio-weight: the range is from 10 to 1000")
-        host["BlkioWeight"] = w
+            raise InvalidField("CpusetMems", "Requested memory nodes are not available - requested {want}",
+                               want=r.CpusetMems)
+    if r.PidsLimit is not None:
+        _in_range(r, "PidsLimit", -1)
+    if r.BlkioWeight is not None:
+        _in_range(r, "BlkioWeight", 0, 1000)
+        if r.BlkioWeight and r.BlkioWeight < 10:
+            raise InvalidField("BlkioWeight", "invalid {name}: the range is from 10 to 1000")
+    return r.given()
 
 
 def parse_flags(kw: dict) -> tuple[dict, dict]:
-    """Every flag of this module's concern from a click kwargs dict -> (HostConfig part, Config part)."""
+    """Every flag of this module's concern from a click kwargs dict -> (HostConfig part, Config part).
+    (The resource limits are not here: the CLI gives them as `Resources`, see check_resources.)"""
     from pallet.engine import volumes
 
     host: dict[str, Any] = {}
@@ -291,7 +293,6 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
         host["VolumesFrom"] = vfrom
     if kw.get("read_only"):
         host["ReadonlyRootfs"] = True
-    parse_limits(kw, host)
     ulimits = [parse_ulimit(u) for u in kw.get("ulimit") or ()]
     if ulimits:
         host["Ulimits"] = ulimits

@@ -199,9 +199,16 @@ def apply_host_config(spec: dict, c) -> None:
 
 
 # ---- update ---------------------------------------------------------------------------------
-def update(engine, c, host_changes: dict, restart: dict | None = None) -> list[str]:
-    """`pallet update`: new limits into the row and, when running, into the cgroup through the runtime."""
+def update(engine, c, host_changes, restart: dict | None = None) -> list[str]:
+    """`pallet update`: new limits (`options.Resources`, checked here, or HostConfig fields) into the row
+    and, when running, into the cgroup through the runtime."""
     import json
+
+    from pallet.engine.hostconfig import check_resources
+    from pallet.engine.options import Resources
+
+    if isinstance(host_changes, Resources):
+        host_changes = check_resources(host_changes)
 
     host = dict(c.HostConfig)
     merged = dict(host, **host_changes)

@@ -1,8 +1,9 @@
-"""What `create`/`run` take: the options of a new container (the CLI's flags and an API's body map to it)."""
+"""What `create`/`run` and `update` take: the options of a new container and its resource limits (the
+CLI's flags and an API's body map to them; the records use docker's Engine API field names)."""
 
 from __future__ import annotations
 
-from pallet.records import field, record
+from pallet.records import field, fields, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class CreateOptions:
     network: str = "none"                  # none, host, container:NAME, bridge or a network's name
     extra_networks: list[str] = field(default_factory=list)   # several --network: the ones after the first
     ip: str | None = None
+    ip6: str | None = None                 # --ip6: the IPv6 address on the first (--ipv6) network
     aliases: list[str] = field(default_factory=list)
     mac_address: str | None = None
     publish: list[str] = field(default_factory=list)
@@ -42,3 +44,25 @@ class CreateOptions:
     detach: bool = False
     extra_host_config: dict[str, Any] = field(default_factory=dict)   # room for volumes/limits/restart
     extra_config: dict[str, Any] = field(default_factory=dict)        # Config fields (Healthcheck)
+    resources: Resources | None = None     # the resource limits (checked by hostconfig.check_resources)
+
+
+@record
+class Resources:
+    """The resource limits of HostConfig, by docker's Engine API names and in its units (bytes, nano-CPUs,
+    CFS microseconds); None is "not given". `hostconfig.check_resources` validates them."""
+    Memory: int | None = None             # bytes; 0 = no limit
+    MemorySwap: int | None = None         # memory + swap, bytes; -1 = unlimited swap
+    MemoryReservation: int | None = None  # soft limit, bytes
+    NanoCpus: int | None = None           # CPUs x 1e9
+    CpuShares: int | None = None
+    CpuPeriod: int | None = None          # microseconds
+    CpuQuota: int | None = None           # microseconds per period; -1 = none
+    CpusetCpus: str | None = None         # "0-1", "0,2"
+    CpusetMems: str | None = None
+    PidsLimit: int | None = None          # -1 or 0 = unlimited
+    BlkioWeight: int | None = None        # 10-1000; 0 = the default
+
+    def given(self) -> dict[str, Any]:
+        """The fields that were given, as HostConfig's dict has them."""
+        return {k: getattr(self, k) for k in fields(self) if getattr(self, k) is not None}
