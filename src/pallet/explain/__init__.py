@@ -5,6 +5,8 @@
 - `capabilities`: the Linux capability table with one line on what each allows.
 - `image`: an image's full name, its base image, what each layer adds, what runs (`pallet explain image`).
 - `tree`: the images of the store as a tree of shared layer chains (`pallet images --tree`).
+- `trace`: a `pallet run --trace` trace as a tree by process and stage, its time per stage, and the
+  stage costs of recent traced runs (`pallet trace`, `pallet explain run --cost`).
 
 Nothing imports this package but the CLI: it reads every layer below it.
 """

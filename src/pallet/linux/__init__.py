@@ -12,4 +12,7 @@ raises `OSError` with the call's name on failure; policy lives above it (`pallet
 - `cgroups`: cgroup v1/v2/hybrid paths and files.  `kernfs`: every procfs/sysfs/cgroupfs write.
 - `netlink`: links, addresses, routes in any network namespace.  `nftables`: one transaction per
   call.  `sysctl`: /proc/sys.
+- `creds`: setgroups, setresgid, setresuid.  `proc`: fork and execve.
+- `trace`: the recorder each wrapper reports its call to when `pallet run --trace` set one up
+  (`recorder is None` otherwise: nothing allocated); the trace document (docs/trace.md).
 """
