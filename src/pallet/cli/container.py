@@ -251,7 +251,7 @@ def _render_template(fmt: str, obj) -> str:
 def logs_cmd(container: str, follow: bool, tail: str, since: str | None, until: str | None,
              timestamps: bool) -> None:
     """Show a container's output (json-file log)."""
-    from pallet.engine.logs import read_logs
+    from pallet.engine.logs import iter_logs
 
     if tail != "all":
         try:
@@ -261,8 +261,11 @@ def logs_cmd(container: str, follow: bool, tail: str, since: str | None, until: 
             raise PalletError(f"invalid --tail {tail!r}: a number or all") from None
     eng = _engine()
     c = eng.get(container)
-    read_logs(eng, c, follow=follow, tail=None if tail == "all" else int(tail), since=since, until=until,
-              timestamps=timestamps)
+    for stream, ts, data in iter_logs(eng, c, follow=follow, tail=None if tail == "all" else int(tail),
+                                      since=since, until=until):
+        out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
+        out.write(ts.encode() + b" " + data if timestamps else data)
+        out.flush()
 
 
 @click.command("stop")

@@ -1,12 +1,18 @@
-"""Reading the json-file log: --tail, --since/--until, -t, and -f (follow across rotation until exit)."""
+"""Reading the json-file log: --tail, --since/--until and -f (follow across rotation until exit).
+
+`iter_logs` yields docker's log records, (stream, time, bytes), and writes nowhere: the caller renders
+them (the CLI to its stdout and stderr, with `-t` the time in front; a daemon into its API stream)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections import deque
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _parse_ts(text: str) -> float:
@@ -21,17 +27,15 @@ def _parse_ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() + frac
 
 
-def _emit(rec: dict, timestamps: bool) -> None:
-    out = sys.stdout.buffer if rec.get("stream") != "stderr" else sys.stderr.buffer
-    data = rec.get("log", "").encode()
-    if timestamps:
-        data = rec.get("time", "").encode() + b" " + data
-    out.write(data)
-    out.flush()
+def _record(rec: dict) -> tuple[str, str, bytes]:
+    return ("stderr" if rec.get("stream") == "stderr" else "stdout", rec.get("time", ""),
+            rec.get("log", "").encode())
 
 
-def read_logs(engine, c, *, follow: bool, tail: int | None, since: str | None, until: str | None,
-              timestamps: bool) -> None:
+def iter_logs(engine, c, *, follow: bool = False, tail: int | None = None, since: str | None = None,
+              until: str | None = None) -> Iterator[tuple[str, str, bytes]]:
+    """The container's log records as (stream: "stdout" or "stderr", RFC 3339 time, the bytes): the last
+    `tail` ones, between `since` and `until`; with `follow`, then what it writes until it stops."""
     from pallet.engine.model import parse_time
 
     t_since = parse_time(since) if since else None
@@ -60,7 +64,7 @@ def read_logs(engine, c, *, follow: bool, tail: int | None, since: str | None, u
             except FileNotFoundError:
                 continue
     for rec in lines:
-        _emit(rec, timestamps)
+        yield _record(rec)
     if not follow:
         return
     try:
@@ -83,7 +87,7 @@ def read_logs(engine, c, *, follow: bool, tail: int | None, since: str | None, u
                 except ValueError:
                     continue
                 if keep(rec):
-                    _emit(rec, timestamps)
+                    yield _record(rec)
             continue
         try:
             st = os.stat(path)
@@ -108,6 +112,6 @@ def read_logs(engine, c, *, follow: bool, tail: int | None, since: str | None, u
                     except ValueError:
                         continue
                     if keep(rec):
-                        _emit(rec, timestamps)
+                        yield _record(rec)
                 return
         time.sleep(0.05)
