@@ -118,7 +118,9 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
         tr = tracerun.begin(kw, detach=detach)   # (a bad --trace FILE: nothing created)
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-    if os.fork() == 0:
+    from pallet.linux.proc import fork
+
+    if fork("monitor") == 0:
         from pallet.engine.monitor import preforked
 
         ours.close()

@@ -62,8 +62,11 @@ def _in_chroot(root: str, fn, *, child_fds: tuple[int, ...] = (), parent_fds: tu
     `child_fds` are closed in the child, `parent_fds` in the parent (the pipe ends the other side
     uses); `after_fork()` runs in the parent (threads start only after the fork) and is joined.
     """
+    from pallet.linux import mount as M
+    from pallet.linux.proc import fork
+
     err_r, err_w = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         code = 0
         try:
@@ -71,7 +74,7 @@ def _in_chroot(root: str, fn, *, child_fds: tuple[int, ...] = (), parent_fds: tu
             for fd in child_fds:
                 os.close(fd)
             _bind_volumes(root, getattr(root, "binds", ()))
-            os.chroot(root)
+            M.chroot(str(root))
             os.chdir("/")
             fn()
         except BaseException as e:  # noqa: BLE001

@@ -490,7 +490,9 @@ def spawn(engine, container, *, sync: socket.socket | None) -> int:
     global _T0
     _T0 = time.monotonic()
     engine.before_fork()
-    pid = os.fork()
+    from pallet.linux.proc import fork
+
+    pid = fork("monitor")
     if pid:
         engine.after_fork_parent()
         return pid

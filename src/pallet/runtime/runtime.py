@@ -529,7 +529,7 @@ class Runtime:
         ctx = init_mod.Ctx(cfg=dict(cfg, process=process), chan=cchan, cgroup=cg, seccomp=seccomp, console=console,
                            preserve_fds=preserve_fds, stdio=stdio, state=st, ns_paths=ns_paths, detach=detach,
                            pre_exec=_pre_exec)
-        c1 = os.fork()
+        c1 = L.fork()
         if c1 == 0:
             try:
                 os.close(pchan.r)
