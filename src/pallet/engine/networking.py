@@ -86,6 +86,14 @@ def plan(engine, opts) -> tuple[str, dict]:
                 raise PalletError(f"cannot join the network of container {other.name}: it is not running")
             mode = "container:" + other.id
         return mode, {}
+    if mode == "bridge" and not more and not ip and not aliases:
+        try:   # the default bridge once recorded: a plain query, no import of the network layer (hot path)
+            row = engine.db.query("SELECT id FROM networks WHERE name = 'bridge' AND subnet IS NOT NULL")
+        except Exception:  # noqa: BLE001 - a store without the networks tables: the slow path makes them
+            row = []
+        if row:
+            return "bridge", {"bridge": {"IPAMConfig": None, "Aliases": None,
+                                         "MacAddress": mac.lower() if mac else "", "NetworkID": row[0][0]}}
     from pallet.network.networks import Networks
 
     nets = Networks(_store(engine))

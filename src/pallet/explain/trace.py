@@ -132,7 +132,7 @@ def render_tree(doc: dict, stream=None, *, color: bool | None = None) -> None:
         last[p][1].add(f"[dim]+{e['t_ms']:8.2f} {e['dur_ms']:6.2f} ms[/dim] [green]{escape(e['op'])}[/green] "
                        f"{escape(describe(e))}{res}")
     isatty = getattr(stream, "isatty", lambda: False)()
-    Console(file=stream, width=200 if not isatty else None, no_color=not (isatty if color is None else color),
+    Console(file=stream, width=100000 if not isatty else None, no_color=not (isatty if color is None else color),
             highlight=False, soft_wrap=True).print(root)
 
 

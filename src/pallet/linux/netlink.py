@@ -7,9 +7,9 @@ IPv4 addresses and routes. Every request asks for an acknowledgement (NLM_F_ACK)
 `OSError(errno, "CALL: strerror")`. `batch()` sends several requests in one sendmsg and reads their
 acknowledgements together.
 
-A socket for another namespace is opened by a short-lived thread that setns(2)s into it, opens the
-socket and returns (setns changes only the calling thread), so nothing forks and the caller's own
-namespace never changes: a netlink socket stays bound to the namespace it was opened in.
+A socket for another namespace is opened by the calling thread between a setns(2) into it and one
+back (setns changes only the calling thread), so nothing forks and the caller's namespace is its own
+again before the call returns: a netlink socket stays bound to the namespace it was opened in.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import errno
 import os
 import socket
 import struct
-import threading
 
 from pallet.linux import trace as T
 from pallet.linux.ns import CLONE_NEWNET, setns
@@ -86,33 +85,22 @@ def _cstr(payload: bytes) -> str:
 
 
 def _socket_in(netns_path: str) -> socket.socket:
-    out: dict = {}
-
-    def enter() -> None:
+    """A netlink socket in the namespace at `netns_path`: this thread setns(2)s into it, opens the socket
+    and setns(2)s back (setns changes only the calling thread; a thread of its own for it cost up to a
+    GIL switch interval, 5 ms, in the monitor)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            setns(target, CLONE_NEWNET)
             try:
-                target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    setns(target, CLONE_NEWNET)
-                    try:
-                        out["sock"] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                                    NETLINK_ROUTE)
-                    finally:
-                        setns(own, CLONE_NEWNET)
-                finally:
-                    os.close(target)
+                return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
             finally:
-                os.close(own)
-        except OSError as e:
-            out["error"] = e
-
-    t = threading.Thread(target=enter, name="netns-socket")
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["sock"]
+                setns(own, CLONE_NEWNET)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
 
 
 def netns_fd(netns_path: str) -> int:
