@@ -7,27 +7,43 @@ import os
 from pallet.linux import trace as T
 
 
-def _call(op: str, fn, args: tuple, shown: dict) -> None:
+def setgroups(gids: list[int]) -> None:
     r = T.recorder
     if r is None:
-        fn(*args)
+        os.setgroups(gids)
         return
     t = T.now()
     try:
-        fn(*args)
+        os.setgroups(gids)
     except OSError as e:
-        r.done(op, t, shown, e)
+        r.done("setgroups", t, {"groups": list(gids)}, e)
         raise
-    r.done(op, t, shown)
-
-
-def setgroups(gids: list[int]) -> None:
-    _call("setgroups", os.setgroups, (list(gids),), {"groups": list(gids)})
+    r.done("setgroups", t, {"groups": list(gids)})
 
 
 def setresgid(rgid: int, egid: int, sgid: int) -> None:
-    _call("setresgid", os.setresgid, (rgid, egid, sgid), {"rgid": rgid, "egid": egid, "sgid": sgid})
+    r = T.recorder
+    if r is None:
+        os.setresgid(rgid, egid, sgid)
+        return
+    t = T.now()
+    try:
+        os.setresgid(rgid, egid, sgid)
+    except OSError as e:
+        r.done("setresgid", t, {"rgid": rgid, "egid": egid, "sgid": sgid}, e)
+        raise
+    r.done("setresgid", t, {"rgid": rgid, "egid": egid, "sgid": sgid})
 
 
 def setresuid(ruid: int, euid: int, suid: int) -> None:
-    _call("setresuid", os.setresuid, (ruid, euid, suid), {"ruid": ruid, "euid": euid, "suid": suid})
+    r = T.recorder
+    if r is None:
+        os.setresuid(ruid, euid, suid)
+        return
+    t = T.now()
+    try:
+        os.setresuid(ruid, euid, suid)
+    except OSError as e:
+        r.done("setresuid", t, {"ruid": ruid, "euid": euid, "suid": suid}, e)
+        raise
+    r.done("setresuid", t, {"ruid": ruid, "euid": euid, "suid": suid})

@@ -394,7 +394,8 @@ def _exec(ctx: Ctx, proc: dict, path: str, env: dict[str, str]) -> None:
         ctx.pre_exec()
     T.stage("execve")
     chan = ctx.chan
-    L.execve(path, proc["args"], env, flush=None if chan is None or chan.w < 0 else lambda: _send_trace(chan))
+    traced = T.recorder is not None and chan is not None and chan.w >= 0
+    L.execve(path, proc["args"], env, flush=(lambda: _send_trace(chan)) if traced else None)
 
 
 # -- exec ------------------------------------------------------------------------------------
