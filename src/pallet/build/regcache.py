@@ -108,7 +108,6 @@ class RegistryCache:
         """The entries of the cache at `ref_text`; None when the registry has no such manifest."""
         from pallet import reference
         from pallet.errors import NotFound, RegistryError
-        from pallet.oci.digest import Digest
         from pallet.registry.client.pull import BlobSink
 
         ref = reference.normalize(ref_text)
@@ -137,7 +136,6 @@ class RegistryCache:
             entries = {r["digest"]: r["pallet.entry"] for r in doc.get("records", []) if "pallet.entry" in r}
         except (ValueError, KeyError, TypeError) as e:
             raise PalletError(f"the build cache {ref_text} is malformed: {e}") from None
-        Digest.parse(cfg.digest)
         return RemoteEntries(self.client, src, self.store, entries)
 
 

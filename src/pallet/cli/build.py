@@ -101,10 +101,12 @@ def _output(value: str | None) -> tuple[str, str] | None:
 
 def _caches(cache_from, cache_to) -> dict:
     """--cache-from/--cache-to (type=local|registry) as the build options' fields."""
-    from pallet.build.regcache import parse_cache_option
-
     out: dict = {"cache_from": [], "cache_from_registry": [], "cache_to": None, "cache_to_registry": None,
                  "cache_mode": "min"}
+    if not cache_from and not cache_to:
+        return out
+    from pallet.build.regcache import parse_cache_option
+
     for value in cache_from:
         f = parse_cache_option(value, "src")
         if f["type"] == "local":
