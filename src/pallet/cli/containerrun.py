@@ -92,7 +92,7 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
         image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
         env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
         network=networks(kw)[0], extra_networks=networks(kw)[1:], publish_all=kw.get("publish_all", False),
-        expose=list(kw.get("expose") or ()), ip=kw.get("ip") or None, aliases=list(kw.get("network_alias") or ()),
+        expose=list(kw.get("expose") or ()), ip=kw.get("ip") or None, ip6=kw.get("ip6") or None, aliases=list(kw.get("network_alias") or ()),
         mac_address=kw.get("mac_address") or None, publish=list(kw.get("publish") or ()), add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
         stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=labels(kw.get("label") or ()),
         runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",

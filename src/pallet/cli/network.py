@@ -37,7 +37,7 @@ def network_group() -> None:
 @click.option("--subnet", multiple=True, help="Subnet in CIDR form (default: the next free one of docker's pool).")
 @click.option("--gateway", multiple=True, help="Gateway of the subnet (default: its first address).")
 @click.option("--ip-range", multiple=True, help="Allocate container addresses from this sub-range.")
-@click.option("--ipv6", is_flag=True, help="Enable IPv6 (not supported yet).")
+@click.option("--ipv6", is_flag=True, help="Enable IPv6 (an IPv6 --subnet, or a unique local /64 picked for it).")
 @click.option("--internal", is_flag=True, help="No route out of the network.")
 @click.option("--attachable", is_flag=True, hidden=True)
 @click.option("-l", "--label", multiple=True, help="Set a label KEY=VALUE.")
@@ -46,16 +46,27 @@ def network_group() -> None:
 def create_cmd(name: str, driver: str, subnet: tuple[str, ...], gateway: tuple[str, ...], ip_range: tuple[str, ...],
                ipv6: bool, internal: bool, attachable: bool, label: tuple[str, ...], opt: tuple[str, ...]) -> None:
     """Create a network; prints its id."""
-    if ipv6:
-        raise PalletError("IPv6 networks (--ipv6) are not supported by pallet yet")
-    for flag, values in (("--subnet", subnet), ("--gateway", gateway), ("--ip-range", ip_range)):
-        if len(values) > 1:
-            raise PalletError(f"{flag} was given {len(values)} times: pallet supports one IPv4 subnet per network")
+    # one IPv4 and one IPv6 subnet (and gateway), told apart by their family
+    subnet4, subnet6 = _by_family(subnet, "--subnet")
+    gateway4, gateway6 = _by_family(gateway, "--gateway")
+    if len(ip_range) > 1:
+        raise PalletError(f"--ip-range was given {len(ip_range)} times: pallet supports one per network")
     options = _pairs(opt, "driver option", need_value=True)
-    net = _nets().create(name, driver=driver, subnet=subnet[0] if subnet else None,
-                         gateway=gateway[0] if gateway else None, ip_range=ip_range[0] if ip_range else None,
+    net = _nets().create(name, driver=driver, subnet=subnet4, gateway=gateway4,
+                         ip_range=ip_range[0] if ip_range else None, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
                          internal=internal, labels=_pairs(label, "label", need_value=False), options=options)
     click.echo(net.id)
+
+
+def _by_family(values: tuple[str, ...], flag: str) -> tuple[str | None, str | None]:
+    """(the IPv4 one, the IPv6 one) of a repeated --subnet or --gateway."""
+    v4 = [v for v in values if ":" not in v]
+    v6 = [v for v in values if ":" in v]
+    for family, got in (("IPv4", v4), ("IPv6", v6)):
+        if len(got) > 1:
+            raise PalletError(f"{flag} was given {len(got)} {family} values: pallet supports one {family} "
+                              f"{flag[2:]} per network")
+    return (v4[0] if v4 else None), (v6[0] if v6 else None)
 
 
 def _matches(net, filters: dict[str, list[str]]) -> bool:
@@ -174,16 +185,17 @@ def _engine():
 
 @network_group.command("connect")
 @click.option("--ip", help="IPv4 address on the network.")
+@click.option("--ip6", help="IPv6 address on the network (one created with --ipv6).")
 @click.option("--alias", multiple=True, help="Another name of the container on the network.")
 @click.argument("network")
 @click.argument("container")
-def connect_cmd(network: str, container: str, ip: str | None, alias: tuple[str, ...]) -> None:
+def connect_cmd(network: str, container: str, ip: str | None, ip6: str | None, alias: tuple[str, ...]) -> None:
     """Connect a container to a network (a running one at once, a stopped one at its next start)."""
     from pallet.engine import networking
 
     eng = _engine()
     c = eng.get(container)
-    networking.connect(eng, c, network, ip=ip, aliases=alias)
+    networking.connect(eng, c, network, ip=ip, aliases=alias, ip6=ip6)
 
 
 @network_group.command("disconnect")

@@ -28,6 +28,7 @@ CREATE = [
      "network's name, host, none (loopback only) or container:NAME (repeat it for several networks; --ip, "
      "--network-alias apply to the first).", {}),
     (("--ip",), "ip", VALUE, "IPv4 address on the (user-defined) network, e.g. 10.1.0.20.", {}),
+    (("--ip6",), "ip6", VALUE, "IPv6 address on the (user-defined, --ipv6) network, e.g. fd00:1::20.", {}),
     (("--network-alias", "--net-alias"), "network_alias", MULTI, "Another name of the container on its network.", {}),
     (("--mac-address",), "mac_address", VALUE, "MAC address of the container's interface (02:42:ac:11:00:02).", {}),
     (("-p", "--publish"), "publish", MULTI,

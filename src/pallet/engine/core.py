@@ -61,7 +61,7 @@ class Engine(Containers, Images, Lifecycle, Waiting, Inspection):
         opts.runtime = runtime_name
         self.runtime(runtime_name)   # fails early for an unknown runtime
         if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or
-                                           opts.add_hosts or opts.extra_networks):
+                                           opts.add_hosts or opts.extra_networks or opts.ip6):
             net_mode, net_endpoints = "none", {}   # (the hot path: nothing to check)
         else:
             from pallet.engine import networking

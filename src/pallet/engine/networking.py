@@ -44,6 +44,7 @@ def plan(engine, opts) -> tuple[str, dict]:
     anything is created; returns (NetworkMode, EndpointsConfig). Bad input: one sentence, exit 125."""
     mode = opts.network or "bridge"
     ip, aliases, mac = opts.ip, list(opts.aliases or ()), opts.mac_address
+    ip6 = getattr(opts, "ip6", None)
     more = list(getattr(opts, "extra_networks", None) or ())
     if more:
         if not all(is_network(m) for m in (mode, *more)):
@@ -73,7 +74,7 @@ def plan(engine, opts) -> tuple[str, dict]:
             raise PalletError("published ports (-p) need a network: the container has --network none")
         if opts.publish and mode.startswith("container:"):
             raise PalletError("conflicting options: published ports (-p) and the network mode container:")
-        for flag, given in (("--ip", ip), ("--network-alias", aliases), ("--mac-address", mac)):
+        for flag, given in (("--ip", ip), ("--ip6", ip6), ("--network-alias", aliases), ("--mac-address", mac)):
             if given:
                 raise PalletError(f"{flag} needs a network (--network bridge or a user network), "
                                   f"not --network {mode}")
@@ -116,9 +117,35 @@ def plan(engine, opts) -> tuple[str, dict]:
 
         taken = [le.address for le in nets.leases(net)]
         ipam.check_requested(net.ipam, ip, taken)
-    ep = {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Aliases": aliases or None,
+    if ip6:
+        from pallet.network import ipam
+
+        if net.ipam6 is None:
+            raise PalletError(f"--ip6 needs a network with IPv6: network {net.name} was not created with --ipv6")
+        ipam.check_requested6(net.ipam6, ip6, [le.address6 for le in nets.leases(net)])
+    if opts.publish and net.ipam6 is None:
+        from pallet.engine import ports
+
+        for key, binds in ports.parse(opts.publish).items():
+            for b in binds:
+                if ":" in b["HostIp"]:
+                    raise PalletError(f"cannot publish [{b['HostIp']}]:{b['HostPort']}->{key}: network {net.name} "
+                                      "has no IPv6 address for the container (it was not created with --ipv6)")
+    ep = {"IPAMConfig": _ipam_config(ip, ip6), "Aliases": aliases or None,
           "MacAddress": mac.lower() if mac else "", "NetworkID": net.id}
     return net.name, {net.name: ep, **rest}
+
+
+def _ipam_config(ip: str | None, ip6: str | None) -> dict | None:
+    """docker's EndpointSettings.IPAMConfig: the addresses the user asked for (None: none)."""
+    out = {}
+    if ip:
+        out["IPv4Address"] = ip
+    if ip6:
+        import ipaddress
+
+        out["IPv6Address"] = str(ipaddress.IPv6Address(ip6))
+    return out or None
 
 
 def check_container_mode(engine, mode: str) -> str:
@@ -170,6 +197,8 @@ def hosts_text(engine, c, leases=None) -> str:
             names = [hostname] + ([c.name] if c.name and c.name != hostname else [])
             names += [a for a in (eps.get(le.network, {}).get("Aliases") or ()) if a not in names]
             addresses.append((le.address, names))
+            if le.address6:
+                addresses.append((le.address6, names))
     return etc_hosts(hostname, mode, extra_hosts(engine, c), addresses)
 
 
@@ -214,7 +243,8 @@ def up(engine, c, init_pid: int) -> list:
     try:
         for i, (name, ep) in enumerate(endpoints(c).items()):   # (a fresh namespace: eth0, eth1, …)
             ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
-            got.append(network.attach(store, netns, name, c.id, c.name, ip=ip,
+            ip6 = (ep.get("IPAMConfig") or {}).get("IPv6Address") or None
+            got.append(network.attach(store, netns, name, c.id, c.name, ip=ip, ip6=ip6,
                                       mac=ep.get("MacAddress") or None, ifname=f"eth{i}"))
         write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, got))
         if got and _bindings(c):
@@ -239,8 +269,9 @@ def _free_port(proto: str, host_ip: str, published: set) -> int:
     on the host, and not published by another container already (`published`: (proto, port))."""
     import socket
 
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
     for _ in range(64):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+        with socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
             s.bind((host_ip or "0.0.0.0", 0))
             port = s.getsockname()[1]
         if (proto, port) not in published:
@@ -254,7 +285,10 @@ def _check_unbound(proto: str, host_ip: str, port: int) -> None:
     import errno
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             s.bind((host_ip or "0.0.0.0", port))
         except OSError as e:
@@ -280,27 +314,39 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
     actual: dict = {}
     rules = []
     published = None
+    v6 = getattr(lease, "address6", "")
     for key, binds in _bindings(c).items():
         port, _, proto = key.partition("/")
         before = (keep or {}).get(key) or []
-        for i, b in enumerate(binds or ()):
+        seen: dict[str, int] = {}
+        for b in binds or ():
             host_ip = b.get("HostIp") or ""
+            if ":" in host_ip and not v6:
+                raise PalletError(f"cannot publish [{host_ip}]:{b.get('HostPort') or ''}->{key}: container {c.name} "
+                                  f"has no IPv6 address (its first network was not created with --ipv6)")
+            shown = host_ip or "0.0.0.0"
+            k = seen[shown] = seen.get(shown, -1) + 1
+            earlier = [x for x in before if x.get("HostIp") == shown]     # (the k-th bind of this address)
             if b.get("HostPort"):
                 hp = int(b["HostPort"])
-            elif i < len(before) and before[i].get("HostPort"):
-                hp = int(before[i]["HostPort"])
+            elif k < len(earlier) and earlier[k].get("HostPort"):
+                hp = int(earlier[k]["HostPort"])
             else:
                 if published is None:
                     published = firewall.published()
                 hp = _free_port(proto, host_ip, published)
             if not keep:
                 _check_unbound(proto, host_ip, hp)
+                if not host_ip and v6:
+                    _check_unbound(proto, "::", hp)
             rules.append((proto, host_ip, hp, int(port)))
-            actual.setdefault(key, []).append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(hp)})
+            actual.setdefault(key, []).append({"HostIp": shown, "HostPort": str(hp)})
+            if not host_ip and v6:       # (docker's: a port published on any address is so on IPv6 too)
+                actual[key].append({"HostIp": "::", "HostPort": str(hp)})
     net = Networks(_store(engine)).get(lease.network_id)
     try:
         sysctl.write(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")   # 127.0.0.1:PORT reaches it
-        firewall.apply(firewall.publish(c.id, lease.address, rules))
+        firewall.apply(firewall.publish(c.id, lease.address, rules, v6))
     except NftError as e:
         if "File exists" in str(e):
             raise PalletError("cannot publish " + ", ".join(f"{hp}/{p}" for p, _, hp, _ in rules) +
@@ -365,7 +411,8 @@ def down(engine, c) -> None:
 
 
 # ---- connect / disconnect -----------------------------------------------------------------------
-def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: str | None = None) -> None:
+def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: str | None = None,
+            ip6: str | None = None) -> None:
     """`network connect`: record the endpoint; a running container is plugged in at once."""
     from pallet import jsonfast
     from pallet.engine.model import alive
@@ -388,13 +435,17 @@ def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: 
                           "not on the default bridge")
     if ip:
         ipam.check_requested(net.ipam, ip, [le.address for le in nets.leases(net)])
-    ep = {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Aliases": list(aliases) or None,
+    if ip6:
+        if net.ipam6 is None:
+            raise PalletError(f"--ip6 needs a network with IPv6: network {net.name} was not created with --ipv6")
+        ipam.check_requested6(net.ipam6, ip6, [le.address6 for le in nets.leases(net)])
+    ep = {"IPAMConfig": _ipam_config(ip, ip6), "Aliases": list(aliases) or None,
           "MacAddress": mac or "", "NetworkID": net.id}
     with engine.locked(c):
         c = engine.get(c.id)
         running = c.status == "running" and alive(c.pid, c.pid_start)
         if running:
-            nets.attach(f"/proc/{c.pid}/ns/net", net.id, c.id, c.name, ip=ip, mac=mac)
+            nets.attach(f"/proc/{c.pid}/ns/net", net.id, c.id, c.name, ip=ip, mac=mac, ip6=ip6)
         eps = dict(endpoints(c))
         eps[net.name] = ep
         c.config.setdefault("NetworkingConfig", {})["EndpointsConfig"] = eps

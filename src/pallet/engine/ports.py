@@ -61,8 +61,9 @@ def parse_one(spec: str) -> list[tuple[str, dict]]:
             ipaddress.ip_address(host_ip)
         except ValueError:
             raise _bad(spec, f"{host_ip!r} is not an IP address") from None
-        if ":" in host_ip:
-            raise _bad(spec, "IPv6 host addresses are not supported by pallet yet")
+        if host_ip == "::1":
+            raise _bad(spec, "the IPv6 loopback address cannot be forwarded to a container (DNAT from ::1 has "
+                             "no equivalent of IPv4's route_localnet)")
     if not ctr_port:
         raise _bad(spec, "no container port")
     c_lo, c_hi = _range(ctr_port, spec, "container port")

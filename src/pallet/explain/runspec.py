@@ -140,7 +140,7 @@ def build(eng, opts, args: list[str]) -> dict:
     opts.runtime = opts.runtime or default_runtime()
     eng.runtime(opts.runtime)
     if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or opts.add_hosts
-                                       or opts.extra_networks):
+                                       or opts.extra_networks or opts.ip6):
         net_mode, endpoints = "none", {}
     else:
         from pallet.engine import networking

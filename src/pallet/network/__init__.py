@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 
 def attach(store, netns_path: str, network: str, container_id: str, name: str, *, ip: str | None = None,
-           mac: str | None = None, ifname: str | None = None) -> Lease:
+           mac: str | None = None, ifname: str | None = None, ip6: str | None = None) -> Lease:
     """Lease an address on `network` (name or id) and plug the netns at `netns_path` into it."""
     from pallet.network.networks import Networks
 
-    return Networks(store).attach(netns_path, network, container_id, name, ip=ip, mac=mac, ifname=ifname)
+    return Networks(store).attach(netns_path, network, container_id, name, ip=ip, mac=mac, ifname=ifname, ip6=ip6)
 
 
 def detach(store, network: str, container_id: str) -> Lease | None:

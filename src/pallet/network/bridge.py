@@ -60,7 +60,13 @@ def network_up(net: Network, *, force: bool = False) -> bool:
         created = idx is None
         try:
             idx = nl.add_bridge(net.bridge, up=True)
+            if created:    # a MAC of its own: else the bridge takes its lowest port's and changes it when that
+                # port leaves, and the containers' ARP entries for the gateway point nowhere for a while
+                nl.set_link(idx, mac="02:42:" + ":".join(f"{b:02x}" for b in os.urandom(4)))
             nl.add_address(idx, str(net.ipam.gateway), net.ipam.subnet.prefixlen)
+            if net.ipam6 is not None:   # (no DAD: the gateway answers at once)
+                sysctl.write(f"net.ipv6.conf.{net.bridge}.disable_ipv6", "0")
+                nl.add_address(idx, str(net.ipam6.gateway), net.ipam6.subnet.prefixlen)
         except OSError as e:
             if created:
                 nl.delete_link(net.bridge)
@@ -68,6 +74,8 @@ def network_up(net: Network, *, force: bool = False) -> bool:
         try:
             if not net.internal:
                 sysctl.write("net.ipv4.ip_forward", "1")
+                if net.ipam6 is not None:
+                    sysctl.write("net.ipv6.conf.all.forwarding", "1")
             firewall.apply(firewall.network_up(net))
         except OSError as e:
             if created:
@@ -134,10 +142,14 @@ def attach(net: Network, lease: Lease, netns_path: str) -> None:
                         raise OSError(errno.ENODEV, f"{lease.ifname} did not appear in the container")
                     with ct.batch():   # one send: address, up, lo up, default route (applied in this order)
                         ct.add_address(idx, lease.address, net.ipam.subnet.prefixlen)
+                        if lease.address6:   # (IFA_F_NODAD: usable at once, no "tentative" second)
+                            ct.add_address(idx, lease.address6, lease.prefixlen6)
                         ct.up(idx)     # (not in the create message: a veth end cannot go up before its peer exists)
                         ct.up(LOOPBACK_IFINDEX)
                         if not net.internal:
                             ct.add_default_route(str(net.ipam.gateway))
+                            if lease.address6:
+                                ct.add_default_route(lease.gateway6)
             except OSError as e:
                 host.delete_link(lease.host_ifname)
                 raise _fail(f"cannot configure {lease.ifname} in the container", e) from None

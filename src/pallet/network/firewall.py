@@ -114,6 +114,11 @@ def network_up(net: Network) -> list[dict]:
         cmds.append(nft.add(nft.rule(c_post, nft.match(nft.payload("ip", "saddr"),
                                                         nft.prefix(str(subnet.network_address), subnet.prefixlen)),
                                      nft.match(nft.meta("oifname"), br, "!="), nft.MASQUERADE)))
+        if net.ipam6 is not None:   # (a ULA subnet leaving the host: masqueraded too, as docker's)
+            s6 = net.ipam6.subnet
+            cmds.append(nft.add(nft.rule(c_post, nft.match(nft.payload("ip6", "saddr"),
+                                                            nft.prefix(str(s6.network_address), s6.prefixlen)),
+                                         nft.match(nft.meta("oifname"), br, "!="), nft.MASQUERADE)))
     cmds += [nft.add(e) for e in _elements(net)]
     return cmds
 
@@ -135,19 +140,28 @@ def container_chain(container_id: str) -> str:
     return "ct-" + container_id[:12]
 
 
-def publish(container_id: str, address: str, bindings: list[tuple[str, str, int, int]]) -> list[dict]:
+def publish(container_id: str, address: str, bindings: list[tuple[str, str, int, int]],
+            address6: str = "") -> list[dict]:
     """The transaction that forwards each (proto, host ip or "", host port, container port) to the
-    container's `address`. `create` of each map element: a port already published fails it all."""
+    container's `address` (an IPv4 host ip) or `address6` (an IPv6 one); "" (any) to both when the
+    container has an IPv6 address. `create` of each map element: a port already published fails it all."""
     ch = container_chain(container_id)
     cmds = _skeleton() + _base_rules() + [nft.add(nft.chain(ch)), nft.flush(nft.chain(ch))]
     keys = set()
     for proto, host_ip, host_port, ctr_port in bindings:
-        expr = [nft.match(nft.meta("nfproto"), "ipv4")]
-        if host_ip and host_ip != "0.0.0.0":
-            expr.append(nft.match(nft.payload("ip", "daddr"), host_ip))
-        expr += [nft.match(nft.meta("l4proto"), proto), nft.match(nft.payload("th", "dport"), host_port),
-                 {"dnat": {"family": "ip", "addr": address, "port": ctr_port}}]
-        cmds.append(nft.add(nft.rule(ch, *expr)))
+        if not host_ip:
+            families = ["ipv4", "ipv6"] if address6 else ["ipv4"]
+        else:
+            families = ["ipv6" if ":" in host_ip else "ipv4"]
+        for fam in families:
+            v6 = fam == "ipv6"
+            expr = [nft.match(nft.meta("nfproto"), fam)]
+            if host_ip and host_ip not in ("0.0.0.0", "::"):
+                expr.append(nft.match(nft.payload("ip6" if v6 else "ip", "daddr"), host_ip))
+            expr += [nft.match(nft.meta("l4proto"), proto), nft.match(nft.payload("th", "dport"), host_port),
+                     {"dnat": {"family": "ip6" if v6 else "ip", "addr": address6 if v6 else address,
+                               "port": ctr_port}}]
+            cmds.append(nft.add(nft.rule(ch, *expr)))
         keys.add((proto, host_port))
     for proto, port in sorted(keys):
         cmds.append({"create": nft.element("ports", [{"concat": [proto, port]}, nft.jump(ch)])})

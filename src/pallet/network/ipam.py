@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pallet.errors import PalletError
 from pallet.records import record
@@ -129,3 +129,89 @@ def check_requested(cfg: IPAMConfig, address: str, taken: Iterable[str]) -> IPv4
 def mac_for(addr: IPv4Address) -> str:
     """docker's MAC for an address: 02:42 then the four address bytes."""
     return "02:42:" + ":".join(f"{b:02x}" for b in addr.packed)
+
+
+# ---- IPv6 -------------------------------------------------------------------------------------------
+@record
+class IPAMConfig6:
+    subnet: IPv6Network
+    gateway: IPv6Address
+
+    def docker(self) -> dict:
+        return {"Subnet": str(self.subnet), "Gateway": str(self.gateway)}
+
+
+def ula_subnet(seed: str, taken: Iterable[IPv6Network] = ()) -> IPv6Network:
+    """A /64 of a unique local /48 (fd00::/8 and 40 bits from `seed`, RFC 4193), as docker picks one for
+    `--ipv6` without `--subnet`; the next /64 of that /48 when one is taken."""
+    import hashlib
+
+    taken = list(taken)
+    global_id = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:5], "big")
+    base = (0xFD << 120) | (global_id << 80)
+    for subnet_id in range(1 << 16):
+        net = IPv6Network((base | (subnet_id << 64), 64))
+        if not any(net.overlaps(t) for t in taken):
+            return net
+    raise InvalidNetworkConfig("could not find a free IPv6 /64 in the unique local prefix")
+
+
+def parse_subnet6(text: str, what: str = "subnet") -> IPv6Network:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidNetworkConfig(f"invalid {what} {text!r}: expected a CIDR such as fd00:1::/64") from None
+    if net.version != 6 or "/" not in text:
+        raise InvalidNetworkConfig(f"invalid {what} {text!r}: expected an IPv6 CIDR such as fd00:1::/64")
+    if net.network_address != ipaddress.ip_address(text.split("/")[0]):
+        raise InvalidNetworkConfig(f"invalid {what} {text!r}: host bits are set (did you mean {net}?)")
+    return net
+
+
+def make_config6(subnet: str | IPv6Network, gateway: str | None = None) -> IPAMConfig6:
+    """An IPv6 subnet and its gateway (default: the subnet's first address, ::1)."""
+    net = subnet if isinstance(subnet, IPv6Network) else parse_subnet6(subnet)
+    if net.prefixlen > 126:
+        raise InvalidNetworkConfig(f"subnet {net} is too small: it needs room for a gateway and a container")
+    if gateway is None:
+        gw = IPv6Address(int(net.network_address) + 1)
+    else:
+        try:
+            gw = IPv6Address(gateway)
+        except ValueError:
+            raise InvalidNetworkConfig(f"invalid gateway {gateway!r}: expected an IPv6 address") from None
+        if gw not in net:
+            raise InvalidNetworkConfig(f"gateway {gw} is not in subnet {net}")
+        if gw == net.network_address:
+            raise InvalidNetworkConfig(f"gateway {gw} is the subnet-router anycast address of subnet {net}")
+    return IPAMConfig6(subnet=net, gateway=gw)
+
+
+def next_address6(cfg: IPAMConfig6, taken: Iterable[str]) -> IPv6Address:
+    """The lowest free address after the subnet's anycast address: never the gateway."""
+    used = {int(IPv6Address(str(a))) for a in taken if a}
+    used.add(int(cfg.gateway))
+    first = int(cfg.subnet.network_address) + 1
+    last = int(cfg.subnet.broadcast_address)
+    a = first
+    while a <= last:
+        if a not in used:
+            return IPv6Address(a)
+        a += 1
+    raise InvalidNetworkConfig(f"no address left in {cfg.subnet}: every one is leased")
+
+
+def check_requested6(cfg: IPAMConfig6, address: str, taken: Iterable[str]) -> IPv6Address:
+    """A user-chosen IPv6 address (--ip6): inside the subnet, not its anycast address, not the gateway,
+    not leased."""
+    try:
+        addr = IPv6Address(address)
+    except ValueError:
+        raise InvalidNetworkConfig(f"invalid IPv6 address {address!r}") from None
+    if addr not in cfg.subnet or addr == cfg.subnet.network_address:
+        raise InvalidNetworkConfig(f"IPv6 address {addr} is not a usable address of subnet {cfg.subnet}")
+    if addr == cfg.gateway:
+        raise InvalidNetworkConfig(f"IPv6 address {addr} is the network's gateway")
+    if str(addr) in {str(IPv6Address(t)) for t in taken if t}:
+        raise InvalidNetworkConfig(f"IPv6 address {addr} is already in use on the network")
+    return addr

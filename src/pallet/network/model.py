@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from pallet.network.ipam import IPAMConfig
+from pallet.network.ipam import IPAMConfig, IPAMConfig6
 from pallet.records import field, record
 
 PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}   # name -> driver
@@ -22,6 +22,7 @@ class Network:
     ipv6: bool = False
     labels: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    ipam6: IPAMConfig6 | None = None   # --ipv6: the IPv6 subnet and gateway
 
     @property
     def predefined(self) -> bool:
@@ -40,6 +41,9 @@ class Lease:
     mac: str
     host_ifname: str            # the veth end on the bridge
     ifname: str                 # the end in the container (eth0, eth1, …)
+    address6: str = ""          # on an --ipv6 network: its IPv6 address, prefix length and gateway
+    prefixlen6: int = 0
+    gateway6: str = ""
 
     @property
     def endpoint_id(self) -> str:

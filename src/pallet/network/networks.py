@@ -17,7 +17,7 @@ import hashlib
 import json
 import secrets
 import time
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from pallet.errors import Conflict, NotFound
 from pallet.network import ipam
@@ -46,7 +46,8 @@ def _row_network(r) -> Network:
                          ip_range=IPv4Network(r["ip_range"]) if r["ip_range"] else None)
     return Network(id=r["id"], name=r["name"], driver=r["driver"], created=r["created"], ipam=cfg,
                    bridge=r["bridge"], internal=bool(r["internal"]), ipv6=bool(r["ipv6"]),
-                   labels=json.loads(r["labels"]), options=json.loads(r["options"]))
+                   labels=json.loads(r["labels"]), options=json.loads(r["options"]),
+                   ipam6=ipam.make_config6(r["subnet6"], r["gateway6"]) if r["subnet6"] else None)
 
 
 class Networks:
@@ -106,7 +107,7 @@ class Networks:
         return _row_network(rows[0])
 
     def leases(self, net: Network | None = None, container_id: str | None = None) -> list[Lease]:
-        sql = ("SELECT l.*, n.name AS network, n.subnet, n.gateway FROM network_leases l"
+        sql = ("SELECT l.*, n.name AS network, n.subnet, n.gateway, n.subnet6, n.gateway6 FROM network_leases l"
                " JOIN networks n ON n.id = l.network_id WHERE 1=1")
         params: list = []
         if net is not None:
@@ -118,19 +119,23 @@ class Networks:
         return [Lease(network_id=r["network_id"], network=r["network"], container_id=r["container_id"],
                       name=r["name"], address=r["address"], prefixlen=IPv4Network(r["subnet"]).prefixlen,
                       gateway=r["gateway"], mac=r["mac"], host_ifname=r["ifname"],
-                      ifname=r["container_ifname"])
+                      ifname=r["container_ifname"], address6=r["address6"] or "",
+                      prefixlen6=IPv6Network(r["subnet6"]).prefixlen if r["address6"] else 0,
+                      gateway6=r["gateway6"] if r["address6"] else "")
                 for r in self.db.query(sql + " ORDER BY l.created", tuple(params))]
 
     def inspect(self, net: Network) -> dict:
         """docker's network inspect JSON."""
         containers = {le.container_id: {"Name": le.name, "EndpointID": le.endpoint_id, "MacAddress": le.mac,
-                                        "IPv4Address": f"{le.address}/{le.prefixlen}", "IPv6Address": ""}
+                                        "IPv4Address": f"{le.address}/{le.prefixlen}",
+                                        "IPv6Address": f"{le.address6}/{le.prefixlen6}" if le.address6 else ""}
                       for le in self.leases(net)}
         return {
             "Name": net.name, "Id": net.id, "Created": docker_time(net.created), "Scope": "local",
             "Driver": net.driver, "EnableIPv6": net.ipv6,
             "IPAM": {"Driver": "default", "Options": {} if net.driver == "bridge" else None,
-                     "Config": [net.ipam.docker()] if net.ipam else []},
+                     "Config": ([net.ipam.docker()] if net.ipam else []) +
+                               ([net.ipam6.docker()] if net.ipam6 else [])},
             "Internal": net.internal, "Attachable": False, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
             "Containers": containers, "Options": net.options, "Labels": net.labels,
@@ -139,7 +144,8 @@ class Networks:
     # ---- creating and removing -----------------------------------------------------------
     def create(self, name: str, *, driver: str = "bridge", subnet: str | None = None, gateway: str | None = None,
                ip_range: str | None = None, internal: bool = False, labels: dict | None = None,
-               options: dict | None = None) -> Network:
+               options: dict | None = None, ipv6: bool = False, subnet6: str | None = None,
+               gateway6: str | None = None) -> Network:
         """Validate, record, then set up the bridge and its rules (a kernel failure removes the record)."""
         from pallet.network import bridge
 
@@ -154,6 +160,11 @@ class Networks:
         if subnet is None and (gateway or ip_range):
             raise InvalidNetworkConfig(f"--{'gateway' if gateway else 'ip-range'} needs --subnet")
         cfg = ipam.make_config(subnet, gateway, ip_range) if subnet else None
+        if (subnet6 or gateway6) and not ipv6:
+            ipv6 = True            # (an IPv6 --subnet enables IPv6, as podman's)
+        if gateway6 and not subnet6:
+            raise InvalidNetworkConfig("an IPv6 --gateway needs an IPv6 --subnet")
+        cfg6 = ipam.make_config6(subnet6, gateway6) if subnet6 else None
         self.ensure_defaults()
         if self.db.query("SELECT 1 FROM networks WHERE name = ?", (name,)):
             raise Conflict(f"network with name {name} already exists")
@@ -175,11 +186,22 @@ class Networks:
             for other, s in others:
                 if s.overlaps(cfg.subnet):
                     raise InvalidNetworkConfig(f"subnet {cfg.subnet} overlaps subnet {s} of network {other}")
+            if ipv6:
+                others6 = [(r["name"], IPv6Network(r["subnet6"]))
+                           for r in c.execute("SELECT name, subnet6 FROM networks WHERE subnet6 IS NOT NULL")]
+                if cfg6 is None:
+                    cfg6 = ipam.make_config6(ipam.ula_subnet(net_id, [s for _, s in others6]))
+                for other, s in others6:
+                    if s.overlaps(cfg6.subnet):
+                        raise InvalidNetworkConfig(f"subnet {cfg6.subnet} overlaps subnet {s} of network {other}")
             c.execute("INSERT INTO networks(id, name, driver, created, subnet, gateway, ip_range, bridge, internal,"
                       " labels, options) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                       (net_id, name, driver, time.time(), str(cfg.subnet), str(cfg.gateway),
                        str(cfg.ip_range) if cfg.ip_range else None, br, int(internal),
                        json.dumps(labels or {}), json.dumps(options)))
+            if cfg6 is not None:
+                c.execute("UPDATE networks SET ipv6 = 1, subnet6 = ?, gateway6 = ? WHERE id = ?",
+                          (str(cfg6.subnet), str(cfg6.gateway), net_id))
         net = self.get(net_id)
         try:
             bridge.network_up(net, force=True)
@@ -224,7 +246,8 @@ class Networks:
 
     # ---- containers ----------------------------------------------------------------------
     def attach(self, netns_path: str, network: str, container_id: str, name: str, *,
-               ip: str | None = None, mac: str | None = None, ifname: str | None = None) -> Lease:
+               ip: str | None = None, mac: str | None = None, ifname: str | None = None,
+               ip6: str | None = None) -> Lease:
         """Lease an address on `network` and plug the namespace at `netns_path` into it (`mac`: the
         interface's MAC instead of docker's 02:42 + the address; `ifname`: the interface's name in the
         namespace when the caller knows it is free — a fresh namespace's eth0 — instead of the first
@@ -235,7 +258,7 @@ class Networks:
         if net.driver != "bridge" or net.ipam is None:
             raise InvalidNetworkConfig(f"containers cannot be attached to network {net.name} "
                                        f"(driver {net.driver}): it is a mode, not a network")
-        lease = self._lease(net, container_id, name, ip, ifname or bridge.container_ifname(netns_path), mac)
+        lease = self._lease(net, container_id, name, ip, ifname or bridge.container_ifname(netns_path), mac, ip6)
         try:
             bridge.attach(net, lease, netns_path)
         except BaseException:
@@ -244,7 +267,7 @@ class Networks:
         return lease
 
     def _lease(self, net: Network, container_id: str, name: str, ip: str | None, ifname: str,
-               mac: str | None = None) -> Lease:
+               mac: str | None = None, ip6: str | None = None) -> Lease:
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
                 raise NotFound(f"network {net.name} not found")
@@ -260,6 +283,16 @@ class Networks:
                       " container_ifname, created) VALUES (?,?,?,?,?,?,?,?)",
                       (net.id, lease.address, container_id, name, lease.mac, lease.host_ifname, ifname,
                        time.time()))
+            if net.ipam6 is not None:     # (--ipv6) the IPv6 address, the lowest free one or --ip6
+                taken6 = [r[0] for r in c.execute("SELECT address6 FROM network_leases WHERE network_id = ?"
+                                                  " AND address6 IS NOT NULL", (net.id,))]
+                addr6 = ipam.check_requested6(net.ipam6, ip6, taken6) if ip6 else ipam.next_address6(net.ipam6, taken6)
+                c.execute("UPDATE network_leases SET address6 = ? WHERE network_id = ? AND container_id = ?",
+                          (str(addr6), net.id, container_id))
+                from pallet.records import replace
+
+                lease = replace(lease, address6=str(addr6), prefixlen6=net.ipam6.subnet.prefixlen,
+                                gateway6=str(net.ipam6.gateway))
         return lease
 
     def release(self, lease: Lease) -> None:

@@ -111,4 +111,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE network_leases ADD COLUMN dns_names TEXT NOT NULL DEFAULT '[]';
         ALTER TABLE network_leases ADD COLUMN dns_servers TEXT NOT NULL DEFAULT '[]'
     """),
+    # a network's IPv6 subnet and gateway (network create --ipv6) and a lease's IPv6 address
+    ("networks-ipv6-1", """
+        ALTER TABLE networks ADD COLUMN subnet6 TEXT;
+        ALTER TABLE networks ADD COLUMN gateway6 TEXT;
+        ALTER TABLE network_leases ADD COLUMN address6 TEXT;
+        CREATE UNIQUE INDEX network_leases_address6 ON network_leases(network_id, address6) WHERE address6 IS NOT NULL
+    """),
 ]
