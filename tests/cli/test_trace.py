@@ -14,9 +14,12 @@ import pytest
 from engine import conftest as _engine
 from engine.engine_support import IMAGE
 from helpers.netns import host_ns_fixture  # noqa: F401 (fixture host_ns)
+from runtime import conftest as _runtime
 
-# the engine tests' fixtures: a store with localhost/busybox (cleaned up after), crun's mount namespace
+# the engine tests' fixtures: a store with localhost/busybox (cleaned up after), crun's mount namespace;
+# the runtime tests': a private runtime state root, bundles of a busybox rootfs, no cgroup left behind
 pallet_env, image_rootfs, crun_prefix = _engine.pallet_env, _engine.image_rootfs, _engine.crun_prefix
+rt_root, new_bundle, cid, no_leftovers = _runtime.rt_root, _runtime.new_bundle, _runtime.cid, _runtime.no_leftovers
 
 pytestmark = pytest.mark.root
 
@@ -367,3 +370,43 @@ def test_network_setup_is_traced(host_ns, pallet_env, tmp_path):
     (fw,) = [e for e in net if e["op"] == "nft transaction"][:1]
     assert fw["result"] == "ok" and fw["args"]["commands"] > 0
     assert all(e["process"] == "monitor" for e in net)
+
+
+def test_user_namespace_maps_are_traced(rt_root, new_bundle, cid, no_leftovers, tmp_path):
+    """The runtime as a library with a new user namespace: the id maps the parent writes, the child's
+    unshare(CLONE_NEWUSER) and its becoming root in the namespace, the init's setgroups/setresgid/setresuid
+    — recorded in the process that made each, the children's through the channel."""
+    import os
+
+    from pallet.linux import trace as T
+    from pallet.runtime import Runtime
+
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    b = new_bundle(["true"], edit=edit)
+    os.system(f"chown -R 200000:200000 {b}/rootfs")
+    for p in [tmp_path, *tmp_path.parents]:   # the namespace's root must reach the bundle (pytest's are 0700)
+        if str(p).startswith("/tmp/"):
+            p.chmod(p.stat().st_mode | 0o055)
+    null = os.open("/dev/null", os.O_RDWR)
+    T.start("runtime-parent")
+    try:
+        code = Runtime(str(rt_root)).run(cid, str(b), stdio=(null, null, null))
+    finally:
+        records = T.stop()
+        os.close(null)
+    assert code == 0
+    doc = T.document(records, {})
+    maps = {e["args"]["path"].rsplit("/", 1)[1]: e for e in _ops(doc, "write") if e["args"]["path"].endswith("_map")}
+    assert set(maps) == {"uid_map", "gid_map"}
+    assert all(e["args"]["value"] == "0 200000 65536\n" and e["process"] == "runtime-parent"
+               and e["stage"] == "id maps" and e["result"] == "ok" for e in maps.values())
+    child = [e for e in doc["events"] if e["process"] == "runtime-child" and e["op"] != "stage"]
+    userns = next(e for e in child if e["op"] == "unshare" and e["args"]["flags"] == ["CLONE_NEWUSER"])
+    assert userns["t_ms"] < maps["uid_map"]["t_ms"]   # the maps are written once the namespace exists
+    assert [e["op"] for e in child if e["op"].startswith("setres")] == ["setresgid", "setresuid"]
+    init_ops = [e["op"] for e in doc["events"] if e["process"] == "init"]
+    assert init_ops.index("setgroups") < init_ops.index("setresgid") < init_ops.index("setresuid") \
+        < init_ops.index("capset") < init_ops.index("execve")
