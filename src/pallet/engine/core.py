@@ -156,7 +156,13 @@ class Engine(Containers, Images, Lifecycle, Waiting, Inspection):
         else:
             (d / "hosts").write_text(etc_hosts(hostname, network, extra))
         hc = c.HostConfig
-        (d / "resolv.conf").write_text(resolv_conf(network, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions")))
+        if network not in ("none", "host") and not network.startswith("container:"):
+            from pallet.engine.networking import resolv_text
+
+            (d / "resolv.conf").write_text(resolv_text(self, c))    # (a user network's DNS server)
+        else:
+            (d / "resolv.conf").write_text(resolv_conf(network, hc.get("Dns"), hc.get("DnsSearch"),
+                                                       hc.get("DnsOptions")))
         self._update(c.id, config=jsonfast.dumps(c.config))
         return rootfs
 

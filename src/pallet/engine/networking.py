@@ -215,6 +215,43 @@ def write_in_place(path, text: str) -> None:
         os.close(fd)
 
 
+# ---- name resolution ----------------------------------------------------------------------------
+def dns_names(c, ep: dict) -> list[str]:
+    """The names a network's DNS server answers for the container (besides its 12-char id): its
+    name, its hostname and its aliases on that network, as docker's embedded DNS."""
+    names = [c.name, c.Config.get("Hostname") or ""] + list(ep.get("Aliases") or ())
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def resolv_text(engine, c) -> str:
+    """The container's /etc/resolv.conf. On a network with DNS (its first): the network's server
+    (the gateway) as the name server, the host's search and options lines (or --dns-search,
+    --dns-option), and --dns as the server's upstreams for this container (docker's "ExtServers"
+    comment) instead of name servers of its own; elsewhere the host's resolvers (spec.resolv_conf)."""
+    from pallet.engine.spec import resolv_conf
+
+    hc = c.HostConfig
+    mode = hc.get("NetworkMode") or "none"
+    dns, search, options = hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions")
+    eps = endpoints(c)
+    net = None
+    if eps:
+        from pallet.network.networks import Networks
+
+        try:
+            net = Networks(_store(engine)).get(next(iter(eps)))
+        except NotFound:
+            net = None
+    if net is None or not net.dns or net.ipam is None:
+        return resolv_conf(mode, dns, search, options)
+    base = resolv_conf(mode, None, search, options)
+    lines = [ln for ln in base.splitlines() if (ln.split() or [""])[0] != "nameserver"]
+    lines.append(f"nameserver {net.ipam.gateway}")
+    if dns:
+        lines.append(f"# ExtServers: [{' '.join(dns)}]")
+    return "\n".join(lines) + "\n"
+
+
 # ---- attach / detach ----------------------------------------------------------------------------
 def leases(engine, cid: str) -> list:
     from pallet.network.networks import Networks
@@ -245,7 +282,8 @@ def up(engine, c, init_pid: int) -> list:
             ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
             ip6 = (ep.get("IPAMConfig") or {}).get("IPv6Address") or None
             got.append(network.attach(store, netns, name, c.id, c.name, ip=ip, ip6=ip6,
-                                      mac=ep.get("MacAddress") or None, ifname=f"eth{i}"))
+                                      mac=ep.get("MacAddress") or None, ifname=f"eth{i}",
+                                      dns_names=dns_names(c, ep), dns_servers=c.HostConfig.get("Dns")))
         write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, got))
         if got and _bindings(c):
             publish(engine, c, got[0])
@@ -445,7 +483,8 @@ def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: 
         c = engine.get(c.id)
         running = c.status == "running" and alive(c.pid, c.pid_start)
         if running:
-            nets.attach(f"/proc/{c.pid}/ns/net", net.id, c.id, c.name, ip=ip, mac=mac, ip6=ip6)
+            nets.attach(f"/proc/{c.pid}/ns/net", net.id, c.id, c.name, ip=ip, mac=mac,
+                        dns_names=dns_names(c, ep), dns_servers=c.HostConfig.get("Dns"), ip6=ip6)
         eps = dict(endpoints(c))
         eps[net.name] = ep
         c.config.setdefault("NetworkingConfig", {})["EndpointsConfig"] = eps

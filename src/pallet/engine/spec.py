@@ -133,11 +133,12 @@ def etc_hosts(hostname: str, network: str, extra_hosts: list[str],
 
 def resolv_conf(network: str, dns: list[str] | None = None, search: list[str] | None = None,
                 options: list[str] | None = None) -> str:
-    """The host's resolv.conf; without host networking, loopback name servers (unreachable) are dropped.
+    """The host's resolv.conf ($PALLET_RESOLV_CONF if set); without host networking, loopback name
+    servers (unreachable) are dropped.
     docker's --dns (the name servers instead), --dns-search (the search line instead; "." for none)
     and --dns-option (the options line instead) apply to either."""
     try:
-        text = open("/etc/resolv.conf").read()
+        text = open(os.environ.get("PALLET_RESOLV_CONF") or "/etc/resolv.conf").read()
     except OSError:
         text = ""
     if dns or search or options:

@@ -22,6 +22,7 @@ class Network:
     ipv6: bool = False
     labels: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    dns: bool = False           # a DNS server on the gateway (user networks unless --disable-dns)
     ipam6: IPAMConfig6 | None = None   # --ipv6: the IPv6 subnet and gateway
 
     @property

@@ -47,6 +47,7 @@ def _row_network(r) -> Network:
     return Network(id=r["id"], name=r["name"], driver=r["driver"], created=r["created"], ipam=cfg,
                    bridge=r["bridge"], internal=bool(r["internal"]), ipv6=bool(r["ipv6"]),
                    labels=json.loads(r["labels"]), options=json.loads(r["options"]),
+                   dns=bool(r["dns"]) if "dns" in r.keys() else False,
                    ipam6=ipam.make_config6(r["subnet6"], r["gateway6"]) if r["subnet6"] else None)
 
 
@@ -77,13 +78,13 @@ class Networks:
                 if name == "bridge":
                     cfg = ipam.make_config(subnet)
                     c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, subnet, gateway, bridge,"
-                              " options) VALUES (?,?,?,?,?,?,?,?)",
+                              " options, dns) VALUES (?,?,?,?,?,?,?,?,0)",
                               (secrets.token_hex(32), name, driver, now, str(cfg.subnet), str(cfg.gateway),
                                DEFAULT_BRIDGE, json.dumps({
                                    "com.docker.network.bridge.default_bridge": "true",
                                    BRIDGE_NAME_OPTION: DEFAULT_BRIDGE})))
                 else:
-                    c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created) VALUES (?,?,?,?)",
+                    c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, dns) VALUES (?,?,?,?,0)",
                               (secrets.token_hex(32), name, driver, now))
 
     def _all(self) -> list[Network]:
@@ -144,9 +145,10 @@ class Networks:
     # ---- creating and removing -----------------------------------------------------------
     def create(self, name: str, *, driver: str = "bridge", subnet: str | None = None, gateway: str | None = None,
                ip_range: str | None = None, internal: bool = False, labels: dict | None = None,
-               options: dict | None = None, ipv6: bool = False, subnet6: str | None = None,
+               options: dict | None = None, dns: bool = True, ipv6: bool = False, subnet6: str | None = None,
                gateway6: str | None = None) -> Network:
-        """Validate, record, then set up the bridge and its rules (a kernel failure removes the record)."""
+        """Validate, record, then set up the bridge and its rules (a kernel failure removes the record).
+        `dns`: containers resolve each other by name (a DNS server on the gateway; --disable-dns)."""
         from pallet.network import bridge
 
         check_name(name)
@@ -195,10 +197,10 @@ class Networks:
                     if s.overlaps(cfg6.subnet):
                         raise InvalidNetworkConfig(f"subnet {cfg6.subnet} overlaps subnet {s} of network {other}")
             c.execute("INSERT INTO networks(id, name, driver, created, subnet, gateway, ip_range, bridge, internal,"
-                      " labels, options) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                      " labels, options, dns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                       (net_id, name, driver, time.time(), str(cfg.subnet), str(cfg.gateway),
                        str(cfg.ip_range) if cfg.ip_range else None, br, int(internal),
-                       json.dumps(labels or {}), json.dumps(options)))
+                       json.dumps(labels or {}), json.dumps(options), int(dns)))
             if cfg6 is not None:
                 c.execute("UPDATE networks SET ipv6 = 1, subnet6 = ?, gateway6 = ? WHERE id = ?",
                           (str(cfg6.subnet), str(cfg6.gateway), net_id))
@@ -227,6 +229,9 @@ class Networks:
                                f"{', '.join(users)}: disconnect or remove {'them' if len(users) > 1 else 'it'} "
                                f"first")
             c.execute("DELETE FROM networks WHERE id = ?", (net.id,))
+        from pallet.network import dns
+
+        dns.stop(self.store, net.id)
         bridge.network_down(net)
         return net
 
@@ -247,27 +252,36 @@ class Networks:
     # ---- containers ----------------------------------------------------------------------
     def attach(self, netns_path: str, network: str, container_id: str, name: str, *,
                ip: str | None = None, mac: str | None = None, ifname: str | None = None,
+               dns_names: list[str] | None = None, dns_servers: list[str] | None = None,
                ip6: str | None = None) -> Lease:
         """Lease an address on `network` and plug the namespace at `netns_path` into it (`mac`: the
         interface's MAC instead of docker's 02:42 + the address; `ifname`: the interface's name in the
         namespace when the caller knows it is free — a fresh namespace's eth0 — instead of the first
-        free ethN, which costs a netlink socket in that namespace)."""
+        free ethN, which costs a netlink socket in that namespace; `dns_names`: the names the network's
+        DNS server answers for it besides its 12-char id — name, hostname, aliases; `dns_servers`: its
+        --dns, the upstreams its other queries go to)."""
         from pallet.network import bridge
 
         net = self.get(network)
         if net.driver != "bridge" or net.ipam is None:
             raise InvalidNetworkConfig(f"containers cannot be attached to network {net.name} "
                                        f"(driver {net.driver}): it is a mode, not a network")
-        lease = self._lease(net, container_id, name, ip, ifname or bridge.container_ifname(netns_path), mac, ip6)
+        lease = self._lease(net, container_id, name, ip, ifname or bridge.container_ifname(netns_path), mac,
+                            dns_names, dns_servers, ip6)
         try:
             bridge.attach(net, lease, netns_path)
+            if net.dns:
+                from pallet.network import dns
+
+                dns.ensure(self.store, net)
         except BaseException:
             self._release(lease)
             raise
         return lease
 
     def _lease(self, net: Network, container_id: str, name: str, ip: str | None, ifname: str,
-               mac: str | None = None, ip6: str | None = None) -> Lease:
+               mac: str | None = None, dns_names: list[str] | None = None,
+               dns_servers: list[str] | None = None, ip6: str | None = None) -> Lease:
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
                 raise NotFound(f"network {net.name} not found")
@@ -279,10 +293,11 @@ class Networks:
             lease = Lease(network_id=net.id, network=net.name, container_id=container_id, name=name,
                           address=str(addr), prefixlen=net.ipam.subnet.prefixlen, gateway=str(net.ipam.gateway),
                           mac=mac or ipam.mac_for(addr), host_ifname=host_ifname(net.id, container_id), ifname=ifname)
+            names = list(dict.fromkeys(n for n in (dns_names if dns_names is not None else [name]) if n))
             c.execute("INSERT INTO network_leases(network_id, address, container_id, name, mac, ifname,"
-                      " container_ifname, created) VALUES (?,?,?,?,?,?,?,?)",
+                      " container_ifname, created, dns_names, dns_servers) VALUES (?,?,?,?,?,?,?,?,?,?)",
                       (net.id, lease.address, container_id, name, lease.mac, lease.host_ifname, ifname,
-                       time.time()))
+                       time.time(), json.dumps(names), json.dumps(list(dns_servers or ()))))
             if net.ipam6 is not None:     # (--ipv6) the IPv6 address, the lowest free one or --ip6
                 taken6 = [r[0] for r in c.execute("SELECT address6 FROM network_leases WHERE network_id = ?"
                                                   " AND address6 IS NOT NULL", (net.id,))]
@@ -304,6 +319,9 @@ class Networks:
         with self.db.transaction() as c:
             c.execute("DELETE FROM network_leases WHERE network_id = ? AND container_id = ?",
                       (lease.network_id, lease.container_id))
+        from pallet.network import dns
+
+        dns.stop_if_unused(self.store, lease.network_id)
 
     def detach(self, network: str, container_id: str) -> Lease | None:
         """Unplug a container from one network and give its address back (None: it was not attached)."""
