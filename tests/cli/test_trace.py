@@ -410,3 +410,21 @@ def test_user_namespace_maps_are_traced(rt_root, new_bundle, cid, no_leftovers, 
     init_ops = [e["op"] for e in doc["events"] if e["process"] == "init"]
     assert init_ops.index("setgroups") < init_ops.index("setresgid") < init_ops.index("setresuid") \
         < init_ops.index("capset") < init_ops.index("execve")
+
+
+def test_detached_trace_while_running(pallet_env):
+    """-d --trace: the trace is there once the container runs (its teardown not yet), complete after the exit."""
+    pallet_env("run", "-d", "--name", "trd", "--trace", IMAGE, "sleep", "100", check=True)
+    doc = json.loads(pallet_env("trace", "trd", "--format", "json", check=True).stdout)
+    assert doc["complete"] is False and _ops(doc, "execve")[0]["args"]["argv"] == ["sleep", "100"]
+    assert "teardown not included" in pallet_env("trace", "trd", check=True).stdout
+    pallet_env("stop", "-t", "0", "trd", check=True)
+    import time
+
+    deadline = time.monotonic() + 20   # (stop returns once the exit is recorded; the teardown follows it)
+    while True:
+        doc = json.loads(pallet_env("trace", "trd", "--format", "json", check=True).stdout)
+        if doc["complete"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert doc["complete"] is True and any(e["stage"] == "teardown" for e in doc["events"])
