@@ -388,14 +388,9 @@ def inspect_cmd(objects: tuple[str, ...], fmt: str | None, kind: str | None, siz
             if kind == "container":
                 raise
             try:
-                rec = eng.store.resolve_image(ref)
+                out.append(eng.inspect_image(ref))   # (docker's inspect of an image is image inspect's)
             except PalletError:
                 raise NotFound(f"No such object: {ref}") from None
-            cfg = eng.store.config(rec)
-            out.append({"Id": rec.id, "RepoTags": rec.tags, "RepoDigests": rec.repo_digests,
-                        "Created": cfg.created, "Architecture": cfg.architecture, "Os": cfg.os,
-                        "Config": cfg.config, "Size": rec.size, "RootFS": {"Type": "layers",
-                                                                          "Layers": list(cfg.diff_ids)}})
     print_inspected(out, fmt)
 
 
@@ -404,18 +399,12 @@ def inspect_cmd(objects: tuple[str, ...], fmt: str | None, kind: str | None, siz
 @click.argument("ps_args", nargs=-1)
 def top_cmd(container: str, ps_args: tuple[str, ...]) -> None:
     """The processes of a container (host `ps` over the container's cgroup)."""
-    import subprocess
+    from pallet.cli.common import print_table
+    from pallet.engine.execs import top
 
     eng = _engine()
-    c = eng.get(container)
-    if c.status != "running":
-        raise PalletError(f"container {c.name} is not running")
-    from pallet.engine.execs import container_pids
-
-    pids = container_pids(c)
-    args = list(ps_args) or ["-o", "user,pid,ppid,c,stime,tty,time,cmd"]
-    cp = subprocess.run(["ps", *args, "-p", ",".join(map(str, pids))], capture_output=True, text=True)
-    sys.stdout.write(cp.stdout)
+    t = top(eng, eng.get(container), ps_args)
+    print_table(t["Titles"], t["Processes"])
 
 
 @click.command("rename")

@@ -12,19 +12,10 @@ from typing import Any
 import click
 
 from pallet.cli.common import human_ago, human_size, print_json, print_pruned, print_table, state
+from pallet.engine.images import familiar as _familiar
 from pallet.errors import InvalidReference, PalletError
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-
-def _familiar(name: str) -> str:
-    """`docker.io/library/busybox:latest` → `busybox:latest`; `…/x@sha256:…` → `x@sha256:…`."""
-    from pallet import reference
-
-    try:
-        return reference.familiar_string(reference.parse(name))
-    except InvalidReference:
-        return name
 
 
 def _split(name: str) -> tuple[str, str | None, str | None]:
@@ -264,49 +255,12 @@ def images_cmd(repository: str | None, all_: bool, quiet: bool, digests: bool, n
 
 # ---- inspect ----------------------------------------------------------------------------------
 
-_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Cmd", "Volumes", "WorkingDir", "Entrypoint", "Labels",
-                "StopSignal")
-
-
-def inspect_image(store, rec) -> dict[str, Any]:
-    """docker image inspect's object for one image."""
-    config = store.config(rec)
-    cfg = dict(config.config)
-    for k in _CONFIG_KEYS:
-        cfg.setdefault(k, "" if k in ("User", "WorkingDir") else None)
-    cfg.pop("StopSignal", None) if cfg.get("StopSignal") is None else None
-    doc: dict[str, Any] = {
-        "Id": rec.id,
-        "RepoTags": [_familiar(t) for t in rec.tags],
-        "RepoDigests": [_familiar(d) for d in rec.repo_digests],
-        "Parent": "",
-        "Comment": config.doc.get("comment", "") or "",
-        "Created": config.created or "",
-        "DockerVersion": config.doc.get("docker_version", "") or "",
-        "Author": config.author or "",
-        "Config": cfg,
-        "Architecture": config.architecture,
-    }
-    if config.variant:
-        doc["Variant"] = config.variant
-    doc["Os"] = config.os
-    if config.doc.get("os.version"):
-        doc["OsVersion"] = config.doc["os.version"]
-    doc.update({
-        "Size": rec.size,
-        "RootFS": {"Type": "layers", "Layers": list(config.diff_ids)},
-        "History": [dict(h) for h in config.history],
-        "Descriptor": {"mediaType": rec.manifest_media_type, "digest": rec.manifest_digest,
-                       "size": store.blobs.size(rec.manifest_digest)},
-    })
-    return doc
-
-
 @click.command("inspect")
 @click.argument("images", nargs=-1, required=True)
 @click.option("-f", "--format", "fmt", default=None, help="json (default) or a Go template ({{.Id}} ...).")
 def inspect_cmd(images: tuple[str, ...], fmt: str | None) -> None:
     """Show the details of one or more images (docker's JSON)."""
+    from pallet.engine.images import inspect_image
     store = state().store()
     docs, errors = [], []
     for text in images:

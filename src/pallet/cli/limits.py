@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
 
 from pallet.cli.container import _each, _engine
 from pallet.cli.hostflags import limit_options
-from pallet.errors import Conflict, PalletError
+from pallet.errors import PalletError
 
 
 def _with_limits(f):
@@ -36,63 +35,30 @@ def update_cmd(containers: tuple[str, ...], restart: str | None, **kw) -> None:
     eng = _engine()
 
     def one(ref):
-        c = eng.get(ref)
-        if "MemorySwap" in changes and "Memory" not in changes and not c.HostConfig.get("Memory"):
-            raise PalletError("you should always set the memory limit when using the memory swap limit")
-        if "Memory" in changes and changes["Memory"] and c.HostConfig.get("MemorySwap", 0) not in (0, -1, None) \
-                and "MemorySwap" not in changes and changes["Memory"] > c.HostConfig["MemorySwap"]:
-            raise PalletError("Memory limit should be smaller than already set memoryswap limit, update the "
-                              "memoryswap at the same time")
-        for w in update(eng, c, res, policy):
+        for w in update(eng, eng.get(ref), res, policy):
             click.echo(f"WARNING: {w}", err=True)
 
     _each(containers, one)
-
-
-def _runtime_call(eng, c, verb: str) -> None:
-    from pallet.errors import RuntimeFailure
-
-    rt = eng.runtime(c.runtime)
-    try:
-        (rt.pause if verb == "pause" else rt.resume)(c.id)
-    except RuntimeFailure as e:
-        raise PalletError(f"cannot {verb} container {c.name}: {e.message}") from None
 
 
 @click.command("pause")
 @click.argument("containers", nargs=-1, required=True)
 def pause_cmd(containers: tuple[str, ...]) -> None:
     """Freeze all processes of running containers (cgroup freezer)."""
-    from pallet.engine.freezer import paused
+    from pallet.engine.freezer import pause
 
     eng = _engine()
-
-    def one(ref):
-        c = eng.get(ref)
-        if c.status != "running":
-            raise Conflict(f"container {c.name} is not running")
-        if paused(c):
-            raise Conflict(f"container {c.name} is already paused")
-        _runtime_call(eng, c, "pause")
-
-    _each(containers, one)
+    _each(containers, lambda ref: pause(eng, eng.get(ref)))
 
 
 @click.command("unpause")
 @click.argument("containers", nargs=-1, required=True)
 def unpause_cmd(containers: tuple[str, ...]) -> None:
     """Thaw paused containers."""
-    from pallet.engine.freezer import paused
+    from pallet.engine.freezer import unpause
 
     eng = _engine()
-
-    def one(ref):
-        c = eng.get(ref)
-        if not paused(c):
-            raise Conflict(f"container {c.name} is not paused")
-        _runtime_call(eng, c, "resume")
-
-    _each(containers, one)
+    _each(containers, lambda ref: unpause(eng, eng.get(ref)))
 
 
 @click.command("stats")
@@ -106,29 +72,14 @@ def stats_cmd(containers: tuple[str, ...], show_all: bool, no_stream: bool, no_t
               interval: float) -> None:
     """Live CPU, memory, pids, network and block IO of containers, from their cgroups."""
     from pallet.cli.common import print_table
-    from pallet.engine.limits import sample, stats_row
+    from pallet.engine.limits import stats
 
     eng = _engine()
     if containers:
         cs = [eng.get(r) for r in containers]
     else:
         cs = [c for c in eng.list(all=True) if show_all or c.status == "running"]
-    first = True
-    prev = {c.id: sample(c) if c.status == "running" else None for c in cs}
-    while True:
-        time.sleep(0.5 if first and no_stream else (interval if not first else 0.5))
-        rows = []
-        for c in cs:
-            c = eng.get(c.id)
-            if c.status != "running":
-                rows.append({"Container": c.short_id, "ID": c.short_id, "Name": c.name, "CPUPerc": "0.00%",
-                             "MemUsage": "0B / 0B", "MemPerc": "0.00%", "NetIO": "0B / 0B",
-                             "BlockIO": "0B / 0B", "PIDs": "0"})
-                prev[c.id] = None
-                continue
-            cur = sample(c)
-            rows.append(stats_row(c, prev.get(c.id) or cur, cur))
-            prev[c.id] = cur
+    for rows in stats(eng, cs, stream=not no_stream, interval=interval):
         if fmt in ("json", "{{json .}}"):
             for r in rows:
                 click.echo(json.dumps(r))
@@ -144,9 +95,6 @@ def stats_cmd(containers: tuple[str, ...], show_all: bool, no_stream: bool, no_t
                          "PIDS"], [[r["ID"], r["Name"], r["CPUPerc"], r["MemUsage"], r["MemPerc"], r["NetIO"],
                                     r["BlockIO"], r["PIDs"]] for r in rows])
         sys.stdout.flush()
-        first = False
-        if no_stream:
-            return
 
 
 @click.group("healthcheck")

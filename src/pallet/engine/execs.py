@@ -18,6 +18,27 @@ def container_pids(c) -> list[int]:
         return [c.pid]
 
 
+def top(engine, c, ps_args: tuple[str, ...] | list[str] = ()) -> dict:
+    """docker's ContainerTop: the host's `ps` (default columns, or `ps_args`) over the container's
+    processes, as {"Titles": [...], "Processes": [[...], ...]} (the last column keeps its spaces)."""
+    import subprocess
+
+    if c.status != "running":
+        raise PalletError(f"container {c.name} is not running")
+    args = list(ps_args) or ["-o", "user,pid,ppid,c,stime,tty,time,cmd"]
+    try:
+        cp = subprocess.run(["ps", *args, "-p", ",".join(map(str, container_pids(c)))], capture_output=True,
+                            text=True)
+    except OSError as e:
+        raise PalletError(f"cannot run ps: {e.strerror}") from None
+    lines = cp.stdout.splitlines()
+    if cp.returncode not in (0, 1) or not lines:
+        raise PalletError(f"ps {' '.join(args)} failed: {(cp.stderr.strip().splitlines() or ['no output'])[-1]}")
+    titles = lines[0].split()
+    rows = [ln.split(None, len(titles) - 1) for ln in lines[1:] if ln.strip()]
+    return {"Titles": titles, "Processes": [r + [""] * (len(titles) - len(r)) for r in rows]}
+
+
 def exec_process(engine, c, command: list[str], *, env: list[str], user: str | None, workdir: str | None,
                  tty: bool) -> dict:
     """The OCI `process` for an exec: the container's own (caps, rlimits, env) with the overrides."""

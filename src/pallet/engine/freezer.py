@@ -6,7 +6,7 @@ and inspect's State.Paused all need (it used to sit between health and files, wh
 
 from __future__ import annotations
 
-from pallet.errors import PalletError, RuntimeFailure
+from pallet.errors import Conflict, PalletError, RuntimeFailure
 
 
 def paused(c) -> bool:
@@ -34,3 +34,27 @@ def thaw_if_paused(engine, c) -> None:
             freeze(engine, c, False)
         except Exception:  # noqa: BLE001
             pass
+
+
+def pause(engine, c) -> None:
+    """`pause`: freeze a running container that is not paused (docker's checks, then the runtime)."""
+    if c.status != "running":
+        raise Conflict(f"container {c.name} is not running")
+    if paused(c):
+        raise Conflict(f"container {c.name} is already paused")
+    _runtime_call(engine, c, "pause")
+
+
+def unpause(engine, c) -> None:
+    """`unpause`: thaw a paused container."""
+    if not paused(c):
+        raise Conflict(f"container {c.name} is not paused")
+    _runtime_call(engine, c, "resume")
+
+
+def _runtime_call(engine, c, verb: str) -> None:
+    rt = engine.runtime(c.runtime)
+    try:
+        (rt.pause if verb == "pause" else rt.resume)(c.id)
+    except RuntimeFailure as e:
+        raise PalletError(f"cannot {verb} container {c.name}: {e.message}") from None

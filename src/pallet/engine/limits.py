@@ -209,8 +209,13 @@ def update(engine, c, host_changes, restart: dict | None = None) -> list[str]:
 
     if isinstance(host_changes, Resources):
         host_changes = check_resources(host_changes)
-
     host = dict(c.HostConfig)
+    if "MemorySwap" in host_changes and "Memory" not in host_changes and not host.get("Memory"):
+        raise PalletError("you should always set the memory limit when using the memory swap limit")
+    if host_changes.get("Memory") and host.get("MemorySwap", 0) not in (0, -1, None) \
+            and "MemorySwap" not in host_changes and host_changes["Memory"] > host["MemorySwap"]:
+        raise PalletError("Memory limit should be smaller than already set memoryswap limit, update the "
+                          "memoryswap at the same time")
     merged = dict(host, **host_changes)
     if "Memory" in host_changes and host_changes["Memory"] and "MemorySwap" not in host_changes:
         # docker keeps an explicit swap setting only if it still fits; the default follows memory
@@ -270,6 +275,36 @@ def sample(c) -> dict:
             tx += int(f[8])
     s["net"] = (rx, tx)
     return s
+
+
+STOPPED_ROW = {"CPUPerc": "0.00%", "MemUsage": "0B / 0B", "MemPerc": "0.00%", "NetIO": "0B / 0B",
+               "BlockIO": "0B / 0B", "PIDs": "0"}
+
+
+def stats(engine, containers, *, stream: bool = True, interval: float = 1.0):
+    """docker stats' readings: one list of rows (docker's columns, `stats_row`) per reading, the first
+    0.5 s after the call (CPU % needs two samples), then every `interval` seconds while `stream`. A
+    container that is not running reads zero. The caller renders them (a table, JSON, a template)."""
+    import time
+
+    prev = {c.id: sample(c) if c.status == "running" else None for c in containers}
+    delay = 0.5
+    while True:
+        time.sleep(delay)
+        rows = []
+        for c in containers:
+            c = engine.get(c.id)
+            if c.status != "running":
+                rows.append({"Container": c.short_id, "ID": c.short_id, "Name": c.name, **STOPPED_ROW})
+                prev[c.id] = None
+                continue
+            cur = sample(c)
+            rows.append(stats_row(c, prev.get(c.id) or cur, cur))
+            prev[c.id] = cur
+        yield rows
+        if not stream:
+            return
+        delay = interval
 
 
 def host_memory() -> int:

@@ -1,0 +1,73 @@
+"""What a user can do is one engine call, tested in-process as an API daemon would call it: top, pause and
+unpause, stats, update's checks, image inspect. Nothing here writes to the terminal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.engine_support import IMAGE
+from pallet.engine import execs, freezer, limits
+from pallet.engine.options import Resources
+from pallet.errors import Conflict, PalletError
+
+pytestmark = pytest.mark.root
+
+
+def test_top_pause_stats_update(pallet_env, engine, capfd):
+    cid = pallet_env("run", "-d", "--name", "busy", "--memory", "64m", IMAGE, "sh", "-c",
+                     "sleep 300 & sleep 301 & wait", check=True).stdout.strip()
+    capfd.readouterr()
+    c = engine.get(cid)
+    t = execs.top(engine, c)
+    assert t["Titles"][:3] == ["USER", "PID", "PPID"] and t["Titles"][-1] == "CMD"
+    cmds = [p[-1] for p in t["Processes"]]
+    assert "sleep 300" in cmds and "sleep 301" in cmds and len(t["Processes"]) == 3
+    assert all(len(p) == len(t["Titles"]) for p in t["Processes"])
+    assert execs.top(engine, c, ["-o", "pid,comm"])["Titles"] == ["PID", "COMMAND"]
+
+    freezer.pause(engine, c)
+    assert freezer.paused(engine.get(cid))
+    with pytest.raises(Conflict, match="^container busy is already paused$"):
+        freezer.pause(engine, engine.get(cid))
+    assert engine.inspect(engine.get(cid))["State"]["Paused"] is True
+    freezer.unpause(engine, engine.get(cid))
+    assert not freezer.paused(engine.get(cid))
+    with pytest.raises(Conflict, match="^container busy is not paused$"):
+        freezer.unpause(engine, engine.get(cid))
+
+    readings = list(limits.stats(engine, [engine.get(cid)], stream=False))
+    assert len(readings) == 1 and len(readings[0]) == 1
+    row = readings[0][0]
+    assert row["Name"] == "busy" and row["PIDs"] == "3" and row["MemUsage"].endswith("/ 64MiB")
+    assert row["CPUPerc"].endswith("%")
+
+    # update: a record by docker's names, checked by the engine
+    assert limits.update(engine, engine.get(cid), Resources(PidsLimit=50, Memory=128 << 20)) == []
+    host = engine.get(cid).HostConfig
+    assert host["PidsLimit"] == 50 and host["Memory"] == 128 << 20
+    with pytest.raises(PalletError, match="^Minimum memory limit allowed is 6MB$"):
+        limits.update(engine, engine.get(cid), Resources(Memory=1))
+    pallet_env("rm", "-f", cid, check=True)
+    assert capfd.readouterr() == ("", "")     # the engine wrote nothing
+
+
+def test_update_checks_against_the_current_limits(pallet_env, engine):
+    cid = pallet_env("create", "--memory", "64m", "--memory-swap", "128m", IMAGE, "true", check=True).stdout.strip()
+    with pytest.raises(PalletError, match="^Memory limit should be smaller than already set memoryswap limit"):
+        limits.update(engine, engine.get(cid), Resources(Memory=256 << 20))
+    cp = pallet_env("update", "--memory", "256m", cid)
+    assert cp.returncode == 125 and cp.stderr.startswith("Error: Memory limit should be smaller"), cp.stderr
+    assert engine.get(cid).HostConfig["Memory"] == 64 << 20   # unchanged
+    pallet_env("rm", cid, check=True)
+
+
+def test_image_inspect_is_one_call_and_inspect_of_an_image_is_the_same(pallet_env, engine):
+    doc = engine.inspect_image(IMAGE)
+    assert doc["Id"].startswith("sha256:") and doc["RepoTags"] == [IMAGE]
+    assert doc["RootFS"]["Type"] == "layers" and doc["Descriptor"]["digest"].startswith("sha256:")
+    assert json.loads(pallet_env("image", "inspect", IMAGE, check=True).stdout) == [doc]
+    assert json.loads(pallet_env("inspect", IMAGE, check=True).stdout) == [doc]
+    cp = pallet_env("inspect", "no-such-thing")
+    assert cp.returncode != 0 and "No such object: no-such-thing" in cp.stderr
