@@ -69,7 +69,8 @@ def assert_nothing_left(env: Env) -> None:
     state = env.runroot / "build" / "runtime"
     assert not state.is_dir() or list(state.iterdir()) == []
     work = env.runroot / "build"
-    assert not work.is_dir() or [p.name for p in work.iterdir()] in ([], ["runtime"])
+    assert not work.is_dir() or sorted(p.name for p in work.iterdir() if p.name != "runtime") in ([], ["leases"])
+    assert not (work / "leases").is_dir() or list((work / "leases").iterdir()) == []
 
 
 def build(env: Env, ctx: Path, *args: str, check: bool = True):
@@ -1079,3 +1080,41 @@ def test_network_default_is_the_default_bridge_through_the_network_layer(env: En
         finally:
             env.prefix = []
     assert_nothing_left(env)
+
+
+def test_the_lease_of_a_killed_build_is_given_back(env: Env, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from helpers.netns import netns
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox\nRUN --network=default echo started; sleep 2\n")
+    with netns("k") as ns:
+        env.prefix = ["nsenter", f"--net={ns.path}", "--"]
+        try:
+            p = subprocess.Popen(env.argv("build", "--progress", "plain", str(ctx)), env=env.env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 30
+                seen = ""
+                while not re.search(r"^#\d+ \d+\.\d+ started$", seen, re.M) and time.monotonic() < deadline:
+                    seen += p.stderr.readline()
+                p.send_signal(signal.SIGKILL)
+                p.wait(timeout=20)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            time.sleep(2.5)   # the orphaned RUN ends
+            _kill_build_containers(env.runroot)
+            assert len(list((env.runroot / "build" / "leases").iterdir())) == 1   # SIGKILL: nothing detached
+            cp = env("builder", "prune", "-f", check=True)
+            assert "Gave back 1 network leases of builds that were killed" in cp.stdout, cp.stdout
+            assert list((env.runroot / "build" / "leases").iterdir()) == []
+            (doc,) = json.loads(env("network", "inspect", "bridge", check=True).stdout)
+            assert doc["Containers"] == {}
+            assert [n for n in ns.links() if n.startswith("veth")] == []
+            assert "Gave back" not in env("builder", "prune", "-f", check=True).stdout
+        finally:
+            env.prefix = []

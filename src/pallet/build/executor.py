@@ -207,6 +207,9 @@ class Builder:
         from pallet.build.workspace import remove_stale
 
         remove_stale(self.store, self.driver)   # workspaces a killed build left
+        from pallet.build.run import release_stale_leases
+
+        release_stale_leases(self.store, os.path.join(self.run_dir, "build"))   # and its RUN's leases
         self.ctx = Context(opts.context, dockerfile=opts.dockerfile_path, index=self.index)
         self.results: dict[int, Future] = {}
         multi = len(self.df.stages) > 1

@@ -76,13 +76,19 @@ def _drop_created(upper: str, missing: list[str], candidates: list[str], lower_h
             os.unlink(full)
 
 
-def _attach(store, pid: int, network: str, cid: str, hosts_path: str, extra_hosts: list[str]):
+def _attach(store, pid: int, network: str, cid: str, hosts_path: str, extra_hosts: list[str], marks: str):
     """RUN on a network (`default`: the default bridge): the network layer's attach plugs the RUN's
     namespace (created, not started) in, as the engine does for a container; /etc/hosts gets the
-    address. The caller detaches after the RUN. A failure detaches and raises."""
+    address. The caller detaches after the RUN. A failure detaches and raises. A mark under `marks`
+    (this build's pid and start time) lets `release_stale_leases` give back the lease of a build
+    that was SIGKILLed."""
     from pallet import network as netlayer
+    from pallet.build.workspace import _starttime
     from pallet.engine.spec import etc_hosts
 
+    os.makedirs(marks, exist_ok=True)
+    with open(os.path.join(marks, cid), "w") as f:
+        f.write(f"{os.getpid()} {_starttime(os.getpid())}")
     lease = netlayer.attach(store, f"/proc/{pid}/ns/net", network, cid, cid, ifname="eth0")
     try:
         with open(hosts_path, "w") as f:   # (the same inode: it is bind-mounted)
@@ -91,6 +97,35 @@ def _attach(store, pid: int, network: str, cid: str, hosts_path: str, extra_host
         netlayer.detach(store, lease.network_id, cid)
         raise
     return lease
+
+
+def release_stale_leases(store, run_dir: str) -> int:
+    """Give back the network leases of RUN steps whose build died (SIGKILL) before it detached them;
+    returns how many. Cheap when there are none: one listdir, no network module imported."""
+    from pallet.build.workspace import _starttime
+
+    marks = os.path.join(run_dir, "leases")
+    try:
+        names = os.listdir(marks)
+    except OSError:
+        return 0
+    n = 0
+    for cid in names:
+        path = os.path.join(marks, cid)
+        try:
+            pid, start = open(path).read().split()
+        except (OSError, ValueError):
+            continue
+        if _starttime(int(pid)) == start:
+            continue   # its build is still running
+        from pallet import network as netlayer
+
+        try:
+            n += len(netlayer.detach_all(store, cid))
+            os.unlink(path)
+        except Exception:  # noqa: BLE001 (tried again next time)
+            pass
+    return n
 
 
 def default_network() -> str:
@@ -185,7 +220,8 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
                     os.close(w)
                     os.close(null)
             if network not in ("none", "host"):
-                lease = _attach(ws.store, st["pid"], network, cid, os.path.join(work, "hosts"), extra_hosts)
+                lease = _attach(ws.store, st["pid"], network, cid, os.path.join(work, "hosts"), extra_hosts,
+                                os.path.join(run_dir, "leases"))
             rt.start(cid, _until_exec=False)
             buf = b""
             while True:
@@ -219,6 +255,7 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
 
                 try:
                     netlayer.detach(ws.store, lease.network_id, cid)
+                    os.unlink(os.path.join(run_dir, "leases", cid))
                 except Exception:  # noqa: BLE001 (the first error is the one to report)
                     pass
     finally:

@@ -398,6 +398,11 @@ def prune_cmd(all_, force, keep_storage, filters) -> None:
     stale = remove_stale(store, st.storage_driver)
     if stale:
         click.echo(f"Removed {stale} workspaces of builds that were killed")
+    from pallet.build.run import release_stale_leases
+
+    leases = release_stale_leases(store, os.path.join(str(st.runroot_path), "build"))
+    if leases:
+        click.echo(f"Gave back {leases} network leases of builds that were killed")
     n, freed = prune(store, keep_storage=keep, unused_for=unused_for)
     mounts = Usage(store).dir / "mounts"
     if all_ and mounts.is_dir():
