@@ -37,6 +37,19 @@ def _ops(doc: dict, op: str) -> list[dict]:
     return [e for e in doc["events"] if e["op"] == op]
 
 
+def _eventually(fn, timeout: float = 20.0):
+    """fn() until it is truthy: an attached `run` returns once the exit is recorded, and the monitor
+    writes the complete trace (and the run's stage costs) after the teardown that follows."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.05)
+
+
 # -- strace's side --------------------------------------------------------------------------------
 _LINE = re.compile(r"^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\w+)")
 
@@ -276,8 +289,9 @@ def test_trace_kept_with_the_container(pallet_env):
     for line in ("CLI (pallet run)", "container init", "snapshot", "pivot_root", "masked paths", "seccomp",
                  "execve", "/bin/true ['true']", "unshare CLONE_NEWNS|"):
         assert line in tree, line
-    doc = json.loads(pallet_env("trace", "tr1", "--format", "json", check=True).stdout)
-    assert doc["container"]["name"] == "tr1" and doc["complete"] is True
+    doc = _eventually(lambda: (d := json.loads(pallet_env("trace", "tr1", "--format", "json", check=True).stdout))
+                      ["complete"] and d)
+    assert doc and doc["container"]["name"] == "tr1" and doc["complete"] is True
     summ = pallet_env("trace", "tr1", "--summary", check=True).stdout
     head, *rows = summ.splitlines()
     assert head.split() == ["PROCESS", "STAGE", "TIME", "CALLS"]
@@ -337,7 +351,11 @@ def test_explain_run_cost(pallet_env):
     for _ in range(3):
         pallet_env("run", "--rm", "--trace", IMAGE, "true", check=True)
     pallet_env("run", "--rm", IMAGE, "true", check=True)   # (untraced: not in the record)
-    text = pallet_env("explain", "run", "--cost", IMAGE, "true", check=True).stdout
+    def cost_of_three() -> str | None:
+        t = pallet_env("explain", "run", "--cost", IMAGE, "true", check=True).stdout
+        return t if "the last 3 traced runs" in t else None
+
+    text = _eventually(cost_of_three) or ""
     assert "the last 3 traced runs" in text
     head = next(line for line in text.splitlines() if line.startswith("PROCESS"))
     assert head.split() == ["PROCESS", "STAGE", "MEDIAN", "MIN", "MAX", "SHARE"]
@@ -419,12 +437,6 @@ def test_detached_trace_while_running(pallet_env):
     assert doc["complete"] is False and _ops(doc, "execve")[0]["args"]["argv"] == ["sleep", "100"]
     assert "teardown not included" in pallet_env("trace", "trd", check=True).stdout
     pallet_env("stop", "-t", "0", "trd", check=True)
-    import time
-
-    deadline = time.monotonic() + 20   # (stop returns once the exit is recorded; the teardown follows it)
-    while True:
-        doc = json.loads(pallet_env("trace", "trd", "--format", "json", check=True).stdout)
-        if doc["complete"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert doc["complete"] is True and any(e["stage"] == "teardown" for e in doc["events"])
+    doc = _eventually(lambda: (d := json.loads(pallet_env("trace", "trd", "--format", "json", check=True).stdout))
+                      ["complete"] and d)
+    assert doc and any(e["stage"] == "teardown" for e in doc["events"])
