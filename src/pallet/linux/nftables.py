@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 FAMILY = "inet"
 TABLE = "pallet"
@@ -22,6 +20,8 @@ class NftError(OSError):
 
 
 def nft_binary() -> str:
+    import shutil  # (shutil and subprocess only for the nft program: not on the libnftables path)
+
     path = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)), None)
     if path is None:
         raise NftError("nft is not installed (apt-get install nftables)")
@@ -92,6 +92,8 @@ def _nft(args: list[str], stdin: str | None = None) -> tuple[int, str, str, list
     lib = _libnftables()
     if lib is not None:
         return (*lib.run(stdin if stdin is not None else " ".join(args)), None)
+    import subprocess
+
     argv = [nft_binary(), "-j", *(["-f", "-"] if stdin is not None else args)]
     cp = subprocess.run(argv, input=stdin, capture_output=True, text=True)
     return cp.returncode, cp.stdout, cp.stderr, argv
