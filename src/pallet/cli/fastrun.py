@@ -17,14 +17,16 @@ from __future__ import annotations
 import os
 import sys
 
+from pallet import flagtable
 from pallet.cli.runflags import FLAG, MULTI, OPTIONAL, RUN_OPTIONS, VALUE  # noqa: F401 (the kinds, for callers)
+from pallet.flagtable import FlagError
 
 # (option strings, keyword name, kind) — the options of `run_cmd`, in click's order, from the one table
 OPTIONS: list[tuple[tuple[str, ...], str, str]] = [(names, dest, kind) for names, dest, kind, _, _ in RUN_OPTIONS]
 DEFAULTS = {dest: extra["default"] for _, dest, _, _, extra in RUN_OPTIONS if "default" in extra}
 SIG_PROXY = "sig_proxy"
 
-_BY_NAME = {o: (dest, kind) for opts, dest, kind in OPTIONS for o in opts}
+_BY_NAME = flagtable.index(OPTIONS)
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
 
@@ -101,86 +103,30 @@ def parse(args: list[str], env=None) -> Parsed | None:
         i += 2
     else:
         return None
-    kw = _defaults()
-    sig_proxy = True
+    flags = {"sig_proxy": True}
+
+    def sig_proxy(value: str | None) -> None:
+        v = (value or "").strip().lower()
+        if value is None or v not in _TRUE | _FALSE:
+            raise FlagError("bad-value", "--sig-proxy", value)   # the value-less form and bad values: click's
+        flags["sig_proxy"] = v in _TRUE
+
+    try:
+        kw, i = flagtable.parse(args, _BY_NAME, start=i, defaults=_defaults(), check=_check,
+                                special={"--sig-proxy": sig_proxy})
+    except FlagError:
+        return None   # click's business: its own message (or its own reading)
     n = len(args)
-    while i < n:
-        a = args[i]
-        if a == "--":
-            i += 1
-            break
-        if a[:1] != "-" or a == "-":
-            break   # the image: everything after it is the command (no interspersed options)
-        if a.startswith("--"):
-            name, eq, value = a.partition("=")
-            if name == "--sig-proxy":
-                v = value.strip().lower()
-                if not eq or v not in _TRUE | _FALSE:
-                    return None   # the value-less form and bad values: click's business
-                sig_proxy = v in _TRUE
-                i += 1
-                continue
-            spec = _BY_NAME.get(name)
-            if spec is None:
-                return None
-            dest, kind = spec
-            if kind == FLAG:
-                if eq:
-                    return None
-                kw[dest] = True
-                i += 1
-                continue
-            if kind == OPTIONAL:   # --trace or --trace=FILE: the next word is never its value
-                kw[dest] = value if eq else ""
-                i += 1
-                continue
-            if not eq:
-                if i + 1 >= n:
-                    return None
-                value = args[i + 1]
-                i += 1
-            i += 1
-            if not _store(kw, dest, kind, value):
-                return None
-            continue
-        # short options, possibly several in one token (-it, -dit, -eFOO=1, -it -e X)
-        j = 1
-        while j < len(a):
-            spec = _BY_NAME.get("-" + a[j])
-            if spec is None:
-                return None
-            dest, kind = spec
-            if kind == FLAG:
-                kw[dest] = True
-                j += 1
-                continue
-            if kind == OPTIONAL:
-                return None   # (no short optional-value options: click's business)
-            value = a[j + 1:]
-            if not value:
-                if i + 1 >= n:
-                    return None
-                value = args[i + 1]
-                i += 1
-            if not _store(kw, dest, kind, value):
-                return None
-            break
-        i += 1
     if i >= n:
         return None   # no image: click says so
     image, command = args[i], tuple(args[i + 1:])
     detach = kw.pop("detach")
-    return Parsed(st, image, command, kw, detach, sig_proxy)
+    return Parsed(st, image, command, kw, detach, flags["sig_proxy"])
 
 
-def _store(kw: dict, dest: str, kind: str, value: str) -> bool:
-    if dest == "env_file" and os.path.isdir(value):
-        return False   # click.Path(dir_okay=False) refuses it with its own message
-    if kind == MULTI:
-        kw[dest] = (*kw[dest], value)
-    else:
-        kw[dest] = value
-    return True
+def _check(dest: str, value: str) -> bool:
+    # click.Path(dir_okay=False) refuses a directory with its own message
+    return not (dest == "env_file" and os.path.isdir(value))
 
 
 def main(args: list[str]) -> None:

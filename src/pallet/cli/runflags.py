@@ -10,7 +10,7 @@ Config/HostConfig fields.
 
 from __future__ import annotations
 
-FLAG, VALUE, MULTI, OPTIONAL = "flag", "value", "multi", "optional"   # OPTIONAL: --opt or --opt=VALUE ("" alone)
+from pallet.flagtable import FLAG, MULTI, OPTIONAL, VALUE  # noqa: F401 - the kinds (OPTIONAL: --opt or --opt=VALUE, "" alone)
 
 CREATE = [
     (("--name",), "name", VALUE, "Assign a name to the container.", {}),

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
+from pallet import flagtable
+from pallet.flagtable import FLAG, MULTI, VALUE
+
 VERSION = "0.1.0"
 
 SIGNALS = {
@@ -101,40 +104,25 @@ _VALUE_CHECKS = {
 
 
 def parse(argv: list[str], table: dict) -> tuple[dict, list[str]]:
-    """Options until the first positional argument (urfave/cli style), then positionals."""
-    opts: dict = {}
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--":
-            i += 1
-            break
-        if not a.startswith("-") or a == "-":
-            break
-        name, eq, val = a.partition("=")
-        if name.startswith("-") and not name.startswith("--") and len(name) > 2:
-            name, val, eq = name[:2], name[2:], "="  # -p value written as -pvalue
-        spec = table.get(name)
-        if spec is None:
-            raise UsageError(f"flag provided but not defined: {name}")
-        key, takes, multi = spec
-        if takes:
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"flag needs an argument: {name}")
-                val = argv[i]
-            check = _VALUE_CHECKS.get(key)
-            if check is not None and not check(val):
-                raise UsageError(f'invalid value "{val}" for flag {name}: parse error')
-        else:
-            val = True if not eq else val.lower() not in ("false", "0")
-        if multi:
-            opts.setdefault(key, []).append(val)
-        else:
-            opts[key] = val
-        i += 1
-    return opts, argv[i:]
+    """Options until the first positional argument (urfave/cli style), then positionals: the table
+    parser (`pallet.flagtable`, the one `pallet run`'s fast path uses) in runc's forms (-xVALUE, a
+    boolean's =false), its refusals in runc's words."""
+    by_name = {name: (key, FLAG if not takes else MULTI if multi else VALUE)
+               for name, (key, takes, multi) in table.items()}
+    try:
+        opts, i = flagtable.parse(argv, by_name, bundle=False, flag_values=True,
+                                  check=lambda key, val: _VALUE_CHECKS.get(key, _any)(val))
+    except flagtable.FlagError as e:
+        if e.why == "needs-value":
+            raise UsageError(f"flag needs an argument: {e.name}") from None
+        if e.why == "bad-value":
+            raise UsageError(f'invalid value "{e.value}" for flag {e.name}: parse error') from None
+        raise UsageError(f"flag provided but not defined: {e.name}") from None
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}, argv[i:]
+
+
+def _any(v: str) -> bool:
+    return True
 
 
 def _one_id(args: list[str], cmd: str) -> str:
