@@ -292,6 +292,12 @@ def test_trace_kept_with_the_container(pallet_env):
     doc = _eventually(lambda: (d := json.loads(pallet_env("trace", "tr1", "--format", "json", check=True).stdout))
                       ["complete"] and d)
     assert doc and doc["container"]["name"] == "tr1" and doc["complete"] is True
+    (etc,) = _ops(doc, "etc files")
+    assert etc["process"] == "cli" and etc["args"]["files"]["hostname"] == doc["container"]["id"][:12] + "\n"
+    assert set(etc["args"]["files"]) == {"hostname", "hosts", "resolv.conf"}
+    made = [e for e in _ops(doc, "mkdir") if e["process"] == "runtime-parent" and e["stage"] == "cgroup"]
+    removed = [e for e in _ops(doc, "rmdir") if e["stage"] == "teardown"]
+    assert made and {e["args"]["path"] for e in made} == {e["args"]["path"] for e in removed}
     summ = pallet_env("trace", "tr1", "--summary", check=True).stdout
     head, *rows = summ.splitlines()
     assert head.split() == ["PROCESS", "STAGE", "TIME", "CALLS"]

@@ -50,6 +50,16 @@ def handoff(plan: Plan, eng, st, c, opts) -> dict:
     """What the monitor needs (the "trace" key of its "G" message); the CLI stops recording here."""
     from pallet.linux import trace as T
 
+    r = T.recorder
+    if r is not None and r.stage == "etc files":   # what the engine wrote for the container's /etc
+        d = eng.dir(c.id)
+        files = {}
+        for name in ("hostname", "hosts", "resolv.conf"):
+            try:
+                files[name] = (d / name).read_text()
+            except OSError:
+                pass
+        T.note("etc files", dir=str(d), files=files)
     T.stage("handed to the monitor")   # (ends the /etc files stage)
     records = T.stop()
     at_exit_only = False

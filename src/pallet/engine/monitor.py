@@ -415,6 +415,7 @@ class Monitor:
 
     def _finish(self) -> int:
         _trace("init exited, output drained")
+        kstage("teardown")
         st = self.status
         if os.WIFEXITED(st):
             code = os.WEXITSTATUS(st)

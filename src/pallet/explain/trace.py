@@ -87,6 +87,10 @@ def describe(e: dict) -> str:
         return f"{a.get('path')} {a.get('argv')}"
     if op == "exec runtime":
         return " ".join(a.get("argv") or ()) + f" → exit {a.get('exit')}"
+    if op == "etc files":
+        return f"{a.get('dir')}: " + ", ".join(f"{k} ({len(v)} bytes)" for k, v in (a.get("files") or {}).items())
+    if op in ("mkdir", "rmdir"):
+        return str(a.get("path")) + (" (it existed)" if a.get("existed") else "")
     if op == "layers":
         return ", ".join(f"{x['lowerdir']}={x['chain_id'][:19]}" for x in a.get("lowerdirs") or ())
     if op == "pivot_root":

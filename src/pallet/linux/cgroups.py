@@ -14,6 +14,7 @@ import os
 import time
 
 from pallet.linux import kernfs
+from pallet.linux import trace as T
 
 ROOT = "/sys/fs/cgroup"
 _SIGKILL = 9
@@ -138,6 +139,8 @@ class Cgroup:
         existed = False
         try:
             for key, d in self.dirs.items():
+                r = T.recorder
+                t = T.now() if r else 0
                 try:
                     os.mkdir(d)  # the usual case: the parent exists, the leaf does not
                     made.append(d)
@@ -146,6 +149,8 @@ class Cgroup:
                 except FileNotFoundError:
                     os.makedirs(d, exist_ok=True)
                     made.append(d)
+                if r:
+                    r.done("mkdir", t, {"path": d, "existed": d not in made})
                 self._init_dir(key, d)
         except OSError as e:
             for d in reversed(made):
@@ -226,8 +231,12 @@ class Cgroup:
         """Remove the cgroup directories (children first); retries while processes exit."""
         deadline = time.monotonic() + timeout
         for d in self.dirs.values():
+            r = T.recorder
+            t = T.now() if r else 0
             try:
                 os.rmdir(d)  # the common case: a leaf with no processes left
+                if r:
+                    r.done("rmdir", t, {"path": d})
                 continue
             except FileNotFoundError:
                 continue
