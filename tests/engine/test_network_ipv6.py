@@ -131,3 +131,23 @@ def test_ipv6_bad_network_create(net, args, message):
     cp = net("network", "create", *args)
     assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and message in cp.stderr, cp.stderr
     assert net("network", "ls", "-q", "--no-trunc", check=True).stdout == before
+
+
+def test_connect_ip6_and_published_ports_follow_to_the_new_ipv6_address(net):
+    net("network", "create", "--ipv6", "--subnet", "fd00:67::/64", "v6a", check=True)
+    net("network", "create", "--ipv6", "--subnet", "fd00:68::/64", "v6b", check=True)
+    c = _run_d(net, "--network", "v6a", "-p", "8096:80", "-h", "mover", IMAGE, *HTTPD)
+    assert _get(net, "http://[fd00:67::1]:8096/").stdout == "hello from mover\n"
+    net("network", "disconnect", "v6a", c, check=True)
+    net("network", "connect", "--ip6", "fd00:68::77", "v6b", c, check=True)
+    ep = _inspect(net, c)["NetworkSettings"]["Networks"]["v6b"]
+    assert ep["GlobalIPv6Address"] == "fd00:68::77" and ep["IPAMConfig"] == {"IPv6Address": "fd00:68::77"}
+    assert "fd00:68::77/64" in net("exec", c, "ip", "-6", "addr", check=True).stdout
+    # the same host port, now DNATed to the new IPv6 address (and the IPv4 one)
+    assert "dnat ip6 to [fd00:68::77]:80" in _nft(net) and "dnat ip6 to [fd00:67::" not in _nft(net)
+    assert _get(net, "http://[fd00:68::1]:8096/").stdout == "hello from mover\n"
+    cp = net("network", "connect", "--ip6", "fd00:68::77", "v6a", c)
+    assert cp.returncode == 125 and "not a usable address of subnet fd00:67::/64" in cp.stderr
+    net("restart", "-t", "0", c, check=True)
+    assert _inspect(net, c)["NetworkSettings"]["Networks"]["v6b"]["GlobalIPv6Address"] == "fd00:68::77"
+    assert _get(net, "http://[fd00:68::1]:8096/").stdout == "hello from mover\n"
