@@ -34,6 +34,7 @@ PORT = 53
 TTL = 600
 A, NS, CNAME, PTR, AAAA, ANY = 1, 2, 5, 12, 28, 255
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN = 0, 1, 2, 3
+DOMAIN_OPTION = "pallet.dns_domain"     # a network option: its names also answer under this domain (podman's)
 
 
 def resolv_conf_path() -> str:
@@ -395,6 +396,7 @@ def ensure(store, net, domains: tuple[str, ...] = ()) -> int | None:
     no DNS (the default bridge, --disable-dns, an --internal network is served too, as docker)."""
     if not getattr(net, "dns", False) or net.ipam is None:
         return None
+    domains = domains or tuple(d for d in [(net.options or {}).get(DOMAIN_OPTION)] if d)
     with _Locked(_pidfile(store, net.id)) as fd:
         pid = _running(fd)
         if pid is not None:
