@@ -446,3 +446,20 @@ def test_detached_trace_while_running(pallet_env):
     doc = _eventually(lambda: (d := json.loads(pallet_env("trace", "trd", "--format", "json", check=True).stdout))
                       ["complete"] and d)
     assert doc and any(e["stage"] == "teardown" for e in doc["events"])
+
+
+def test_failed_execve(pallet_env, tmp_path):
+    """An execve the kernel refuses (after the init said "ready"): the same exit and message as untraced,
+    and the trace's execve record carries the error."""
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"not a program\n\0\1")
+    bad.chmod(0o755)
+    args = ["-v", f"{bad}:/bad", IMAGE, "/bad"]
+    plain = pallet_env("run", "--rm", *args)
+    tr = tmp_path / "t.json"
+    traced = pallet_env("run", "--rm", f"--trace={tr}", *args)
+    assert traced.returncode == plain.returncode != 0
+    assert "Exec format error" in plain.stderr and traced.stderr == plain.stderr
+    doc = _eventually(lambda: (d := _load(tr))["complete"] and d)
+    (ex,) = _ops(doc, "execve")
+    assert ex["result"] == "error" and ex["error"].startswith("ENOEXEC") and ex["args"]["path"] == "/bad"

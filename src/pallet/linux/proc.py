@@ -31,11 +31,12 @@ def execve(path: str, argv: list[str], env: dict[str, str], *, flush=None) -> No
     if r is None:
         os.execve(path, argv, env)
     t = T.now()
-    r.done("execve", t, {"path": path, "argv": list(argv), "env": len(env)})
+    args = {"path": path, "argv": list(argv), "env": len(env)}
+    r.done("execve", t, args)
     if flush is not None:
         flush()
     try:
         os.execve(path, argv, env)
     except OSError as e:
-        r.records[-1][7] = f"{e.strerror}"
+        r.done("execve", t, args, e)   # replaces the record sent before the call (trace.add)
         raise

@@ -94,9 +94,22 @@ def note(op: str, **args: object) -> None:
 
 
 def add(records: list) -> None:
-    """Records a child sent over the channel join this process's list."""
-    if recorder is not None and records:
-        recorder.records.extend(records)
+    """Records a child sent over the channel join this process's list. A failed execve's record replaces
+    the one its process sent just before the call (when it could not know the result yet)."""
+    r = recorder
+    if r is None or not records:
+        return
+    for rec in records:
+        if rec[5] == "execve" and rec[7] is not None:
+            for i in range(len(r.records) - 1, -1, -1):
+                old = r.records[i]
+                if old[5] == "execve" and old[2] == rec[2] and old[7] is None and old[6] == rec[6]:
+                    r.records[i] = rec
+                    break
+            else:
+                r.records.append(rec)
+        else:
+            r.records.append(rec)
 
 
 def document(records: list[list], meta: dict) -> dict:

@@ -57,6 +57,7 @@ class Ctx:
         self.detach = True
         self.pre_exec = None  # test hook, called in the child just before execve
         self.join_cgroup = False  # create: the init moves itself into `cgroup` (else the parent does)
+        self.ready = False  # create, traced: "ready" was sent and the channel kept open for the last records
         self.__dict__.update(kw)
 
 
@@ -271,6 +272,7 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         else:   # traced: the write end stays open (close-on-exec) for the records up to the execve
             os.close(chan.r)
             chan.r = -1
+            ctx.ready = True
         # block until `start` opens the fifo for reading (runc's exec fifo)
         if state_dirfd >= 0:
             wfd = os.open(os.path.basename(ctx.fifo_path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dirfd)
@@ -286,8 +288,13 @@ def container_init(ctx: Ctx, *, userns: bool) -> None:
         _run_hooks("startContainer", hooks.get("startContainer"), dict(ctx.state, status="running"))
         _exec(ctx, proc, argv0, env)
     except BaseException as e:  # noqa: B036
-        if chan.w >= 0:
+        if chan.w >= 0 and not ctx.ready:
             _fail(chan, e)
+        if chan.w >= 0:   # (traced, after "ready": the parent reads records only, the error goes to stderr)
+            try:
+                _send_trace(chan)
+            except OSError:
+                pass
         os.write(2, f"pallet-runtime: {e}\n".encode())
         os._exit(127)
 
