@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 RUNS=${RUNS:-30}
-BEFORE=${BEFORE:-"db628cb 0c77d46 0f527b4 538eaca 9665471 83ff35e e71c766 c7e128a f043af0 e8b7f24 7d624fa 85a312e"}
+BEFORE=${BEFORE:-"afe14a8 db628cb 0c77d46 0f527b4 538eaca 9665471 83ff35e e71c766 c7e128a f043af0 e8b7f24 7d624fa 85a312e"}
 PY=$PWD/.venv/bin/python
 work=$(mktemp -d /tmp/pallet-trace-bench.XXXXXX)
 export PALLET_ROOT=$work/root PALLET_RUNROOT=$work/run
