@@ -10,32 +10,7 @@ import sqlite3
 import tarfile
 from pathlib import Path
 
-
-def rootfs_tar(files: dict[str, bytes]) -> bytes:
-    """A plain tar of regular files (plus their directories)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        dirs = sorted({str(Path(p).parent) for p in files} - {"."})
-        for d in dirs:
-            ti = tarfile.TarInfo(d)
-            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-            tf.addfile(ti)
-        for path, data in sorted(files.items()):
-            ti = tarfile.TarInfo(path)
-            ti.size, ti.mode = len(data), 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def tar_of(members: dict[str, bytes]) -> bytes:
-    """An archive whose members are exactly `members` (names taken as given, even hostile ones)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in members.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
+from helpers.tars import rootfs_tar, tar_of  # noqa: F401 (tests import them from here)
 
 
 def untar(data: bytes) -> dict[str, bytes]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
+
+from helpers.tars import tar_of
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -28,15 +28,7 @@ def _digest(data: bytes) -> str:
 
 def make_layer(files: dict[str, bytes]) -> tuple[bytes, str]:
     """(gzip tar bytes, diff id) of a layer holding `files`."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, content in sorted(files.items()):
-            info = tarfile.TarInfo(path)
-            info.size = len(content)
-            info.mode = 0o644
-            info.mtime = 0
-            tar.addfile(info, io.BytesIO(content))
-    raw = buf.getvalue()
+    raw = tar_of(dict(sorted(files.items())))
     return gzip.compress(raw, mtime=0), _digest(raw)
 
 

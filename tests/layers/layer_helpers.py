@@ -3,73 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import stat
-import tarfile
 from pathlib import Path
+
+from helpers.oci_layout import OCI_CONFIG, OCI_MANIFEST, Layout
+from helpers.tars import TarBuilder  # noqa: F401 (tests import it from here)
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-
-
-class TarBuilder:
-    """A tar in memory, entry by entry, with full control over names and types (hostile ones too)."""
-
-    def __init__(self, fmt: int = tarfile.PAX_FORMAT) -> None:
-        self.buf = io.BytesIO()
-        self.tf = tarfile.open(fileobj=self.buf, mode="w", format=fmt)
-
-    def _info(self, name: str, type_: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0,
-              mtime: int = 1_600_000_000, xattrs: dict[str, str] | None = None) -> tarfile.TarInfo:
-        ti = tarfile.TarInfo(name)
-        ti.type, ti.mode, ti.uid, ti.gid, ti.mtime = type_, mode, uid, gid, mtime
-        if xattrs:
-            ti.pax_headers = {"SCHILY.xattr." + k: v for k, v in xattrs.items()}
-        return ti
-
-    def file(self, name: str, data: bytes = b"", **kw) -> TarBuilder:
-        ti = self._info(name, tarfile.REGTYPE, **kw)
-        ti.size = len(data)
-        self.tf.addfile(ti, io.BytesIO(data))
-        return self
-
-    def dir(self, name: str, **kw) -> TarBuilder:
-        kw.setdefault("mode", 0o755)
-        self.tf.addfile(self._info(name, tarfile.DIRTYPE, **kw))
-        return self
-
-    def symlink(self, name: str, target: str, **kw) -> TarBuilder:
-        kw.setdefault("mode", 0o777)
-        ti = self._info(name, tarfile.SYMTYPE, **kw)
-        ti.linkname = target
-        self.tf.addfile(ti)
-        return self
-
-    def hardlink(self, name: str, target: str, **kw) -> TarBuilder:
-        ti = self._info(name, tarfile.LNKTYPE, **kw)
-        ti.linkname = target
-        self.tf.addfile(ti)
-        return self
-
-    def device(self, name: str, kind: str = "c", major: int = 1, minor: int = 3, **kw) -> TarBuilder:
-        ti = self._info(name, tarfile.CHRTYPE if kind == "c" else tarfile.BLKTYPE, **kw)
-        ti.devmajor, ti.devminor = major, minor
-        self.tf.addfile(ti)
-        return self
-
-    def fifo(self, name: str, **kw) -> TarBuilder:
-        self.tf.addfile(self._info(name, tarfile.FIFOTYPE, **kw))
-        return self
-
-    def whiteout(self, name: str) -> TarBuilder:
-        return self.file(name, b"", mode=0)
-
-    def bytes(self) -> bytes:
-        self.tf.close()
-        return self.buf.getvalue()
 
 
 def gz(data: bytes) -> bytes:
@@ -178,22 +122,11 @@ def fingerprint(root: str | os.PathLike, skip: str | os.PathLike | None = None) 
 
 
 # ---- OCI layouts of raw layers ------------------------------------------------------------
-class RawLayout:
-    """An OCI layout where images are given as lists of layer tars (plain bytes, gzipped here)."""
+class RawLayout(Layout):
+    """An OCI layout (helpers.oci_layout.Layout) where images are given as lists of layer tars (plain
+    bytes, gzipped or zstd-compressed here)."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
-        (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        (self.root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        if not (self.root / "index.json").exists():
-            (self.root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": []}))
-
-    def put(self, data: bytes) -> str:
-        d = sha(data)
-        (self.root / "blobs" / "sha256" / d[7:]).write_bytes(data)
-        return d
-
-    def image(self, tag: str, layers: list[bytes], *, history: list[str] | None = None,
+    def image(self, tag: str, layers: list[bytes], *, history: list[str] | None = None,  # type: ignore[override]
               compress: str = "gzip") -> str:
         descs, diff_ids = [], []
         for raw in layers:
@@ -204,16 +137,9 @@ class RawLayout:
         hist = [{"created_by": h} for h in (history or [f"layer {i}" for i in range(len(layers))])]
         config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                              "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": hist}).encode()
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                          "digest": self.put(config), "size": len(config)},
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": {"mediaType": OCI_CONFIG, "digest": self.put(config), "size": len(config)},
                                "layers": descs}).encode()
         md = self.put(manifest)
-        idx = json.loads((self.root / "index.json").read_text())
-        idx["manifests"] = [m for m in idx["manifests"]
-                            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag]
-        idx["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
-                                 "size": len(manifest),
-                                 "annotations": {"org.opencontainers.image.ref.name": tag}})
-        (self.root / "index.json").write_text(json.dumps(idx))
+        self._add_ref({"mediaType": OCI_MANIFEST, "digest": md, "size": len(manifest)}, tag)
         return md

@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import assert_no_traceback, run_cli
+from helpers.tars import tar_of
 
 BIN = Path(sys.executable).parent
 
 
 def rootfs() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        ti = tarfile.TarInfo("hello")
-        ti.size = 6
-        tf.addfile(ti, io.BytesIO(b"hello\n"))
-    return buf.getvalue()
+    return tar_of({"hello": b"hello\n"})
 
 
 def env(root: Path) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.tars import tar_of
 from layers.layer_helpers import RawLayout, TarBuilder
 from pallet.errors import DigestMismatch, InvalidArchive, PalletError, UnsafePath
 from pallet.layers import images, stream
@@ -49,16 +50,6 @@ def archive(tmp_path: Path, images_: dict[str, tuple[list[bytes], str]]) -> Path
 def members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path) as tf:
         return {m.name: tf.extractfile(m).read() for m in tf if m.isfile()}
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def state(root: Path) -> list[str]:
