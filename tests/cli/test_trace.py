@@ -463,3 +463,24 @@ def test_failed_execve(pallet_env, tmp_path):
     doc = _eventually(lambda: (d := _load(tr))["complete"] and d)
     (ex,) = _ops(doc, "execve")
     assert ex["result"] == "error" and ex["error"].startswith("ENOEXEC") and ex["args"]["path"] == "/bad"
+
+
+def test_sysctls_rlimits_no_new_privs(pallet_env, tmp_path):
+    """--sysctl, --ulimit, no-new-privileges, --cap-drop: each shows as the call that applies it."""
+    tr = tmp_path / "t.json"
+    pallet_env("run", "--rm", f"--trace={tr}", "--sysctl", "kernel.msgmax=12345", "--ulimit", "nofile=1024:2048",
+               "--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--cap-add", "CHOWN", IMAGE, "true",
+               check=True)
+    doc = _load(tr)
+    init = [e for e in doc["events"] if e["process"] == "init" and e["op"] != "stage"]
+    (sysctl,) = [e for e in init if e["op"] == "write" and e["args"]["path"] == "/proc/sys/kernel/msgmax"]
+    assert sysctl["args"]["value"] == "12345" and sysctl["stage"] == "sysctls"
+    (nofile,) = [e for e in init if e["op"] == "prlimit64" and e["args"]["resource"] == "RLIMIT_NOFILE"]
+    assert (nofile["args"]["soft"], nofile["args"]["hard"]) == (1024, 2048)
+    ops = [(e["op"], e["args"].get("option")) for e in init]
+    nnp = ops.index(("prctl", "PR_SET_NO_NEW_PRIVS"))
+    assert nnp < ops.index(("seccomp", None))   # with no_new_privs the filter is loaded last, as runc does
+    (capset,) = [e for e in init if e["op"] == "capset"]
+    assert capset["args"]["effective"] == ["CAP_CHOWN"] == capset["args"]["permitted"]
+    (sets,) = [e for e in init if e["op"] == "capability sets"]
+    assert sets["args"]["bounding"] == ["CAP_CHOWN"] and sets["args"]["ambient"] == []
