@@ -9,10 +9,11 @@ starts with the network's first container and ends with its last (or `network rm
 none and `run --network none` or the default `bridge` (no DNS, as docker) never start or import one.
 
 The sockets (UDP and TCP, gateway:53) are bound by the attaching process and handed to the server
-(pass_fds), so the server is reachable the moment the attach returns: a query sent before the server's
-interpreter is up waits in the socket's queue. The server is double-forked (not the monitor's child) and
-its pid and start time are kept in `<root>/network/dns-<net id[:12]>.pid` (flocked: starts and stops
-of one network are serialized).
+(posix_spawn), so the server is reachable the moment the attach returns: a query sent before the
+server's interpreter is up waits in the socket's queue. Its pid and start time are kept in
+`<root>/network/dns-<net id[:12]>.pid` (flocked: starts and stops of one network are serialized); its
+errors go to `dns-<net id[:12]>.log` beside it. Measured here: a start costs the attach ~2.5 ms, the
+check that it runs ~0.15 ms, an answer ~35 µs (median), the server ~13 MB resident.
 
 Records are the store's leases, read on each query (one indexed SQLite read): a container's name, its
 12-char short id, its hostname and its aliases on that network (`network_leases.dns_names`). A record
@@ -419,54 +420,25 @@ def ensure(store, net, domains: tuple[str, ...] = ()) -> int | None:
 
 
 def _spawn(db_path: str, network_id: str, udp: socket.socket, tcp: socket.socket, domains, log_path: str) -> int:
-    """Double fork: the server is nobody's child here (it outlives the monitor that started it)."""
+    """posix_spawn (no copy of the caller's memory; ~1 ms) of `python -m pallet.network.dns` in a session of
+    its own, the sockets as fds 3 and 4, stderr to the network's log. When the caller (a monitor) exits,
+    the server is reparented like any orphan; a caller that lives on reaps it if it ends first (a zombie
+    does not count as running)."""
+    import fcntl
     import sys
 
     argv = [sys.executable, "-m", "pallet.network.dns", db_path, network_id, "3", "4", ",".join(domains)]
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setsid()
-            grandchild = os.fork()
-            if grandchild:
-                os.write(w, str(grandchild).encode())
-                os._exit(0)
-            os.close(w)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            for fd, src in ((0, devnull), (1, devnull), (2, log)):
-                os.dup2(src, fd)
-            u, t = os.dup(udp.fileno()), os.dup(tcp.fileno())
-            os.dup2(u, 3)
-            os.dup2(t, 4)
-            os.closerange(5, 65536)
-            os.execv(sys.executable, argv)
-        finally:
-            os._exit(127)
-    os.close(w)
+    u = fcntl.fcntl(udp.fileno(), fcntl.F_DUPFD_CLOEXEC, 10)
+    t = fcntl.fcntl(tcp.fileno(), fcntl.F_DUPFD_CLOEXEC, 10)
     try:
-        data = b""
-        while chunk := os.read(r, 32):
-            data += chunk
+        return os.posix_spawn(sys.executable, argv, os.environ, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, u, 3), (os.POSIX_SPAWN_DUP2, t, 4),
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)])
     finally:
-        os.close(r)
-        os.waitpid(pid, 0)
-    if not data:
-        raise OSError("the DNS server could not be started")
-    grandchild = int(data)
-    for _ in range(200):       # until it has exec'd (its start time is then the one recorded)
-        try:
-            with open(f"/proc/{grandchild}/cmdline", "rb") as f:
-                if b"pallet.network.dns" in f.read():
-                    break
-        except OSError:
-            break
-        import time
-
-        time.sleep(0.001)
-    return grandchild
+        os.close(u)
+        os.close(t)
 
 
 def stop(store, network_id: str) -> None:
