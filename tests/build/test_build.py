@@ -860,21 +860,26 @@ def test_progress_rawjson_is_buildkits_solve_status_lines(env: Env, tmp_path: Pa
 
 def test_copy_link_layer_does_not_depend_on_the_parent(env: Env, tmp_path: Path) -> None:
     df = ("FROM localhost/busybox AS base\nARG V\nRUN echo $V > /v && mkdir -p /app && chmod 700 /app\n"
-          "FROM base\nCOPY --link a.txt /app/\nCOPY --link --chown=app:staff d /data/\nCOPY b.txt /app/\n")
-    ctx = _ctx(tmp_path, df, {"a.txt": "A\n", "b.txt": "B\n", "d/x": "x\n"})
+          "FROM base\nCOPY --link a.txt /app/\nCOPY --link --chown=app:staff d /data/\nCOPY b.txt /app/\n"
+          "ADD --link t.tar /unpacked/\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "A\n", "b.txt": "B\n", "d/x": "x\n", "t/in-tar.txt": "T\n"})
+    import subprocess
+
+    subprocess.run(["tar", "-C", str(ctx / "t"), "-cf", str(ctx / "t.tar"), "in-tar.txt"], check=True)
     build(env, ctx, "-t", "localhost/link:1", "--build-arg", "V=1")
     one = config_doc(env, "localhost/link:1")["rootfs"]["diff_ids"]
-    out = env("run", "--rm", "localhost/link:1", "sh", "-c", "cat /v /app/a.txt /app/b.txt; stat -c '%u:%g %n' "
-              "/data/x", check=True).stdout
-    assert out == "1\nA\nB\n1000:50 /data/x\n"
+    out = env("run", "--rm", "localhost/link:1", "sh", "-c", "cat /v /app/a.txt /app/b.txt /unpacked/in-tar.txt; "
+              "stat -c '%u:%g %n' /data/x", check=True).stdout
+    assert out == "1\nA\nB\nT\n1000:50 /data/x\n"
     cp = build(env, ctx, "-t", "localhost/link:2", "--build-arg", "V=2")
     two = config_doc(env, "localhost/link:2")["rootfs"]["diff_ids"]
     st = steps(cp.stderr)
-    assert st["[stage-1 2/4] COPY --link a.txt /app/"] == "CACHED", st
-    assert st["[stage-1 3/4] COPY --link --chown=app:staff d /data/"] == "CACHED", st
+    assert st["[stage-1 2/5] COPY --link a.txt /app/"] == "CACHED", st
+    assert st["[stage-1 3/5] COPY --link --chown=app:staff d /data/"] == "CACHED", st
+    assert st["[stage-1 5/5] ADD --link t.tar /unpacked/"] == "CACHED", st
     assert st["[base 2/2] RUN echo $V > /v && mkdir -p /app && chmod 700 /app"] == "DONE", st
     # the base changed: the RUN's layer differs; both --link layers are the same blobs
-    assert one[-4] != two[-4] and one[-3:-1] == two[-3:-1]
+    assert one[-5] != two[-5] and one[-4:-2] == two[-4:-2] and one[-1] == two[-1]
     out = env("run", "--rm", "localhost/link:2", "sh", "-c", "cat /v /app/a.txt /app/b.txt", check=True).stdout
     assert out == "2\nA\nB\n"
     # the --link layer holds only what it copied (no parent directory content)
@@ -883,11 +888,11 @@ def test_copy_link_layer_does_not_depend_on_the_parent(env: Env, tmp_path: Path)
     store = Store(env.root)
     try:
         rec = store.resolve_image("localhost/link:2")
-        layer = store.manifest(rec).layers[-3]
+        layer = store.manifest(rec).layers[-4]
         import gzip
         import tarfile
 
-        assert layer.digest == store.manifest(store.resolve_image("localhost/link:1")).layers[-3].digest
+        assert layer.digest == store.manifest(store.resolve_image("localhost/link:1")).layers[-4].digest
         with store.blobs.open(layer.digest) as f, tarfile.open(fileobj=gzip.GzipFile(fileobj=f)) as t:
             assert sorted(m.name.rstrip("/") for m in t) == ["app", "app/a.txt"]
     finally:
