@@ -332,9 +332,10 @@ class Networks:
         with self.db.transaction() as c:
             c.execute("DELETE FROM network_leases WHERE network_id = ? AND container_id = ?",
                       (lease.network_id, lease.container_id))
-        from pallet.network import dns
+        if (self.store.root / "network" / f"dns-{lease.network_id[:12]}.pid").exists():   # (dns._pidfile)
+            from pallet.network import dns
 
-        dns.stop_if_unused(self.store, lease.network_id)
+            dns.stop_if_unused(self.store, lease.network_id)
 
     def detach(self, network: str, container_id: str) -> Lease | None:
         """Unplug a container from one network and give its address back (None: it was not attached)."""
