@@ -32,7 +32,7 @@ CREATE = [
     (("--network-alias", "--net-alias"), "network_alias", MULTI, "Another name of the container on its network.", {}),
     (("--mac-address",), "mac_address", VALUE, "MAC address of the container's interface (02:42:ac:11:00:02).", {}),
     (("-p", "--publish"), "publish", MULTI,
-     "Publish [hostIP:][hostPort:]containerPort[/tcp|udp] (ranges: 8000-8001:80-81).", {}),
+     "Publish [hostIP:][hostPort:]containerPort[/tcp|udp|sctp] (ranges: 8000-8001:80-81).", {}),
     (("-P", "--publish-all"), "publish_all", FLAG, "Publish every exposed port to a random host port.", {}),
     (("--expose",), "expose", MULTI, "Expose a port or a range of ports (80, 8000-8003/udp).", {}),
     (("--dns",), "dns", MULTI, "A name server for /etc/resolv.conf (instead of the host's).", {}),

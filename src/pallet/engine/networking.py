@@ -302,16 +302,39 @@ def _bindings(c) -> dict:
     return ports.bindings(c)
 
 
-def _free_port(proto: str, host_ip: str, published: set) -> int:
-    """A random host port as docker picks one: in the kernel's ephemeral range (bind to port 0), free
-    on the host, and not published by another container already (`published`: (proto, port))."""
+def _host_socket(proto: str, host_ip: str):
+    """A socket of `proto` for `host_ip`'s family, to bind like a host process would (None: this kernel
+    has no such protocol, e.g. SCTP without its module: no host process can hold such a port)."""
     import socket
 
     family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind, number = {"tcp": (socket.SOCK_STREAM, 0), "udp": (socket.SOCK_DGRAM, 0),
+                    "sctp": (socket.SOCK_STREAM, socket.IPPROTO_SCTP)}[proto]
+    try:
+        s = socket.socket(family, kind, number)
+    except OSError:
+        if proto == "sctp":
+            return None
+        raise
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return s
+
+
+def _free_port(proto: str, host_ip: str, published: set) -> int:
+    """A random host port as docker picks one: in the kernel's ephemeral range (bind to port 0), free
+    on the host, and not published by another container already (`published`: (proto, port))."""
+    import random
+
     for _ in range(64):
-        with socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
-            s.bind((host_ip or "0.0.0.0", 0))
-            port = s.getsockname()[1]
+        s = _host_socket(proto, host_ip)
+        if s is None:    # (no such protocol here: any port of the range is free on the host)
+            lo, hi = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+            port = random.randint(lo, hi)
+        else:
+            with s:
+                s.bind((host_ip or "0.0.0.0", 0))
+                port = s.getsockname()[1]
         if (proto, port) not in published:
             published.add((proto, port))
             return port
@@ -321,12 +344,11 @@ def _free_port(proto: str, host_ip: str, published: set) -> int:
 def _check_unbound(proto: str, host_ip: str, port: int) -> None:
     """A host process that holds the port (DNAT would steal its traffic): an error, as docker's."""
     import errno
-    import socket
 
-    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s = _host_socket(proto, host_ip)
+    if s is None:
+        return
+    with s:
         try:
             s.bind((host_ip or "0.0.0.0", port))
         except OSError as e:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pallet.errors import PalletError
 
-PROTOCOLS = ("tcp", "udp")
+PROTOCOLS = ("tcp", "udp", "sctp")
 
 
 def _bad(spec: str, why: str) -> PalletError:
-    return PalletError(f"invalid -p {spec!r}: {why} (expected [hostIP:][hostPort:]containerPort[/tcp|udp])")
+    return PalletError(f"invalid -p {spec!r}: {why} (expected [hostIP:][hostPort:]containerPort[/tcp|udp|sctp])")
 
 
 def _range(text: str, spec: str, what: str) -> tuple[int, int]:
@@ -170,12 +170,12 @@ def parse_expose(specs) -> dict[str, dict]:
         body, _, proto = spec.partition("/")
         proto = proto.lower() or "tcp"
         if proto not in PROTOCOLS:
-            raise PalletError(f"invalid --expose {spec!r}: protocol {proto!r} is not supported (tcp or udp)")
+            raise PalletError(f"invalid --expose {spec!r}: protocol {proto!r} is not supported (tcp, udp or sctp)")
         lo, sep, hi = body.partition("-")
         try:
             a, b = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise PalletError(f"invalid --expose {spec!r}: expected PORT[-PORT][/tcp|udp]") from None
+            raise PalletError(f"invalid --expose {spec!r}: expected PORT[-PORT][/tcp|udp|sctp]") from None
         if not (0 < a <= b <= 65535):
             raise PalletError(f"invalid --expose {spec!r}: ports are 1-65535 and a range goes up")
         out.update({f"{p}/{proto}": {} for p in range(a, b + 1)})
