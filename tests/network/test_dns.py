@@ -197,3 +197,18 @@ def test_network_rm_and_disconnect_end_the_server(net):
     assert dns_servers(net.root) == []
     assert not list((net.root / "network").glob("dns-*.pid")) or \
         all(not p.read_text().strip() for p in (net.root / "network").glob("dns-*.pid"))
+
+
+def test_aaaa_on_an_ipv6_network(net):
+    """A network with IPv6: a container's name answers its IPv6 address too (AAAA); on an IPv4-only
+    network the AAAA question of a known name is an empty answer, not NXDOMAIN."""
+    net("network", "create", "--ipv6", "--subnet", "10.87.0.0/24", "--subnet", "fd00:87::/64", "six", check=True)
+    net("network", "create", "--subnet", "10.88.0.0/24", "four", check=True)
+    for network in ("six", "four"):
+        _run_d(net, "--network", network, "--name", f"{network}-a", IMAGE, "sleep", "120")
+        _run_d(net, "--network", network, "--name", f"{network}-b", IMAGE, "sleep", "120")
+    cp = net("exec", "six-b", "nslookup", "-type=aaaa", "six-a", check=True)
+    assert "Address: fd00:87::2" in cp.stdout
+    cp = net("exec", "four-b", "nslookup", "-type=aaaa", "four-a")
+    assert "NXDOMAIN" not in cp.stdout and "fd00" not in cp.stdout
+    assert lookup(net, "four-b", "four-a") == ["10.88.0.2"]
