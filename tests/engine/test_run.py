@@ -88,8 +88,11 @@ def test_overrides_identity_and_defaults(pallet_env, runtime):
     cp = pallet_env("run", "--rm", "--runtime", runtime, "--network", "host", IMAGE, "sh", "-c",
                     "hostname; ls /sys/class/net | wc -l", check=True)
     assert cp.stdout.split()[0] == os.uname().nodename
-    cp = pallet_env("run", "--rm", "--runtime", runtime, IMAGE, "ls", "/sys/class/net", check=True)
+    cp = pallet_env("run", "--rm", "--runtime", runtime, "--network", "none", IMAGE, "ls", "/sys/class/net",
+                    check=True)
     assert cp.stdout.split() == ["lo"]
+    cp = pallet_env("run", "--rm", "--runtime", runtime, IMAGE, "ls", "/sys/class/net", check=True)
+    assert cp.stdout.split() == ["eth0", "lo"]     # (the default: docker's default bridge)
 
 
 def test_detached_logs_exec_inspect_stop(pallet_env):
