@@ -848,7 +848,11 @@ def test_progress_rawjson_is_buildkits_solve_status_lines(env: Env, tmp_path: Pa
     assert "completed" not in run[0] and run[-1]["completed"] >= run[-1]["started"] and not run[-1].get("cached")
     logs = [base64.b64decode(x["data"]) for d in docs for x in d.get("logs", []) if x.get("vertex") == run[0]["digest"]]
     assert b"hi-from-run\n" in logs
-    assert any("exporting to image" == name for name in vertexes)
+    export = vertexes["exporting to image"][0]["digest"]
+    statuses = [x for d in docs for x in d.get("statuses", [])]
+    assert [x["name"].split(" ")[:2] for x in statuses] == [["writing", "image"], ["naming", "to"]]
+    assert all(x["vertex"] == export and x["completed"] for x in statuses)
+    assert statuses[1]["id"] == "naming to localhost/rawjson:latest"
     warnings = [base64.b64decode(w["short"]).decode() for d in docs for w in d.get("warnings", [])]
     assert warnings == ["one or more build-args [Y] were not consumed"]
     cp = env("build", "--progress", "rawjson", str(ctx), timeout=120)

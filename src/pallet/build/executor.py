@@ -286,7 +286,7 @@ class Builder:
         finally:
             if image_id not in before:
                 self.store.remove_image(image_id, force=True)
-        v.line(f"sending tarball to {dest} done")
+        v.status(f"sending tarball to {dest}")
         v.done()
         return image_id
 
@@ -1092,7 +1092,7 @@ class Builder:
                             if m.name.startswith("/") or ".." in m.name.split("/"):
                                 continue
                             tar.extract(m, dest, numeric_owner=True)
-        v.line(f"copying files to {dest} done")
+        v.status(f"copying files to {dest}")
         v.done()
         return ""
 
@@ -1136,9 +1136,9 @@ class Builder:
             names = list(self.opts.tags) if names is None else names
             ing.add_image(man, ImageConfig.parse(raw), names=names)
             rec = ing.commit()[0]
-        v.line(f"writing image {rec.id} done")
+        v.status(f"writing image {rec.id}")
         for t in names:
-            v.line(f"naming to {t} done")
+            v.status(f"naming to {t}")
         v.done()
         return rec.id
 

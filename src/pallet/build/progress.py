@@ -25,6 +25,10 @@ class Vertex:
     def line(self, text: str) -> None:
         self.p.emit(f"#{self.n} {time.monotonic() - self.start:.3f} {text}")
 
+    def status(self, name: str) -> None:
+        """A finished sub-task of the step (BuildKit's VertexStatus): `writing image sha256:… done`."""
+        self.line(f"{name} done")
+
     def cached(self) -> None:
         self.p.emit(f"#{self.n} CACHED")
 
@@ -159,6 +163,11 @@ class _JsonVertex(Vertex):
     def line(self, text: str) -> None:
         self.p.status(logs=[self.p.log_record(self.digest, text + "\n")])
 
+    def status(self, name: str) -> None:
+        now = _rfc3339(time.time())
+        self.p.status(statuses=[{"id": name, "vertex": self.digest, "name": name, "timestamp": now,
+                                 "started": now, "completed": now}])
+
     def cached(self) -> None:
         now = _rfc3339(time.time())
         self.p.status(vertexes=[self._vertex(completed=now, cached=True)])
@@ -172,8 +181,9 @@ class _JsonVertex(Vertex):
 
 class RawJsonProgress(Progress):
     """`--progress rawjson`: BuildKit's SolveStatus documents, one JSON object a line — `vertexes`
-    (digest, name, started, completed, cached, error), `logs` (vertex, stream, base64 data,
-    timestamp) and `warnings`. A vertex's first line has only `started`; its last has `completed`."""
+    (digest, name, started, completed, cached, error), `statuses` (id, vertex, name, timestamp,
+    started, completed: `writing image sha256:…`), `logs` (vertex, stream, base64 data, timestamp)
+    and `warnings`. A vertex's first line has only `started`; its last has `completed`."""
 
     def status(self, **parts) -> None:
         line = json.dumps({k: v for k, v in parts.items() if v}, separators=(",", ":"))
