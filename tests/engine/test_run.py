@@ -382,23 +382,11 @@ def test_parallel_run_and_rm(pallet_env):
 @pytest.mark.network
 def test_run_pulls_from_a_registry(pallet_env, tmp_path):
     """--pull missing|always through pallet.registry.client, against pallet's own registry on loopback."""
-    import socket
+    from helpers.registry_server import RegistryProcess
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    reg = subprocess.Popen([str(BIN / "pallet"), "registry", "serve", "--addr", f"127.0.0.1:{port}",
-                            "--storage", str(tmp_path / "reg")], env=pallet_env.env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reg = RegistryProcess(tmp_path / "reg", [], tmp_path / "reg.log").start()   # (port 0: it says which)
+    port = reg.port
     try:
-        def up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        assert wait_for(up, 15)
         pallet_env("push", IMAGE, f"127.0.0.1:{port}/bb:1", check=True)
         fresh = dict(PALLET_ROOT=str(tmp_path / "root2"), PALLET_RUNROOT=str(tmp_path / "run2"))
         cp = pallet_env("run", "--rm", f"127.0.0.1:{port}/bb:1", "echo", "pulled", env=fresh, check=True)
@@ -409,8 +397,7 @@ def test_run_pulls_from_a_registry(pallet_env, tmp_path):
         assert pallet_env("run", "--rm", "--pull", "never", f"127.0.0.1:{port}/bb:2", "true",
                           env=fresh).returncode == 125
     finally:
-        reg.terminate()
-        reg.wait(10)
+        reg.stop(timeout=10)
         from engine.engine_support import Env
 
         Env(tmp_path / "root2", tmp_path / "run2", tmp_path).cleanup()

@@ -388,7 +388,7 @@ def test_text_is_the_default_on_a_terminal(host):
 
 @pytest.mark.network
 def test_a_registry_server_is_one_of_pallets_processes(host, tmp_path):
-    from conftest import free_port
+    from helpers.net import free_port
 
     port = free_port()
     server = subprocess.Popen(host.argv("registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage",

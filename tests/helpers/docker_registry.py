@@ -7,24 +7,22 @@
         reg.url                    # "https://127.0.0.1:PORT"
     with TokenIssuer(users=...) as issuer, DockerRegistry(dir, token=issuer) as reg: ...
 
-The config is generated; the process is started on a free port and stopped by
-its pid (terminate, then kill). `reg.log` is the registry's output.
+The config is generated; the process is started on a free port (the port is in the config) and
+stopped by its pid (helpers.net.ServerProcess). `reg.log()` is the registry's output.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from helpers.net import free_port  # noqa: F401 (tests import it from here)
+from helpers.net import ServerProcess, free_port  # noqa: F401 (tests import free_port from here)
 from helpers.tls import TLSFiles, make_ca  # noqa: F401
 
 
@@ -43,7 +41,9 @@ def write_htpasswd(path: Path, users: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-class DockerRegistry:
+class DockerRegistry(ServerProcess):
+    name = "docker-registry"
+
     def __init__(self, directory: str | os.PathLike, *, tls: TLSFiles | None = None,
                  htpasswd: dict[str, str] | None = None, token: Any = None, port: int | None = None,
                  extra_config: str = "") -> None:
@@ -51,13 +51,12 @@ class DockerRegistry:
             raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(self.dir / "registry.log")
         self.tls = tls
         self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"{'https' if tls else 'http'}://{self.host}"
         self.config = self.dir / "config.yml"
-        self.log = self.dir / "registry.log"
-        self.proc: subprocess.Popen | None = None
         lines = ["version: 0.1",
                  "log: {level: warn, accesslog: {disabled: true}}",
                  "storage:",
@@ -77,41 +76,15 @@ class DockerRegistry:
                       f"    issuer: {token.issuer}", f"    rootcertbundle: {token.cert_path}"]
         self.config.write_text("\n".join(lines) + "\n" + extra_config)
 
-    def start(self) -> DockerRegistry:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["docker-registry", "serve", str(self.config)], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        ctx = None
-        if self.tls:
-            ctx = ssl.create_default_context(cafile=str(self.tls.ca_cert))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=ctx)
-                return self
-            except urllib.error.HTTPError:
-                return self  # 401: up, asking for auth
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"docker-registry did not come up on {self.host}: {self.log.read_text()[-2000:]}")
+    def argv(self) -> list[str]:
+        return ["docker-registry", "serve", str(self.config)]
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> DockerRegistry:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def ready(self, offset: int) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca_cert)) if self.tls else None
+        try:
+            urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=ctx)
+            return True
+        except urllib.error.HTTPError:
+            return True  # 401: up, asking for auth
+        except (OSError, urllib.error.URLError):
+            return False

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
+import re
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from helpers.net import free_port  # noqa: F401 (tests import it from here)
+from helpers.net import ServerProcess, free_port  # noqa: F401 (tests import free_port from here)
 
 BIN = Path(sys.executable).parent
 
 
-class RegistryProcess:
+class RegistryProcess(ServerProcess):
+    """`pallet registry serve` on 127.0.0.1. Without `port` it is told port 0 and the port it bound is
+    read from its "listening on" line (no race for a free port); restarts keep that port."""
+
+    name = "registry"
+
     def __init__(self, storage: Path, args: list[str], log_path: Path, scheme: str = "http",
                  port: int | None = None) -> None:
+        super().__init__(log_path)
         self.storage = storage
-        self.port = port or free_port()
+        self.port = port or 0
         self.scheme = scheme
         self.args = args
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
 
     @property
     def addr(self) -> str:
@@ -35,39 +37,18 @@ class RegistryProcess:
     def url(self) -> str:
         return f"{self.scheme}://{self.addr}"
 
-    def start(self, timeout: float = 20) -> RegistryProcess:
-        cmd = [str(BIN / "pallet"), "registry", "serve", "--addr", self.addr, "--storage", str(self.storage),
-               *self.args]
-        offset = len(self.log())
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"))  # noqa: SIM115
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"registry exited {self.proc.returncode}:\n{self.log()}")
-            if "listening on" in self.log()[offset:]:
-                return self
-            time.sleep(0.05)
-        raise AssertionError(f"registry did not start:\n{self.log()}")
+    def argv(self) -> list[str]:
+        return [str(BIN / "pallet"), "registry", "serve", "--addr", self.addr, "--storage", str(self.storage),
+                *self.args]
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text()
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+    def ready(self, offset: int) -> bool:
+        m = re.search(r"listening on \w+://127\.0\.0\.1:(\d+)", self.log()[offset:])
+        if m:
+            self.port = int(m.group(1))
+        return m is not None
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kw)
-
 
 
 def sha256(data: bytes) -> str:
