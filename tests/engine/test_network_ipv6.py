@@ -151,3 +151,33 @@ def test_connect_ip6_and_published_ports_follow_to_the_new_ipv6_address(net):
     net("restart", "-t", "0", c, check=True)
     assert _inspect(net, c)["NetworkSettings"]["Networks"]["v6b"]["GlobalIPv6Address"] == "fd00:68::77"
     assert _get(net, "http://[fd00:68::1]:8096/").stdout == "hello from mover\n"
+
+
+def test_ipv6_isolation_between_networks_and_internal(net, vendor_data):
+    net("network", "create", "--ipv6", "--subnet", "fd00:69::/64", "red6", check=True)
+    net("network", "create", "--ipv6", "--subnet", "fd00:70::/64", "blue6", check=True)
+    net("network", "create", "--ipv6", "--internal", "--subnet", "fd00:71::/64", "inner6", check=True)
+    _run_d(net, "--network", "red6", "--name", "r1", IMAGE, "sleep", "60")
+    _run_d(net, "--network", "red6", "--name", "r2", IMAGE, "sleep", "60")
+    _run_d(net, "--network", "blue6", "--name", "b1", IMAGE, "sleep", "60")
+    _run_d(net, "--network", "inner6", "--name", "i1", IMAGE, "sleep", "60")
+    assert net("exec", "r1", "ping", "-c1", "-W1", "fd00:69::3").returncode == 0
+    assert net("exec", "r1", "ping", "-c1", "-W1", "fd00:70::2").returncode != 0
+    assert net("exec", "b1", "ping", "-c1", "-W1", "fd00:69::2").returncode != 0
+    assert net("exec", "i1", "ping", "-c1", "-W1", "fd00:69::2").returncode != 0     # --internal: no way out
+    assert "default" not in net("exec", "i1", "ip", "-6", "route", check=True).stdout
+    # network inspect has the Engine API's fields (v1.50: EnableIPv4 beside EnableIPv6)
+    import re
+
+    lines = (vendor_data / "docker-engine-api" / "swagger-v1.50.yaml").read_text().splitlines()
+    i = lines.index("  Network:")
+    fields = []
+    for ln in lines[i + 1:]:
+        if re.match(r"^  \S", ln):
+            break
+        m = re.match(r"^      ([A-Za-z0-9]+):\s*$", ln)
+        if m:
+            fields.append(m.group(1))
+    (doc,) = json.loads(net("network", "inspect", "red6", check=True).stdout)
+    assert set(doc) == set(fields) - {"Peers"}       # (Peers: swarm overlay networks only)
+    assert doc["EnableIPv4"] is True and doc["EnableIPv6"] is True

@@ -146,7 +146,7 @@ class Networks:
                       for le in self.leases(net)}
         return {
             "Name": net.name, "Id": net.id, "Created": docker_time(net.created), "Scope": "local",
-            "Driver": net.driver, "EnableIPv6": net.ipv6,
+            "Driver": net.driver, "EnableIPv4": net.ipam is not None, "EnableIPv6": net.ipv6,
             "IPAM": {"Driver": "default", "Options": {} if net.driver == "bridge" else None,
                      "Config": ([net.ipam.docker()] if net.ipam else []) +
                                ([net.ipam6.docker()] if net.ipam6 else [])},
