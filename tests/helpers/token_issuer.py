@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from helpers.tls import ca_certificate
+
 Grant = Callable[[str, str, str, list[str]], list[str]]
 
 
@@ -47,20 +49,11 @@ def libtrust_key_id(public_key: Any) -> str:
 
 def make_signing_cert(common_name: str = "pallet test token issuer") -> tuple[Any, bytes]:
     """(RSA private key, self-signed PEM certificate)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return key, cert.public_bytes(serialization.Encoding.PEM)
+    return key, ca_certificate(key, common_name).public_bytes(serialization.Encoding.PEM)
 
 
 class TokenIssuer:
