@@ -324,3 +324,21 @@ def test_sctp_ports_are_published_like_tcp_and_udp(web):
     assert _inspect(net, cid)["NetworkSettings"]["Ports"]["132/sctp"] == [{"HostIp": "0.0.0.0", "HostPort": "9132"}]
     net("rm", "-f", cid, check=True)
     assert "9132" not in _nft(net)
+
+
+def test_concurrent_publish_all_gets_distinct_ports(web):
+    """Eight -P containers started at once on one network: each start publishes its own random ports
+    (a port another start took between the pick and the transaction is picked again)."""
+    import subprocess
+
+    net = web
+    net("network", "create", "--subnet", "10.99.2.0/24", "many", check=True)
+    procs = [subprocess.Popen(net.argv("run", "-d", "--network", "many", "-P", WEB), env=net.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    seen = set()
+    for out, _ in outs:
+        for key, where in _port_lines(net, out.strip()).items():
+            seen.add((key.partition("/")[2], where.rpartition(":")[2]))
+    assert len(seen) == 8 * 2       # 80/tcp and 5353/udp each, all different

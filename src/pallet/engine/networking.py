@@ -371,47 +371,54 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
     from pallet.network import firewall
     from pallet.network.networks import Networks
 
-    actual: dict = {}
-    rules = []
-    published = None
     v6 = getattr(lease, "address6", "")
-    for key, binds in _bindings(c).items():
-        port, _, proto = key.partition("/")
-        before = (keep or {}).get(key) or []
-        seen: dict[str, int] = {}
-        for b in binds or ():
-            host_ip = b.get("HostIp") or ""
-            if ":" in host_ip and not v6:
-                raise PalletError(f"cannot publish [{host_ip}]:{b.get('HostPort') or ''}->{key}: container {c.name} "
-                                  f"has no IPv6 address (its first network was not created with --ipv6)")
-            shown = host_ip or "0.0.0.0"
-            k = seen[shown] = seen.get(shown, -1) + 1
-            earlier = [x for x in before if x.get("HostIp") == shown]     # (the k-th bind of this address)
-            if b.get("HostPort"):
-                hp = int(b["HostPort"])
-            elif k < len(earlier) and earlier[k].get("HostPort"):
-                hp = int(earlier[k]["HostPort"])
-            else:
-                if published is None:
-                    published = firewall.published()
-                hp = _free_port(proto, host_ip, published)
-            if not keep:
-                _check_unbound(proto, host_ip, hp)
-                if not host_ip and v6:
-                    _check_unbound(proto, "::", hp)
-            rules.append((proto, host_ip, hp, int(port)))
-            actual.setdefault(key, []).append({"HostIp": shown, "HostPort": str(hp)})
-            if not host_ip and v6:       # (docker's: a port published on any address is so on IPv6 too)
-                actual[key].append({"HostIp": "::", "HostPort": str(hp)})
     net = Networks(_store(engine)).get(lease.network_id)
-    try:
-        sysctl.write(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")   # 127.0.0.1:PORT reaches it
-        firewall.apply(firewall.publish(c.id, lease.address, rules, v6))
-    except NftError as e:
-        if "File exists" in str(e):
-            raise PalletError("cannot publish " + ", ".join(f"{hp}/{p}" for p, _, hp, _ in rules) +
-                              ": a host port is already published by another container") from None
-        raise PalletError(f"cannot publish the ports of container {c.name}: {e}") from None
+    published = None
+    for attempt in range(3):
+        actual: dict = {}
+        rules = []
+        random_ports = False
+        for key, binds in _bindings(c).items():
+            port, _, proto = key.partition("/")
+            before = (keep or {}).get(key) or []
+            seen: dict[str, int] = {}
+            for b in binds or ():
+                host_ip = b.get("HostIp") or ""
+                if ":" in host_ip and not v6:
+                    raise PalletError(f"cannot publish [{host_ip}]:{b.get('HostPort') or ''}->{key}: container {c.name} "
+                                      f"has no IPv6 address (its first network was not created with --ipv6)")
+                shown = host_ip or "0.0.0.0"
+                k = seen[shown] = seen.get(shown, -1) + 1
+                earlier = [x for x in before if x.get("HostIp") == shown]     # (the k-th bind of this address)
+                if b.get("HostPort"):
+                    hp = int(b["HostPort"])
+                elif k < len(earlier) and earlier[k].get("HostPort"):
+                    hp = int(earlier[k]["HostPort"])
+                else:
+                    if published is None:
+                        published = firewall.published()
+                    hp = _free_port(proto, host_ip, published)
+                    random_ports = True
+                if not keep:
+                    _check_unbound(proto, host_ip, hp)
+                    if not host_ip and v6:
+                        _check_unbound(proto, "::", hp)
+                rules.append((proto, host_ip, hp, int(port)))
+                actual.setdefault(key, []).append({"HostIp": shown, "HostPort": str(hp)})
+                if not host_ip and v6:       # (docker's: a port published on any address is so on IPv6 too)
+                    actual[key].append({"HostIp": "::", "HostPort": str(hp)})
+        try:
+            sysctl.write(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")   # 127.0.0.1:PORT reaches it
+            firewall.apply(firewall.publish(c.id, lease.address, rules, v6))
+            break
+        except NftError as e:
+            if "File exists" in str(e):
+                if random_ports and attempt < 2:    # another container's start took a port we picked: again
+                    published = firewall.published()
+                    continue
+                raise PalletError("cannot publish " + ", ".join(f"{hp}/{p}" for p, _, hp, _ in rules) +
+                                  ": a host port is already published by another container") from None
+            raise PalletError(f"cannot publish the ports of container {c.name}: {e}") from None
     c.config["Ports"] = actual
     engine._update(c.id, config=jsonfast.dumps(c.config))
 
