@@ -43,12 +43,16 @@ def host(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path):
     env.env["REGISTRY_AUTH_FILE"] = str(authfile)
     try:
         base_id = build_image(env.root, busybox_rootfs)
-        env("run", "--name", "changer", IMAGE, "sh", "-c", "echo hello > /etc/motd", check=True)
+        env("run", "--network", "none", "--name", "changer", IMAGE, "sh", "-c", "echo hello > /etc/motd", check=True)
         env("commit", "changer", APP, check=True)
         env("rm", "changer", check=True)
-        web = env("run", "-d", "--name", "web", "-v", "data:/data", APP, "sleep", "300", check=True).stdout.strip()
-        worker = env("run", "-d", "--name", "worker", IMAGE, "sleep", "300", check=True).stdout.strip()
-        env("run", "--name", "oneshot", APP, "true", check=True)
+        # (--network none: the known host has no network; the default bridge would be removed under
+        # these module-long containers by the per-test cleanup of tests/conftest.py)
+        web = env("run", "-d", "--network", "none", "--name", "web", "-v", "data:/data", APP, "sleep", "300",
+                  check=True).stdout.strip()
+        worker = env("run", "-d", "--network", "none", "--name", "worker", IMAGE, "sleep", "300",
+                     check=True).stdout.strip()
+        env("run", "--network", "none", "--name", "oneshot", APP, "true", check=True)
         oneshot = env("inspect", "--format", "{{.Id}}", "oneshot", check=True).stdout.strip()
         env.ids_by_name = {"web": web, "worker": worker, "oneshot": oneshot}
         env.base_id = base_id
