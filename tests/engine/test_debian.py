@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.engine_support import Env, build_image
+from helpers.mounts import mounts_under
 from helpers.netns import machine_netns_prefix  # (the session runs in its own network namespace)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -103,5 +104,5 @@ def test_debian_exec_and_package_database(deb):
     finally:
         deb("rm", "-f", cid, check=True)
     assert deb.ids() == []
-    assert not [m for m in open("/proc/self/mounts") if str(deb.root) in m]
+    assert mounts_under(deb.root) == []
     assert os.path.exists(deb.root / "pallet.db")

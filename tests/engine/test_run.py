@@ -15,6 +15,7 @@ import pytest
 
 from engine.engine_support import BIN, IMAGE, wait_for
 from helpers.cli import assert_no_traceback, run_cli
+from helpers.mounts import mounts_under, unmount_all_under
 
 pytestmark = [pytest.mark.root]
 
@@ -249,10 +250,7 @@ def test_killed_monitor_and_reboot(pallet_env):
     import shutil
 
     shutil.rmtree(pallet_env.runroot)
-    for line in open("/proc/self/mounts").read().splitlines()[::-1]:
-        mp = line.split()[1]
-        if mp.startswith(str(pallet_env.root)):
-            subprocess.run(["umount", "-l", mp], check=True)
+    unmount_all_under(pallet_env.root)
     out = pallet_env("ps", "-a", "--format", "json", check=True).stdout.splitlines()
     assert sorted(json.loads(x)["State"] for x in out) == ["exited", "exited"]
     for cid in ids:
@@ -363,8 +361,7 @@ def test_parallel_run_and_rm(pallet_env):
     con.close()
     assert wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and
                                     open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in pids), 5)
-    mounts = [ln for ln in open("/proc/self/mounts") if str(pallet_env.root) in ln]
-    assert mounts == []
+    assert mounts_under(pallet_env.root) == []
     assert not list(pallet_env.root.glob("layers/containers/*"))
     mine = {}
     for line in open("/proc/self/cgroup"):
@@ -436,7 +433,7 @@ def test_rm_force_of_several_running_containers(pallet_env):
     assert cp.stdout.split() == [*names, "always"]
     assert "nosuch" in cp.stderr
     assert pallet_env.ids() == []
-    assert not any(str(pallet_env.root) in line for line in open("/proc/self/mounts"))
+    assert mounts_under(pallet_env.root) == []
 
 
 def test_stop_of_several_containers(pallet_env):
@@ -509,7 +506,7 @@ def test_run_reports_faults_in_one_line_and_cleans_up(pallet_env):
     assert cp.stderr == "Error: container orphan failed to start (its monitor exited)\n"
     info = json.loads(pallet_env("inspect", "orphan", check=True).stdout)[0]
     assert info["State"]["Status"] == "created"
-    assert not any(str(pallet_env.root) in line for line in open("/proc/self/mounts"))
+    assert mounts_under(pallet_env.root) == []
     cp = _run_patched(pallet_env, died, "run", "--rm", IMAGE, "true")
     assert cp.returncode == 125, cp.stderr
     assert pallet_env.ids() == [info["Id"]]
