@@ -129,3 +129,27 @@ def test_restart_right_after_exit_reuses_the_veth_name(net):
         assert addr and net.ns.run("busybox", "ping", "-c", "1", "-W", "2", addr, check=False).returncode == 0
     net("rm", "-f", cid, check=True)
     assert _leases(net) == [] and wait_for(lambda: _veths(net) == [], timeout=5)
+
+
+def test_a_second_store_gets_its_own_default_bridge(host_ns, tmp_path, image_rootfs):
+    """Two stores (two PALLET_ROOTs) in one namespace: the second's default bridge is pallet1 on the
+    next free subnet, never the first's bridge with a subnet that is not its own; both work."""
+    from engine.engine_support import Env, build_image
+
+    envs = [Env(tmp_path / f"root{i}", tmp_path / f"run{i}", tmp_path / f"t{i}") for i in (0, 1)]
+    try:
+        found = []
+        for e in envs:
+            build_image(e.root, image_rootfs)
+            e.prefix = ["nsenter", f"--net={host_ns.path}", "--"]
+            cid = e("run", "-d", IMAGE, "sleep", "60", check=True).stdout.strip()
+            br = json.loads(e("network", "inspect", "bridge", check=True).stdout)[0]
+            found.append((cid, br["Options"]["com.docker.network.bridge.name"], br["IPAM"]["Config"][0]))
+        assert [(name, cfg["Subnet"]) for _, name, cfg in found] == [("pallet0", "172.17.0.0/16"),
+                                                                     ("pallet1", "172.18.0.0/16")]
+        for e, (cid, name, cfg) in zip(envs, found, strict=True):
+            assert e("exec", cid, "ping", "-c", "1", "-W", "2", cfg["Gateway"]).returncode == 0
+            assert f"{cfg['Gateway']}/16" in host_ns.run("ip", "-o", "addr", "show", "dev", name).stdout
+    finally:
+        for e in envs:
+            e.cleanup()

@@ -139,16 +139,21 @@ def machine_netns_prefix() -> list[str]:
 
 def remove_default_bridges() -> None:
     """After each test: the default bridges (`pallet*`, docker0's analogue, which outlive their
-    containers by design) and pallet's nft table that a test's store left in the session's namespace
-    go, so the next test's store starts from a clean namespace: no bridge name or subnet clash, and
-    the default pool never runs out over a thousand tests. Only in the session's own namespace."""
+    containers by design) that a test's store left in the session's namespace go, and pallet's nft
+    table with them, so the next test's store starts from a clean namespace: no bridge name or subnet
+    clash, and the default pool never runs out over a thousand tests. A bridge that still has ports
+    (containers a module-scoped fixture keeps running) stays, and so does the table then (the next
+    store's default bridge is the next free palletN: `networks.default_bridge_name`)."""
     if "name" not in _session:
         return
     from pallet.linux.netlink import Netlink
 
     with Netlink() as nl:
-        gone = [name for name in nl.link_names() if name.startswith("pallet")]
-        for name in gone:
-            nl.delete_link(name)
-    if gone:
+        masters = nl.link_masters()
+        bridges = [name for name in masters if name.startswith("pallet")]
+        busy = {m for m in masters.values() if m}
+        for name in bridges:
+            if name not in busy:
+                nl.delete_link(name)
+    if bridges and not busy & set(bridges):
         subprocess.run(["nft", "delete", "table", "inet", "pallet"], capture_output=True)

@@ -241,6 +241,18 @@ class Netlink:
     def link_names(self) -> list[str]:
         return [name for _, name in self.links()]
 
+    def link_masters(self) -> dict[str, str | None]:
+        """{name: its master's name (the bridge it is a port of) or None} of every link."""
+        names, masters = {}, {}
+        for mtype, body in self._dump(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0), "dump links"):
+            if mtype == RTM_NEWLINK:
+                a = _attrs(body, _IFINFOMSG.size)
+                idx = _IFINFOMSG.unpack_from(body)[2]
+                names[idx] = _cstr(a.get(IFLA_IFNAME, b""))
+                if IFLA_MASTER in a:
+                    masters[idx] = struct.unpack("=I", a[IFLA_MASTER][:4])[0]
+        return {name: names.get(masters[idx]) if idx in masters else None for idx, name in names.items()}
+
     def link_kind(self, name: str) -> str | None:
         body = self._get_link(name)
         if body is None:

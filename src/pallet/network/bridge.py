@@ -44,6 +44,12 @@ def check_bridge_name(name: str) -> None:
             raise NetworkSetupError(f"bridge name {name!r} is taken by an interface that is not a bridge")
 
 
+def link_names() -> list[str]:
+    """The names of this namespace's interfaces."""
+    with Netlink() as nl:
+        return nl.link_names()
+
+
 def routed_subnets() -> list[tuple[str, int]]:
     """IPv4 destinations routed in this namespace (and its addresses' networks), the default route aside."""
     with Netlink() as nl:

@@ -52,6 +52,18 @@ def _new_id() -> str:
     return secrets.token_hex(32)
 
 
+def default_bridge_name(links, used) -> str:
+    """The default bridge's interface: pallet0, or the first palletN that no interface of this namespace
+    and no network of this store has — another store's default bridge here (a second PALLET_ROOT, the
+    test suite's stores) is never taken over with a subnet that is not its own."""
+    taken = set(links) | set(used)
+    n, name = 0, DEFAULT_BRIDGE
+    while name in taken:
+        n += 1
+        name = f"pallet{n}"
+    return name
+
+
 def _row_network(r) -> Network:
     cfg = None
     if r["subnet"]:
@@ -78,11 +90,12 @@ class Networks:
             return
         from pallet.network import bridge
 
-        subnet = None
+        subnet, br_name = None, DEFAULT_BRIDGE
         if "bridge" not in have:
             taken = [IPv4Network(f"{a}/{p}", strict=False) for a, p in bridge.routed_subnets()]
             taken += [n.ipam.subnet for n in self._all() if n.ipam]
             subnet = ipam.pick_subnet(taken)
+            br_name = default_bridge_name(bridge.link_names(), [n.bridge for n in self._all()])
         now = time.time()
         with self.db.transaction() as c:
             for name, driver in PREDEFINED.items():
@@ -93,9 +106,9 @@ class Networks:
                     c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, subnet, gateway, bridge,"
                               " options, dns) VALUES (?,?,?,?,?,?,?,?,0)",
                               (_new_id(), name, driver, now, str(cfg.subnet), str(cfg.gateway),
-                               DEFAULT_BRIDGE, json.dumps({
+                               br_name, json.dumps({
                                    "com.docker.network.bridge.default_bridge": "true",
-                                   BRIDGE_NAME_OPTION: DEFAULT_BRIDGE})))
+                                   BRIDGE_NAME_OPTION: br_name})))
                 else:
                     c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, dns) VALUES (?,?,?,?,0)",
                               (_new_id(), name, driver, now))
