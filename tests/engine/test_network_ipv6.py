@@ -75,7 +75,7 @@ def test_ipv6_network_addresses_routes_and_reachability(net):
     assert cp.returncode == 0 and cp.stdout.endswith("hello from six-a\n"), (cp.stdout, cp.stderr)
     # what ps, port, inspect and network inspect show
     rows = [json.loads(ln) for ln in net("ps", "--format", "json", check=True).stdout.splitlines()]
-    assert {r["Names"]: r["Ports"] for r in rows}["a"] == "0.0.0.0:8090->80/tcp, :::8090->80/tcp"
+    assert {r["Names"]: r["Ports"] for r in rows}["a"] == "0.0.0.0:8090->80/tcp, [::]:8090->80/tcp"
     assert net("port", a, check=True).stdout.splitlines() == ["80/tcp -> 0.0.0.0:8090", "80/tcp -> [::]:8090"]
     assert _inspect(net, a)["NetworkSettings"]["Ports"]["80/tcp"] == [
         {"HostIp": "0.0.0.0", "HostPort": "8090"}, {"HostIp": "::", "HostPort": "8090"}]

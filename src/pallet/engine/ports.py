@@ -130,10 +130,11 @@ def summary(exposed, bindings: dict) -> list[tuple[str, int, int, str]]:
 
 
 def column(ports: list[tuple[str, int, int, str]]) -> str:
-    """ps's PORTS exactly as docker's CLI (28) makes it from `summary`: sorted by private port, IP,
+    """ps's PORTS exactly as docker's CLI (28.2) makes it from `summary`: sorted by private port, IP,
     public port and type; runs of consecutive ports whose host port equals the container port (and
     unpublished exposed ports) collapsed into ranges ("0.0.0.0:8000-8003->8000-8003/tcp", "80-83/tcp"),
-    then the other mappings one by one ("0.0.0.0:8080->80/tcp", ":::8080->80/tcp")."""
+    then the other mappings one by one ("0.0.0.0:8080->80/tcp", "[::]:8080->80/tcp": an IPv6 address
+    in brackets, net.JoinHostPort; docker 27 and older printed ":::8080")."""
     groups: dict[str, list[int]] = {}
     order: list[str] = []
     result, mappings = [], []
@@ -141,13 +142,13 @@ def column(ports: list[tuple[str, int, int, str]]) -> str:
     def form(key: str, first: int, last: int) -> str:
         ip, _, proto = key.rpartition("/")
         group = str(first) if first == last else f"{first}-{last}"
-        return f"{ip}:{group}->{group}/{proto}" if ip else f"{group}/{proto}"
+        return f"{_join(ip, group)}->{group}/{proto}" if ip else f"{group}/{proto}"
 
     for ip, private, public, proto in sorted(ports, key=lambda p: (p[1], p[0], p[2], p[3])):
         key = proto
         if ip:
             if public != private:
-                mappings.append(f"{ip}:{public}->{private}/{proto}")
+                mappings.append(f"{_join(ip, public)}->{private}/{proto}")
                 continue
             key = f"{ip}/{proto}"
         g = groups.get(key)
