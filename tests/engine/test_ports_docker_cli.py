@@ -114,3 +114,5 @@ def test_ps_ports_and_port_match_the_docker_cli(fake_docker, exposed, bindings):
     _Api.exposed, _Api.bindings = exposed, bindings
     assert fake_docker("ps", "--format", "{{.Ports}}") == column(summary(exposed, bindings)) + "\n"
     assert fake_docker("port", "x").splitlines() == describe(bindings)
+    key = next(iter(bindings))
+    assert fake_docker("port", "x", key).splitlines() == [ln.partition(" -> ")[2] for ln in describe({key: bindings[key]})]
