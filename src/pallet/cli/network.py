@@ -42,9 +42,11 @@ def network_group() -> None:
 @click.option("--attachable", is_flag=True, hidden=True)
 @click.option("-l", "--label", multiple=True, help="Set a label KEY=VALUE.")
 @click.option("-o", "--opt", multiple=True, help="Driver option, e.g. com.docker.network.bridge.name=NAME.")
+@click.option("--disable-dns", is_flag=True, help="No name resolution between the network's containers.")
 @click.argument("name")
 def create_cmd(name: str, driver: str, subnet: tuple[str, ...], gateway: tuple[str, ...], ip_range: tuple[str, ...],
-               ipv6: bool, internal: bool, attachable: bool, label: tuple[str, ...], opt: tuple[str, ...]) -> None:
+               ipv6: bool, internal: bool, attachable: bool, label: tuple[str, ...], opt: tuple[str, ...],
+               disable_dns: bool) -> None:
     """Create a network; prints its id."""
     # one IPv4 and one IPv6 subnet (and gateway), told apart by their family
     subnet4, subnet6 = _by_family(subnet, "--subnet")
@@ -54,7 +56,8 @@ def create_cmd(name: str, driver: str, subnet: tuple[str, ...], gateway: tuple[s
     options = _pairs(opt, "driver option", need_value=True)
     net = _nets().create(name, driver=driver, subnet=subnet4, gateway=gateway4,
                          ip_range=ip_range[0] if ip_range else None, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
-                         internal=internal, labels=_pairs(label, "label", need_value=False), options=options)
+                         internal=internal, labels=_pairs(label, "label", need_value=False), options=options,
+                         dns=not disable_dns)
     click.echo(net.id)
 
 
