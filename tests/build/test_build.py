@@ -1076,8 +1076,9 @@ def test_network_default_is_the_default_bridge_through_the_network_layer(env: En
             addr = re.match(r"2: eth0 +inet (172\.17\.0\.\d+)/16 ", lines[0])
             assert addr, out
             assert f"{addr.group(1)}\tbuildkitsandbox" in lines   # /etc/hosts names the RUN's address
-            assert [ln.split(":")[1].strip() for ln in lines if re.match(r"\d+: ", ln) and "inet" not in ln] \
-                == ["lo"]                                        # --network=none: loopback only
+            links = [ln for ln in lines if re.match(r"\d+: ", ln) and "inet" not in ln]
+            assert [ln.split(":")[1].strip() for ln in links] == ["lo"]          # --network=none: loopback only,
+            assert "<LOOPBACK,UP,LOWER_UP>" in links[0]                         # and up
             assert re.match(r"2: eth0 +inet 172\.17\.0\.\d+/16 ", lines[-1])   # the build's --network default
             (ctx / "Dockerfile").write_text("FROM localhost/busybox\nRUN --network=default ip -o addr; exit 3\n")
             cp = build(env, ctx, check=False)

@@ -219,7 +219,12 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
                 finally:
                     os.close(w)
                     os.close(null)
-            if network not in ("none", "host"):
+            if network == "none":   # loopback only, and up (as BuildKit's none and runc's new namespaces)
+                from pallet.linux.netlink import Netlink
+
+                with Netlink(f"/proc/{st['pid']}/ns/net") as nl:
+                    nl.up(1)
+            elif network != "host":
                 lease = _attach(ws.store, st["pid"], network, cid, os.path.join(work, "hosts"), extra_hosts,
                                 os.path.join(run_dir, "leases"))
             rt.start(cid, _until_exec=False)
