@@ -162,12 +162,14 @@ def build(eng, opts, args: list[str]) -> dict:
             raise PalletError(f"image {opts.image} is {image_config.platform}, not {opts.platform}")
     config, host = eng.build_config(opts, image_config)
     host["NetworkMode"] = net_mode
-    if opts.publish:
+    if opts.publish or opts.expose:     # (as Engine.create: --expose, and -p discarded with --network host)
         from pallet.engine import ports
 
-        host["PortBindings"] = ports.parse(opts.publish)
         exposed = dict(config.get("ExposedPorts") or {})
-        exposed.update({k: {} for k in host["PortBindings"]})
+        exposed.update(ports.parse_expose(opts.expose))
+        if opts.publish and net_mode != "host":
+            host["PortBindings"] = ports.parse(opts.publish)
+            exposed.update({k: {} for k in host["PortBindings"]})
         config["ExposedPorts"] = exposed
     if not command(config):
         raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
