@@ -116,7 +116,7 @@ def pallet_root(tmp_path: Path) -> Path:
 def pallet(pallet_root: Path, tmp_path: Path):
     """Run the installed `pallet` console script against a private root; returns CompletedProcess."""
 
-    from helpers.cli import run_cli
+    from helpers.cli import run_pallet
 
     def run(*args: str, input: str | bytes | None = None, check: bool = False, env: dict | None = None,
             timeout: float = 120, allow_traceback: bool = False) -> subprocess.CompletedProcess:
@@ -126,11 +126,7 @@ def pallet(pallet_root: Path, tmp_path: Path):
                  PALLET_CONFIG_DIR=str(tmp_path / "config"))
         if env:
             e.update(env)
-        text = not isinstance(input, bytes)
-        cp = run_cli([str(BIN / "pallet"), *args], input=input, capture_output=True, text=text,
-                     env=e, timeout=timeout, allow_traceback=allow_traceback)
-        if check and cp.returncode != 0:
-            raise AssertionError(f"pallet {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
-        return cp
+        return run_pallet([str(BIN / "pallet"), *args], input=input, check=check, env=e, timeout=timeout,
+                          allow_traceback=allow_traceback)
 
     return run

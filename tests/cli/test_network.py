@@ -20,16 +20,13 @@ BIN = Path(sys.executable).parent
 def npallet(host_ns, pallet_root: Path, tmp_path: Path):
     """conftest's `pallet`, run inside `host_ns`."""
 
-    from helpers.cli import run_cli
+    from helpers.cli import run_pallet
 
     def run(*args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
         env = dict(os.environ, PALLET_ROOT=str(pallet_root), PALLET_RUNROOT=str(tmp_path / "run"),
                    PALLET_CONFIG_DIR=str(tmp_path / "config"))
-        cp = run_cli([*host_ns.prefix(), str(BIN / "pallet"), *args], capture_output=True, text=True,
-                     env=env, timeout=timeout)   # a traceback on stderr fails the test
-        if check and cp.returncode != 0:
-            raise AssertionError(f"pallet {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
-        return cp
+        return run_pallet([*host_ns.prefix(), str(BIN / "pallet"), *args], check=check, env=env,
+                          timeout=timeout)   # a traceback on stderr fails the test
 
     return run
 

@@ -11,7 +11,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from helpers.cli import run_cli
+from helpers.cli import run_pallet
 from helpers.mounts import unmount_all_under
 
 BIN = Path(sys.executable).parent
@@ -59,12 +59,8 @@ class Env:
 
     def __call__(self, *args: str, input=None, check: bool = False, timeout: float = 60,
                  env: dict | None = None, allow_traceback: bool = False) -> subprocess.CompletedProcess:
-        e = dict(self.env, **(env or {}))
-        cp = run_cli(self.argv(*args), input=input, capture_output=True, text=True,
-                     env=e, timeout=timeout, allow_traceback=allow_traceback)
-        if check and cp.returncode != 0:
-            raise AssertionError(f"pallet {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}")
-        return cp
+        return run_pallet(self.argv(*args), input=input, check=check, env=dict(self.env, **(env or {})),
+                          timeout=timeout, allow_traceback=allow_traceback)
 
     def ids(self) -> list[str]:
         cp = self("ps", "-aq", "--no-trunc")

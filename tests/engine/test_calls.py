@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from engine.engine_support import IMAGE
+from engine.engine_support import IMAGE, wait_for
 from pallet.engine import execs, freezer, limits
 from pallet.engine.options import Resources
 from pallet.errors import Conflict, PalletError
@@ -20,6 +20,7 @@ def test_top_pause_stats_update(pallet_env, engine, capfd):
                      "sleep 300 & sleep 301 & wait", check=True).stdout.strip()
     capfd.readouterr()
     c = engine.get(cid)
+    assert wait_for(lambda: len(execs.container_pids(c)) == 3, 10)   # (the shell has started both sleeps)
     t = execs.top(engine, c)
     assert t["Titles"][:3] == ["USER", "PID", "PPID"] and t["Titles"][-1] == "CMD"
     cmds = [p[-1] for p in t["Processes"]]

@@ -51,3 +51,17 @@ def assert_fails(cp: subprocess.CompletedProcess, message: str, code: int = 125)
     assert cp.returncode == code, f"exit {cp.returncode}, expected {code}: {err}"
     lines = [ln for ln in err.splitlines() if message in ln]
     assert lines, f"{message!r} not in stderr: {err}"
+
+
+def run_pallet(argv: list[str], *, env: dict, input: str | bytes | None = None, check: bool = False,
+               timeout: float = 60, allow_traceback: bool = False) -> subprocess.CompletedProcess:
+    """The suite's pallet runner (conftest's `pallet`, engine's `pallet_env`, a netns' `npallet`):
+    `argv` (the program and its arguments, maybe behind a prefix) with its output captured (text unless
+    `input` is bytes), the traceback check, and with `check` an AssertionError that shows the output."""
+    cp = run_cli(argv, input=input, capture_output=True, text=not isinstance(input, bytes), env=env,
+                 timeout=timeout, allow_traceback=allow_traceback)
+    if check and cp.returncode != 0:
+        i = next((n for n, a in enumerate(argv) if str(a).endswith("/pallet")), 0)
+        raise AssertionError(f"pallet {' '.join(map(str, argv[i + 1:]))} exited {cp.returncode}:\n{cp.stdout}\n"
+                             f"{cp.stderr}")
+    return cp
