@@ -601,6 +601,9 @@ def _warm_up_network() -> None:
         from pallet.network import bridge, firewall, networks  # noqa: F401
 
         netlink.Netlink().close()   # (what its first socket needs)
+        from pallet.linux import nftables
+
+        nftables.warm_up()          # libnftables loaded and its context made (3 ms or more)
     except Exception:  # noqa: BLE001 - reported where it is used
         pass
 

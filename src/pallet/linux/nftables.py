@@ -86,6 +86,11 @@ def _libnftables() -> _Lib | None:
     return _lib
 
 
+def warm_up() -> None:
+    """Load libnftables and make the process's context now (3 ms or more), before a transaction."""
+    _libnftables()
+
+
 def _nft(args: list[str], stdin: str | None = None) -> tuple[int, str, str, list[str] | None]:
     """libnftables (`args` as one command line, or the JSON in `stdin`), else the nft program; the
     last item is the program's argv (None: in this process)."""
