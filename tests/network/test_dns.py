@@ -212,3 +212,16 @@ def test_aaaa_on_an_ipv6_network(net):
     cp = net("exec", "four-b", "nslookup", "-type=aaaa", "four-a")
     assert "NXDOMAIN" not in cp.stdout and "fd00" not in cp.stdout
     assert lookup(net, "four-b", "four-a") == ["10.88.0.2"]
+
+
+def test_concurrent_starts_make_one_server(net):
+    """Eight containers started at once on a new network: one server (the pid file's lock), all names."""
+    import concurrent.futures
+
+    net("network", "create", "--subnet", "10.89.0.0/24", "busy", check=True)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: _run_d(net, "--network", "busy", "--name", f"c{i}", IMAGE, "sleep", "120"),
+                      range(8)))
+    assert len(dns_servers(net.root)) == 1
+    addresses = {lookup(net, "c0", f"c{i}")[0] for i in range(8)}
+    assert len(addresses) == 8 and all(a.startswith("10.89.0.") for a in addresses)
