@@ -72,3 +72,39 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ThreadedServer:
+    """An HTTP server in this process, in a daemon thread on 127.0.0.1 port 0 (the kernel's choice, no
+    race): a subclass gives `_handler()` (a BaseHTTPRequestHandler class). A context manager."""
+
+    _server = None
+
+    def _handler(self):
+        raise NotImplementedError
+
+    def start(self):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the server first"
+        return self._server.server_address[1]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

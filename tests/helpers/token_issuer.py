@@ -24,15 +24,15 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from helpers.net import ThreadedServer
 from helpers.tls import ca_certificate
 
 Grant = Callable[[str, str, str, list[str]], list[str]]
@@ -56,7 +56,7 @@ def make_signing_cert(common_name: str = "pallet test token issuer") -> tuple[An
     return key, ca_certificate(key, common_name).public_bytes(serialization.Encoding.PEM)
 
 
-class TokenIssuer:
+class TokenIssuer(ThreadedServer):
     def __init__(self, *, users: dict[str, str] | None = None, service: str = "pallet-registry",
                  issuer: str = "pallet-test-issuer", anonymous: tuple[str, ...] = ("pull",),
                  grant: Grant | None = None, ttl: int = 300, directory: str | Path | None = None) -> None:
@@ -72,8 +72,6 @@ class TokenIssuer:
         self._dir = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="token-issuer-"))
         self.cert_path = self._dir / "token-cert.pem"
         self.cert_path.write_bytes(self.cert_pem)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- tokens ----------------------------------------------------------------------------
     def token(self, access: list[dict[str, Any]], *, subject: str = "", expires_in: int | None = None,
@@ -162,29 +160,6 @@ class TokenIssuer:
 
         return Handler
 
-    def start(self) -> TokenIssuer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the issuer first"
-        return self._server.server_address[1]
-
     @property
     def realm(self) -> str:
         return f"http://127.0.0.1:{self.port}/token"
-
-    def __enter__(self) -> TokenIssuer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

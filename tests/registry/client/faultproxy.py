@@ -19,7 +19,9 @@ import http.client
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from helpers.net import ThreadedServer
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Rule:
         return True
 
 
-class FaultProxy:
+class FaultProxy(ThreadedServer):
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.rules: list[Rule] = []
@@ -51,7 +53,6 @@ class FaultProxy:
         self.sent = 0
         self.relative_locations = False   # rewrite Location headers to paths (as some registries send)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     def _rule(self, method: str, path: str) -> Rule | None:
         with self._lock:
@@ -155,25 +156,7 @@ class FaultProxy:
 
         return Handler
 
-    def start(self) -> FaultProxy:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
     @property
     def host(self) -> str:
         assert self._server is not None
         return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
