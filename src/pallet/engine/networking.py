@@ -72,8 +72,10 @@ def plan(engine, opts) -> tuple[str, dict]:
     if not is_network(mode):
         if opts.publish and mode == "none":
             raise PalletError("published ports (-p) need a network: the container has --network none")
-        if opts.publish and mode.startswith("container:"):
-            raise PalletError("conflicting options: published ports (-p) and the network mode container:")
+        if (opts.publish or getattr(opts, "publish_all", False)) and mode.startswith("container:"):
+            raise PalletError("conflicting options: port publishing and the container type network mode")
+        if getattr(opts, "expose", None) and mode.startswith("container:"):
+            raise PalletError("conflicting options: port exposing and the container type network mode")
         for flag, given in (("--ip", ip), ("--ip6", ip6), ("--network-alias", aliases), ("--mac-address", mac)):
             if given:
                 raise PalletError(f"{flag} needs a network (--network bridge or a user network), "
@@ -424,8 +426,19 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
 
 
 def unpublish(engine, c) -> None:
+    """Remove the container's published ports: the elements its record names (no read of the table),
+    else (that transaction refused: a reboot, a killed monitor) what the table says is its."""
+    from pallet.linux.nftables import NftError
     from pallet.network import firewall
 
+    keys = [(key.partition("/")[2] or "tcp", b["HostPort"]) for key, binds in (c.config.get("Ports") or {}).items()
+            for b in binds or () if b.get("HostPort")]
+    if keys:
+        try:
+            firewall.apply(firewall.unpublish_known(c.id, keys))
+            return
+        except NftError:
+            pass
     firewall.apply(firewall.unpublish(c.id))
 
 
