@@ -90,11 +90,22 @@ class Env:
                             pass
         unmount_all_under(self.root)
         for cid in ids:
-            for d in Path("/sys/fs/cgroup").glob(f"*/**/pallet/{cid}"):
+            for d in _cgroup_dirs(cid):
                 try:
                     d.rmdir()
                 except OSError:
                     pass
+
+
+def _cgroup_dirs(cid: str) -> list[Path]:
+    """The container's cgroup directories left in any hierarchy (the walk is retried when a directory
+    vanishes under it: the monitor removes the container's cgroups while we look)."""
+    for _ in range(5):
+        try:
+            return list(Path("/sys/fs/cgroup").glob(f"*/**/pallet/{cid}"))
+        except FileNotFoundError:
+            continue
+    return []
 
 
 def wait_for(cond, timeout: float = 10, step: float = 0.05):
