@@ -7,8 +7,8 @@ A container's network settings live in its config:
     NetworkingConfig.EndpointsConfig{NAME}     {"IPAMConfig": {"IPv4Address"} | None, "Aliases", "MacAddress"}
 
 and its addresses in the network layer's leases (one per network while it runs). `none` and `host`
-have no endpoints, and nothing here imports `pallet.network` (or pyroute2, ~95 ms) for them: the hot
-path `run --network none` pays nothing.
+have no endpoints, and nothing here imports `pallet.network` for them: the hot path `run --network none`
+pays nothing (and `run` on the default bridge only a query in the CLI: `plan`).
 """
 
 from __future__ import annotations
