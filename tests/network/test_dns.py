@@ -188,6 +188,10 @@ def test_network_rm_and_disconnect_end_the_server(net):
     _run_d(net, "--network", "back", "--name", "c", IMAGE, "sleep", "120")
     assert lookup(net, "c", "api") == ["10.86.0.2"] and lookup(net, "c", "a") == ["10.86.0.2"]
     assert lookup(net, "b", "api") is None            # the alias is a's on `back` only
+    # a is on both networks: it resolves c (on `back` only) through web's server too, as docker's
+    # embedded DNS does; b (on `web` only) does not
+    assert net("exec", "a", "cat", "/etc/resolv.conf", check=True).stdout.count("nameserver 10.85.0.1") == 1
+    assert lookup(net, "a", "c") == ["10.86.0.3"] and lookup(net, "b", "c") is None
     net("network", "disconnect", "back", "a", check=True)
     assert lookup(net, "c", "a") is None
     net("rm", "-f", "c", check=True)

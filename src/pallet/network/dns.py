@@ -114,24 +114,27 @@ class Records:
         self.conn = sqlite3.connect(db_path, timeout=10, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA busy_timeout = 10000")
-        self._version, self._cache = None, []
+        self._version, self._cache = None, {}
 
     def rows(self):
         return [r for r, _ in self._entries()]
 
-    def _entries(self) -> list:
-        """(row, its names) of each lease, read again whenever another connection has written the
-        database since (SQLite's data_version: one cheap pragma per query, never a stale answer)."""
+    def _entries(self, network_id: str | None = None) -> list:
+        """(row, its names) of each lease of the network (or of `network_id`, a network with DNS), read
+        again whenever another connection has written the database since (SQLite's data_version: one
+        cheap pragma per query, never a stale answer)."""
         import json
 
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version:
-            rows = self.conn.execute("SELECT * FROM network_leases WHERE network_id = ?",
-                                     (self.network_id,)).fetchall()
-            self._cache = [(r, {n.lower() for n in json.loads(r["dns_names"] or "[]")} | {r["container_id"][:12]})
-                           for r in rows]
-            self._version = version
-        return self._cache
+            rows = self.conn.execute("SELECT l.* FROM network_leases l JOIN networks n ON n.id = l.network_id"
+                                     " WHERE l.network_id = ? OR n.dns = 1", (self.network_id,)).fetchall()
+            by_net: dict = {}
+            for r in rows:
+                names = {n.lower() for n in json.loads(r["dns_names"] or "[]")} | {r["container_id"][:12]}
+                by_net.setdefault(r["network_id"], []).append((r, names))
+            self._cache, self._version = by_net, version
+        return self._cache.get(network_id or self.network_id, [])
 
     def in_use(self) -> bool:
         """Whether a container of the network is plugged in here: a lease whose veth exists in this
@@ -154,10 +157,20 @@ class Records:
                 return name[:-len(d) - 1]
         return name
 
-    def lookup(self, name: str) -> list | None:
-        """The leases answering to `name` (None: no container of this network has it)."""
+    def lookup(self, name: str, client: str = "") -> list | None:
+        """The leases answering to `name` for the container at `client` (None: none has it): this
+        network's, else those of the client's other networks."""
         name = self._bare(name)
-        return [r for r, names in self._entries() if name in names] or None
+        found = [r for r, names in self._entries() if name in names]
+        if not found and client:
+            # docker's embedded DNS: a container resolves the names of every network it is on (with DNS),
+            # whichever network's server it asks
+            mine = [r["container_id"] for r, _ in self._entries() if r["address"] == client]
+            for other in self._cache:
+                if other != self.network_id and mine and any(r["container_id"] == mine[0]
+                                                             for r, _ in self._entries(other)):
+                    found += [r for r, names in self._entries(other) if name in names]
+        return found or None
 
     def reverse(self, name: str) -> str | None:
         """The first name of the container whose address `name` (d.c.b.a.in-addr.arpa) is."""
@@ -204,7 +217,7 @@ def answer(records: Records, msg: bytes, client: str, *, tcp: bool) -> bytes | N
         if target is not None:
             return reply(msg, qend, NOERROR, [(PTR, encode_name(target))], authoritative=True)
     else:
-        found = records.lookup(name)
+        found = records.lookup(name, client)
         if found is not None:
             ans = [a for r in found for a in _addresses(r, qtype)]
             return reply(msg, qend, NOERROR, ans, authoritative=True)
@@ -322,7 +335,7 @@ def serve(db_path: str, network_id: str, udp: socket.socket, tcp: socket.socket,
                 except OSError:
                     continue
                 q = parse_question(data)
-                local = q is not None and (q[3] == PTR or rec.lookup(q[2]) is not None)
+                local = q is not None and (q[3] == PTR or rec.lookup(q[2], addr[0]) is not None)
                 if local:
                     handle_udp(data, addr)
                 else:     # a forwarded query may take seconds: not on the loop
