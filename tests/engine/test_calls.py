@@ -72,3 +72,26 @@ def test_image_inspect_is_one_call_and_inspect_of_an_image_is_the_same(pallet_en
     assert json.loads(pallet_env("inspect", IMAGE, check=True).stdout) == [doc]
     cp = pallet_env("inspect", "no-such-thing")
     assert cp.returncode != 0 and "No such object: no-such-thing" in cp.stderr
+
+
+def test_run_is_one_call_and_its_output_a_stream(pallet_env, engine):
+    """Engine.run: create and start, attached before the start; the caller reads the output as records."""
+    from pallet.engine.attach import AttachStream
+    from pallet.engine.options import CreateOptions
+
+    opts = CreateOptions(image=IMAGE, command=["sh", "-c", "echo out; echo err >&2; exit 3"], name="once",
+                         auto_remove=True, runtime="pallet")
+    c, sock = engine.run(opts)
+    stream = AttachStream(sock)
+    got = list(stream)
+    stream.close()
+    assert sorted(got) == [("stderr", b"err\n"), ("stdout", b"out\n")]
+    assert stream.exit_code == 3 and stream.removed
+    engine.wait(c, "removed", timeout=30)
+    assert pallet_env.ids() == []
+    c, sock = engine.run(CreateOptions(image=IMAGE, command=["sleep", "60"], detach=True))
+    assert sock is None and c.status == "running"
+    engine.remove(c, force=True)
+    with pytest.raises(PalletError):
+        engine.run(CreateOptions(image=IMAGE, command=["/no/such/binary"], auto_remove=True))
+    assert pallet_env.ids() == []

@@ -110,23 +110,15 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     (row, snapshot, files, volumes), then is told its id ("G", see `pallet.engine.monitor.preforked`).
     If creating fails, closing our end of the socket ends it.
     """
-    import _socket  # `socket` (enums, selectors) is imported after the fork, by whoever needs it
+    from pallet.engine import running
 
     tr = None
     if kw.get("trace") is not None:
         from pallet.cli import tracerun
 
         tr = tracerun.begin(kw, detach=detach)   # (a bad --trace FILE: nothing created)
-    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-    from pallet.linux.proc import fork
-
-    if fork("monitor") == 0:
-        from pallet.engine.monitor import preforked
-
-        ours.close()
-        mode = networks(kw)[0]
-        preforked(lambda: engine(st), theirs,   # never returns
-                  mode not in ("none", "host") and not mode.startswith("container:"))
+    mode = networks(kw)[0]
+    pre = running.prefork(lambda: engine(st), mode not in ("none", "host") and not mode.startswith("container:"))
     c = None
     try:
         eng = engine(st)
@@ -137,46 +129,29 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
             from pallet.engine.attach import winsize
 
             ws = winsize(0) or winsize(1)
-        eng.run_dir(c.id).mkdir(parents=True, exist_ok=True)
-        from pallet import jsonfast
-
-        theirs.close()
-        go = {"id": c.id, "winsize": ws, "rootfs": c.extra.get("rootfs")}
-        if tr is not None:
-            go["trace"] = tracerun.handoff(tr, eng, st, c, opts)
-        ours.send(b"G" + jsonfast.dumps(go).encode())
+        extra = {} if tr is None else {"trace": tracerun.handoff(tr, eng, st, c, opts)}
+        pre.go(eng, c, winsize=ws, **extra)
     except BaseException as e:
-        ours.close()
-        theirs.close()
+        pre.close()
         if c is not None:   # created (and mounted), but no monitor will start it
-            _abandon(eng, c, opts)
+            running.abandon(eng, c, opts)
             if isinstance(e, (BrokenPipeError, ConnectionResetError)):   # the monitor is gone
                 raise PalletError(f"container {c.name} failed to start (its monitor exited)") from e
         if isinstance(e, Exception) and not isinstance(e, PalletError):
             raise PalletError(f"{type(e).__name__}: {e}") from e   # one line, exit 125, not a traceback
         raise
-    first = ours.recv(65536)
-    if first[:1] != b"S":
-        ours.close()
-        said = first[:1] == b"E"   # (then the monitor has recorded the failure and unmounted)
-        if opts.auto_remove or not said:   # else the monitor died without a word: nobody else cleans up
-            _abandon(eng, c, opts)
-        if not said:
-            raise PalletError(f"container {c.name} failed to start (its monitor exited)")
-        from pallet.engine.lifecycle import raise_start_error
-
-        raise_start_error(first[1:])
+    ours = pre.started(eng, c, opts)
     if detach:
         ours.close()
         sys.stdout.write(c.id + "\n")
         sys.stdout.flush()
         return 0
-    import socket
-
     from pallet import long_lived
     from pallet.engine.attach import attach
 
     long_lived()   # attached: as long as the container runs
+    import socket
+
     ours = socket.socket(fileno=ours.detach())
     how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
     ours.close()
@@ -188,15 +163,3 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         return 0
     c = eng.get(c.id)
     return c.exit_code if c.exit_code is not None else 125
-
-
-def _abandon(eng, c, opts) -> None:
-    """A container `run` created that did not start: removed with --rm, else (no monitor got it) left
-    Created with its snapshot unmounted, as a failed start leaves it."""
-    try:
-        if opts.auto_remove:
-            eng.remove(eng.get(c.id), force=True)
-        else:
-            eng.start_failed(c, "its monitor was not started", None)
-    except Exception:  # noqa: BLE001 - the original error is the one to report
-        pass

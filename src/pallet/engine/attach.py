@@ -132,3 +132,54 @@ def attach(sock: socket.socket, *, stdin: bool, tty: bool, sig_proxy: bool = Tru
             import termios
 
             termios.tcsetattr(in_fd, termios.TCSADRAIN, saved_tc)
+
+
+class AttachStream:
+    """The attach socket as a stream its caller renders (a daemon's hijacked connection, a test): the
+    container's output as (stream, bytes) pairs, until its exit; input, resizes and signals to it.
+
+        for stream, data in AttachStream(sock): ...     # "stdout" / "stderr"
+        s.exit_code                                      # set once the container exited (None: lost)
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.exit_code: int | None = None
+        self.removed = False
+
+    def __iter__(self):
+        while True:
+            try:
+                msg = self.sock.recv(65536)
+            except InterruptedError:
+                continue
+            except OSError:
+                msg = b""
+            if not msg:
+                return   # the monitor went away
+            kind = msg[:1]
+            if kind == b"1":
+                yield "stdout", msg[1:]
+            elif kind == b"2":
+                yield "stderr", msg[1:]
+            elif kind == b"X":
+                info = jsonfast.loads(msg[1:])
+                self.exit_code, self.removed = info["code"], bool(info.get("removed"))
+                return
+
+    def write(self, data: bytes) -> None:
+        """To the container's stdin (with -i)."""
+        for i in range(0, len(data), 32 * 1024):
+            self.sock.send(b"0" + data[i:i + 32 * 1024])
+
+    def close_stdin(self) -> None:
+        self.sock.send(b"C")
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.sock.send(b"W" + struct.pack("HH", rows, cols))
+
+    def kill(self, sig: int) -> None:
+        self.sock.send(b"K" + str(int(sig)).encode())
+
+    def close(self) -> None:
+        self.sock.close()

@@ -23,6 +23,7 @@ from pallet.engine.lifecycle import Lifecycle
 from pallet.engine.model import Container
 from pallet.engine.names import validate_name
 from pallet.engine.options import CreateOptions
+from pallet.engine.running import Runs
 from pallet.engine.signals import parse_signal
 from pallet.engine.waiting import Waiting
 from pallet.errors import PalletError
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Engine(Containers, Images, Lifecycle, Waiting, Inspection):
+class Engine(Containers, Images, Lifecycle, Waiting, Inspection, Runs):
     def __init__(self, store, runroot: str | os.PathLike, *, storage_driver: str | None = None) -> None:
         self.store = store
         self.root = Path(store.root)
