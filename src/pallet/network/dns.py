@@ -4,26 +4,27 @@
     stop_if_unused(store, network_id) after a lease is given back: the last one stops it; `stop` on network rm
 
 Why a process per network: the server of a network only ever sees that network's clients (it listens on
-that bridge's gateway address), so "names of other networks do not resolve" holds by construction; it
-starts with the network's first container and ends with its last (or `network rm`), so an idle host runs
-none and `run --network none` or the default `bridge` (no DNS, as docker) never start or import one.
+that bridge's gateway address), so it answers that network's names, and another network's only to a
+container on both (found by the asker's address, as docker's embedded DNS resolves all the networks of a
+container); it starts with the network's first container and ends with its last (or `network rm`), so
+an idle host runs none and `run --network none` or the default `bridge` (no DNS, as docker) never start
+or import one.
 
 The sockets (UDP and TCP, gateway:53) are bound by the attaching process and handed to the server
 (posix_spawn), so the server is reachable the moment the attach returns: a query sent before the
 server's interpreter is up waits in the socket's queue. Its pid and start time are kept in
 `<root>/network/dns-<net id[:12]>.pid` (flocked: starts and stops of one network are serialized); its
 errors go to `dns-<net id[:12]>.log` beside it. Measured here: a start costs the attach ~2.5 ms, the
-check that it runs ~0.15 ms, an answer ~35 µs (median), the server ~13 MB resident.
+check that it runs ~0.15 ms, an answer ~22 µs (median), the server ~13 MB resident.
 
 Records are the store's leases, read again on a query whenever the database changed since the last one
-(SQLite's data_version): a container's name, its
-12-char short id, its hostname and its aliases on that network (`network_leases.dns_names`). A record
-appears with the lease and is gone with it (stop, rm, rm -f after a SIGKILLed monitor, network
-disconnect) — no cache to go stale. A name that is not a container's is forwarded to the upstream
-resolvers: the client's own `--dns` servers (`network_leases.dns_servers`, as docker's embedded DNS
-does) or the resolv.conf of the namespace pallet runs in (`$PALLET_RESOLV_CONF`, default
-/etc/resolv.conf). AAAA answers come from a lease's `address6` column when the network has IPv6 (the
-hook: `_addresses`); today an AAAA query for a known name is answered with no records (NODATA).
+(SQLite's data_version): a container's name, its 12-char short id, its hostname and its aliases on that
+network (`network_leases.dns_names`). A record appears with the lease and is gone with it (stop, rm,
+rm -f after a SIGKILLed monitor, network disconnect). A name that is not a container's is forwarded to
+the upstream resolvers: the client's own `--dns` servers (`network_leases.dns_servers`, as docker's
+embedded DNS does) or the resolv.conf of the namespace pallet runs in (`$PALLET_RESOLV_CONF`, default
+/etc/resolv.conf). AAAA answers come from a lease's `address6` (IPv6 networks; `_addresses`); an AAAA
+query for a known name without one is answered with no records (NODATA).
 """
 
 from __future__ import annotations
