@@ -16,7 +16,8 @@ Modules (one concern each):
   inspection docker's inspect JSON
   images     the image of a new container: resolved in the store (short-name candidates) or pulled
   defaults   docker's Config/HostConfig of a new container from the image's config and the options
-  options    CreateOptions: what create/run take
+  options    CreateOptions and Resources (docker's HostConfig names): what create/run/update take
+  running    Engine.run (create + start, attached); prefork/Prefork: the CLI's early-fork fast path
   names      container names: the allowed characters, docker's random ADJECTIVE_NOUN
   signals    signals by name or number (--stop-signal, kill -s)
   model      the container row; is pid N still the process we started (start-time check, pidfds)
@@ -26,9 +27,9 @@ Modules (one concern each):
   monitor    conmon's role: parent of the container's init, json-file logs, attach socket, exit codes, --rm;
              monitorproc: its exec'd entry point (from a process that runs threads); exitwatch
   attach     the client side of the attach socket (foreground run, start -a, attach): raw tty, SIGWINCH,
-             ctrl-p ctrl-q, signal proxy
-  logs       reading the json-file log (tail, since/until, follow across rotation)
-  execs      exec through the container's runtime; the container's pids (top)
+             ctrl-p ctrl-q, signal proxy; AttachStream: the same socket as records for a caller that renders
+  logs       iter_logs: the json-file log as (stream, time, bytes) records (tail, since/until, follow)
+  execs      exec through the container's runtime; top (docker's Titles/Processes)
   runtimes   runc/crun/any runc-compatible binary through its CLI; palletrt: pallet.runtime in-process
   snapshots  adapter to pallet.layers (container snapshots)
   hostconfig docker's HostConfig from run/create options (limits, devices, ulimits, sysctls, caps)
