@@ -181,3 +181,25 @@ def test_ipv6_isolation_between_networks_and_internal(net, vendor_data):
     (doc,) = json.loads(net("network", "inspect", "red6", check=True).stdout)
     assert set(doc) == set(fields) - {"Peers"}       # (Peers: swarm overlay networks only)
     assert doc["EnableIPv4"] is True and doc["EnableIPv6"] is True
+
+
+def test_an_ipv6_host_port_in_use_fails_the_start(net):
+    import subprocess
+
+    net("network", "create", "--ipv6", "--subnet", "fd00:72::/64", "busy6", check=True)
+    code = ("import socket, sys, time; s = socket.socket(socket.AF_INET6); "
+            "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); s.bind(('::', 8097)); s.listen(); "
+            "print('ready', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([*net.ns.prefix(), sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        cp = net("run", "--rm", "--network", "busy6", "-p", "8097:80", IMAGE, "true")
+        assert cp.returncode == 125 and cp.stderr.count("\n") == 1, cp.stderr
+        assert "cannot publish [::]:8097/tcp: the port is already in use on the host" in cp.stderr, cp.stderr
+        # IPv4 only (0.0.0.0) does not collide with an IPv6-only listener
+        cid = _run_d(net, "--network", "busy6", "-p", "0.0.0.0:8097:80", IMAGE, "sleep", "60")
+        assert net("port", cid, check=True).stdout == "80/tcp -> 0.0.0.0:8097\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(net.ids()) == 1          # (the --rm run that failed left nothing)

@@ -343,6 +343,12 @@ def _free_port(proto: str, host_ip: str, published: set) -> int:
     raise PalletError(f"cannot publish a random {proto} port: no free port found in the ephemeral range")
 
 
+def _hostport(host_ip: str, port: int) -> str:
+    from pallet.engine.ports import _join
+
+    return _join(host_ip, port)
+
+
 def _check_unbound(proto: str, host_ip: str, port: int) -> None:
     """A host process that holds the port (DNAT would steal its traffic): an error, as docker's."""
     import errno
@@ -355,10 +361,10 @@ def _check_unbound(proto: str, host_ip: str, port: int) -> None:
             s.bind((host_ip or "0.0.0.0", port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise PalletError(f"cannot publish {host_ip or '0.0.0.0'}:{port}/{proto}: the port is already in "
+                raise PalletError(f"cannot publish {_hostport(host_ip, port)}/{proto}: the port is already in "
                                   "use on the host") from None
             if e.errno == errno.EADDRNOTAVAIL:
-                raise PalletError(f"cannot publish {host_ip}:{port}/{proto}: {host_ip} is not an address of "
+                raise PalletError(f"cannot publish {_hostport(host_ip, port)}/{proto}: {host_ip} is not an address of "
                                   "this host") from None
             raise
 
