@@ -6,6 +6,9 @@
 Everything happens in a private storage root under a temporary directory: a busybox image made from
 the host's busybox-static, a second image built on it, a container running. The outputs are the real
 ones, with the temporary directory written as $TOUR so that the page does not change with it.
+
+The tour runs in a network namespace of its own (`unshare --net`, loopback up): the containers' default
+bridge, veths and firewall table live and die there, and the machine's network is not touched.
 """
 
 from __future__ import annotations
@@ -150,10 +153,19 @@ def run_tour(docs: Path, check: bool) -> list[str]:
     return failures
 
 
+def _own_netns() -> None:
+    """Re-run this script in a new network namespace (once) and bring its loopback up."""
+    if os.environ.get("PALLET_TOUR_NETNS") != "1":
+        os.environ["PALLET_TOUR_NETNS"] = "1"
+        os.execvp("unshare", ["unshare", "--net", "--", sys.executable, __file__, *sys.argv[1:]])
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="run the commands only; fail if one fails")
     args = ap.parse_args()
+    _own_netns()
     failures = run_tour(REPO / "docs", args.check)
     for f in failures:
         print(f, file=sys.stderr)
