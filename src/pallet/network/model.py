@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from pallet.network.ipam import IPAMConfig, IPAMConfig6
 from pallet.records import field, record
 
@@ -48,4 +46,8 @@ class Lease:
 
     @property
     def endpoint_id(self) -> str:
-        return hashlib.sha256(f"{self.network_id}/{self.container_id}".encode()).hexdigest()
+        try:   # (CPython 3.11's built-in sha256: no hashlib, 2.6 ms, on the monitor's path)
+            from _sha256 import sha256
+        except ImportError:
+            from hashlib import sha256
+        return sha256(f"{self.network_id}/{self.container_id}".encode()).hexdigest()
