@@ -237,7 +237,7 @@ def resolv_text(engine, c) -> str:
     dns, search, options = hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions")
     eps = endpoints(c)
     net = None
-    if eps:
+    if eps and next(iter(eps)) != "bridge":  # docker's default bridge has no DNS: no import for it
         from pallet.network.networks import Networks
 
         try:
