@@ -97,7 +97,7 @@ timed() {   # timed KEY CMD... : append the wall time of CMD to T[KEY]
     t0=$(now); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; t1=$(now)
     T[$key]="${T[$key]:-} $(echo "$t1 - $t0" | bc)"
 }
-pb() { "$PALLET" build -q -f "$1/Containerfile" "${@:2}" "$1"; }
+pb() { "$PALLET" build -q --network none -f "$1/Containerfile" "${@:2}" "$1"; }
 qb() { podman_ "${PODMAN_BUILD[@]}" -q -f "$1/Containerfile" "${@:2}" "$1"; }
 
 scenario_3stage() {   # scenario_3stage pallet|podman

@@ -53,7 +53,7 @@ class BuildOptions:
     target: str | None = None
     no_cache: bool = False
     labels: dict[str, str] = field(default_factory=dict)
-    network: str = "host"
+    network: str = "default"
     secrets: dict[str, str] = field(default_factory=dict)   # id -> file on the host
     source_date_epoch: int | None = None   # SOURCE_DATE_EPOCH: history, created and layer mtimes
     extra_hosts: list[str] = field(default_factory=list)   # --add-host NAME:IP, in RUN's /etc/hosts

@@ -184,9 +184,9 @@ class _BuildCommand(click.Command):
 @click.option("--target", default=None, help="Build this stage.")
 @click.option("--no-cache", is_flag=True, help="Do not use the step cache.")
 @click.option("--label", "labels", multiple=True, help="Set a label on the image (K=V).")
-@click.option("--network", default="host", type=click.Choice(["none", "host", "default"]),
-              help="Network mode for RUN: host (pallet's default), none, or default (the default bridge "
-                   "network, as `pallet run`).")
+@click.option("--network", default="default", type=click.Choice(["none", "host", "default"]),
+              help="Network mode for RUN: default (the default bridge network, as `pallet run` and docker), "
+                   "none (loopback only) or host.")
 @click.option("--secret", "secrets", multiple=True,
               help="A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.")
 @click.option("--add-host", "add_hosts", multiple=True, help="A custom host-to-IP mapping for RUN (host:ip).")
