@@ -27,6 +27,10 @@ def test_top_pause_stats_update(pallet_env, engine, capfd):
     assert "sleep 300" in cmds and "sleep 301" in cmds and len(t["Processes"]) == 3
     assert all(len(p) == len(t["Titles"]) for p in t["Processes"])
     assert execs.top(engine, c, ["-o", "pid,comm"])["Titles"] == ["PID", "COMMAND"]
+    bsd = execs.top(engine, c, ["aux"])     # ps lists every process: only the container's are kept
+    assert len(bsd["Processes"]) == 3 and bsd["Titles"][1] == "PID"
+    cp = pallet_env("top", cid, "-o", "pid,comm", check=True)   # ps's options after the name, as docker
+    assert cp.stdout.split()[:2] == ["PID", "COMMAND"] and len(cp.stdout.splitlines()) == 4
 
     freezer.pause(engine, c)
     assert freezer.paused(engine.get(cid))
@@ -94,4 +98,4 @@ def test_run_is_one_call_and_its_output_a_stream(pallet_env, engine):
     engine.remove(c, force=True)
     with pytest.raises(PalletError):
         engine.run(CreateOptions(image=IMAGE, command=["/no/such/binary"], auto_remove=True))
-    assert pallet_env.ids() == []
+    assert wait_for(lambda: pallet_env.ids() == [], 10)   # (--rm: removed, by the caller or its monitor)

@@ -394,9 +394,9 @@ def inspect_cmd(objects: tuple[str, ...], fmt: str | None, kind: str | None, siz
     print_inspected(out, fmt)
 
 
-@click.command("top")
+@click.command("top", context_settings={"ignore_unknown_options": True})   # (docker: ps's options after the name)
 @click.argument("container")
-@click.argument("ps_args", nargs=-1)
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 def top_cmd(container: str, ps_args: tuple[str, ...]) -> None:
     """The processes of a container (host `ps` over the container's cgroup)."""
     from pallet.cli.common import print_table

@@ -26,9 +26,9 @@ def top(engine, c, ps_args: tuple[str, ...] | list[str] = ()) -> dict:
     if c.status != "running":
         raise PalletError(f"container {c.name} is not running")
     args = list(ps_args) or ["-o", "user,pid,ppid,c,stime,tty,time,cmd"]
+    pids = container_pids(c)
     try:
-        cp = subprocess.run(["ps", *args, "-p", ",".join(map(str, container_pids(c)))], capture_output=True,
-                            text=True)
+        cp = subprocess.run(["ps", *args, "-p", ",".join(map(str, pids))], capture_output=True, text=True)
     except OSError as e:
         raise PalletError(f"cannot run ps: {e.strerror}") from None
     lines = cp.stdout.splitlines()
@@ -36,6 +36,9 @@ def top(engine, c, ps_args: tuple[str, ...] | list[str] = ()) -> dict:
         raise PalletError(f"ps {' '.join(args)} failed: {(cp.stderr.strip().splitlines() or ['no output'])[-1]}")
     titles = lines[0].split()
     rows = [ln.split(None, len(titles) - 1) for ln in lines[1:] if ln.strip()]
+    if "PID" in titles:   # as moby does: BSD-style arguments (aux) list every process, -p or not
+        i, mine = titles.index("PID"), set(map(str, pids))
+        rows = [r for r in rows if len(r) > i and r[i] in mine]
     return {"Titles": titles, "Processes": [r + [""] * (len(titles) - len(r)) for r in rows]}
 
 
