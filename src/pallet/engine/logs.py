@@ -27,6 +27,15 @@ def _parse_ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() + frac
 
 
+def _decoded(raws) -> Iterator[dict]:
+    """The json-file records among raw lines (a partial or damaged line is skipped)."""
+    for raw in raws:
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            continue
+
+
 def _record(rec: dict) -> tuple[str, str, bytes]:
     return ("stderr" if rec.get("stream") == "stderr" else "stdout", rec.get("time", ""),
             rec.get("log", "").encode())
@@ -54,13 +63,7 @@ def iter_logs(engine, c, *, follow: bool = False, tail: int | None = None, since
         for p in files:
             try:
                 with open(p, "rb") as f:
-                    for raw in f:
-                        try:
-                            rec = json.loads(raw)
-                        except ValueError:
-                            continue
-                        if keep(rec):
-                            lines.append(rec)
+                    lines.extend(rec for rec in _decoded(f) if keep(rec))
             except FileNotFoundError:
                 continue
     for rec in lines:
@@ -81,13 +84,7 @@ def iter_logs(engine, c, *, follow: bool = False, tail: int | None = None, since
             idle = 0
             buf += chunk
             *complete, buf = buf.split(b"\n")
-            for raw in complete:
-                try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    continue
-                if keep(rec):
-                    yield _record(rec)
+            yield from (_record(rec) for rec in _decoded(complete) if keep(rec))
             continue
         try:
             st = os.stat(path)
@@ -105,13 +102,6 @@ def iter_logs(engine, c, *, follow: bool = False, tail: int | None = None, since
             except Exception:  # noqa: BLE001 - removed
                 return
             if cur.status != "running":
-                rest = f.read()
-                for raw in (buf + rest).split(b"\n"):
-                    try:
-                        rec = json.loads(raw)
-                    except ValueError:
-                        continue
-                    if keep(rec):
-                        yield _record(rec)
+                yield from (_record(rec) for rec in _decoded((buf + f.read()).split(b"\n")) if keep(rec))
                 return
         time.sleep(0.05)
