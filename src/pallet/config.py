@@ -43,3 +43,49 @@ def config_dir() -> Path:
         return Path("/etc/pallet")
     cfg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(cfg) / "pallet"
+
+
+def settings_file(config_file: str | None = None) -> Path:
+    """The settings file: `--config` (which the CLI also exports as $PALLET_CONFIG, so the processes it
+    forks read the same one), else pallet.toml in the config dir."""
+    given = config_file or os.environ.get("PALLET_CONFIG")
+    return Path(given) if given else config_dir() / "pallet.toml"
+
+
+def read_settings(config_file: str | None = None) -> dict:
+    """The settings file as a dict ({} when the default one does not exist). A file named by `--config`
+    that does not exist, or one that is not TOML: PalletError (one sentence, exit 125)."""
+    import tomllib
+
+    from pallet.errors import PalletError
+
+    path = settings_file(config_file)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        if config_file or os.environ.get("PALLET_CONFIG"):
+            raise PalletError(f"settings file {path} does not exist") from None
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise PalletError(f"settings file {path} is not valid TOML: {e}") from None
+
+
+def network_settings(config_file: str | None = None) -> dict:
+    """The `[network]` table of the settings file ({} without one):
+
+        [network]
+        default_bridge = "pallet0"          # the default network's bridge (docker's dockerd --bridge)
+        default_subnet = "172.30.0.0/16"    # its subnet; "172.30.0.1/16" also names the gateway (--bip)
+    """
+    from pallet.errors import PalletError
+
+    data = read_settings(config_file).get("network") or {}
+    if not isinstance(data, dict):
+        raise PalletError(f"{settings_file(config_file)}: [network] must be a table")
+    for key, value in data.items():
+        if key not in ("default_bridge", "default_subnet"):
+            raise PalletError(f"{settings_file(config_file)}: network.{key} is not a setting "
+                              "(known: default_bridge, default_subnet)")
+        if not isinstance(value, str) or not value:
+            raise PalletError(f"{settings_file(config_file)}: network.{key} must be a non-empty string")
+    return data

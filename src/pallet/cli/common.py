@@ -58,6 +58,11 @@ class State:
         if self._store is None:
             from pallet.store import Store
 
+            if self.config_file:     # (the processes it forks, the monitor among them, read the same settings)
+                import os
+
+                os.environ["PALLET_CONFIG"] = self.config_file
+
             self._store = Store(self.root_path)
         return self._store
 

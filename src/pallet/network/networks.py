@@ -88,21 +88,15 @@ class Networks:
         have = {r[0] for r in self.db.query("SELECT name FROM networks WHERE name IN ('bridge','host','none')")}
         if len(have) == 3:
             return
-        from pallet.network import bridge
-
-        subnet, br_name = None, DEFAULT_BRIDGE
+        cfg, br_name = None, DEFAULT_BRIDGE
         if "bridge" not in have:
-            taken = [IPv4Network(f"{a}/{p}", strict=False) for a, p in bridge.routed_subnets()]
-            taken += [n.ipam.subnet for n in self._all() if n.ipam]
-            subnet = ipam.pick_subnet(taken)
-            br_name = default_bridge_name(bridge.link_names(), [n.bridge for n in self._all()])
+            cfg, br_name = self._default_bridge()
         now = time.time()
         with self.db.transaction() as c:
             for name, driver in PREDEFINED.items():
                 if name in have:
                     continue
                 if name == "bridge":
-                    cfg = ipam.make_config(subnet)
                     c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, subnet, gateway, bridge,"
                               " options, dns) VALUES (?,?,?,?,?,?,?,?,0)",
                               (_new_id(), name, driver, now, str(cfg.subnet), str(cfg.gateway),
@@ -112,6 +106,49 @@ class Networks:
                 else:
                     c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, dns) VALUES (?,?,?,?,0)",
                               (_new_id(), name, driver, now))
+
+    def _default_bridge(self) -> tuple[IPAMConfig, str]:
+        """The default network's IPAM and bridge: pallet.toml's `[network]` `default_subnet` (a CIDR;
+        with host bits, e.g. 172.30.0.1/16, that address is the gateway: dockerd's --bip) and
+        `default_bridge` (dockerd's --bridge: an existing bridge is used as it is), else the first free
+        pool subnet and pallet0 (or the first free palletN)."""
+        from ipaddress import ip_interface
+
+        from pallet.config import network_settings
+        from pallet.network import bridge
+
+        settings = network_settings()
+        others = [n for n in self._all() if n.name != "bridge"]
+        want = settings.get("default_subnet")
+        if want:
+            try:
+                iface = ip_interface(want)
+            except ValueError:
+                raise InvalidNetworkConfig(f"invalid default_subnet {want!r} in pallet.toml: expected an IPv4 "
+                                           "CIDR such as 172.30.0.0/16") from None
+            if iface.version != 4:
+                raise InvalidNetworkConfig(f"invalid default_subnet {want!r} in pallet.toml: the default network's "
+                                           "subnet is IPv4")
+            gw = str(iface.ip) if iface.ip != iface.network.network_address else None
+            cfg = ipam.make_config(iface.network, gw)
+            for n in others:
+                if n.ipam and n.ipam.subnet.overlaps(cfg.subnet):
+                    raise InvalidNetworkConfig(f"default_subnet {cfg.subnet} in pallet.toml overlaps subnet "
+                                               f"{n.ipam.subnet} of network {n.name}")
+        else:
+            taken = [IPv4Network(f"{a}/{p}", strict=False) for a, p in bridge.routed_subnets()]
+            taken += [n.ipam.subnet for n in others if n.ipam]
+            cfg = ipam.make_config(ipam.pick_subnet(taken))
+        name = settings.get("default_bridge")
+        if name:
+            bridge.check_bridge_name(name)
+            for n in others:
+                if n.bridge == name:
+                    raise InvalidNetworkConfig(f"default_bridge {name!r} in pallet.toml is the bridge of network "
+                                               f"{n.name}")
+        else:
+            name = default_bridge_name(bridge.link_names(), [n.bridge for n in others])
+        return cfg, name
 
     def _all(self) -> list[Network]:
         return [_row_network(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
