@@ -200,3 +200,41 @@ def test_explain_container_of_a_stopped_one(pallet, images):
     finally:
         pallet("rm", "-f", "idle")
     assert cp.returncode == 125 and "must be running" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+
+
+def test_network_exposure_publish_and_publish_all(pallet, images):
+    """-p and -P: what start will publish (-P: every exposed port, EXPOSE 80 of the image, to a random host port)."""
+    e = _json(pallet("explain", "run", "-p", "127.0.0.1:8080:443", "-P", "--format", "json", "localhost/child:1"))
+    n = e["network"]
+    assert n["mode"] == "bridge" and n["networks"] == ["bridge"] and n["host"] is False
+    assert sorted(n["ports"]) == ["0.0.0.0:(random) -> 80/tcp", "127.0.0.1:8080 -> 443/tcp"]
+    text = pallet("explain", "run", "-P", "localhost/child:1", check=True).stdout
+    assert "the default bridge" in text and "0.0.0.0:(random) -> 80/tcp" in text
+    none = _json(pallet("explain", "run", "--network", "none", "-P", "--format", "json", "localhost/child:1"))
+    assert none["network"]["ports"] == [] and none["network"]["mode"] == "none"
+    cmp = pallet("explain", "run", "--compare", "-p 8080:80", "localhost/busybox", check=True).stdout
+    assert "+ published 0.0.0.0:8080 -> 80/tcp" in cmp
+
+
+@pytest.mark.root
+def test_network_by_name(pallet, images):
+    """--network NAME of a network in the store (the session's own network namespace holds its bridge)."""
+    pallet("network", "create", "--subnet", "10.97.0.0/24", "front", check=True)
+    try:
+        e = _json(pallet("explain", "run", "--network", "front", "-p", "8081:80", "--format", "json",
+                         "localhost/busybox"))
+        assert e["network"]["mode"] == "front" and e["network"]["networks"] == ["front"]
+        assert e["network"]["ports"] == ["0.0.0.0:8081 -> 80/tcp"]
+        assert pallet("ps", "-aq").stdout == ""
+    finally:
+        pallet("network", "rm", "front", check=True)
+
+
+@pytest.mark.parametrize("args", [["-p", "99999:80"], ["-p", "80:80/icmp"], ["--network", "nosuch"],
+                                  ["--network", "none", "-p", "80:80"], ["--memory", "lots"]])
+def test_more_bad_flags_are_runs_errors(pallet, images, args):
+    ex = pallet("explain", "run", *args, "localhost/busybox")
+    run = pallet("run", "--rm", *args, "localhost/busybox")
+    assert ex.returncode == run.returncode == 125
+    assert ex.stderr == run.stderr and ex.stderr.count("\n") == 1
+    assert ex.stdout == ""

@@ -283,9 +283,15 @@ def _print_run(e: dict) -> None:
         ([] if lim else [("limits", "none (what the host gives pallet)")]))
     n = e["network"]
     _section("NETWORK")
-    how = {"none": "none: loopback only, no way out", "host": "the host's network stack"}.get(
+    how = {"none": "none: loopback only, no way out", "host": "the host's network stack",
+           "bridge": "the default bridge: an address of its own, NAT to the outside, no DNS of names"}.get(
         n["mode"], f"network {n['mode']}")
-    _kv([("mode", how), ("published", ", ".join(n["ports"]) or "nothing")])
+    nets = n.get("networks") or []
+    rows = [("mode", how)]
+    if len(nets) > 1 or (nets and nets[0] != n["mode"]):
+        rows.append(("networks", ", ".join(nets)))
+    rows += [("published", p) for p in n["ports"]] or [("published", "nothing")]
+    _kv(rows)
 
 
 def _rule(r: dict) -> str:
@@ -377,7 +383,17 @@ def _print_compare(d: dict, a_flags: list[str], b_flags: list[str]) -> None:
         same = False
         _section("NETWORK")
         n = d["network"]
-        click.echo(f"  {n['from']['mode']} {n['from']['ports'] or ''} -> {n['to']['mode']} {n['to']['ports'] or ''}")
+        a, b = n["from"], n["to"]
+        if a["mode"] != b["mode"]:
+            click.echo(f"  mode {a['mode']} -> {b['mode']}")
+        for key in ("networks", "ports"):
+            was, now = a.get(key) or [], b.get(key) or []
+            for x in now:
+                if x not in was:
+                    click.echo(f"  + {'published ' if key == 'ports' else 'network '}{x}")
+            for x in was:
+                if x not in now:
+                    click.echo(f"  - {'published ' if key == 'ports' else 'network '}{x}")
     if same:
         click.echo()
         click.echo("No difference: both flag sets give the process the same isolation.")

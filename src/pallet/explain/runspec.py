@@ -190,7 +190,7 @@ def build(eng, opts, args: list[str]) -> dict:
                       user=user, hostname=hostname, cgroups_path=f"pallet/{c.id}", netns_path=netns)
     apply_host_config(spec, c)
     return {"argv": list(args), "image": opts.image, "command": list(cmd), "image_id": rec.id, "spec": spec, "host_config": host,
-            "config": config, "user": user, "mounts": c.config["Mounts"], "files_dir": str(eng.dir(c.id))}
+            "config": config, "networks": list(endpoints), "user": user, "mounts": c.config["Mounts"], "files_dir": str(eng.dir(c.id))}
 
 
 def _local_image(eng, image: str):
@@ -287,8 +287,14 @@ def explain(b: dict) -> dict:
                "rules": device_rules,
                "all_allowed": any(r.get("allow") and not r.get("type") and r.get("major") is None
                                   and "r" in r.get("access", "") for r in device_rules)}
-    network = {"mode": host.get("NetworkMode") or "none", "ports": _ports(host.get("PortBindings") or {}),
-               "host": ns.get("network") is None}
+    from types import SimpleNamespace
+
+    from pallet.engine import ports
+
+    # -p's bindings and, with -P, every exposed port to a random host port (what start will publish)
+    bound = ports.bindings(SimpleNamespace(HostConfig=host, Config=b.get("config") or {}))
+    network = {"mode": host.get("NetworkMode") or "none", "networks": list(b.get("networks") or ()),
+               "ports": _ports(bound), "host": ns.get("network") is None}
     root = spec.get("root") or {}
     out = {
         "image": b["image"], "image_id": b["image_id"], "argv": b["argv"], "command": b["command"],
