@@ -71,3 +71,30 @@ def test_flags_to_fields_and_into_hostconfig():
     assert "Memory" not in host
     with pytest.raises(InvalidField, match="^Minimum memory limit allowed is 6MB$"):
         build_config(CreateOptions(image="x", resources=Resources(Memory=1)), ImageConfig())
+
+
+def test_host_options_by_field_names_and_the_cli_flags():
+    from pallet.cli.hostflags import HOST_FLAGS, checked_host_fields
+    from pallet.engine.hostconfig import check_host_options
+    from pallet.engine.options import HostOptions
+
+    assert set(fields(HostOptions)) == set(HOST_FLAGS) == {"ShmSize", "OomScoreAdj", "OomKillDisable",
+                                                           "ReadonlyRootfs", "Privileged", "CapAdd", "CapDrop"}
+    assert check_host_options(HostOptions(CapAdd=["net_admin"], Privileged=True, ShmSize=1 << 20)) == {
+        "CapAdd": ["CAP_NET_ADMIN"], "Privileged": True, "ShmSize": 1 << 20}
+    assert check_host_options(HostOptions()) == {}
+    with pytest.raises(InvalidField) as e:
+        check_host_options(HostOptions(OomScoreAdj=5000))
+    assert e.value.field == "OomScoreAdj" and str(e.value) == "invalid OomScoreAdj 5000: must be between -1000 and 1000"
+    with pytest.raises(PalletError, match="^invalid --oom-score-adj 5000: must be between -1000 and 1000$"):
+        checked_host_fields({"oom_score_adj": "5000"})
+    with pytest.raises(PalletError, match="^invalid --shm-size: must be greater than 0$"):
+        checked_host_fields({"shm_size": "0"})
+    with pytest.raises(PalletError, match="^unknown capability: 'NOPE'$"):
+        checked_host_fields({"cap_add": ("NOPE",)})
+
+    class ImageConfig:
+        config = {"Cmd": ["sh"]}
+
+    _, host = build_config(CreateOptions(image="x", host_options=HostOptions(ReadonlyRootfs=True)), ImageConfig())
+    assert host["ReadonlyRootfs"] is True and host["ShmSize"] == 64 << 20 and host["Privileged"] is False

@@ -22,6 +22,9 @@ def host_options(f):
 
 
 # ---- the resource limits: flags <-> engine.options.Resources (docker's field names) ----------
+HOST_FLAGS = {"ShmSize": "--shm-size", "OomScoreAdj": "--oom-score-adj", "OomKillDisable": "--oom-kill-disable",
+              "ReadonlyRootfs": "--read-only", "Privileged": "--privileged", "CapAdd": "--cap-add",
+              "CapDrop": "--cap-drop"}
 RESOURCE_FLAGS = {"Memory": "--memory", "MemorySwap": "--memory-swap", "MemoryReservation": "--memory-reservation",
                   "NanoCpus": "--cpus", "CpuShares": "--cpu-shares", "CpuPeriod": "--cpu-period",
                   "CpuQuota": "--cpu-quota", "CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems",
@@ -78,3 +81,35 @@ def checked_resources(kw: dict):
         return r, check_resources(r)
     except InvalidField as e:
         raise PalletError(e.named(RESOURCE_FLAGS.get(e.field, e.field))) from None
+
+
+def host_fields(kw: dict):
+    """The process and privilege flags (click's keyword names) -> `engine.options.HostOptions`, sizes and
+    numbers parsed (a bad one: a line naming the flag)."""
+    from pallet.engine.options import HostOptions
+    from pallet.engine.units import parse_bytes
+
+    h = HostOptions(OomKillDisable=bool(kw.get("oom_kill_disable")), ReadonlyRootfs=bool(kw.get("read_only")),
+                    Privileged=bool(kw.get("privileged")), CapAdd=list(kw.get("cap_add") or ()),
+                    CapDrop=list(kw.get("cap_drop") or ()))
+    if kw.get("shm_size") not in (None, ""):
+        h.ShmSize = parse_bytes(kw["shm_size"], "--shm-size")
+    if kw.get("oom_score_adj") not in (None, ""):
+        try:
+            h.OomScoreAdj = int(kw["oom_score_adj"])
+        except (TypeError, ValueError):
+            raise PalletError(f"invalid --oom-score-adj {kw['oom_score_adj']!r}: a whole number") from None
+    return h
+
+
+def checked_host_fields(kw: dict):
+    """`host_fields(kw)` checked by the engine -> (HostOptions, the HostConfig fields given); the
+    engine's message names the flag instead of the field."""
+    from pallet.engine.hostconfig import check_host_options
+    from pallet.errors import InvalidField
+
+    h = host_fields(kw)
+    try:
+        return h, check_host_options(h)
+    except InvalidField as e:
+        raise PalletError(e.named(HOST_FLAGS.get(e.field, e.field))) from None

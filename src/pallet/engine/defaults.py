@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pallet.engine.hostconfig import check_resources, merge_healthcheck
+from pallet.engine.hostconfig import check_host_options, check_resources, merge_healthcheck
 from pallet.engine.spec import merge_env
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -64,6 +64,8 @@ def build_config(opts: CreateOptions, image_config) -> tuple[dict, dict]:
     }
     if opts.resources is not None:
         host.update(check_resources(opts.resources))
+    if opts.host_options is not None:
+        host.update(check_host_options(opts.host_options))
     extra = dict(opts.extra_config)
     hc = merge_healthcheck(ic.get("Healthcheck"), extra.pop("Healthcheck", None))
     if hc:

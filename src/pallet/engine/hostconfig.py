@@ -21,8 +21,8 @@ import re
 import resource
 import stat
 
-from pallet.engine.options import Resources
-from pallet.engine.units import parse_bytes, parse_duration
+from pallet.engine.options import HostOptions, Resources
+from pallet.engine.units import parse_duration
 from pallet.errors import InvalidField, PalletError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -255,9 +255,24 @@ def check_resources(r: Resources) -> dict:
     return r.given()
 
 
+def check_host_options(h: HostOptions) -> dict:
+    """The checks of HostConfig's process and privilege fields -> the fields given (capabilities as
+    CAP_NAME). A bad value raises InvalidField naming the field."""
+    if h.ShmSize is not None and h.ShmSize <= 0:
+        raise InvalidField("ShmSize", "invalid {name}: must be greater than 0")
+    if h.OomScoreAdj is not None and not -1000 <= h.OomScoreAdj <= 1000:
+        raise InvalidField("OomScoreAdj", "invalid {name} {n}: must be between -1000 and 1000", n=h.OomScoreAdj)
+    out = h.given()
+    for f in ("CapAdd", "CapDrop"):
+        if f in out:
+            out[f] = [normalize_cap(c) for c in out[f]]
+    return out
+
+
 def parse_flags(kw: dict) -> tuple[dict, dict]:
     """Every flag of this module's concern from a click kwargs dict -> (HostConfig part, Config part).
-    (The resource limits are not here: the CLI gives them as `Resources`, see check_resources.)"""
+    (The resource limits and the process/privilege fields are not here: the CLI gives them as
+    `Resources` and `HostOptions`, see check_resources and check_host_options.)"""
     from pallet.engine import volumes
 
     host: dict[str, Any] = {}
@@ -291,24 +306,12 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
         vfrom.append(v)
     if vfrom:
         host["VolumesFrom"] = vfrom
-    if kw.get("read_only"):
-        host["ReadonlyRootfs"] = True
     ulimits = [parse_ulimit(u) for u in kw.get("ulimit") or ()]
     if ulimits:
         host["Ulimits"] = ulimits
-    if kw.get("oom_score_adj") not in (None, ""):
-        host["OomScoreAdj"] = _int(kw["oom_score_adj"], "--oom-score-adj", -1000, 1000)
-    if kw.get("oom_kill_disable"):
-        host["OomKillDisable"] = True
     devices = [parse_device(d) for d in kw.get("device") or ()]
     if devices:
         host["Devices"] = devices
-    if kw.get("cap_add"):
-        host["CapAdd"] = [normalize_cap(c) for c in kw["cap_add"]]
-    if kw.get("cap_drop"):
-        host["CapDrop"] = [normalize_cap(c) for c in kw["cap_drop"]]
-    if kw.get("privileged"):
-        host["Privileged"] = True
     secopts = []
     for o in kw.get("security_opt") or ():
         k, sep, v = o.replace(":", "=", 1).partition("=") if "=" not in o else o.partition("=")
@@ -350,11 +353,6 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
         host["DnsSearch"] = list(kw["dns_search"])
     if kw.get("dns_option"):
         host["DnsOptions"] = list(kw["dns_option"])
-    if kw.get("shm_size") not in (None, ""):
-        n = parse_bytes(kw["shm_size"], "--shm-size")
-        if n <= 0:
-            raise PalletError("invalid --shm-size: must be greater than 0")
-        host["ShmSize"] = n
     if kw.get("restart"):
         host["RestartPolicy"] = parse_restart(kw["restart"])
         if host["RestartPolicy"]["Name"] != "no" and kw.get("auto_remove"):

@@ -45,6 +45,7 @@ class CreateOptions:
     extra_host_config: dict[str, Any] = field(default_factory=dict)   # room for volumes/limits/restart
     extra_config: dict[str, Any] = field(default_factory=dict)        # Config fields (Healthcheck)
     resources: Resources | None = None     # the resource limits (checked by hostconfig.check_resources)
+    host_options: HostOptions | None = None   # process and privileges (hostconfig.check_host_options)
 
 
 @record
@@ -66,3 +67,20 @@ class Resources:
     def given(self) -> dict[str, Any]:
         """The fields that were given, as HostConfig's dict has them."""
         return {k: getattr(self, k) for k in fields(self) if getattr(self, k) is not None}
+
+
+@record
+class HostOptions:
+    """HostConfig's fields for the container's process and privileges, by docker's Engine API names
+    (the part beside Resources); None (or empty) is "not given". `hostconfig.check_host_options`
+    validates them."""
+    ShmSize: int | None = None            # bytes of /dev/shm
+    OomScoreAdj: int | None = None        # -1000 to 1000
+    OomKillDisable: bool = False
+    ReadonlyRootfs: bool = False
+    Privileged: bool = False
+    CapAdd: list[str] = field(default_factory=list)    # names, with or without CAP_, or ALL
+    CapDrop: list[str] = field(default_factory=list)
+
+    def given(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in fields(self) if getattr(self, k) not in (None, False, [])}
