@@ -1,5 +1,6 @@
 """`pallet system diagram` on a known host: two images sharing a base layer, three containers (two
-running, one stopped), a named volume, registries from pallet.toml and an auth file.
+running, one stopped), a named volume, a user network (its bridge, its DNS server) with a published
+port, the default bridge, registries from pallet.toml and an auth file.
 
 Every object and edge is checked in the JSON against what the kernel says (/proc/PID/ns, the
 container's pid from inspect), then in the SVG (every node id is drawn), the SVG is rendered to PNG by
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.root
 
 APP = "localhost/app:1"
 SECRET = "s3cr3t-Pa55word"
+WEB_PORT = 18088
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,12 @@ def host(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path):
         env("run", "--network", "none", "--name", "changer", IMAGE, "sh", "-c", "echo hello > /etc/motd", check=True)
         env("commit", "changer", APP, check=True)
         env("rm", "changer", check=True)
-        # (--network none: the known host has no network; the default bridge would be removed under
-        # these module-long containers by the per-test cleanup of tests/conftest.py)
-        web = env("run", "-d", "--network", "none", "--name", "web", "-v", "data:/data", APP, "sleep", "300",
-                  check=True).stdout.strip()
-        worker = env("run", "-d", "--network", "none", "--name", "worker", IMAGE, "sleep", "300",
-                     check=True).stdout.strip()
+        # (the session's own network namespace holds the bridges; the per-test cleanup of tests/conftest.py
+        # keeps a bridge that has ports)
+        env("network", "create", "--subnet", "10.96.0.0/24", "front", check=True)
+        web = env("run", "-d", "--network", "front", "-p", f"127.0.0.1:{WEB_PORT}:80", "--name", "web",
+                  "-v", "data:/data", APP, "sleep", "300", check=True).stdout.strip()
+        worker = env("run", "-d", "--name", "worker", IMAGE, "sleep", "300", check=True).stdout.strip()
         env("run", "--network", "none", "--name", "oneshot", APP, "true", check=True)
         oneshot = env("inspect", "--format", "{{.Id}}", "oneshot", check=True).stdout.strip()
         env.ids_by_name = {"web": web, "worker": worker, "oneshot": oneshot}
@@ -59,6 +61,7 @@ def host(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path):
         yield env
     finally:
         env.cleanup()
+        env("network", "rm", "front")
 
 
 def inspect(env: Env, name: str) -> dict:
@@ -194,7 +197,7 @@ def test_volume_kernel_runtimes_and_registries(host, doc):
     assert not edges(doc, "mount", frm=f"ctr:{host.ids_by_name['worker']}")
     web_node = next(n for n in doc["nodes"] if n["id"] == web)
     assert any(m.get("name") == "data" and m["destination"] == "/data" for m in web_node["attrs"]["mounts"])
-    assert web_node["attrs"]["network_mode"] == "none" and web_node["attrs"]["ports"] == []
+    assert web_node["attrs"]["network_mode"] == "front"
 
     kernel = next(n for n in doc["nodes"] if n["id"] == "kernel")
     assert kernel["attrs"]["release"] == os.uname().release
@@ -231,6 +234,50 @@ def test_volume_kernel_runtimes_and_registries(host, doc):
     assert regs["reg:docker.io"]["logged_in"] is False
 
 
+def test_networks_bridges_published_port_and_dns_server(host, doc):
+    """web on the user network front with a published port, worker on the default bridge, oneshot on
+    none: each container -> its network -> its bridge (a link of this namespace), the port -> pallet's
+    table, front's DNS server (a process whose argv names front's id) -> front."""
+    from pallet.explain.hostfacts import link_exists
+
+    nodes = {n["id"]: n for n in doc["nodes"]}
+    web, worker, oneshot = (f"ctr:{host.ids_by_name[n]}" for n in ("web", "worker", "oneshot"))
+    nets = json.loads(host("network", "inspect", "front", "bridge", check=True).stdout)
+    for net in nets:
+        node = nodes[f"net:{net['Name']}"]["attrs"]
+        assert node["id"] == net["Id"] and node["bridge_up"] is True
+        br = node["bridge"]
+        assert link_exists(br)
+        assert nodes[f"bridge:{br}"]["attrs"] == {"name": br, "up": True, "network": net["Name"]}
+        assert edges(doc, "bridge", frm=f"net:{net['Name']}", to=f"bridge:{br}")
+        assert edges(doc, "firewall", frm=f"net:{net['Name']}", to="nft:inet:pallet")
+    assert nodes["net:front"]["attrs"]["subnet"] == "10.96.0.0/24"
+    assert [e["to"] for e in edges(doc, "network", frm=web)] == ["net:front"]
+    assert [e["to"] for e in edges(doc, "network", frm=worker)] == ["net:bridge"]
+    assert not edges(doc, "network", frm=oneshot)
+    for name, net in (("web", "front"), ("worker", "bridge")):
+        a = nodes[f"ctr:{host.ids_by_name[name]}"]["attrs"]
+        ip = inspect(host, name)["NetworkSettings"]["Networks"][net]["IPAddress"]
+        (addr,) = a["addresses"]
+        assert addr["network"] == net and addr["address"].split("/")[0] == ip
+        # the container's veth is a port of the bridge the network's node names (what the kernel says)
+        link = subprocess.run(["ip", "-o", "link", "show", "dev", addr["veth"]], capture_output=True, text=True,
+                              check=True).stdout
+        assert f" master {nodes[f'net:{net}']['attrs']['bridge']} " in link, link
+    # the published port: a node of its own, from web, to the DNAT table
+    port = f"port:127.0.0.1:{WEB_PORT}/tcp"
+    assert nodes[port]["kind"] == "port" and nodes[port]["attrs"]["container_port"] == 80
+    assert nodes[port]["attrs"]["container"] == "web"
+    assert [e["to"] for e in edges(doc, "publishes")] == [port] and edges(doc, "publishes", frm=web)
+    assert edges(doc, "dnat", frm=port, to="nft:inet:pallet")
+    # front's DNS server, one of pallet's processes; the default bridge has none (docker's: no DNS there)
+    dns = [n for n in nodes_of(doc, "process") if n["attrs"]["role"] == "dns"]
+    assert [d["attrs"]["network"] for d in dns] == ["front"], dns
+    pid = dns[0]["attrs"]["pid"]
+    assert nodes["net:front"]["attrs"]["id"] in open(f"/proc/{pid}/cmdline").read().split("\0")
+    assert edges(doc, "dns", frm=dns[0]["id"], to="net:front")
+
+
 def test_no_secret_in_any_format(host):
     for fmt in ("json", "dot", "text", "html"):
         out = diagram(host, "--format", fmt)
@@ -248,7 +295,8 @@ def test_svg_draws_every_node_and_renders_to_png(host, doc, tmp_path):
     live = json.loads(diagram(host, "--format", "json"))
     for n in live["nodes"]:
         assert n["id"] in (cells if n["kind"] == "namespace" else titles), f"node {n['id']} is not drawn"
-    for label in ("web", "worker", "oneshot", APP, IMAGE, "volume data", "registry docker.io", "monitor pid"):
+    for label in ("web", "worker", "oneshot", APP, IMAGE, "volume data", "registry docker.io", "monitor pid",
+                  "network front", "network bridge", f"127.0.0.1:{WEB_PORT}/tcp → 80", "dns pid"):
         assert label in unescape(svg), label
     # every edge is drawn (a container's namespaces by one arrow into their cluster)
     drawn = {t for t in titles if "->" in t}
@@ -285,7 +333,9 @@ def test_html_has_the_svg_and_the_json(host, doc, tmp_path):
 def test_text_tree_names_everything(host, doc):
     text = diagram(host, "--format", "text")
     for word in ("web", "worker", "oneshot", APP, IMAGE, "volume data", "shared by 2 images", "monitor pid",
-                 "runtime pallet", "registry docker.io", "mirror → registry 127.0.0.1:5999", "exit 0, no process"):
+                 "runtime pallet", "registry docker.io", "mirror → registry 127.0.0.1:5999", "exit 0, no process",
+                 "network → network front", f"publishes → 127.0.0.1:{WEB_PORT}/tcp → 80", "dns → network front",
+                 "bridge → bridge "):
         assert word in text, word
     assert text.count("layer " + next(n for n in nodes_of(doc, "layer") if n["attrs"]["parent"] is None)
                       ["attrs"]["diff_id"].split(":")[1][:12] + "  [") == 1

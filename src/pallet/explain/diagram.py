@@ -16,7 +16,9 @@ Node kinds, by the cluster they are drawn in (ids in brackets):
                 seccomp [seccomp]         libseccomp's version, the kernel's actions
                 netfilter [nft]           nft installed or not, the tables `nft list tables` shows
                 netfilter [nft:FAMILY:NAME]  one table (pallet's own is `inet pallet`)
-                network [net:NAME]        pallet's networks (driver, bridge, subnet)
+                network [net:NAME]        pallet's networks (id, driver, bridge, subnet; the default bridge's
+                                          record is made by the first container on it)
+                bridge [bridge:NAME]      a network's Linux bridge: up or not
     processes   process [proc:PID]        role monitor | registry | daemon | dns | netavark, argv
                 runtime [runtime:NAME]    pallet (in-process), runc, crun: installed, path, default
     store       image [image:ID]          tags, size, layer count
@@ -27,6 +29,7 @@ Node kinds, by the cluster they are drawn in (ids in brackets):
     containers  container [ctr:ID]        name, status, pid, monitor pid, cgroup, network mode, networks
                                           and addresses (leases), published ports, mounts, namespaces
                                           {type: inode} and which of them are shared with the host
+                port [port:HOST:PORT/PROTO]  a port a running container publishes (container port, address)
     registries  registry [reg:HOST]       pallet.toml / registries.conf mirrors and insecure flag, logged
                                           in (from the auth files: the host names only, never a secret)
 
@@ -34,8 +37,9 @@ Edge kinds: image -layer-> layer, container -image-> image, container -rootfs-> 
 snapshot -lower-> layer (its top layer), snapshot (or a mounted image) -mounted-> overlayfs, container -namespace->
 namespace, container -shares-> host-namespaces, container -cgroup-> cgroups, container -seccomp->
 seccomp, process -monitors-> container, container -runtime-> runtime, container -mount-> volume,
-container -network-> network, nft -table-> netfilter table, network -firewall-> inet pallet, registry -mirror-> registry,
-image -from-> registry.
+container -network-> network, network -bridge-> bridge, container -publishes-> port, port -dnat-> inet pallet,
+process (dns) -dns-> network, nft -table-> netfilter table, network -firewall-> inet pallet,
+registry -mirror-> registry, image -from-> registry.
 
 Formats: json (the document), dot (Graphviz, one cluster per group above), svg (`dot -Tsvg`), html
 (one page: the SVG inline, the JSON in a <script type="application/json"> block) and text (a tree).
@@ -58,10 +62,10 @@ EXTENSIONS = {".svg": "svg", ".html": "html", ".htm": "html", ".dot": "dot", ".g
               ".txt": "text", ".text": "text", ".json": "json"}
 CLUSTERS = {
     "kernel": ("kernel", "namespace", "host-namespaces", "cgroups", "overlayfs", "seccomp", "netfilter",
-               "network"),
+               "network", "bridge"),
     "processes": ("process", "runtime"),
     "store": ("image", "layer", "snapshot", "volume"),
-    "containers": ("container",),
+    "containers": ("container", "port"),
     "registries": ("registry",),
 }
 CLUSTER_OF = {k: c for c, kinds in CLUSTERS.items() for k in kinds}
@@ -176,16 +180,21 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
 
     # networks
     try:
-        nets = store.db.query("SELECT name, driver, bridge, subnet, gateway FROM networks ORDER BY name")
+        nets = store.db.query("SELECT id, name, driver, bridge, subnet, gateway FROM networks ORDER BY name")
     except Exception:  # noqa: BLE001 - a store older than the networks tables has none
         nets = []
+    net_names = {}
     for n in nets:
         if n["driver"] in ("host", "null"):
             continue
-        nid = d.node(f"net:{n['name']}", "network", f"network {n['name']}", name=n["name"], driver=n["driver"],
-                     bridge=n["bridge"], subnet=n["subnet"], gateway=n["gateway"],
-                     bridge_up=bool(n["bridge"]) and hostfacts.link_exists(n["bridge"]))
-        if d.nodes[nid]["attrs"]["bridge_up"]:
+        net_names[n["id"]] = n["name"]
+        up = bool(n["bridge"]) and hostfacts.link_exists(n["bridge"])
+        nid = d.node(f"net:{n['name']}", "network", f"network {n['name']}", id=n["id"], name=n["name"],
+                     driver=n["driver"], bridge=n["bridge"], subnet=n["subnet"], gateway=n["gateway"], bridge_up=up)
+        if n["bridge"]:
+            d.edge(nid, d.node(f"bridge:{n['bridge']}", "bridge", f"bridge {n['bridge']}" + ("" if up else " (down)"),
+                               name=n["bridge"], up=up, network=n["name"]), "bridge")
+        if up:
             d.edge(nid, "nft:inet:pallet", "firewall")
 
     # volumes
@@ -213,7 +222,16 @@ def collect(store, engine, *, config_file: str | None = None, storage_driver: st
     for pid, argv in sorted(procs.items()):
         role = _role(argv)
         if role and pid != os.getpid() and pid not in monitors:
-            d.node(f"proc:{pid}", "process", f"{role} pid {pid}", pid=pid, role=role, argv=argv)
+            attrs = {"pid": pid, "role": role, "argv": argv}
+            if role == "dns":    # argv: … pallet.network.dns DB NETWORK-ID …: this store's network, or another's
+                i = argv.index("pallet.network.dns") if "pallet.network.dns" in argv else len(argv)
+                attrs["network_id"] = argv[i + 2] if len(argv) > i + 2 else None
+                attrs["network"] = net_names.get(attrs["network_id"])
+                if attrs["network"] is None:
+                    continue     # (a DNS server of another store's network: not this picture's)
+            proc = d.node(f"proc:{pid}", "process", f"{role} pid {pid}", **attrs)
+            if role == "dns":
+                d.edge(proc, f"net:{attrs['network']}", "dns")
 
     _registries(d, store, config_file)
     return d.doc()
@@ -288,6 +306,14 @@ def _container(d: _Doc, c, engine, snaps, by_mountpoint, host_ns, procs, used_ty
             d.edge(ident, f"vol:{m['Name']}", "mount")
     for net in attrs["networks"] or ([mode] if networking.is_network(mode) else []):
         d.edge(ident, f"net:{net}", "network")
+    if live:
+        for p in attrs["ports"]:
+            hostside, _, target = p.partition("->")
+            port, proto = target.split("/", 1) if "/" in target else (target, "tcp")
+            pid_ = d.node(f"port:{hostside}/{proto}", "port", f"{hostside}/{proto} → {port}", host=hostside,
+                          protocol=proto, container_port=int(port), container=c.name)
+            d.edge(ident, pid_, "publishes")
+            d.edge(pid_, "nft:inet:pallet", "dnat")
     return ident
 
 
@@ -323,6 +349,8 @@ def _role(argv: list[str]) -> str | None:
     joined = " ".join(argv)
     if "pallet-netavark" in names:
         return "netavark"
+    if "pallet.network.dns" in argv[:8]:    # (spawned as `python -I -S -c BOOT pallet.network.dns …`)
+        return "dns"
     if not any(n in ("pallet", "pallet-runtime") or n.startswith("pallet.") for n in names) \
             and "-m pallet" not in joined and not any("/bin/pallet" in a for a in argv[:3]):
         return None
@@ -392,6 +420,8 @@ STYLE = {
     "seccomp": 'shape=box style="rounded,filled" fillcolor="#dbe9f6"',
     "netfilter": 'shape=box style="rounded,filled" fillcolor="#dbe9f6"',
     "network": 'shape=box style="rounded,filled" fillcolor="#d9f2e6"',
+    "bridge": 'shape=box style="rounded,filled" fillcolor="#d9f2e6" fontsize=9',
+    "port": 'shape=cds style="filled" fillcolor="#d4edda" fontsize=9',
     "process": 'shape=box style="filled" fillcolor="#fff3cd"',
     "runtime": 'shape=box style="filled" fillcolor="#fff3cd"',
     "image": 'shape=box style="filled,bold" fillcolor="#e2d9f3"',
@@ -405,7 +435,10 @@ EDGE_STYLE = {"layer": 'color="#6f42c1"', "lower": 'color="#6f42c1" style=dashed
               "namespace": 'color="#1f77b4"', "shares": 'color="#1f77b4" style=dotted',
               "cgroup": 'color="#1f77b4" style=dotted', "seccomp": 'color="#1f77b4" style=dotted',
               "mounted": 'color="#1f77b4" style=dashed', "mirror": 'color="#c0392b"', "from": 'color="#c0392b"',
-              "runtime": 'color="#b8860b" style=dotted', "image": 'color="#6f42c1" penwidth=1.5'}
+              "runtime": 'color="#b8860b" style=dotted', "image": 'color="#6f42c1" penwidth=1.5',
+              "network": 'color="#2e8b57" penwidth=1.5', "bridge": 'color="#2e8b57"', "dns": 'color="#2e8b57" style=dashed',
+              "publishes": 'color="#2e8b57"', "dnat": 'color="#2e8b57" style=dotted',
+              "firewall": 'color="#2e8b57" style=dotted'}
 
 
 def _q(text: str) -> str:
