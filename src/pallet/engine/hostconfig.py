@@ -6,9 +6,9 @@ sentence, exit 125, and leaves nothing behind:
     host, config = parse_flags({"volume": ["data:/data"], "cap_add": ["NET_ADMIN"], ...})
     host.update(check_resources(Resources(Memory=64 << 20, NanoCpus=1_500_000_000)))
 
-The resource limits are a record already (`options.Resources`, docker's field names): the checks raise
-`InvalidField` naming the field, and the CLI says the same sentence with its flag. The other flags
-still come as click's keyword arguments.
+The resource limits and the process/privilege fields are records already (`options.Resources`,
+`options.HostOptions`, docker's field names): the checks raise `InvalidField` naming the field, and the
+CLI says the same sentence with its flag. The other flags still come as click's keyword arguments.
 
 Field names and value shapes follow docker's API (Binds, Mounts, Tmpfs, Memory,
 NanoCpus, Ulimits, Devices, CapAdd, RestartPolicy, Config.Healthcheck, ...).
