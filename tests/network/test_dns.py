@@ -229,3 +229,31 @@ def test_concurrent_starts_make_one_server(net):
     assert len(dns_servers(net.root)) == 1
     addresses = {lookup(net, "c0", f"c{i}")[0] for i in range(8)}
     assert len(addresses) == 8 and all(a.startswith("10.89.0.") for a in addresses)
+
+
+def _nameservers(env, ctr: str) -> list[str]:
+    text = env("exec", ctr, "cat", "/etc/resolv.conf", check=True).stdout
+    return [ln.split()[1] for ln in text.splitlines() if ln.split()[:1] == ["nameserver"]]
+
+
+def test_connect_to_a_dns_network_rewrites_resolv_conf(net):
+    """A container on the default bridge (the host's resolvers) connected to a user network with DNS:
+    its /etc/resolv.conf names that network's server at once, as docker's sandbox does when an
+    endpoint that needs the embedded DNS joins; a --disable-dns network changes nothing; disconnect
+    gives the host's resolvers back."""
+    net("network", "create", "--subnet", "10.89.0.0/24", "web", check=True)
+    net("network", "create", "--subnet", "10.90.0.0/24", "--disable-dns", "plain", check=True)
+    _run_d(net, "--network", "web", "--name", "db", IMAGE, "sleep", "120")
+    _run_d(net, "--name", "app", "--dns-option", "ndots:1", IMAGE, "sleep", "120")
+    host = _nameservers(net, "app")
+    assert "10.89.0.1" not in host and lookup(net, "app", "db") is None
+    net("network", "connect", "plain", "app", check=True)
+    assert _nameservers(net, "app") == host
+    net("network", "connect", "web", "app", check=True)
+    assert _nameservers(net, "app") == ["10.89.0.1"]
+    assert "options ndots:1" in net("exec", "app", "cat", "/etc/resolv.conf", check=True).stdout.splitlines()
+    assert lookup(net, "app", "db") == ["10.89.0.2"]
+    assert lookup(net, "app", "upstream.test") == ["192.0.2.7"]      # the rest still forwarded
+    net("network", "disconnect", "web", "app", check=True)
+    assert _nameservers(net, "app") == host
+    assert lookup(net, "app", "db") is None

@@ -226,25 +226,31 @@ def dns_names(c, ep: dict) -> list[str]:
 
 
 def resolv_text(engine, c) -> str:
-    """The container's /etc/resolv.conf. On a network with DNS (its first): the network's server
-    (the gateway) as the name server, the host's search and options lines (or --dns-search,
-    --dns-option), and --dns as the server's upstreams for this container (docker's "ExtServers"
-    comment) instead of name servers of its own; elsewhere the host's resolvers (spec.resolv_conf)."""
+    """The container's /etc/resolv.conf. On a network with DNS (the first of its networks that has
+    it): the network's server (the gateway) as the name server, the host's search and options lines (or
+    --dns-search, --dns-option), and --dns as the server's upstreams for this container (docker's
+    "ExtServers" comment) instead of name servers of its own; elsewhere the host's resolvers
+    (spec.resolv_conf)."""
     from pallet.engine.spec import resolv_conf
 
     hc = c.HostConfig
     mode = hc.get("NetworkMode") or "none"
     dns, search, options = hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions")
-    eps = endpoints(c)
     net = None
-    if eps and next(iter(eps)) != "bridge":  # docker's default bridge has no DNS: no import for it
+    users = [name for name in endpoints(c) if name != "bridge"]  # docker's default bridge has no DNS: no import
+    if users:
         from pallet.network.networks import Networks
 
-        try:
-            net = Networks(_store(engine)).get(next(iter(eps)))
-        except NotFound:
-            net = None
-    if net is None or not net.dns or net.ipam is None:
+        nets = Networks(_store(engine))
+        for name in users:
+            try:
+                got = nets.get(name)
+            except NotFound:
+                continue
+            if got.dns and got.ipam is not None:
+                net = got
+                break
+    if net is None:
         return resolv_conf(mode, dns, search, options)
     base = resolv_conf(mode, None, search, options)
     lines = [ln for ln in base.splitlines() if (ln.split() or [""])[0] != "nameserver"]
@@ -252,6 +258,20 @@ def resolv_text(engine, c) -> str:
     if dns:
         lines.append(f"# ExtServers: [{' '.join(dns)}]")
     return "\n".join(lines) + "\n"
+
+
+def rewrite_resolv(engine, c) -> None:
+    """After `network connect`/`disconnect`: the container's /etc/resolv.conf again, in place, when the
+    network that answers its names changed (its first one with DNS, as docker's sandbox rebuilds it
+    when an endpoint that needs its embedded DNS joins)."""
+    path = engine.dir(c.id) / "resolv.conf"
+    try:
+        before = path.read_text()
+    except FileNotFoundError:
+        return
+    text = resolv_text(engine, c)
+    if text != before:
+        write_in_place(path, text)
 
 
 # ---- attach / detach ----------------------------------------------------------------------------
@@ -542,6 +562,7 @@ def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: 
             write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, now))
             if len(now) == 1:      # its first network: the published ports go there
                 republish(engine, c, now)
+        rewrite_resolv(engine, c)
 
 
 def disconnect(engine, c, network: str, *, force: bool = False) -> None:
@@ -573,6 +594,7 @@ def disconnect(engine, c, network: str, *, force: bool = False) -> None:
             now = nets.leases(container_id=c.id)
             write_in_place(engine.dir(c.id) / "hosts", hosts_text(engine, c, now))
             republish(engine, c, now)
+        rewrite_resolv(engine, c)
 
 
 # ---- inspect, ps ----------------------------------------------------------------------------------
