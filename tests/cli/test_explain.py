@@ -238,3 +238,32 @@ def test_more_bad_flags_are_runs_errors(pallet, images, args):
     assert ex.returncode == run.returncode == 125
     assert ex.stderr == run.stderr and ex.stderr.count("\n") == 1
     assert ex.stdout == ""
+
+
+@pytest.mark.root
+def test_explain_container_shows_its_network(pallet, images):
+    """A container on a user network with a published port: its links inside (from its /proc/PID/net),
+    its address and the host end of its veth pair — a port of the network's bridge, as the kernel says."""
+    pallet("network", "create", "--subnet", "10.98.0.0/24", "back", check=True)
+    cid = None
+    try:
+        cid = pallet("run", "-d", "--network", "back", "-p", "127.0.0.1:18089:80", "localhost/busybox",
+                     "sleep", "60", check=True).stdout.strip()
+        n = _json(pallet("explain", "container", "--format", "json", cid))["network"]
+        info = json.loads(pallet("inspect", cid, check=True).stdout)[0]
+        assert n["mode"] == "back"
+        inside = {i["name"] for i in n["interfaces"]}
+        (ep,) = n["endpoints"]
+        assert inside == {"lo", ep["ifname"]} and ep["network"] == "back"
+        assert ep["address"] == info["NetworkSettings"]["Networks"]["back"]["IPAddress"] + "/24"
+        link = subprocess.run(["ip", "-o", "link", "show", "dev", ep["veth"]], capture_output=True, text=True,
+                              check=True).stdout
+        assert ep["veth_present"] and f" master {ep['bridge']} " in link
+        assert n["ports"] == ["127.0.0.1:18089 -> 80/tcp"]
+        text = pallet("explain", "container", cid, check=True).stdout
+        assert "NETWORK  back" in text and f"veth {ep['veth']} on bridge {ep['bridge']}" in text
+        assert "published  127.0.0.1:18089 -> 80/tcp" in text
+    finally:
+        if cid:
+            pallet("rm", "-f", cid)
+        pallet("network", "rm", "back")

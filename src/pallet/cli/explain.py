@@ -516,5 +516,15 @@ def container_cmd(container: str, fmt: str) -> None:
         click.echo(f"  {m['destination']:<24} {m['type']:<8} {m['source']}  ({m['options']})")
         for low in m.get("lowers") or ():
             click.echo(f"      lower {low['dir']}  {low['layer']}")
+    n = e["network"]
+    _section(f"NETWORK  {n['mode']}")
+    rows = [("inside", ", ".join(f"{i['name']} ({human_size(i['rx_bytes'])} in, {human_size(i['tx_bytes'])} out)"
+                                 for i in n["interfaces"]) or "no interface")]
+    for ep in n["endpoints"]:
+        host_end = (f"veth {ep['veth']} on bridge {ep['bridge']}" if ep["bridge"] else
+                    f"veth {ep['veth']}" + ("" if ep["veth_present"] else " (not on the host!)"))
+        rows.append((ep["network"], f"{ep['ifname']} {ep['address']} {ep['mac']}  <->  {host_end}"))
+    rows += [("published", p) for p in n["ports"]] or [("published", "nothing")]
+    _kv(rows)
     _section("PROCESSES  (PID in the container / on the host)")
     _kv([(f"{p['pid']} / {p['host_pid']}", p["command"]) for p in e["processes"]])

@@ -3,7 +3,9 @@
 Everything comes from /proc and the cgroup filesystem: the capability sets and seccomp mode in
 /proc/PID/status, each namespace's inode against the host's, the cgroup with its current usage
 against its limits, the mount table (the overlay's lowerdirs named by image and layer), and the
-processes in its PID namespace with their in-container and host PIDs.
+processes in its PID namespace with their in-container and host PIDs; its network: the links inside
+its namespace (/proc/PID/net/dev), each network's address and the host end of its veth pair with the
+bridge it is a port of (netlink), the ports published.
 """
 
 from __future__ import annotations
@@ -160,6 +162,47 @@ def _processes(pid: int) -> list[dict]:
     return out
 
 
+def _interfaces(pid: int) -> list[dict]:
+    """The links of the container's network namespace, as its /proc/PID/net/dev lists them (with the bytes
+    each has carried)."""
+    out = []
+    for line in (_read(f"/proc/{pid}/net/dev") or "").splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        f = rest.split()
+        if len(f) >= 9:
+            out.append({"name": name.strip(), "rx_bytes": int(f[0]), "tx_bytes": int(f[8])})
+    return out
+
+
+def _network(eng, c) -> dict:
+    """The network mode, each network's lease (address, MAC, the veth pair) checked against the host's
+    links (the veth and the bridge it is a port of), the interfaces seen inside, the published ports."""
+    from pallet.engine import networking
+
+    out = {"mode": c.HostConfig.get("NetworkMode") or "none", "interfaces": _interfaces(c.pid), "endpoints": [],
+           "ports": []}
+    masters: dict = {}
+    try:
+        from pallet.linux.netlink import Netlink
+
+        with Netlink() as nl:
+            masters = nl.link_masters()
+    except OSError:
+        pass
+    try:
+        leases = networking.leases(eng, c.id) if networking.endpoints(c) else []
+    except Exception:  # noqa: BLE001 - a store without the networks tables
+        leases = []
+    for le in leases:
+        out["endpoints"].append({"network": le.network, "address": f"{le.address}/{le.prefixlen}", "mac": le.mac,
+                                 "ifname": le.ifname, "veth": le.host_ifname,
+                                 "veth_present": le.host_ifname in masters, "bridge": masters.get(le.host_ifname)})
+    for key, binds in sorted((c.config.get("Ports") or {}).items()):
+        for b in binds or ():
+            out["ports"].append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')} -> {key}")
+    return out
+
+
 def explain_container(eng, ref: str) -> dict:
     from pallet.explain.capabilities import meaning
 
@@ -186,5 +229,5 @@ def explain_container(eng, ref: str) -> dict:
         "no_new_privs": st.get("NoNewPrivs") == "1",
         "user": {"uid": st.get("Uid", "").split(), "gid": st.get("Gid", "").split(), "groups": st.get("Groups", "").split()},
         "namespaces": namespaces, "cgroup": _cgroup(pid), "mounts": _mounts(pid, eng.store, c.image_id),
-        "processes": _processes(pid),
+        "network": _network(eng, c), "processes": _processes(pid),
     }
