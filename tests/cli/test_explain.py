@@ -267,3 +267,26 @@ def test_explain_container_shows_its_network(pallet, images):
         if cid:
             pallet("rm", "-f", cid)
         pallet("network", "rm", "back")
+
+
+@pytest.mark.network
+def test_an_image_not_in_the_store_is_pulled_only_with_pull(pallet, images, tmp_path):
+    """Not in the store: one sentence, exit 125, nothing pulled; with --pull missing (run's rule) it is pulled
+    from pallet's own registry on loopback and explained."""
+    from helpers.registry_server import RegistryProcess
+
+    reg = RegistryProcess(tmp_path / "reg", [], tmp_path / "reg.log").start()
+    try:
+        ref = f"127.0.0.1:{reg.port}/bb:1"
+        pallet("push", "localhost/busybox", ref, check=True)
+        pallet("rmi", ref)
+        before = pallet("images", "-q", "--no-trunc", check=True).stdout
+        cp = pallet("explain", "run", ref)
+        assert cp.returncode == 125 and cp.stderr.count("\n") == 1 and "does not pull" in cp.stderr
+        assert pallet("images", "-q", "--no-trunc", check=True).stdout == before
+        e = _json(pallet("explain", "run", "--pull", "missing", "--format", "json", ref))
+        assert e["image"] == ref and e["process"]["args"] == ["sh"]
+        assert ref in pallet("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
+        assert pallet("ps", "-aq").stdout == ""
+    finally:
+        reg.stop(timeout=10)

@@ -95,7 +95,9 @@ def _build(st, args: list[str]) -> dict:
 
     image, cmd, kw, detach = parse_run_args(args)
     opts = build_opts(image, cmd, kw, detach=detach)
-    return runspec.explain(runspec.build(engine(st), opts, args))
+    flags = args[:len(args) - 1 - len(cmd)]
+    pull = any(a == "--pull" or a.startswith("--pull=") for a in flags)   # (said on the command line)
+    return runspec.explain(runspec.build(engine(st), opts, args, pull=pull))
 
 
 @explain_group.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
@@ -113,7 +115,8 @@ def run_cmd(args: tuple[str, ...]) -> None:
                                 the traces of recent runs (`pallet run --trace`)
 
     The flags are parsed by `pallet run`'s own parser and the OCI runtime spec is built by the
-    engine's spec builder from the image's config in the store; nothing is pulled or created.
+    engine's spec builder from the image's config in the store; nothing is created, and nothing is
+    pulled unless --pull is given (missing or always: as `pallet run` would).
     """
     import shlex
 

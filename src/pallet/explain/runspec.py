@@ -126,9 +126,11 @@ def _mount_record(eng, w: dict, mode: str) -> dict:
     return m
 
 
-def build(eng, opts, args: list[str]) -> dict:
+def build(eng, opts, args: list[str], *, pull: bool = False) -> dict:
     """CreateOptions (what `pallet run`'s parser and `build_opts` made of the command line `args`) ->
-    {"argv", "image", "command", "spec", "host_config", "config", "user", "mounts", "files_dir"}."""
+    {"argv", "image", "command", "spec", "host_config", "config", "user", "mounts", "files_dir"}.
+    The image comes from the store; only with `pull` (the command line said --pull) does run's rule for
+    opts.pull apply (missing: pull when not there; always; never)."""
     from pallet.engine.core import parse_signal
     from pallet.engine.limits import apply_host_config
     from pallet.engine.model import Container
@@ -152,7 +154,7 @@ def build(eng, opts, args: list[str]) -> dict:
         from pallet.engine.spec import require_init_binary
 
         require_init_binary()
-    rec = _local_image(eng, opts.image)
+    rec = eng.resolve_image(opts) if pull else _local_image(eng, opts.image)
     image_config = eng.store.config(rec)
     if opts.platform:
         from pallet.oci.documents import Platform
@@ -201,7 +203,8 @@ def _local_image(eng, image: str):
         local = eng._short_name_in_store(image)
         if local is not None:
             return local
-        raise NotFound(f"No such image: {image} (explain does not pull; `pallet pull {image}` first)") from None
+        raise NotFound(f"No such image: {image} (explain does not pull unless told --pull missing|always; "
+                       f"or `pallet pull {image}` first)") from None
 
 
 # ---- the explanation -------------------------------------------------------------------------
