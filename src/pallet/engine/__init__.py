@@ -8,7 +8,8 @@
     eng.get("name-or-id"); eng.list(); eng.inspect(c)   # docker's JSON shape
 
 Modules (one concern each):
-  core       Engine: the mixins below in one object, and create (options checked, image, row, set-up, bundle)
+  core       Engine: the mixins below in one object
+  creating   create (options checked, image, row, snapshot, /etc files, volumes) and the bundle
   containers the containers table: rows, directories, the per-container lock; refresh reconciles a row
              with the kernel (a dead process is Exited)
   lifecycle  start (through the monitor), what the monitor reports back, kill, stop, remove, destroy
