@@ -484,3 +484,47 @@ def test_sysctls_rlimits_no_new_privs(pallet_env, tmp_path):
     assert capset["args"]["effective"] == ["CAP_CHOWN"] == capset["args"]["permitted"]
     (sets,) = [e for e in init if e["op"] == "capability sets"]
     assert sets["args"]["bounding"] == ["CAP_CHOWN"] and sets["args"]["ambient"] == []
+
+
+def _on_a_tty(env, *args: str) -> str:
+    """What `pallet ARGS` writes to a terminal (a pty as its stdout)."""
+    import os
+    import pty
+    import subprocess
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(env.argv(*args), env=env.env, stdin=subprocess.DEVNULL, stdout=slave,
+                                stderr=subprocess.PIPE)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:      # EIO: the writer closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(master)
+    return b"".join(chunks).decode()
+
+
+def test_tree_colours_only_on_a_tty_and_stays_readable(pallet_env):
+    """The tree: colours on a terminal, none in a pipe; a 64-digit id is cut to 12; the firewall
+    transaction is one line (its JSON is in --format json)."""
+    pallet_env("run", "--name", "trc", "--trace", IMAGE, "true", check=True)
+    tty = _on_a_tty(pallet_env, "trace", "trc")
+    assert "\x1b[" in tty and "trace of trc" in tty
+    piped = pallet_env("trace", "trc", check=True).stdout
+    assert "\x1b[" not in piped
+    cid = pallet_env("inspect", "--format", "{{.Id}}", "trc", check=True).stdout.strip()
+    assert cid not in piped and f"containers/{cid[:12]}/merged" in piped
+    doc = json.loads(pallet_env("trace", "trc", "--format", "json", check=True).stdout)
+    assert any(cid in json.dumps(e["args"]) for e in _ops(doc, "mount"))   # whole in the JSON
+    for e in _ops(doc, "nft transaction"):
+        assert e["args"].get("json") is None or json.dumps(e["args"]["json"])[:40] not in piped
+        assert f"nft transaction {e['args']['commands']} commands through" in piped

@@ -95,7 +95,21 @@ def describe(e: dict) -> str:
         return ", ".join(f"{x['lowerdir']}={x['chain_id'][:19]}" for x in a.get("lowerdirs") or ())
     if op == "pivot_root":
         return f"{a.get('new_root')} {a.get('put_old')} (in {a.get('cwd')})"
+    if op == "nft transaction":   # (the whole JSON of the transaction is in --format json)
+        how = a.get("library") or " ".join((a.get("argv") or ())[:1]) or "nft"
+        objs = ", ".join(a.get("objects") or ())
+        return f"{a.get('commands')} commands through {how}" + (f": {objs}" if objs else "")
+    if op == "netlink":
+        ns = a.get("netns")
+        return str(a.get("call")) + (f" (in {ns})" if ns else "") + (" batched" if a.get("batched") else "")
     return " ".join(f"{k}={v}" for k, v in a.items())
+
+
+def _short_ids(text: str) -> str:
+    """64-hex ids (container ids, chain ids) in a line, cut to 12 digits: the tree's lines stay readable."""
+    import re
+
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1", text)
 
 
 def render_tree(doc: dict, stream=None, *, color: bool | None = None) -> None:
@@ -111,7 +125,8 @@ def render_tree(doc: dict, stream=None, *, color: bool | None = None) -> None:
     c = doc.get("container") or {}
     title = (f"[bold]trace of {escape(c.get('name') or '')}[/bold] ({(c.get('id') or '')[:12]}) · runtime "
              f"{escape(str(doc.get('runtime')))} · {s['total_ms']:.1f} ms · {s['calls']} calls"
-             + ("" if doc.get("complete") else " · teardown not included"))
+             + ("" if doc.get("complete") else " · teardown not included")
+             + " [dim](ids cut to 12 digits; --format json has every argument whole)[/dim]")
     root = Tree(title)
     if doc.get("unseen"):
         root.add(f"[yellow]not seen: {escape(doc['unseen'])}[/yellow]")
@@ -134,7 +149,7 @@ def render_tree(doc: dict, stream=None, *, color: bool | None = None) -> None:
             continue
         res = "" if e["result"] == "ok" else f" [red]{escape(e.get('error') or 'error')}[/red]"
         last[p][1].add(f"[dim]+{e['t_ms']:8.2f} {e['dur_ms']:6.2f} ms[/dim] [green]{escape(e['op'])}[/green] "
-                       f"{escape(describe(e))}{res}")
+                       f"{escape(_short_ids(describe(e)))}{res}")
     isatty = getattr(stream, "isatty", lambda: False)()
     Console(file=stream, width=100000 if not isatty else None, no_color=not (isatty if color is None else color),
             highlight=False, soft_wrap=True).print(root)
