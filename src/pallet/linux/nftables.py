@@ -4,6 +4,7 @@ The batch is a list of libnftables JSON commands (`{"add": {"rule": ...}}`); `fa
 filled in by the helpers below for pallet's own table, so no command here can name another table.
 It goes to libnftables in this process (Debian's libnftables1, by ctypes: ~0.5 ms a transaction),
 or, without the library, to one `nft -j -f -` (~15 ms: a process, its start-up and its cache).
+PALLET_NFT_LOG=FILE appends each transaction to FILE as one JSON line (the tests count them).
 """
 
 from __future__ import annotations
@@ -114,6 +115,10 @@ def run(commands: list[dict]) -> None:
     r = T.recorder
     t = T.now() if r else 0
     rc, _, err, argv = _nft([], doc)
+    log = os.environ.get("PALLET_NFT_LOG")
+    if log:     # (tests count the transactions: one JSON line each, the batch and its result, appended)
+        with open(log, "a") as f:
+            f.write(json.dumps({"pid": os.getpid(), "rc": rc, "commands": commands}) + "\n")
     if r:
         r.done("nft transaction", t, {**({"argv": argv} if argv else {"library": "libnftables"}),
                                       "commands": len(commands), "objects": sorted({
