@@ -78,7 +78,10 @@ HOST = [
     (("--cap-add",), "cap_add", MULTI, "Add a Linux capability (or ALL).", {}),
     (("--cap-drop",), "cap_drop", MULTI, "Drop a Linux capability (or ALL).", {}),
     (("--privileged",), "privileged", FLAG, "Every capability, every host device, no seccomp.", {}),
-    (("--security-opt",), "security_opt", MULTI, "seccomp=unconfined|PROFILE.json, no-new-privileges[=true].", {}),
+    (("--security-opt",), "security_opt", MULTI, "seccomp=unconfined|PROFILE.json, no-new-privileges[=true], "
+     "systempaths=unconfined.", {}),
+    (("--pid",), "pid", VALUE, "PID namespace: host (share the host's) or private (default).", {}),
+    (("--ipc",), "ipc", VALUE, "IPC namespace: host (share the host's), private or shareable (default).", {}),
     (("--sysctl",), "sysctl", MULTI, "Namespaced kernel parameter KEY=VALUE.", {}),
     (("--shm-size",), "shm_size", VALUE, "Size of /dev/shm (default 64m).", {}),
     (("--restart",), "restart", VALUE, "Restart policy: no, on-failure[:N], always, unless-stopped.", {}),

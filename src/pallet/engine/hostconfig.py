@@ -312,6 +312,16 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
     devices = [parse_device(d) for d in kw.get("device") or ()]
     if devices:
         host["Devices"] = devices
+    for flag, key, modes in (("pid", "PidMode", ("", "host", "private")),
+                             ("ipc", "IpcMode", ("", "host", "private", "shareable"))):
+        mode = kw.get(flag)
+        if mode is None:
+            continue
+        if mode not in modes:
+            raise PalletError(f"invalid --{flag} {mode!r}: " + " or ".join(m for m in modes if m) +
+                              (" (container:NAME is not supported)" if mode.startswith("container:") else ""))
+        if mode:
+            host[key] = mode
     secopts = []
     for o in kw.get("security_opt") or ():
         k, sep, v = o.replace(":", "=", 1).partition("=") if "=" not in o else o.partition("=")
@@ -323,7 +333,10 @@ def parse_flags(kw: dict) -> tuple[dict, dict]:
                 raise PalletError(f"invalid --security-opt {o!r}: seccomp=unconfined or seccomp=PROFILE.json")
             if v != "unconfined":
                 load_seccomp_file(v)
-        elif k in ("apparmor", "label", "systempaths", "mask", "unmask"):
+        elif k == "systempaths":
+            if v != "unconfined":
+                raise PalletError(f"invalid --security-opt {o!r}: systempaths=unconfined")
+        elif k in ("apparmor", "label", "mask", "unmask"):
             pass
         else:
             raise PalletError(f"invalid --security-opt {o!r}: seccomp=, no-new-privileges, apparmor=, label=")

@@ -159,6 +159,9 @@ def apply_host_config(spec: dict, c) -> None:
             seccomp_opt = v
         elif k == "no-new-privileges" and v in ("", "true"):
             proc["noNewPrivileges"] = True
+        elif k == "systempaths" and v == "unconfined":   # (docker's: nothing masked, /proc not read-only)
+            linux["maskedPaths"] = []
+            linux["readonlyPaths"] = []
     if privileged and seccomp_opt is None or seccomp_opt == "unconfined":
         linux.pop("seccomp", None)
     elif seccomp_opt:

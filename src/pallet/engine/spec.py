@@ -214,7 +214,9 @@ def build_spec(*, cid: str, config: dict, host_config: dict, rootfs: str, files_
     if host_config.get("Init"):
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": require_init_binary(),
                        "options": ["bind", "ro", "nosuid", "nodev"]})
-    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
+    namespaces = [{"type": t} for t, mode in (("pid", "PidMode"), ("ipc", "IpcMode"))   # (host: the host's)
+                  if host_config.get(mode) != "host"]
+    namespaces += [{"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
     if netns_path:
         namespaces.append({"type": "network", "path": netns_path})
     elif network != "host":
