@@ -290,3 +290,23 @@ def test_an_image_not_in_the_store_is_pulled_only_with_pull(pallet, images, tmp_
         assert pallet("ps", "-aq").stdout == ""
     finally:
         reg.stop(timeout=10)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--pid", "host"], "the PID namespace is the host's"),
+    (["--ipc", "host"], "the ipc namespace is the host's"),
+    (["--security-opt", "systempaths=unconfined"], "/proc/sys is writable"),
+    (["--security-opt", "systempaths=unconfined"], "no masked paths"),
+    (["-v", "/run/pallet:/run/pallet"], "/run/pallet is bind-mounted at /run/pallet: a runtime's socket"),
+    (["-v", "/sys:/host-sys"], "the host's /sys is bind-mounted writable at /host-sys"),
+    (["--privileged"], "--privileged: every capability"),
+    (["--network", "host"], "(--network host)"),
+])
+def test_warnings_for_what_breaks_isolation(pallet, images, args, words):
+    e = _json(pallet("explain", "run", *args, "--format", "json", "localhost/busybox"))
+    assert any(words in w for w in e["warnings"]), e["warnings"]
+    text = pallet("explain", "run", *args, "localhost/busybox", check=True).stdout
+    assert "WARNINGS" in text and words in text
+    if args[0] in ("--pid", "--ipc"):
+        kind = {"--pid": "pid", "--ipc": "ipc"}[args[0]]
+        assert {n["type"]: n["state"] for n in e["namespaces"]}[kind] == "host"
