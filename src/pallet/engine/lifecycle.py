@@ -170,6 +170,7 @@ class Lifecycle:
                 notify(True)
             self._quiet_unplug(released)
             self._destroy(c, quiet=True)   # runtime state, cgroups, snapshot, files, row
+            self._settle_unplug(released)
             return True
         try:
             self.runtime(c.runtime).delete(c.id, force=True)
@@ -186,13 +187,26 @@ class Lifecycle:
         if notify:
             notify(False)
         self._quiet_unplug(released)
+        self._settle_unplug(released)
         return False
 
     def _quiet_unplug(self, leases: list) -> None:
+        """After the init's exit: its namespace's destruction takes the veths (no 20 ms delete each on
+        this path); `_settle_unplug` waits for them to be gone once nobody waits on the monitor."""
+        if not leases:
+            return
+        from pallet.engine import networking
+
         try:
-            self.network_unplug(leases)
+            networking.unplug(leases, exited=True)
         except Exception:  # noqa: BLE001 - a veth that cannot be deleted goes with its namespace
             pass
+
+    def _settle_unplug(self, leases: list) -> None:
+        if leases:
+            from pallet.engine import networking
+
+            networking.settle()
 
     # ---- stop / kill / remove -------------------------------------------------------------------
     def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
