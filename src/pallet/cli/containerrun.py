@@ -120,7 +120,8 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
         tr = tracerun.begin(kw, detach=detach)   # (a bad --trace FILE: nothing created)
     mode = networks(kw)[0]
-    pre = running.prefork(lambda: engine(st), mode not in ("none", "host") and not mode.startswith("container:"))
+    net = mode not in ("none", "host") and not mode.startswith("container:")
+    pre = running.prefork(lambda: engine(st), "ports" if net and (kw.get("publish") or kw.get("publish_all")) else net)
     c = None
     try:
         eng = engine(st)

@@ -538,7 +538,8 @@ def preforked(make_engine, sync, network: bool = False) -> None:
     (so the CLI's is never the last one: closing it does not checkpoint the WAL). Then it waits on
     `sync` for b"G" + {"id", "winsize", "rootfs"}; EOF instead (the CLI failed to create the container)
     ends it quietly, with nothing to undo. Then it is the monitor `spawn` starts. `network`: the
-    container will join a network, so the network layer is imported here too.
+    container will join a network, so the network layer is imported here too; "ports": it publishes
+    ports, so libnftables is loaded too (without, its firewall is not touched: 2.5 ms saved).
     """
     global _T0
     _T0 = time.monotonic()
@@ -549,7 +550,7 @@ def preforked(make_engine, sync, network: bool = False) -> None:
         engine = make_engine()
         _warm_up()
         if network:
-            _warm_up_network()
+            _warm_up_network(firewall=network == "ports")
         warmed = (time.monotonic() - _T0) * 1000
         msg = sync.recv(65536)
         if msg[:1] != b"G":
@@ -593,17 +594,18 @@ def _warm_up() -> None:
         pass
 
 
-def _warm_up_network() -> None:
+def _warm_up_network(firewall: bool = True) -> None:
     try:
         from pallet import network  # noqa: F401
         from pallet.engine import networking  # noqa: F401
         from pallet.linux import netlink
-        from pallet.network import bridge, firewall, networks  # noqa: F401
+        from pallet.network import bridge, networks  # noqa: F401
 
         netlink.Netlink().close()   # (what its first socket needs)
-        from pallet.linux import nftables
+        if firewall:
+            from pallet.linux import nftables
 
-        nftables.warm_up()          # libnftables loaded and its context made (3 ms or more)
+            nftables.warm_up()      # libnftables loaded and its context made (2.5 ms or more)
     except Exception:  # noqa: BLE001 - reported where it is used
         pass
 

@@ -17,9 +17,10 @@ from pallet import jsonfast
 from pallet.errors import PalletError
 
 
-def prefork(make_engine, network: bool):
+def prefork(make_engine, network: bool | str):
     """Fork the monitor of a container not created yet (it never returns in the child); `network`: it
-    will join a network (the monitor imports the network layer meanwhile)."""
+    will join a network (the monitor imports the network layer meanwhile), "ports": and publish ports
+    (the monitor loads libnftables too)."""
     import _socket  # `socket` (enums, selectors) is imported after the fork, by whoever needs it
 
     from pallet.linux.proc import fork
