@@ -84,12 +84,13 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(headers: list[str], rows: list[list[Any]], *, gap: int = 3) -> None:
-    """Docker-style table: upper-case headers, columns padded to the widest cell."""
+    """Docker-style table: upper-case headers, columns padded to the widest cell plus `gap`, and at
+    least 10 wide (the docker CLI's tabwriter: minwidth 10, padding 3: `NAME      DRIVER`)."""
     cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    widths = [max(max(len(r[i]) for r in cells) + gap, 10) for i in range(len(headers))]
     out = []
     for r in cells:
-        line = (" " * gap).join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        line = "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
         out.append(line)
     sys.stdout.write("\n".join(out) + "\n")
 

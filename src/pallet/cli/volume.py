@@ -89,7 +89,7 @@ def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
                 f"{k}={x}" for k, x in (v.get("Labels") or {}).items()), "Mountpoint": v["Mountpoint"],
                 "Name": v["Name"], "Scope": v["Scope"]}))
         return
-    print_table(["DRIVER", "VOLUME NAME"], [[v["Driver"], v["Name"]] for v in vs], gap=5)
+    print_table(["DRIVER", "VOLUME NAME"], [[v["Driver"], v["Name"]] for v in vs])
 
 
 @volume_group.command("inspect")
