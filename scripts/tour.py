@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MAX_LINES = 40
+LONG_LINES = 400     # (the trace tree, the diagram as text, a comparison, explain container: whole)
 
 SECTIONS: list[tuple[str, str, list[str]]] = [
     ("How do the kernel, pallet's processes and a container fit together?",
@@ -32,15 +33,28 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
      "cgroups (what it may use), a root filesystem of image layers stacked by overlayfs, and a seccomp "
      "filter with fewer capabilities (what it may ask). pallet's CLI sets this up, a small monitor process "
      "per container is its parent (logs, exit code, `--rm`), and the runtime makes the kernel calls. "
-     "The picture below is drawn from this host as it is now.",
-     ["pallet run -d --name web localhost/busybox:latest sleep 600",
+     "Networking is the kernel's too: a network is a Linux bridge, each container on it has one end of a "
+     "veth pair (the other end is in its network namespace), a port is published by a DNAT rule in "
+     "pallet's nftables table, and a user network has a small DNS server of pallet's that answers its "
+     "containers' names. Here `web` serves a page on the network `tour-net`, published on the host's "
+     "port 8080, and `worker` is on the default bridge. The picture below is drawn from this host as it is now.",
+     ["pallet network create --subnet 10.89.0.0/24 tour-net",
+      "pallet run -d --name web --network tour-net -p 8080:80 -v $TOUR/www:/www:ro localhost/busybox:latest "
+      "httpd -f -p 80 -h /www",
+      "pallet run -d --name worker localhost/busybox:latest sleep 600",
       "pallet ps",
+      "busybox wget -qO- http://127.0.0.1:8080/",
       "pallet system diagram --format text",
       "pallet system diagram -o $DOCS/tour-diagram.svg"]),
     ("What does the runtime ask of the kernel for a container?",
-     "`explain run` builds the same OCI runtime spec `pallet run` would, without creating anything, and "
-     "says what it gives the process. `explain container` reads the same facts back from the running process.",
-     ["pallet explain run localhost/busybox:latest",
+     "`pallet run --trace` records every kernel call the CLI, the monitor, the runtime and the container's "
+     "init make, in the process that made it, with its time offset and duration (the tree goes to stderr, "
+     "as the container's output is on stdout; `--format json` and `--summary` read it again with `pallet "
+     "trace`). `explain run` builds the same OCI runtime spec `pallet run` would, without creating "
+     "anything, and says what it gives the process; `--compare` sets two flag sets side by side. "
+     "`explain container` reads the same facts back from the running process.",
+     ["pallet run --rm --trace localhost/busybox:latest true 2>&1",
+      "pallet explain run localhost/busybox:latest",
       "pallet explain run --compare '--privileged' localhost/busybox:latest",
       "pallet explain container web"]),
     ("What are repositories, tags, digests and registries? What is an image's full URL?",
@@ -92,6 +106,8 @@ def _setup(tour: Path, env: dict) -> None:
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\n")
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tour / "rootfs.tar"), "."], check=True)
+    (tour / "www").mkdir()
+    (tour / "www" / "index.html").write_text("hello from web, through the published port\n")
     ctx = tour / "context"
     ctx.mkdir()
     (ctx / "app.sh").write_text("#!/bin/sh\necho hello from the tour\n")
@@ -107,12 +123,12 @@ def _setup(tour: Path, env: dict) -> None:
         subprocess.run(argv, env=env, check=True, capture_output=True)
 
 
-def _clean(text: str, tour: Path) -> str:
+def _clean(text: str, tour: Path, limit: int = MAX_LINES) -> str:
     text = text.replace(str(tour), "$TOUR")
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     lines = text.rstrip("\n").splitlines()
-    if len(lines) > MAX_LINES:
-        lines = lines[:MAX_LINES] + [f"… ({len(lines) - MAX_LINES} more lines)"]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"… ({len(lines) - limit} more lines)"]
     return "\n".join(lines)
 
 
@@ -131,7 +147,8 @@ def run_tour(docs: Path, check: bool) -> list[str]:
                 "Each answer below is a pallet command run on a real host and its real output "
                 "(`make tour` runs them again and rewrites this page; `tests/test_tour.py` fails when one of "
                 "them stops working). The host: a busybox image made from Debian's busybox-static, an image "
-                "built on it by `pallet build`, one container running.", ""]
+                "built on it by `pallet build`, two containers running (one on a network of its own, with a published "
+                "port).", ""]
         try:
             for title, prose, commands in SECTIONS:
                 page += [f"## {title}", "", prose, ""]
@@ -144,9 +161,14 @@ def run_tour(docs: Path, check: bool) -> list[str]:
                         failures.append(f"$ {cmd}\n(exit {cp.returncode})\n{out}")
                     if "-o $DOCS" in cmd:
                         continue
-                    page += ["```console", f"$ {cmd.replace('$TOUR', '$TOUR')}", _clean(out, tour), "```", ""]
+                    limit = LONG_LINES if any(w in cmd for w in ("--trace", "--format text", "--compare", "explain container")) else MAX_LINES
+                    page += ["```console", f"$ {cmd}", _clean(out, tour, limit), "```", ""]
+            svg = Path(env["DOCS"]) / "tour-diagram.svg"
+            if svg.exists():   # (the temporary directory's name, as on the page: $TOUR)
+                svg.write_text(svg.read_text().replace(str(tour), "$TOUR"))
         finally:
-            subprocess.run([str(BIN / "pallet"), "rm", "-f", "web"], env=env, capture_output=True)
+            subprocess.run([str(BIN / "pallet"), "rm", "-f", "web", "worker"], env=env, capture_output=True)
+            subprocess.run([str(BIN / "pallet"), "network", "rm", "tour-net"], env=env, capture_output=True)
             subprocess.run(["umount", "-R", "-l", str(tour / "root")], capture_output=True)
     if not check:
         (docs / "tour.md").write_text("\n".join(page) + "\n")

@@ -514,11 +514,6 @@ def container_cmd(container: str, fmt: str) -> None:
     _kv([("memory", f"{human_size(mem['current']) if mem['current'] is not None else '?'} of {limit or '?'}"),
          ("pids", f"{pids['current']} of {pids['max'] or '?'}")]
         + ([("cpu.max", str(cg["cpu"].get("max")))] if cg.get("cpu") else []))
-    _section("MOUNTS")
-    for m in e["mounts"]:
-        click.echo(f"  {m['destination']:<24} {m['type']:<8} {m['source']}  ({m['options']})")
-        for low in m.get("lowers") or ():
-            click.echo(f"      lower {low['dir']}  {low['layer']}")
     n = e["network"]
     _section(f"NETWORK  {n['mode']}")
     rows = [("inside", ", ".join(f"{i['name']} ({human_size(i['rx_bytes'])} in, {human_size(i['tx_bytes'])} out)"
@@ -531,3 +526,8 @@ def container_cmd(container: str, fmt: str) -> None:
     _kv(rows)
     _section("PROCESSES  (PID in the container / on the host)")
     _kv([(f"{p['pid']} / {p['host_pid']}", p["command"]) for p in e["processes"]])
+    _section("MOUNTS")
+    for m in e["mounts"]:
+        click.echo(f"  {m['destination']:<24} {m['type']:<8} {m['source']}  ({m['options']})")
+        for low in m.get("lowers") or ():
+            click.echo(f"      lower {low['dir']}  {low['layer']}")

@@ -476,7 +476,7 @@ def _dot_label(n: dict) -> str:
         lines.append(f"{a.get('driver')}, {a.get('lowers')} lower(s), " + ("mounted" if a.get("mounted") else
                                                                             "not mounted"))
     elif k == "process":
-        lines.append(" ".join(a.get("argv", [])[:4])[:60])
+        lines.append(_process_what(a)[:60])
     elif k == "runtime" and a.get("version"):
         lines.append(a["version"][:40])
     elif k == "registry":
@@ -489,6 +489,16 @@ def _dot_label(n: dict) -> str:
     elif k == "image":
         lines.append(f"{a.get('layers')} layer(s)")
     return _q("\n".join(lines))
+
+
+def _process_what(a: dict) -> str:
+    """What a pallet process is there for (its argv says little: a monitor is a fork of `pallet run`, a DNS
+    server a `python -c`)."""
+    if a.get("role") == "monitor" and a.get("container"):
+        return f"parent of container {a['container']}"
+    if a.get("role") == "dns" and a.get("network"):
+        return f"names of network {a['network']}"
+    return " ".join(a.get("argv", []))
 
 
 def _ns_groups(doc: dict) -> dict[str, list[str]]:
@@ -623,7 +633,7 @@ def _text_line(n: dict) -> str:
         extra = f"{a.get('driver')}, " + (f"mounted at {_shorten_ids(a.get('mountpoint') or '')}" if a.get("mounted")
                                           else "not mounted")
     elif k == "process":
-        extra = " ".join(a.get("argv", []))[:80]
+        extra = _process_what(a)[:100]
     elif k == "runtime":
         extra = a.get("path") or ""
         if a.get("default"):
