@@ -7,7 +7,8 @@
 #
 # alternated run by run (before off on before off on ...), N runs each (RUNS, default 30): medians and ratios.
 # Everything lives in a private temp dir (its own --root/--runroot). Run as root.
-# Env: RUNS=30 KEEP=1 (keep the temp dir) BEFORE="..." (the trace commits to revert for "before", newest first).
+# Env: RUNS=30 KEEP=1 (keep the temp dir) BEFORE="..." (the trace commits to revert for "before", newest first;
+# BEFORE=none: off and on only — the reverted tree no longer runs once later work has built on the trace hooks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -32,6 +33,8 @@ git archive HEAD src | tar -x -C "$work/now"
 cp src/pallet/engine/seccomp_default.json "$work/now/src/pallet/engine/"
 # A hunk that no longer applies (a later change touched the same lines) is left as it is now; the before
 # tree must still hold no trace hook (checked below) and run (the warm-up run checks that)
+[ "$BEFORE" = none ] && BEFORE=""
+if [ -z "$BEFORE" ]; then export NO_BEFORE=1; else export NO_BEFORE=0; fi
 for c in $BEFORE; do
     git show "$c" -- src | (cd "$work/before" && git apply -R --reject 2>/dev/null) || true
 done
@@ -41,7 +44,7 @@ find "$work/before" -name '*.rej' -delete
 # (netlink.py and nftables.py may keep theirs: changed since, and not on this path: --network none)
 hooks=$(grep -rl "pallet.linux import trace\|T.recorder" "$work/before/src/pallet" --include=*.py \
         --exclude=netlink.py --exclude=nftables.py || true)
-[ -z "$hooks" ] || { echo "the before tree still traces: $hooks"; exit 1; }
+[ -z "$hooks" ] || [ -z "$BEFORE" ] || { echo "the before tree still traces: $hooks"; exit 1; }
 cp src/pallet/engine/seccomp_default.json "$work/before/src/pallet/engine/"   # (made by make install, untracked)
 env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q "$work/now/src/pallet" "$work/before/src/pallet" >/dev/null
 
@@ -60,6 +63,8 @@ variants = {
     "off": ([py, "-c", main, *run], dict(os.environ, PYTHONPATH=f"{work}/now/src")),
     "on": ([py, "-c", main, "run", f"--trace={work}/t.json", *run[1:]], dict(os.environ, PYTHONPATH=f"{work}/now/src")),
 }
+if os.environ.get("NO_BEFORE") == "1":
+    del variants["before"]
 for name, (argv, env) in variants.items():   # warm-up (page cache, the seccomp BPF cache)
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
 times = {k: [] for k in variants}
@@ -73,7 +78,8 @@ for i in range(runs):
 med = {k: statistics.median(v) * 1000 for k, v in times.items()}
 for k, v in times.items():
     print(f"{k:7s} median {med[k]:7.1f} ms   min {min(v) * 1000:7.1f}   max {max(v) * 1000:7.1f}")
-print(f"off/before = {med['off'] / med['before']:.3f}  (target: within noise)")
+if "before" in med:
+    print(f"off/before = {med['off'] / med['before']:.3f}  (target: within noise)")
 print(f"on/off     = {med['on'] / med['off']:.3f}  (target <= 1.20)")
 print(f"load average: {open('/proc/loadavg').read().split()[:3]}")
 PYEOF
