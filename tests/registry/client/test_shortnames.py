@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pallet.errors import PalletError
@@ -98,6 +100,14 @@ def test_pull_and_run_resolve_a_short_name_through_a_search_registry(pallet, reg
     # the store is looked in first: a short name finds what the search registry gave
     cp = pallet("image", "inspect", "-f", "{{.Id}}", f"{registry.host}/test/single:v1", env=env, check=True)
     assert cp.stdout.strip() == image_id
+    # ... and the short name itself: in the store already, it is found there first — even where two search
+    # registries would make it ambiguous (enforcing, no terminal: an error listing the candidates, as podman)
+    two = conf(tmp_path, f'unqualified-search-registries = ["{registry.host}", "docker.io"]\n'
+                         'short-name-mode = "enforcing"\n')
+    cp = pallet("explain", "run", "--format", "json", "test/single:v1", "true", env=two)
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["image_id"] == image_id
+    assert pallet("pull", "test/other:v1", env=two).returncode == 125    # (not in the store: ambiguous)
 
 
 @pytest.mark.network
