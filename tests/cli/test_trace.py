@@ -528,3 +528,22 @@ def test_tree_colours_only_on_a_tty_and_stays_readable(pallet_env):
     for e in _ops(doc, "nft transaction"):
         assert e["args"].get("json") is None or json.dumps(e["args"]["json"])[:40] not in piped
         assert f"nft transaction {e['args']['commands']} commands through" in piped
+
+
+def test_every_op_and_field_is_documented(pallet_env, tmp_path):
+    """docs/trace.md's schema names every op a run on the default bridge records, and the event's fields."""
+    doc_md = (Path(__file__).resolve().parents[2] / "docs" / "trace.md").read_text()
+    schema = doc_md.split("## `--format json` (one schema)", 1)[1].split("\n## ", 1)[0]
+    documented = set()
+    for row in re.findall(r"^\| (`[^|]+)\|", schema, re.M):
+        documented |= set(re.findall(r"`([^`]+)`", row))
+    tr = tmp_path / "t.json"
+    pallet_env("run", "--rm", f"--trace={tr}", "-p", "127.0.0.1:18090:80", IMAGE, "true", check=True)
+    doc = _eventually(lambda: (d := _load(tr))["complete"] and d)
+    ops = {e["op"] for e in doc["events"]}
+    assert {"netlink", "mount", "execve", "seccomp"} <= ops
+    assert not ops - documented, f"ops not in docs/trace.md: {sorted(ops - documented)}"
+    for key in ("version", "container", "runtime", "t0_ns", "complete", "unseen", "events"):
+        assert f'"{key}"' in schema and key in doc
+    for e in doc["events"]:
+        assert set(e) <= {"seq", "t_ms", "dur_ms", "pid", "process", "stage", "op", "args", "result", "error"}, e
