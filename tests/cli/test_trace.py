@@ -531,7 +531,8 @@ def test_tree_colours_only_on_a_tty_and_stays_readable(pallet_env):
 
 
 def test_every_op_and_field_is_documented(pallet_env, tmp_path):
-    """docs/trace.md's schema names every op a run on the default bridge records, and the event's fields."""
+    """docs/trace.md's schema names every op a run on the default bridge records, and the event's fields;
+    the published port's firewall transactions are there (publish, then unpublish in the teardown)."""
     doc_md = (Path(__file__).resolve().parents[2] / "docs" / "trace.md").read_text()
     schema = doc_md.split("## `--format json` (one schema)", 1)[1].split("\n## ", 1)[0]
     documented = set()
@@ -542,6 +543,10 @@ def test_every_op_and_field_is_documented(pallet_env, tmp_path):
     doc = _eventually(lambda: (d := _load(tr))["complete"] and d)
     ops = {e["op"] for e in doc["events"]}
     assert {"netlink", "mount", "execve", "seccomp"} <= ops
+    # -p: the port's DNAT is published in the network stage and taken away in the teardown
+    fw = [(e["stage"], e["args"]["objects"]) for e in _ops(doc, "nft transaction")]
+    assert any(st == "network" and "create element" in objs for st, objs in fw), fw
+    assert any(st == "teardown" and "delete element" in objs for st, objs in fw), fw
     assert not ops - documented, f"ops not in docs/trace.md: {sorted(ops - documented)}"
     for key in ("version", "container", "runtime", "t0_ns", "complete", "unseen", "events"):
         assert f'"{key}"' in schema and key in doc
