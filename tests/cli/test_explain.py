@@ -310,3 +310,18 @@ def test_warnings_for_what_breaks_isolation(pallet, images, args, words):
     if args[0] in ("--pid", "--ipc"):
         kind = {"--pid": "pid", "--ipc": "ipc"}[args[0]]
         assert {n["type"]: n["state"] for n in e["namespaces"]}[kind] == "host"
+
+
+def test_explain_image_counts_the_wasted_space(pallet, images, tmp_path):
+    """A file COPY'd and then overwritten in a later layer still takes its space: the waste names it."""
+    ctx = tmp_path / "waste"
+    ctx.mkdir()
+    (ctx / "big.bin").write_bytes(b"\1" * 200_000)
+    (ctx / "small.bin").write_bytes(b"\2" * 10)
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox\nCOPY big.bin /data.bin\nCOPY small.bin /data.bin\n")
+    pallet("build", "-q", "-t", "localhost/waste:1", str(ctx), check=True)
+    w = _json(pallet("explain", "image", "--format", "json", "localhost/waste:1"))["waste"]
+    assert w["wasted_bytes"] >= 200_000 and w["efficiency"] < 1.0, w
+    assert [x["path"] for x in w["top"]] == ["/data.bin"] and w["top"][0]["wasted_bytes"] >= 200_000, w
+    text = pallet("explain", "image", "localhost/waste:1", check=True).stdout
+    assert "data.bin" in text
