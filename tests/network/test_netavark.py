@@ -108,3 +108,29 @@ def _read(p: Path) -> bytes:
         return p.read_bytes()
     except OSError:
         return b""
+
+
+def test_podman_ipv6_network_on_pallets_network_layer(podman, host_ns):
+    """podman network create --ipv6: each container gets podman's IPv6 address too (the StatusBlock
+    names both subnets), reaches the other over IPv6 and resolves its AAAA; a port published on any
+    address is reached over IPv6 on the gateway; teardown leaves nothing."""
+    podman("network", "create", "--ipv6", "--subnet", "10.96.0.0/24", "--subnet", "fd00:96::/64", "pnet6")
+    podman("run", "-d", "--name", "web6", "--network", "pnet6", "-p", "8086:80", *LIMITS, IMAGE,
+           "sh", "-c", "echo hello over ipv6 > /tmp/index.html && exec httpd -f -p 80 -h /tmp")
+    podman("run", "-d", "--name", "client6", "--network", "pnet6", *LIMITS, IMAGE, "sleep", "120")
+    (info,) = json.loads(podman("inspect", "web6").stdout)
+    ep = info["NetworkSettings"]["Networks"]["pnet6"]
+    v6 = ep["GlobalIPv6Address"]
+    assert v6.startswith("fd00:96::") and ep["IPv6Gateway"] == "fd00:96::1", ep
+    assert f"inet6 {v6}/64" in podman("exec", "web6", "ip", "-o", "-6", "addr", "show", "eth0").stdout
+    assert "default via fd00:96::1 dev eth0" in podman("exec", "client6", "ip", "-6", "route").stdout
+    assert "inet6 fd00:96::1/64" in host_ns.run("ip", "-o", "-6", "addr", "show").stdout
+    assert wait_for(lambda: podman("exec", "client6", "ping", "-6", "-c", "1", "-W", "2", v6,
+                                   check=False).returncode == 0)
+    cp = podman("exec", "client6", "nslookup", "-type=aaaa", "web6", check=False)
+    assert cp.returncode == 0 and v6 in cp.stdout, cp.stdout
+    got = host_ns.run("busybox", "wget", "-q", "-O", "-", "http://[fd00:96::1]:8086/", check=False)
+    assert got.stdout == "hello over ipv6\n", got.stderr
+    podman("rm", "-f", "-t", "0", "web6", "client6")
+    assert not [n for n in host_ns.links() if n.startswith(("veth", "podman"))]
+    assert "dport 8086" not in host_ns.run("nft", "list", "table", "inet", "pallet", check=False).stdout

@@ -137,6 +137,11 @@ def _ipv4_subnet(info: dict) -> dict:
                         "networks")
 
 
+def _ipv6_subnet(info: dict) -> dict | None:
+    """The network's IPv6 subnet (podman network create --ipv6), if it has one."""
+    return next((s for s in info.get("subnets") or () if ":" in s.get("subnet", "")), None)
+
+
 def _record(store, info: dict):
     """The network podman describes, as a row of pallet's networks table (made or brought up to date)."""
     from ipaddress import IPv4Network
@@ -169,6 +174,16 @@ def _record(store, info: dict):
         else:
             c.execute("INSERT INTO networks(id, driver, created, name, subnet, gateway, bridge, internal, options, dns)"
                       " VALUES (?,?,?,?,?,?,?,?,?,?)", (net_id, "bridge", time.time(), *row))
+        sub6 = _ipv6_subnet(info)
+        if sub6 is not None:       # (IPv6 as pallet's own --ipv6 networks: the bridge's second address, a route)
+            from ipaddress import IPv6Network
+
+            subnet6 = IPv6Network(sub6["subnet"], strict=False)
+            gateway6 = sub6.get("gateway") or str(next(subnet6.hosts()))
+            c.execute("UPDATE networks SET ipv6 = 1, subnet6 = ?, gateway6 = ? WHERE id = ?",
+                      (str(subnet6), gateway6, net_id))
+        else:
+            c.execute("UPDATE networks SET ipv6 = 0, subnet6 = NULL, gateway6 = NULL WHERE id = ?", (net_id,))
     return Networks(store).get(net_id)
 
 
@@ -204,15 +219,17 @@ def setup(config: str, netns: str, opts: dict) -> dict:
         for name, per in networks.items():
             net = _record(store, infos[name])
             ips = [ip for ip in per.get("static_ips") or () if ":" not in ip]
+            ips6 = [ip for ip in per.get("static_ips") or () if ":" in ip] if net.ipam6 is not None else []
             names = [cname, opts.get("container_hostname") or ""] + list(per.get("aliases") or ())
             lease = nets.attach(netns, net.id, cid, cname, ip=ips[0] if ips else None,
                                 mac=per.get("static_mac") or None, ifname=per.get("interface_name") or None,
                                 dns_names=[n for n in dict.fromkeys(names) if n],
-                                dns_servers=list(opts.get("dns_servers") or ()))
+                                dns_servers=list(opts.get("dns_servers") or ()), ip6=ips6[0] if ips6 else None)
             done.append((net, lease))
-            block: dict = {"interfaces": {lease.ifname: {
-                "mac_address": lease.mac,
-                "subnets": [{"ipnet": f"{lease.address}/{lease.prefixlen}", "gateway": lease.gateway}]}}}
+            subnets = [{"ipnet": f"{lease.address}/{lease.prefixlen}", "gateway": lease.gateway}]
+            if lease.address6:
+                subnets.append({"ipnet": f"{lease.address6}/{lease.prefixlen6}", "gateway": lease.gateway6})
+            block: dict = {"interfaces": {lease.ifname: {"mac_address": lease.mac, "subnets": subnets}}}
             if net.dns:
                 block["dns_server_ips"] = [lease.gateway]
                 block["dns_search_domains"] = [DNS_DOMAIN]
@@ -221,7 +238,7 @@ def setup(config: str, netns: str, opts: dict) -> dict:
         if rules and done:
             net, lease = done[0]
             sysctl.write(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")
-            firewall.apply(firewall.publish(cid, lease.address, rules))
+            firewall.apply(firewall.publish(cid, lease.address, rules, lease.address6))
     except BaseException:
         for net, _lease in done:
             try:
