@@ -3,6 +3,8 @@ field; the CLI gives the same sentences with its flags."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pallet.cli.hostflags import RESOURCE_FLAGS, checked_resources, resources
@@ -98,3 +100,165 @@ def test_host_options_by_field_names_and_the_cli_flags():
 
     _, host = build_config(CreateOptions(image="x", host_options=HostOptions(ReadonlyRootfs=True)), ImageConfig())
     assert host["ReadonlyRootfs"] is True and host["ShmSize"] == 64 << 20 and host["Privileged"] is False
+
+
+# ---- the rest of HostConfig (HostSettings) and Config.Healthcheck ------------------------------------
+def test_host_settings_and_healthcheck_are_docker_names_and_the_cli_has_a_flag_for_each():
+    from pallet.cli.hostflags import HEALTH_FLAGS, SETTINGS_FLAGS
+    from pallet.engine.options import Healthcheck, HostSettings
+
+    assert set(fields(HostSettings)) == {"Binds", "Mounts", "Tmpfs", "VolumesFrom", "Ulimits", "Devices", "PidMode",
+                                         "IpcMode", "SecurityOpt", "Sysctls", "Dns", "DnsSearch", "DnsOptions",
+                                         "RestartPolicy"}
+    assert set(fields(HostSettings)) <= set(SETTINGS_FLAGS)
+    assert set(fields(Healthcheck)) == set(HEALTH_FLAGS) == {"Test", "Interval", "Timeout", "StartPeriod",
+                                                             "StartInterval", "Retries"}
+
+
+@pytest.mark.parametrize("given, field, message", [
+    (dict(Ulimits=[{"Name": "nofile", "Soft": 10, "Hard": 5}]), "Ulimits",
+     "invalid Ulimits 'nofile=10:5': the soft limit 10 is above the hard limit 5"),
+    (dict(Ulimits=[{"Name": "bogus", "Soft": 1, "Hard": 1}]), "Ulimits", None),
+    (dict(Devices=[{"PathOnHost": "/etc/passwd"}]), "Devices", "Devices /etc/passwd: not a character or block device"),
+    (dict(Devices=[{"PathOnHost": "/dev/null", "CgroupPermissions": "x"}]), "Devices", None),
+    (dict(PidMode="container:x"), "PidMode",
+     "invalid PidMode 'container:x': host or private (container:NAME is not supported)"),
+    (dict(IpcMode="nope"), "IpcMode", "invalid IpcMode 'nope': host or private or shareable"),
+    (dict(SecurityOpt=["foo=bar"]), "SecurityOpt", None),
+    (dict(Sysctls={"kernel.hostname": "x"}), "Sysctls", None),
+    (dict(Dns=["not-an-ip"]), "Dns", "invalid Dns 'not-an-ip': a name server is an IP address"),
+    (dict(Tmpfs={"rel": ""}), "Tmpfs", "invalid Tmpfs 'rel': the path must be absolute"),
+    (dict(Tmpfs={"/t": "bogus=1"}), "Tmpfs", "invalid Tmpfs '/t:bogus=1': unknown option 'bogus'"),
+    (dict(VolumesFrom=[":ro"]), "VolumesFrom", None),
+    (dict(RestartPolicy={"Name": "sometimes"}), "RestartPolicy", None),
+    (dict(RestartPolicy={"Name": "always", "MaximumRetryCount": 3}), "RestartPolicy",
+     "invalid restart policy 'always:3': only on-failure takes a maximum retry count"),
+])
+def test_host_settings_errors_name_the_field(given, field, message):
+    from pallet.engine.hostconfig import check_host_settings
+    from pallet.engine.options import HostSettings
+
+    with pytest.raises(InvalidField) as e:
+        check_host_settings(HostSettings(**given))
+    assert e.value.field == field and e.value.exit_code == 125 and "--" not in str(e.value)
+    if message:
+        assert str(e.value) == message
+
+
+def test_engine_checks_that_need_other_fields_name_them():
+    from pallet.engine.hostconfig import check_healthcheck, check_host_settings
+    from pallet.engine.options import Healthcheck, HostSettings
+
+    with pytest.raises(InvalidField, match="^sysctl 'net.ipv4.ip_forward' is not allowed with NetworkMode host "):
+        check_host_settings(HostSettings(Sysctls={"net.ipv4.ip_forward": "1"}), network="host")
+    assert check_host_settings(HostSettings(Sysctls={"net.ipv4.ip_forward": "1"}), network="bridge") == {
+        "Sysctls": {"net.ipv4.ip_forward": "1"}}
+    with pytest.raises(InvalidField, match="^Conflicting options: RestartPolicy and AutoRemove$"):
+        check_host_settings(HostSettings(RestartPolicy={"Name": "always"}), auto_remove=True)
+    with pytest.raises(InvalidField, match="^Interval cannot be less than 1ms$"):
+        check_healthcheck(Healthcheck(Interval=1000))
+    with pytest.raises(InvalidField) as e:
+        check_healthcheck(Healthcheck(Retries=-1))
+    assert e.value.field == "Retries"
+    assert check_healthcheck(Healthcheck(Test=["CMD", "true"], Interval=0, Retries=2)) == {
+        "Test": ["CMD", "true"], "Interval": 0, "Retries": 2}
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"ulimit": ("nofile=10:5",)}, "invalid --ulimit 'nofile=10:5': the soft limit 10 is above the hard limit 5"),
+    ({"ulimit": ("NOFILE=-1",)}, None),   # (the host's hard limit, if any: see the shell comparison in the report)
+    ({"device": ("/etc/passwd",)}, "--device /etc/passwd: not a character or block device"),
+    ({"device": ("rel",)}, "invalid --device 'rel': paths must be absolute"),
+    ({"pid": "container:x"}, "invalid --pid 'container:x': host or private (container:NAME is not supported)"),
+    ({"security_opt": ("seccomp",)}, "invalid --security-opt 'seccomp': seccomp=unconfined or seccomp=PROFILE.json"),
+    ({"sysctl": ("net.ipv4.ip_forward=1",), "network": "host"},
+     "sysctl 'net.ipv4.ip_forward' is not allowed with --network host (it would change the host)"),
+    ({"dns": ("x",)}, "invalid --dns 'x': a name server is an IP address"),
+    ({"tmpfs": ("/t:size",)}, "invalid --tmpfs '/t:size': size needs a value"),
+    ({"volumes_from": ("x:zz",)}, "invalid --volumes-from 'x:zz': expected CONTAINER[:ro|rw]"),
+    ({"restart": "on-failure:x"}, "invalid restart policy 'on-failure:x': the retry count must be a number >= 0"),
+    ({"restart": "always", "auto_remove": True}, "Conflicting options: --restart and --rm"),
+    ({"health_interval": "1us"}, "--health-interval cannot be less than 1ms"),
+    ({"health_retries": "-1"}, "invalid --health-retries -1: must be between 0 and None"),
+    ({"no_healthcheck": True, "health_cmd": "true"}, "--no-healthcheck conflicts with --health-* options"),
+])
+def test_cli_says_the_engine_sentences_with_its_flags(kw, message):
+    from pallet.cli.containerrun import build_opts
+
+    try:
+        build_opts("x", (), {"pull": "missing", **kw}, detach=True)
+    except PalletError as e:
+        assert not isinstance(e, InvalidField)
+        assert message is None or str(e) == message
+        assert "Ulimits" not in str(e) and "NetworkMode" not in str(e)
+    else:
+        assert message is None
+
+
+def test_flags_become_the_records():
+    from pallet.cli.containerrun import build_opts
+    from pallet.engine.options import Healthcheck
+
+    opts = build_opts("x", ("sh",), {"pull": "missing", "tmpfs": ("/t/:size=1m",), "ulimit": ("nproc=10:20",),
+                                     "device": ("/dev/null:/dev/x:r",), "dns": ("1.1.1.1",), "restart": "on-failure:2",
+                                     "sysctl": ("kernel.shmmax=1",), "health_cmd": "true", "health_interval": "2s"},
+                      detach=True)
+    s = opts.host_settings
+    assert s.Tmpfs == {"/t": "size=1m"} and s.Ulimits == [{"Name": "nproc", "Soft": 10, "Hard": 20}]
+    assert s.Devices == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "r"}]
+    assert s.Dns == ["1.1.1.1"] and s.RestartPolicy == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert s.Sysctls == {"kernel.shmmax": "1"}
+    assert opts.healthcheck == Healthcheck(Test=["CMD-SHELL", "true"], Interval=2_000_000_000)
+    assert build_opts("x", ("sh",), {"pull": "missing"}, detach=True).host_settings is None
+
+
+API_BODY = {
+    "Image": "localhost/busybox", "Cmd": ["sleep", "60"], "Env": ["A=1"], "WorkingDir": "/tmp", "Labels": {"k": "v"},
+    "StopSignal": "SIGINT", "StopTimeout": 3, "Hostname": "api",
+    "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000, "Retries": 2},
+    "HostConfig": {"NetworkMode": "none", "Memory": 64 << 20, "PidsLimit": 30, "CapAdd": ["NET_ADMIN"],
+                   "ReadonlyRootfs": True, "Tmpfs": {"/scratch": "size=1m"},
+                   "Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 200}], "Dns": ["192.0.2.1"],
+                   "DnsSearch": ["example.org"], "Sysctls": {"kernel.shmmax": "4096"},
+                   "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+                   "SecurityOpt": ["no-new-privileges"], "Init": False},
+}
+
+
+def test_a_container_from_an_engine_api_body(pallet_env, engine):
+    """What a daemon does with `POST /containers/create`: the records from the JSON, no flags anywhere;
+    the container is docker's Config and HostConfig of the body, and it starts."""
+    from pallet.engine.options import from_api
+
+    c = engine.create(from_api(API_BODY))
+    doc = json.loads(pallet_env("inspect", c.id, check=True).stdout)[0]
+    hc, cfg = doc["HostConfig"], doc["Config"]
+    assert hc["Memory"] == 64 << 20 and hc["PidsLimit"] == 30 and hc["CapAdd"] == ["CAP_NET_ADMIN"]
+    assert hc["ReadonlyRootfs"] is True and hc["Tmpfs"] == {"/scratch": "size=1m"}
+    assert hc["Ulimits"] == [{"Name": "nofile", "Soft": 100, "Hard": 200}]
+    assert hc["Dns"] == ["192.0.2.1"] and hc["DnsSearch"] == ["example.org"]
+    assert hc["Sysctls"] == {"kernel.shmmax": "4096"} and hc["SecurityOpt"] == ["no-new-privileges"]
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert cfg["Cmd"] == ["sleep", "60"] and "A=1" in cfg["Env"] and cfg["WorkingDir"] == "/tmp"
+    assert cfg["Labels"]["k"] == "v" and cfg["StopSignal"] == "SIGINT" and cfg["StopTimeout"] == 3
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000, "Retries": 2}
+    engine.start(c)
+    assert pallet_env("exec", c.id, "sh", "-c", "ulimit -n; cat /etc/resolv.conf", check=True).stdout.split("\n")[0] \
+        == "100"
+    engine.remove(engine.get(c.id), force=True)
+
+
+@pytest.mark.parametrize("host, field", [
+    ({"Ulimits": [{"Name": "nofile", "Soft": 9, "Hard": 1}]}, "Ulimits"),
+    ({"Devices": [{"PathOnHost": "/nonexistent"}]}, "Devices"),
+    ({"Memory": 1}, "Memory"),
+    ({"RestartPolicy": {"Name": "always"}, "AutoRemove": True}, "RestartPolicy"),
+])
+def test_a_bad_api_body_names_the_field_and_creates_nothing(pallet_env, engine, host, field):
+    from pallet.engine.options import from_api
+
+    before = pallet_env.ids()
+    with pytest.raises(InvalidField) as e:
+        engine.create(from_api({**API_BODY, "HostConfig": {**API_BODY["HostConfig"], **host}}))
+    assert e.value.field == field
+    assert pallet_env.ids() == before == []

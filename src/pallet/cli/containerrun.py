@@ -80,12 +80,12 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
             raise PalletError(f"invalid --stop-timeout {kw['stop_timeout']!r}: a number of seconds") from None
     if kw.get("pull") not in ("missing", "always", "never"):
         raise PalletError(f"invalid --pull {kw.get('pull')!r}: missing, always or never")
-    from pallet.engine.hostconfig import parse_flags
+    from pallet.cli.hostflags import checked_host_fields, checked_resources, healthcheck, settings
 
-    extra_host, extra_config = parse_flags(kw)
-    from pallet.cli.hostflags import checked_host_fields, checked_resources
-
-    resources, _ = checked_resources(kw)   # (checked now: a bad value names its flag, nothing is created)
+    # (checked now, in docker's order: a bad value names its flag, nothing is created)
+    host_settings = settings(kw, networks(kw)[0])
+    health = healthcheck(kw)
+    resources, _ = checked_resources(kw)
     host_options, _ = checked_host_fields(kw)
     if networks(kw)[0] == "host" and kw.get("publish"):
         sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
@@ -99,8 +99,8 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
         runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
         tty=kw.get("tty", False), interactive=kw.get("interactive", False),
         attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
-        detach=detach, extra_host_config=extra_host, extra_config=extra_config, resources=resources,
-        host_options=host_options)
+        detach=detach, resources=resources, host_options=host_options, host_settings=host_settings,
+        healthcheck=health)
 
 
 def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig_proxy: bool) -> int:

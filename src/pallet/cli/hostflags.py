@@ -113,3 +113,190 @@ def checked_host_fields(kw: dict):
         return h, check_host_options(h)
     except InvalidField as e:
         raise PalletError(e.named(HOST_FLAGS.get(e.field, e.field))) from None
+
+
+# ---- the rest of HostConfig and Config.Healthcheck: flags <-> HostSettings / Healthcheck ------------
+SETTINGS_FLAGS = {"Binds": "-v", "Mounts": "--mount", "Tmpfs": "--tmpfs", "VolumesFrom": "--volumes-from",
+                  "Ulimits": "--ulimit", "Devices": "--device", "PidMode": "--pid", "IpcMode": "--ipc",
+                  "SecurityOpt": "--security-opt", "Sysctls": "--sysctl", "Dns": "--dns",
+                  "DnsSearch": "--dns-search", "DnsOptions": "--dns-option", "RestartPolicy": "--restart",
+                  "NetworkMode": "--network", "AutoRemove": "--rm"}
+HEALTH_FLAGS = {"Test": "--health-cmd", "Interval": "--health-interval", "Timeout": "--health-timeout",
+                "StartPeriod": "--health-start-period", "StartInterval": "--health-start-interval",
+                "Retries": "--health-retries"}
+_SETTINGS_KW = ("volume", "mount", "tmpfs", "volumes_from", "ulimit", "device", "pid", "ipc", "security_opt",
+                "sysctl", "dns", "dns_search", "dns_option", "restart")
+
+
+def _flagged(flags: dict, text: str | None = None):
+    """A check of the engine, its InvalidField said with the CLI's flag (and the text the user gave)."""
+    from pallet.errors import InvalidField
+
+    class _Said:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, t, e, tb):
+            if isinstance(e, InvalidField):
+                values = {k: flags.get(v, v) if k in ("other", "network") else v for k, v in e.values.items()}
+                if text is not None and "text" in values:
+                    values["text"] = text
+                if "item" in values and text is not None:
+                    name, _, val = text.partition("=")
+                    values["item"] = f"{name.strip().lower()}={val}"
+                e.values = values
+                raise PalletError(e.named(flags.get(e.field, e.field))) from None
+            return False
+
+    return _Said()
+
+
+def parse_ulimit(text: str) -> dict:
+    """--ulimit NAME=SOFT[:HARD] -> {Name, Soft, Hard} (the engine checks the values: check_ulimit)."""
+    from pallet.engine.hostconfig import ULIMITS
+
+    name, eq, val = text.partition("=")
+    name = name.strip().lower()
+    if not eq or name not in ULIMITS:
+        raise PalletError(f"invalid --ulimit {text!r}: expected NAME=SOFT[:HARD] with NAME one of "
+                          f"{', '.join(sorted(ULIMITS))}")
+    soft_s, _, hard_s = val.partition(":")
+    try:
+        soft = int(soft_s)
+        hard = int(hard_s) if hard_s else soft
+    except ValueError:
+        raise PalletError(f"invalid --ulimit {text!r}: limits are integers (-1 for unlimited)") from None
+    return {"Name": name, "Soft": soft, "Hard": hard}
+
+
+def parse_device(text: str) -> dict:
+    """--device HOST[:CONTAINER][:PERMISSIONS] -> {PathOnHost, PathInContainer, CgroupPermissions}."""
+    import re
+
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise PalletError(f"invalid --device {text!r}: expected HOST[:CONTAINER][:PERMISSIONS]")
+    host, ctr, perms = parts[0], parts[0], "rwm"
+    if len(parts) == 2:
+        if re.fullmatch(r"[rwm]+", parts[1]):
+            perms = parts[1]
+        else:
+            ctr = parts[1]
+    elif len(parts) == 3:
+        ctr, perms = parts[1], parts[2]
+    return {"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}
+
+
+def parse_restart(text: str) -> dict:
+    """--restart NAME[:N] -> {Name, MaximumRetryCount} (checked: the engine's check_restart)."""
+    from pallet.engine.hostconfig import check_restart
+
+    name, _, n = text.partition(":")
+    if name in ("no", "always", "unless-stopped") and n:
+        raise PalletError(f"invalid restart policy {text!r}: only on-failure takes a maximum retry count")
+    try:
+        count = int(n) if n else 0
+    except ValueError:
+        count = -1 if name == "on-failure" else 0
+    with _flagged(SETTINGS_FLAGS, text):
+        check_restart({"Name": name, "MaximumRetryCount": count})
+    return {"Name": name, "MaximumRetryCount": count}
+
+
+def settings(kw: dict, network: str = "none"):
+    """The storage, device, ulimit, security, sysctl, DNS and restart flags (click's keyword names) ->
+    `engine.options.HostSettings`, each value checked by the engine as it is read (so the first bad
+    flag is the one reported, in the order docker's CLI reads them); None when none is given."""
+    if not any(kw.get(k) for k in _SETTINGS_KW):
+        return None
+    import os
+
+    from pallet.engine import hostconfig as hc
+    from pallet.engine import volumes
+    from pallet.engine.options import HostSettings
+
+    s = HostSettings()
+    f = SETTINGS_FLAGS
+    for b in kw.get("volume") or ():
+        volumes.parse_bind(b)
+        s.Binds.append(b)
+    s.Mounts = [volumes.parse_mount(m) for m in kw.get("mount") or ()]
+    for t in kw.get("tmpfs") or ():
+        path, _, opts = t.partition(":")
+        with _flagged(f, t):
+            hc.check_tmpfs(path, opts)
+        s.Tmpfs[os.path.normpath(path)] = opts
+    volumes.check_duplicates({"Binds": s.Binds, "Mounts": s.Mounts, "Tmpfs": s.Tmpfs})
+    for v in kw.get("volumes_from") or ():
+        with _flagged(f, v):
+            hc.check_volumes_from(v)
+        s.VolumesFrom.append(v)
+    for u in kw.get("ulimit") or ():
+        item = parse_ulimit(u)
+        with _flagged(f, u):
+            s.Ulimits.append(hc.check_ulimit(item))
+    for d in kw.get("device") or ():
+        item = parse_device(d)
+        with _flagged(f, d):
+            s.Devices.append(hc.check_device(item))
+    for flag, field in (("pid", "PidMode"), ("ipc", "IpcMode")):
+        if kw.get(flag) is not None:
+            with _flagged(f, kw[flag]):
+                hc.check_namespace_mode(field, kw[flag])
+            setattr(s, field, kw[flag])
+    for o in kw.get("security_opt") or ():
+        with _flagged(f, o):
+            hc.check_security_opt(o)
+        s.SecurityOpt.append(o)
+    for x in kw.get("sysctl") or ():
+        k, eq, v = x.partition("=")
+        if not eq or not k:
+            raise PalletError(f"invalid --sysctl {x!r}: expected KEY=VALUE")
+        with _flagged(f):
+            hc.check_sysctl(k.strip(), network)
+        s.Sysctls[k.strip()] = v
+    for d in kw.get("dns") or ():
+        with _flagged(f, d):
+            hc.check_dns(d)
+        s.Dns.append(d)
+    s.DnsSearch = list(kw.get("dns_search") or ())
+    s.DnsOptions = list(kw.get("dns_option") or ())
+    if kw.get("restart"):
+        s.RestartPolicy = parse_restart(kw["restart"])
+        with _flagged(f):
+            hc.check_restart(s.RestartPolicy, bool(kw.get("auto_remove")))
+    return s
+
+
+def healthcheck(kw: dict):
+    """The --health-* flags and --no-healthcheck -> `engine.options.Healthcheck` (durations in ns), checked
+    by the engine; None when none is given."""
+    keys = ("health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period",
+            "health_start_interval")
+    if not kw.get("no_healthcheck") and not any(kw.get(k) not in (None, "") for k in keys):
+        return None
+    from pallet.engine.hostconfig import check_healthcheck
+    from pallet.engine.options import Healthcheck
+    from pallet.engine.units import parse_duration
+
+    h = Healthcheck()
+    if kw.get("no_healthcheck"):
+        if any(kw.get(k) for k in keys[:5]):
+            raise PalletError("--no-healthcheck conflicts with --health-* options")
+        h.Test = ["NONE"]
+    if kw.get("health_cmd"):
+        h.Test = ["CMD-SHELL", kw["health_cmd"]]
+    for opt, field in (("health_interval", "Interval"), ("health_timeout", "Timeout"),
+                       ("health_start_period", "StartPeriod"), ("health_start_interval", "StartInterval")):
+        if kw.get(opt):
+            setattr(h, field, parse_duration(kw[opt], HEALTH_FLAGS[field]))
+            with _flagged(HEALTH_FLAGS):
+                check_healthcheck(Healthcheck(**{field: getattr(h, field)}))
+    if kw.get("health_retries") not in (None, ""):
+        try:
+            h.Retries = int(kw["health_retries"])
+        except (TypeError, ValueError):
+            raise PalletError(f"invalid --health-retries {kw['health_retries']!r}: a whole number") from None
+    with _flagged(HEALTH_FLAGS):
+        check_healthcheck(h)
+    return h

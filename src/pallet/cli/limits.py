@@ -24,8 +24,7 @@ def _with_limits(f):
 @click.argument("containers", nargs=-1, required=True)
 def update_cmd(containers: tuple[str, ...], restart: str | None, **kw) -> None:
     """Change the resource limits (and restart policy) of containers, running or not."""
-    from pallet.cli.hostflags import checked_resources
-    from pallet.engine.hostconfig import parse_restart
+    from pallet.cli.hostflags import checked_resources, parse_restart
     from pallet.engine.limits import update
 
     res, changes = checked_resources(kw)

@@ -4,8 +4,8 @@ Each row: (option strings, keyword name, kind, help, extra). `kind` is FLAG (is_
 string) or MULTI (repeatable); `extra` holds what click needs beyond that (a default shown in the
 help, a path type). `pallet.cli.container` and `pallet.cli.limits` turn rows into click options
 (`click_options`); `pallet.cli.fastrun` parses `pallet run` with the same rows, without importing
-click (start-up is the hot path). `engine.hostconfig.parse_flags(kw)` turns the values into docker's
-Config/HostConfig fields.
+click (start-up is the hot path). `pallet.cli.hostflags` and `containerrun.build_opts` turn the values
+into the engine's records (`engine.options`: docker's Config/HostConfig field names).
 """
 
 from __future__ import annotations

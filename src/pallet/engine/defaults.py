@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pallet.engine.hostconfig import check_host_options, check_resources, merge_healthcheck
+from pallet.engine.hostconfig import (
+    check_healthcheck,
+    check_host_options,
+    check_host_settings,
+    check_resources,
+    merge_healthcheck,
+)
 from pallet.engine.spec import merge_env
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -66,8 +72,13 @@ def build_config(opts: CreateOptions, image_config) -> tuple[dict, dict]:
         host.update(check_resources(opts.resources))
     if opts.host_options is not None:
         host.update(check_host_options(opts.host_options))
+    if opts.host_settings is not None:
+        host.update(check_host_settings(opts.host_settings, opts.network, opts.auto_remove))
     extra = dict(opts.extra_config)
-    hc = merge_healthcheck(ic.get("Healthcheck"), extra.pop("Healthcheck", None))
+    flags_hc = extra.pop("Healthcheck", None)
+    if opts.healthcheck is not None:
+        flags_hc = {**(flags_hc or {}), **check_healthcheck(opts.healthcheck)}
+    hc = merge_healthcheck(ic.get("Healthcheck"), flags_hc)
     if hc:
         config["Healthcheck"] = hc
     config.update(extra)

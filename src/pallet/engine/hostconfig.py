@@ -1,14 +1,15 @@
-"""Flags for storage, limits, security, restart and health -> docker's HostConfig / Config fields.
+"""docker's HostConfig / Config fields for storage, limits, security, restart and health, checked.
 
 Pure parsing and validation, done before anything is created, so bad input is one
 sentence, exit 125, and leaves nothing behind:
 
-    host, config = parse_flags({"volume": ["data:/data"], "cap_add": ["NET_ADMIN"], ...})
-    host.update(check_resources(Resources(Memory=64 << 20, NanoCpus=1_500_000_000)))
+    host = check_resources(Resources(Memory=64 << 20, NanoCpus=1_500_000_000))
+    host.update(check_host_settings(HostSettings(Binds=["data:/data"]), network="bridge"))
 
-The resource limits and the process/privilege fields are records already (`options.Resources`,
-`options.HostOptions`, docker's field names): the checks raise `InvalidField` naming the field, and the
-CLI says the same sentence with its flag. The other flags still come as click's keyword arguments.
+The options are records with docker's field names (`options.Resources`, `HostOptions`, `HostSettings`,
+`Healthcheck`): the checks raise `InvalidField` naming the field (a message may also say `{text}`: the
+value as docker's CLI writes it), and the CLI says the same sentence with its flag and the text the
+user gave. Nothing here knows a flag.
 
 Field names and value shapes follow docker's API (Binds, Mounts, Tmpfs, Memory,
 NanoCpus, Ulimits, Devices, CapAdd, RestartPolicy, Config.Healthcheck, ...).
@@ -21,13 +22,9 @@ import re
 import resource
 import stat
 
-from pallet.engine.options import HostOptions, Resources
-from pallet.engine.units import parse_duration
+from pallet.engine.options import Healthcheck, HostOptions, HostSettings, Resources
 from pallet.errors import InvalidField, PalletError
 
-TYPE_CHECKING = False  # typing is not imported at run time (start-up)
-if TYPE_CHECKING:
-    from typing import Any
 
 def host_cpus() -> set[int]:
     """The CPUs this process may run on (what a container's cpuset can use)."""
@@ -112,12 +109,13 @@ def check_sysctl(key: str, network: str) -> None:
         return
     if key.startswith("net."):
         if network == "host":
-            raise PalletError(f"sysctl {key!r} is not allowed with --network host (it would change the host)")
+            raise InvalidField("Sysctls", "sysctl {key!r} is not allowed with {network} host (it would change the "
+                               "host)", key=key, network="NetworkMode")
         return
     if key == "kernel.domainname":
         return
-    raise PalletError(f"sysctl {key!r} is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, "
-                      "kernel.shm*, fs.mqueue.*, net.*) can be set for a container")
+    raise InvalidField("Sysctls", "sysctl {key!r} is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, "
+                       "kernel.shm*, fs.mqueue.*, net.*) can be set for a container", key=key)
 
 
 # Linux RLIMIT_* numbers (the resource module lacks some, e.g. RLIMIT_LOCKS)
@@ -126,79 +124,176 @@ ULIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "np
            "rttime": 15}
 
 
-def parse_ulimit(text: str) -> dict:
-    name, eq, val = text.partition("=")
-    name = name.strip().lower()
-    if not eq or name not in ULIMITS:
-        raise PalletError(f"invalid --ulimit {text!r}: expected NAME=SOFT[:HARD] with NAME one of "
-                          f"{', '.join(sorted(ULIMITS))}")
-    soft_s, _, hard_s = val.partition(":")
-    try:
-        soft = int(soft_s)
-        hard = int(hard_s) if hard_s else soft
-    except ValueError:
-        raise PalletError(f"invalid --ulimit {text!r}: limits are integers (-1 for unlimited)") from None
+def check_ulimit(u: dict) -> dict:
+    """One of HostConfig.Ulimits ({Name, Soft, Hard}) checked against the names and this host's hard
+    limits. The messages say `{text}` (the item as NAME=SOFT[:HARD]) and `{item}` (NAME=VALUES)."""
+    name, soft, hard = u.get("Name"), u.get("Soft"), u.get("Hard")
+    vals = f"{soft}" if hard == soft else f"{soft}:{hard}"
+    text = item = f"{name}={vals}"
+    if name not in ULIMITS:
+        raise InvalidField("Ulimits", "invalid {name} {text!r}: expected NAME=SOFT[:HARD] with NAME one of "
+                           + ", ".join(sorted(ULIMITS)), text=text, item=item)
+    if not isinstance(soft, int) or not isinstance(hard, int):
+        raise InvalidField("Ulimits", "invalid {name} {text!r}: limits are integers (-1 for unlimited)", text=text,
+                           item=item)
     if soft != -1 and hard != -1 and soft > hard:
-        raise PalletError(f"invalid --ulimit {text!r}: the soft limit {soft} is above the hard limit {hard}")
+        raise InvalidField("Ulimits", "invalid {name} {text!r}: the soft limit {soft} is above the hard limit "
+                           "{hard}", text=text, item=item, soft=soft, hard=hard)
     _, host_hard = resource.getrlimit(ULIMITS[name])
     if host_hard != resource.RLIM_INFINITY:
         for v in (soft, hard):
             if v == -1 or v > host_hard:
-                raise PalletError(f"--ulimit {name}={val}: {'unlimited' if v == -1 else v} is above this host's "
-                                  f"hard limit {host_hard} (raising it needs CAP_SYS_RESOURCE on the host)")
+                raise InvalidField("Ulimits", "{name} {item}: {v} is above this host's hard limit {host_hard} "
+                                   "(raising it needs CAP_SYS_RESOURCE on the host)", text=text, item=item,
+                                   v="unlimited" if v == -1 else v, host_hard=host_hard)
     return {"Name": name, "Soft": soft, "Hard": hard}
 
 
-def parse_device(text: str) -> dict:
-    parts = text.split(":")
-    if len(parts) > 3 or not parts[0]:
-        raise PalletError(f"invalid --device {text!r}: expected HOST[:CONTAINER][:PERMISSIONS]")
-    host = parts[0]
-    ctr = host
-    perms = "rwm"
-    if len(parts) == 2:
-        if re.fullmatch(r"[rwm]+", parts[1]):
-            perms = parts[1]
-        else:
-            ctr = parts[1]
-    elif len(parts) == 3:
-        ctr, perms = parts[1], parts[2]
+def check_device(d: dict) -> dict:
+    """One of HostConfig.Devices ({PathOnHost, PathInContainer, CgroupPermissions}): absolute paths, rwm,
+    and a character or block device on the host. Messages say `{text}` (HOST:CONTAINER:PERMISSIONS)."""
+    host = d.get("PathOnHost") or ""
+    ctr = d.get("PathInContainer") or host
+    perms = d.get("CgroupPermissions") or "rwm"
+    text = f"{host}:{ctr}:{perms}"
     if not re.fullmatch(r"[rwm]{1,3}", perms):
-        raise PalletError(f"invalid --device {text!r}: permissions are a combination of r, w and m")
+        raise InvalidField("Devices", "invalid {name} {text!r}: permissions are a combination of r, w and m", text=text)
     if not host.startswith("/") or not ctr.startswith("/"):
-        raise PalletError(f"invalid --device {text!r}: paths must be absolute")
+        raise InvalidField("Devices", "invalid {name} {text!r}: paths must be absolute", text=text)
     try:
         st = os.stat(host)
     except OSError as e:
-        raise PalletError(f"error gathering device information for {host!r}: {e.strerror.lower()}") from None
+        raise InvalidField("Devices", "error gathering device information for {host!r}: {err}", text=text, host=host,
+                           err=e.strerror.lower()) from None
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise PalletError(f"--device {host}: not a character or block device")
+        raise InvalidField("Devices", "{name} {host}: not a character or block device", text=text, host=host)
     return {"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}
 
 
-def parse_restart(text: str) -> dict:
-    name, _, n = text.partition(":")
-    if name not in ("no", "always", "on-failure", "unless-stopped"):
-        raise PalletError(f"invalid restart policy {text!r}: no, always, on-failure[:N] or unless-stopped")
-    if n and name != "on-failure":
-        raise PalletError(f"invalid restart policy {text!r}: only on-failure takes a maximum retry count")
-    try:
-        count = int(n) if n else 0
-        if count < 0:
-            raise ValueError
-    except ValueError:
-        raise PalletError(f"invalid restart policy {text!r}: the retry count must be a number >= 0") from None
+RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+
+
+def check_restart(p: dict, auto_remove: bool = False) -> dict:
+    """HostConfig.RestartPolicy ({Name, MaximumRetryCount}); messages say `{text}` (NAME[:N])."""
+    name, count = p.get("Name") or "no", p.get("MaximumRetryCount") or 0
+    text = f"{name}:{count}" if count else name
+    if name not in RESTART_POLICIES:
+        raise InvalidField("RestartPolicy", "invalid restart policy {text!r}: no, always, on-failure[:N] or "
+                           "unless-stopped", text=text)
+    if not isinstance(count, int) or count < 0:
+        raise InvalidField("RestartPolicy", "invalid restart policy {text!r}: the retry count must be a number >= 0",
+                           text=text)
+    if count and name != "on-failure":
+        raise InvalidField("RestartPolicy", "invalid restart policy {text!r}: only on-failure takes a maximum retry "
+                           "count", text=text)
+    if name != "no" and auto_remove:
+        raise InvalidField("RestartPolicy", "Conflicting options: {name} and {other}", other="AutoRemove")
     return {"Name": name, "MaximumRetryCount": count}
 
 
-def _int(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
+NAMESPACE_MODES = {"PidMode": ("", "host", "private"), "IpcMode": ("", "host", "private", "shareable")}
+
+
+def check_security_opt(o: str) -> None:
+    k, sep, v = o.replace(":", "=", 1).partition("=") if "=" not in o else o.partition("=")
+    if k == "no-new-privileges":
+        if sep and v not in ("true", "false"):
+            raise InvalidField("SecurityOpt", "invalid {name} {text!r}: no-new-privileges[=true|false]", text=o)
+    elif k == "seccomp":
+        if not v:
+            raise InvalidField("SecurityOpt", "invalid {name} {text!r}: seccomp=unconfined or seccomp=PROFILE.json",
+                               text=o)
+        if v != "unconfined":
+            load_seccomp_file(v)
+    elif k == "systempaths":
+        if v != "unconfined":
+            raise InvalidField("SecurityOpt", "invalid {name} {text!r}: systempaths=unconfined", text=o)
+    elif k not in ("apparmor", "label", "mask", "unmask"):
+        raise InvalidField("SecurityOpt", "invalid {name} {text!r}: seccomp=, no-new-privileges, apparmor=, label=",
+                           text=o)
+
+
+def check_dns(d: str) -> None:
+    import ipaddress
+
     try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise PalletError(f"invalid {what} {v!r}: a whole number") from None
-    if (lo is not None and n < lo) or (hi is not None and n > hi):
-        raise PalletError(f"invalid {what} {n}: must be between {lo} and {hi}")
-    return n
+        ipaddress.ip_address(d)
+    except ValueError:
+        raise InvalidField("Dns", "invalid {name} {text!r}: a name server is an IP address", text=d) from None
+
+
+def check_tmpfs(path: str, opts: str) -> None:
+    from pallet.engine import volumes
+
+    text = f"{path}:{opts}" if opts else path
+    if not path.startswith("/"):
+        raise InvalidField("Tmpfs", "invalid {name} {text!r}: the path must be absolute", text=text)
+    volumes.tmpfs_options(opts, text)
+
+
+def check_volumes_from(v: str) -> None:
+    ref, _, mode = v.partition(":")
+    if not ref or mode not in ("", "ro", "rw"):
+        raise InvalidField("VolumesFrom", "invalid {name} {text!r}: expected CONTAINER[:ro|rw]", text=v)
+
+
+def check_namespace_mode(field: str, mode: str) -> None:
+    modes = NAMESPACE_MODES[field]
+    if mode not in modes:
+        raise InvalidField(field, "invalid {name} {text!r}: " + " or ".join(m for m in modes if m) +
+                           (" (container:NAME is not supported)" if mode.startswith("container:") else ""), text=mode)
+
+
+def check_host_settings(s: HostSettings, network: str = "none", auto_remove: bool = False) -> dict:
+    """The checks of the rest of HostConfig (`options.HostSettings`) -> the fields given, as HostConfig has
+    them. `network` is the NetworkMode (net.* sysctls would change the host's), `auto_remove` AutoRemove
+    (no restart policy then). A bad value raises InvalidField naming the field."""
+    from pallet.engine import volumes
+
+    for b in s.Binds:
+        volumes.parse_bind(b)           # validates
+    tmpfs = {}
+    for path, opts in s.Tmpfs.items():
+        check_tmpfs(path, opts or "")
+        tmpfs[os.path.normpath(path)] = opts or ""
+    s.Tmpfs = tmpfs
+    out = s.given()
+    volumes.check_duplicates(out)
+    for v in s.VolumesFrom:
+        check_volumes_from(v)
+    if s.Ulimits:
+        out["Ulimits"] = [check_ulimit(u) for u in s.Ulimits]
+    if s.Devices:
+        out["Devices"] = [check_device(d) for d in s.Devices]
+    for f in NAMESPACE_MODES:
+        if getattr(s, f) is not None:
+            check_namespace_mode(f, getattr(s, f))
+            if not getattr(s, f):
+                out.pop(f, None)
+    for o in s.SecurityOpt:
+        check_security_opt(o)
+    for k in s.Sysctls:
+        check_sysctl(k, network)
+    for d in s.Dns:
+        check_dns(d)
+    if s.RestartPolicy is not None:
+        out["RestartPolicy"] = check_restart(s.RestartPolicy, auto_remove)
+    return out
+
+
+HEALTH_DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
+
+
+def check_healthcheck(h: Healthcheck) -> dict:
+    """Config.Healthcheck's checks (docker's: durations of 0 or at least 1ms, Retries >= 0) -> its fields
+    given. A bad value raises InvalidField naming the field."""
+    for f in HEALTH_DURATIONS:
+        ns = getattr(h, f)
+        if ns is not None and (ns < 0 or 0 < ns < 1_000_000):
+            raise InvalidField(f, "{name} cannot be less than 1ms")
+    if h.Retries is not None and h.Retries < 0:
+        raise InvalidField("Retries", "invalid {name} {n}: must be between 0 and None", n=h.Retries)
+    return h.given()
 
 
 def _in_range(r: Resources, field: str, lo: int | None = None, hi: int | None = None) -> None:
@@ -267,129 +362,6 @@ def check_host_options(h: HostOptions) -> dict:
         if f in out:
             out[f] = [normalize_cap(c) for c in out[f]]
     return out
-
-
-def parse_flags(kw: dict) -> tuple[dict, dict]:
-    """Every flag of this module's concern from a click kwargs dict -> (HostConfig part, Config part).
-    (The resource limits and the process/privilege fields are not here: the CLI gives them as
-    `Resources` and `HostOptions`, see check_resources and check_host_options.)"""
-    from pallet.engine import volumes
-
-    host: dict[str, Any] = {}
-    config: dict[str, Any] = {}
-    network = kw.get("network") or "none"
-    if not isinstance(network, str):       # (several --network: the first is the mode)
-        network = network[0] if network else "none"
-    binds = list(kw.get("volume") or ())
-    for b in binds:
-        volumes.parse_bind(b)           # validates
-    if binds:
-        host["Binds"] = binds
-    mounts = [volumes.parse_mount(m) for m in kw.get("mount") or ()]
-    if mounts:
-        host["Mounts"] = mounts
-    tmpfs = {}
-    for t in kw.get("tmpfs") or ():
-        path, _, opts = t.partition(":")
-        if not path.startswith("/"):
-            raise PalletError(f"invalid --tmpfs {t!r}: the path must be absolute")
-        volumes.tmpfs_options(opts, t)
-        tmpfs[os.path.normpath(path)] = opts
-    if tmpfs:
-        host["Tmpfs"] = tmpfs
-    volumes.check_duplicates(host)
-    vfrom = []
-    for v in kw.get("volumes_from") or ():
-        ref, _, mode = v.partition(":")
-        if not ref or mode not in ("", "ro", "rw"):
-            raise PalletError(f"invalid --volumes-from {v!r}: expected CONTAINER[:ro|rw]")
-        vfrom.append(v)
-    if vfrom:
-        host["VolumesFrom"] = vfrom
-    ulimits = [parse_ulimit(u) for u in kw.get("ulimit") or ()]
-    if ulimits:
-        host["Ulimits"] = ulimits
-    devices = [parse_device(d) for d in kw.get("device") or ()]
-    if devices:
-        host["Devices"] = devices
-    for flag, key, modes in (("pid", "PidMode", ("", "host", "private")),
-                             ("ipc", "IpcMode", ("", "host", "private", "shareable"))):
-        mode = kw.get(flag)
-        if mode is None:
-            continue
-        if mode not in modes:
-            raise PalletError(f"invalid --{flag} {mode!r}: " + " or ".join(m for m in modes if m) +
-                              (" (container:NAME is not supported)" if mode.startswith("container:") else ""))
-        if mode:
-            host[key] = mode
-    secopts = []
-    for o in kw.get("security_opt") or ():
-        k, sep, v = o.replace(":", "=", 1).partition("=") if "=" not in o else o.partition("=")
-        if k == "no-new-privileges":
-            if sep and v not in ("true", "false"):
-                raise PalletError(f"invalid --security-opt {o!r}: no-new-privileges[=true|false]")
-        elif k == "seccomp":
-            if not v:
-                raise PalletError(f"invalid --security-opt {o!r}: seccomp=unconfined or seccomp=PROFILE.json")
-            if v != "unconfined":
-                load_seccomp_file(v)
-        elif k == "systempaths":
-            if v != "unconfined":
-                raise PalletError(f"invalid --security-opt {o!r}: systempaths=unconfined")
-        elif k in ("apparmor", "label", "mask", "unmask"):
-            pass
-        else:
-            raise PalletError(f"invalid --security-opt {o!r}: seccomp=, no-new-privileges, apparmor=, label=")
-        secopts.append(o)
-    if secopts:
-        host["SecurityOpt"] = secopts
-    sysctls = {}
-    for s in kw.get("sysctl") or ():
-        k, eq, v = s.partition("=")
-        if not eq or not k:
-            raise PalletError(f"invalid --sysctl {s!r}: expected KEY=VALUE")
-        check_sysctl(k.strip(), network)
-        sysctls[k.strip()] = v
-    if sysctls:
-        host["Sysctls"] = sysctls
-    dns = list(kw.get("dns") or ())
-    for d in dns:
-        import ipaddress
-
-        try:
-            ipaddress.ip_address(d)
-        except ValueError:
-            raise PalletError(f"invalid --dns {d!r}: a name server is an IP address") from None
-    if dns:
-        host["Dns"] = dns
-    if kw.get("dns_search"):
-        host["DnsSearch"] = list(kw["dns_search"])
-    if kw.get("dns_option"):
-        host["DnsOptions"] = list(kw["dns_option"])
-    if kw.get("restart"):
-        host["RestartPolicy"] = parse_restart(kw["restart"])
-        if host["RestartPolicy"]["Name"] != "no" and kw.get("auto_remove"):
-            raise PalletError("Conflicting options: --restart and --rm")
-    hc: dict[str, Any] = {}
-    if kw.get("no_healthcheck"):
-        if any(kw.get(k) for k in ("health_cmd", "health_interval", "health_timeout", "health_retries",
-                                   "health_start_period")):
-            raise PalletError("--no-healthcheck conflicts with --health-* options")
-        hc["Test"] = ["NONE"]
-    if kw.get("health_cmd"):
-        hc["Test"] = ["CMD-SHELL", kw["health_cmd"]]
-    for opt, key in (("health_interval", "Interval"), ("health_timeout", "Timeout"),
-                     ("health_start_period", "StartPeriod"), ("health_start_interval", "StartInterval")):
-        if kw.get(opt):
-            ns = parse_duration(kw[opt], "--" + opt.replace("_", "-"))
-            if ns and ns < 1_000_000:
-                raise PalletError(f"--{opt.replace('_', '-')} cannot be less than 1ms")
-            hc[key] = ns
-    if kw.get("health_retries") not in (None, ""):
-        hc["Retries"] = _int(kw["health_retries"], "--health-retries", 0)
-    if hc:
-        config["Healthcheck"] = hc
-    return host, config
 
 
 def load_seccomp_file(path: str) -> dict:

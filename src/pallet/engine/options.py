@@ -46,6 +46,8 @@ class CreateOptions:
     extra_config: dict[str, Any] = field(default_factory=dict)        # Config fields (Healthcheck)
     resources: Resources | None = None     # the resource limits (checked by hostconfig.check_resources)
     host_options: HostOptions | None = None   # process and privileges (hostconfig.check_host_options)
+    host_settings: HostSettings | None = None  # storage, devices, ulimits, security, sysctls, DNS, restart
+    healthcheck: Healthcheck | None = None     # Config.Healthcheck over the image's (check_healthcheck)
 
 
 @record
@@ -84,3 +86,89 @@ class HostOptions:
 
     def given(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in fields(self) if getattr(self, k) not in (None, False, [])}
+
+
+@record
+class HostSettings:
+    """The rest of HostConfig, by docker's Engine API names and in its shapes: storage (Binds as
+    "SRC:DST[:OPTS]" strings, Mounts entries, Tmpfs {path: options}), VolumesFrom, Ulimits
+    ({Name, Soft, Hard}), Devices ({PathOnHost, PathInContainer, CgroupPermissions}), the PID and IPC
+    namespace modes, SecurityOpt, Sysctls, Dns/DnsSearch/DnsOptions and RestartPolicy ({Name,
+    MaximumRetryCount}); None (or empty) is "not given". `hostconfig.check_host_settings` validates them."""
+    Binds: list[str] = field(default_factory=list)
+    Mounts: list[dict] = field(default_factory=list)
+    Tmpfs: dict[str, str] = field(default_factory=dict)
+    VolumesFrom: list[str] = field(default_factory=list)
+    Ulimits: list[dict] = field(default_factory=list)
+    Devices: list[dict] = field(default_factory=list)
+    PidMode: str | None = None            # "", host, private
+    IpcMode: str | None = None            # "", host, private, shareable
+    SecurityOpt: list[str] = field(default_factory=list)
+    Sysctls: dict[str, str] = field(default_factory=dict)
+    Dns: list[str] = field(default_factory=list)
+    DnsSearch: list[str] = field(default_factory=list)
+    DnsOptions: list[str] = field(default_factory=list)
+    RestartPolicy: dict | None = None     # {"Name": no|always|on-failure|unless-stopped, "MaximumRetryCount": N}
+
+    def given(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in fields(self) if getattr(self, k) not in (None, [], {})}
+
+
+@record
+class Healthcheck:
+    """Config.Healthcheck by docker's names: Test (["NONE"], ["CMD", ...] or ["CMD-SHELL", "cmd"]) and the
+    durations in nanoseconds (0 or None: the default); `hostconfig.check_healthcheck` validates it."""
+    Test: list[str] | None = None
+    Interval: int | None = None
+    Timeout: int | None = None
+    StartPeriod: int | None = None
+    StartInterval: int | None = None
+    Retries: int | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in fields(self) if getattr(self, k) is not None}
+
+
+def _pick(cls, d: dict | None):
+    """A record of `cls` from the fields of an Engine API dict that it has (others are left out)."""
+    d = d or {}
+    return cls(**{k: d[k] for k in fields(cls) if d.get(k) is not None})
+
+
+def from_api(body: dict) -> CreateOptions:
+    """A `POST /containers/create` body of the Docker Engine API (Config's fields at the top, with
+    HostConfig and NetworkingConfig) -> CreateOptions with its records. The values are checked when
+    the container is created, as the CLI's are."""
+    hc = body.get("HostConfig") or {}
+    net = hc.get("NetworkMode") or "bridge"
+    eps = list(((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items())
+    first = eps[0][1] if eps else {}
+    ipam = (first or {}).get("IPAMConfig") or {}
+    entrypoint = body.get("Entrypoint")
+    if isinstance(entrypoint, list):
+        entrypoint = entrypoint[0] if entrypoint else ""
+    publish = []
+    for port, binds in (hc.get("PortBindings") or {}).items():
+        for b in binds or [{}]:
+            ip, hp = (b or {}).get("HostIp") or "", (b or {}).get("HostPort") or ""
+            publish.append(f"{ip}:{hp}:{port}" if ip else f"{hp}:{port}" if hp else port)
+    policy = hc.get("RestartPolicy") or None
+    if policy is not None and not policy.get("Name"):
+        policy = None
+    settings = _pick(HostSettings, hc)
+    settings.RestartPolicy = policy
+    return CreateOptions(
+        image=body["Image"], command=list(body.get("Cmd") or []) or None, name=body.get("name"),
+        entrypoint=entrypoint, env=list(body.get("Env") or []), workdir=body.get("WorkingDir") or None,
+        user=body.get("User") or None, hostname=body.get("Hostname") or None, network=net,
+        extra_networks=[n for n, _ in eps[1:]], ip=ipam.get("IPv4Address") or None,
+        ip6=ipam.get("IPv6Address") or None, aliases=list((first or {}).get("Aliases") or []),
+        mac_address=(first or {}).get("MacAddress") or body.get("MacAddress") or None, publish=publish,
+        publish_all=bool(hc.get("PublishAllPorts")), expose=list(body.get("ExposedPorts") or {}),
+        add_hosts=list(hc.get("ExtraHosts") or []), init=bool(hc.get("Init")), stop_signal=body.get("StopSignal"),
+        stop_timeout=body.get("StopTimeout"), labels=dict(body.get("Labels") or {}), runtime=hc.get("Runtime"),
+        tty=bool(body.get("Tty")), interactive=bool(body.get("OpenStdin")),
+        attach_stdin=bool(body.get("AttachStdin")), auto_remove=bool(hc.get("AutoRemove")),
+        detach=not (body.get("AttachStdout") or body.get("AttachStderr")),
+        resources=_pick(Resources, hc), host_options=_pick(HostOptions, hc), host_settings=settings,
+        healthcheck=_pick(Healthcheck, body.get("Healthcheck")) if body.get("Healthcheck") else None)

@@ -21,7 +21,7 @@ import time
 
 from pallet import jsonfast
 from pallet.engine.units import parse_bytes
-from pallet.errors import Conflict, NotFound, PalletError
+from pallet.errors import Conflict, InvalidField, NotFound, PalletError
 from pallet.fsutil import rmtree
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
@@ -155,7 +155,7 @@ def tmpfs_options(opts: str, what: str) -> list[str]:
         k, _, v = o.partition("=")
         if k in ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"):
             if not v:
-                raise PalletError(f"invalid --tmpfs {what!r}: {k} needs a value")
+                raise InvalidField("Tmpfs", "invalid {name} {text!r}: {k} needs a value", text=what, k=k)
             if k == "size":
                     v = str(parse_bytes(v, "tmpfs size"))
             out.append(f"{k}={v}")
@@ -163,7 +163,7 @@ def tmpfs_options(opts: str, what: str) -> list[str]:
                    "noatime", "relatime", "strictatime", "nodiratime", "diratime", "tmpcopyup", "notmpcopyup"):
             out.append(k)
         else:
-            raise PalletError(f"invalid --tmpfs {what!r}: unknown option {k!r}")
+            raise InvalidField("Tmpfs", "invalid {name} {text!r}: unknown option {k!r}", text=what, k=k)
     return out
 
 
