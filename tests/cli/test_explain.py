@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -325,3 +326,15 @@ def test_explain_image_counts_the_wasted_space(pallet, images, tmp_path):
     assert [x["path"] for x in w["top"]] == ["/data.bin"] and w["top"][0]["wasted_bytes"] >= 200_000, w
     text = pallet("explain", "image", "localhost/waste:1", check=True).stdout
     assert "data.bin" in text
+
+
+def test_devices_added_and_all_with_privileged(pallet, images):
+    d = _json(pallet("explain", "run", "--device", "/dev/fuse", "--format", "json", "localhost/busybox"))["devices"]
+    st = Path("/dev/fuse").stat()
+    assert {"path": "/dev/fuse", "type": "c", "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev)} in d["nodes"]
+    assert {"allow": True, "type": "c", "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+            "access": "rwm"} in d["rules"] and d["all_allowed"] is False
+    text = pallet("explain", "run", "--device", "/dev/fuse", "localhost/busybox", check=True).stdout
+    assert "extra nodes: /dev/fuse" in text and "deny all but" in text
+    priv = _json(pallet("explain", "run", "--privileged", "--format", "json", "localhost/busybox"))["devices"]
+    assert priv["all_allowed"] is True and any(n["path"] == "/dev/fuse" for n in priv["nodes"])
