@@ -187,6 +187,59 @@ def parse_device(text: str) -> dict:
     return {"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}
 
 
+def _truthy(v: str, what: str) -> bool:
+    if v in ("", "1", "true"):
+        return True
+    if v in ("0", "false"):
+        return False
+    raise PalletError(f"invalid {what}: {v!r} is not true or false")
+
+
+def parse_mount(spec: str) -> dict:
+    """--mount type=bind|volume|tmpfs,src=,dst=,ro,... -> docker's HostConfig.Mounts entry (its values
+    checked by the engine: volumes.check_mount)."""
+    from pallet.engine.units import parse_bytes
+    from pallet.engine.volumes import MOUNT_TYPES, PROPAGATIONS
+
+    what = f"--mount {spec!r}"
+    m: dict = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
+    for field in [f for f in spec.split(",") if f]:
+        k, _, v = field.partition("=")
+        k = k.strip().lower()
+        if k == "type":
+            if v not in MOUNT_TYPES:
+                raise PalletError(f"invalid {what}: type must be bind, volume or tmpfs")
+            m["Type"] = v
+        elif k in ("source", "src"):
+            m["Source"] = v
+        elif k in ("destination", "dst", "target"):
+            m["Target"] = v
+        elif k in ("readonly", "ro"):
+            m["ReadOnly"] = _truthy(v, what)
+        elif k == "bind-propagation":
+            if v not in PROPAGATIONS:
+                raise PalletError(f"invalid {what}: bind-propagation must be one of {', '.join(PROPAGATIONS)}")
+            m.setdefault("BindOptions", {})["Propagation"] = v
+        elif k == "volume-nocopy":
+            m.setdefault("VolumeOptions", {})["NoCopy"] = _truthy(v, what)
+        elif k == "volume-label":
+            lk, _, lv = v.partition("=")
+            m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[lk] = lv
+        elif k == "tmpfs-size":
+            m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_bytes(v, "tmpfs-size")
+        elif k == "tmpfs-mode":
+            try:
+                m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
+            except ValueError:
+                raise PalletError(f"invalid {what}: tmpfs-mode must be octal, e.g. 1777") from None
+        elif k in ("consistency", "volume-driver", "volume-opt"):
+            if k == "volume-opt":
+                raise PalletError(f"invalid {what}: volume-opt is not supported by pallet's local driver")
+        else:
+            raise PalletError(f"invalid {what}: unknown field {k!r}")
+    return m
+
+
 def parse_restart(text: str) -> dict:
     """--restart NAME[:N] -> {Name, MaximumRetryCount} (checked: the engine's check_restart)."""
     from pallet.engine.hostconfig import check_restart
@@ -220,7 +273,10 @@ def settings(kw: dict, network: str = "none"):
     for b in kw.get("volume") or ():
         volumes.parse_bind(b)
         s.Binds.append(b)
-    s.Mounts = [volumes.parse_mount(m) for m in kw.get("mount") or ()]
+    for m in kw.get("mount") or ():
+        item = parse_mount(m)
+        with _flagged(f, m):
+            s.Mounts.append(volumes.check_mount(item))
     for t in kw.get("tmpfs") or ():
         path, _, opts = t.partition(":")
         with _flagged(f, t):

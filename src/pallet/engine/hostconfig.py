@@ -252,6 +252,7 @@ def check_host_settings(s: HostSettings, network: str = "none", auto_remove: boo
 
     for b in s.Binds:
         volumes.parse_bind(b)           # validates
+    s.Mounts = [volumes.check_mount(m) for m in s.Mounts]
     tmpfs = {}
     for path, opts in s.Tmpfs.items():
         check_tmpfs(path, opts or "")

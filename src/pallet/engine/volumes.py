@@ -24,12 +24,8 @@ from pallet.engine.units import parse_bytes
 from pallet.errors import Conflict, InvalidField, NotFound, PalletError
 from pallet.fsutil import rmtree
 
-TYPE_CHECKING = False  # typing is not imported at run time (start-up)
-if TYPE_CHECKING:
-    from typing import Any
-
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-_PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 
 # ---- parsing ---------------------------------------------------------------------------------
@@ -63,7 +59,7 @@ def parse_bind(spec: str) -> dict:
     for o in modes:
         if o in ("ro", "rw"):
             ro = o == "ro"
-        elif o in _PROPAGATION:
+        elif o in PROPAGATIONS:
             prop = o
         elif o == "nocopy":
             nocopy = True
@@ -85,68 +81,45 @@ def parse_bind(spec: str) -> dict:
             "Mode": ",".join(modes)}
 
 
-def _truthy(v: str, what: str) -> bool:
-    if v in ("", "1", "true"):
-        return True
-    if v in ("0", "false"):
-        return False
-    raise PalletError(f"invalid {what}: {v!r} is not true or false")
+MOUNT_TYPES = ("bind", "volume", "tmpfs")
 
 
-def parse_mount(spec: str) -> dict:
-    """--mount type=bind|volume|tmpfs,src=,dst=,ro,... -> docker's HostConfig.Mounts entry."""
-    what = f"--mount {spec!r}"
-    m: dict[str, Any] = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
-    for field in [f for f in spec.split(",") if f]:
-        k, _, v = field.partition("=")
-        k = k.strip().lower()
-        if k == "type":
-            if v not in ("bind", "volume", "tmpfs"):
-                raise PalletError(f"invalid {what}: type must be bind, volume or tmpfs")
-            m["Type"] = v
-        elif k in ("source", "src"):
-            m["Source"] = v
-        elif k in ("destination", "dst", "target"):
-            m["Target"] = v
-        elif k in ("readonly", "ro"):
-            m["ReadOnly"] = _truthy(v, what)
-        elif k == "bind-propagation":
-            if v not in _PROPAGATION:
-                raise PalletError(f"invalid {what}: bind-propagation must be one of {', '.join(_PROPAGATION)}")
-            m.setdefault("BindOptions", {})["Propagation"] = v
-        elif k == "volume-nocopy":
-            m.setdefault("VolumeOptions", {})["NoCopy"] = _truthy(v, what)
-        elif k == "volume-label":
-            lk, _, lv = v.partition("=")
-            m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[lk] = lv
-        elif k == "tmpfs-size":
-            m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_bytes(v, "tmpfs-size")
-        elif k == "tmpfs-mode":
-            try:
-                m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
-            except ValueError:
-                raise PalletError(f"invalid {what}: tmpfs-mode must be octal, e.g. 1777") from None
-        elif k in ("consistency", "volume-driver", "volume-opt"):
-            if k == "volume-opt":
-                raise PalletError(f"invalid {what}: volume-opt is not supported by pallet's local driver")
-        else:
-            raise PalletError(f"invalid {what}: unknown field {k!r}")
-    if not m["Target"]:
-        raise PalletError(f"invalid {what}: a target (dst=) is required")
-    m["Target"] = _check_dest(m["Target"], what)
-    if m["Type"] == "bind":
-        if not m["Source"]:
-            raise PalletError(f"invalid {what}: a bind mount needs a source (src=)")
-        if not m["Source"].startswith("/"):
-            raise PalletError(f"invalid {what}: the bind source must be an absolute path")
-        if not os.path.exists(m["Source"]):
-            raise PalletError(f"invalid {what}: bind source path does not exist: {m['Source']}")
-    elif m["Type"] == "volume":
-        if m["Source"] and not NAME_RE.fullmatch(m["Source"]):
-            raise PalletError(f"invalid {what}: {m['Source']!r} is not a valid volume name")
-    elif m["Type"] == "tmpfs" and m["Source"]:
-        raise PalletError(f"invalid {what}: a tmpfs mount takes no source")
-    return m
+def check_mount(m: dict) -> dict:
+    """One of HostConfig.Mounts (docker's Mount: Type, Source, Target, ReadOnly, BindOptions,
+    VolumeOptions, TmpfsOptions) checked -> the entry with its Target normalised. A bad one raises
+    InvalidField("Mounts"); its message says `{text}` (the entry as type=,src=,dst=)."""
+    kind = m.get("Type") or "volume"
+    text = ",".join(f"{k}={v}" for k, v in (("type", kind), ("src", m.get("Source")), ("dst", m.get("Target"))) if v)
+
+    def bad(msg: str, **values) -> InvalidField:
+        return InvalidField("Mounts", "invalid {name} {text!r}: " + msg, text=text, **values)
+
+    if kind not in MOUNT_TYPES:
+        raise bad("type must be bind, volume or tmpfs")
+    prop = (m.get("BindOptions") or {}).get("Propagation")
+    if prop and prop not in PROPAGATIONS:
+        raise bad("bind-propagation must be one of " + ", ".join(PROPAGATIONS))
+    target, src = m.get("Target") or "", m.get("Source") or ""
+    if not target:
+        raise bad("a target (dst=) is required")
+    if not target.startswith("/"):
+        raise bad("the container path {dest!r} must be absolute", dest=target)
+    target = os.path.normpath(target)
+    if target == "/":
+        raise bad("the destination cannot be '/'")
+    if kind == "bind":
+        if not src:
+            raise bad("a bind mount needs a source (src=)")
+        if not src.startswith("/"):
+            raise bad("the bind source must be an absolute path")
+        if not os.path.exists(src):
+            raise bad("bind source path does not exist: {src}", src=src)
+    elif kind == "volume":
+        if src and not NAME_RE.fullmatch(src):
+            raise bad("{src!r} is not a valid volume name", src=src)
+    elif kind == "tmpfs" and src:
+        raise bad("a tmpfs mount takes no source")
+    return {**m, "Type": kind, "Source": src, "Target": target, "ReadOnly": bool(m.get("ReadOnly"))}
 
 
 def tmpfs_options(opts: str, what: str) -> list[str]:
