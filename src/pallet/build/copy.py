@@ -241,13 +241,16 @@ def copy_into(ws, entries, dest: str, *, single: str | None, tmp_dir: str, chown
         fd = os.dup(tmp.fileno())
         os.lseek(fd, 0, os.SEEK_SET)
         err_r, err_w = os.pipe()
+        from pallet.linux.mount import chroot
+        from pallet.linux.proc import fork
+
         with _FORK_LOCK:
-            pid = os.fork()
+            pid = fork()
         if pid == 0:
             code = 0
             try:
                 os.close(err_r)
-                os.chroot(ws.root)
+                chroot(ws.root)
                 os.chdir("/")
                 _extract(fd, dest, single, owner)
             except BaseException as e:  # noqa: BLE001

@@ -22,9 +22,11 @@ class ForkedWorker:
     """`body()` run in a forked child; its dict result (or error) comes back from `collect()`."""
 
     def __init__(self, body: Callable[[], dict], keep: tuple[int, ...]) -> None:
+        from pallet.linux.proc import fork
+
         res_r, res_w = os.pipe()
         try:
-            pid = os.fork()
+            pid = fork()
         except OSError:
             os.close(res_r)
             os.close(res_w)
