@@ -79,3 +79,15 @@ def test_a_network_overlapping_the_configured_default_subnet_is_refused(net):
     assert_fails(net("network", "create", "--subnet", "10.81.0.0/16", "web"),
                  "overlaps subnet 10.81.5.0/24 of network bridge")
     assert net("network", "inspect", "web").returncode != 0
+
+
+def test_default_bridge_that_exists_already_gets_the_gateway_and_rules(net):
+    """dockerd --bridge names a bridge someone else made: pallet gives it the gateway's address and
+    its rules, and containers on it reach the gateway."""
+    net.ns.run("ip", "link", "add", "extbr0", "type", "bridge")
+    net.ns.run("ip", "link", "set", "extbr0", "up")
+    _settings(net, '[network]\ndefault_bridge = "extbr0"\ndefault_subnet = "10.82.0.0/24"\n')
+    cp = net("run", "--rm", IMAGE, "ping", "-c", "1", "-W", "2", "10.82.0.1")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "inet 10.82.0.1/24" in net.ns.run("ip", "-o", "addr", "show", "dev", "extbr0").stdout
+    assert "extbr0" in net.ns.run("nft", "list", "table", "inet", "pallet").stdout

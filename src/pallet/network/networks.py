@@ -88,9 +88,9 @@ class Networks:
         have = {r[0] for r in self.db.query("SELECT name FROM networks WHERE name IN ('bridge','host','none')")}
         if len(have) == 3:
             return
-        cfg, br_name = None, DEFAULT_BRIDGE
+        cfg, br_name, existing = None, DEFAULT_BRIDGE, False
         if "bridge" not in have:
-            cfg, br_name = self._default_bridge()
+            cfg, br_name, existing = self._default_bridge()
         now = time.time()
         with self.db.transaction() as c:
             for name, driver in PREDEFINED.items():
@@ -106,12 +106,21 @@ class Networks:
                 else:
                     c.execute("INSERT OR IGNORE INTO networks(id, name, driver, created, dns) VALUES (?,?,?,?,0)",
                               (_new_id(), name, driver, now))
+        if existing:    # pallet.toml's default_bridge is a bridge made by someone else: its address and rules now
+            from pallet.network import bridge
 
-    def _default_bridge(self) -> tuple[IPAMConfig, str]:
+            net = self.get("bridge")
+            try:
+                bridge.network_up(net, force=True)
+            except BaseException:
+                self._forget(net)
+                raise
+
+    def _default_bridge(self) -> tuple[IPAMConfig, str, bool]:
         """The default network's IPAM and bridge: pallet.toml's `[network]` `default_subnet` (a CIDR;
         with host bits, e.g. 172.30.0.1/16, that address is the gateway: dockerd's --bip) and
-        `default_bridge` (dockerd's --bridge: an existing bridge is used as it is), else the first free
-        pool subnet and pallet0 (or the first free palletN)."""
+        `default_bridge` (dockerd's --bridge; True: that bridge exists already, made by someone else),
+        else the first free pool subnet and pallet0 (or the first free palletN)."""
         from ipaddress import ip_interface
 
         from pallet.config import network_settings
@@ -140,15 +149,17 @@ class Networks:
             taken += [n.ipam.subnet for n in others if n.ipam]
             cfg = ipam.make_config(ipam.pick_subnet(taken))
         name = settings.get("default_bridge")
+        existing = False
         if name:
             bridge.check_bridge_name(name)
             for n in others:
                 if n.bridge == name:
                     raise InvalidNetworkConfig(f"default_bridge {name!r} in pallet.toml is the bridge of network "
                                                f"{n.name}")
+            existing = name in bridge.link_names()
         else:
             name = default_bridge_name(bridge.link_names(), [n.bridge for n in others])
-        return cfg, name
+        return cfg, name, existing
 
     def _all(self) -> list[Network]:
         return [_row_network(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
