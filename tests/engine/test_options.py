@@ -269,3 +269,25 @@ def test_a_bad_api_body_names_the_field_and_creates_nothing(pallet_env, engine, 
         engine.create(from_api({**API_BODY, "HostConfig": {**API_BODY["HostConfig"], **host}}))
     assert e.value.field == field
     assert pallet_env.ids() == before == []
+
+
+def test_what_create_checks_itself_names_the_field_and_the_cli_its_flag(pallet_env, engine):
+    """-p, --expose and --init are checked by Engine.create (after the image is found): InvalidField names
+    docker's field there; the CLI's create (containerrun.create) says run's flag; nothing is created."""
+    from pallet.cli.containerrun import create
+
+    bad = CreateOptions(image="localhost/busybox", command=["true"], expose=["80/foo"])
+    with pytest.raises(InvalidField) as e:
+        engine.create(bad)
+    assert e.value.field == "ExposedPorts"
+    assert str(e.value) == "invalid ExposedPorts '80/foo': protocol 'foo' is not supported (tcp, udp or sctp)"
+    with pytest.raises(PalletError) as e:
+        create(engine, bad)
+    assert str(e.value) == "invalid --expose '80/foo': protocol 'foo' is not supported (tcp, udp or sctp)"
+    assert not isinstance(e.value, InvalidField) and e.value.exit_code == 125
+    assert pallet_env.ids() == []
+    from pallet.engine import ports
+
+    with pytest.raises(InvalidField) as e:
+        ports.parse(["1:2:3:4"])
+    assert e.value.field == "PortBindings" and str(e.value).startswith("invalid PortBindings '1:2:3:4': too many")

@@ -87,6 +87,23 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
     health = healthcheck(kw)
     resources, _ = checked_resources(kw)
     host_options, _ = checked_host_fields(kw)
+    if kw.get("publish") or kw.get("expose") or kw.get("init"):   # (create checks them too: docker's CLI first)
+        from pallet.cli.hostflags import said
+        from pallet.errors import InvalidField
+
+        try:
+            from pallet.engine import ports
+
+            mode = networks(kw)[0]
+            if mode not in ("none", "host") and not mode.startswith("container:"):   # (those: create's sentence)
+                ports.parse(kw.get("publish") or ())
+            ports.parse_expose(kw.get("expose") or ())
+            if kw.get("init"):
+                from pallet.engine.spec import require_init_binary
+
+                require_init_binary()
+        except InvalidField as e:
+            raise said(e) from None
     if networks(kw)[0] == "host" and kw.get("publish"):
         sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
     return CreateOptions(
@@ -101,6 +118,18 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
         attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
         detach=detach, resources=resources, host_options=host_options, host_settings=host_settings,
         healthcheck=health)
+
+
+def create(eng, opts):
+    """`eng.create(opts)`; an engine's error naming a field is said with the flag (hostflags.said)."""
+    from pallet.errors import InvalidField
+
+    try:
+        return eng.create(opts)
+    except InvalidField as e:
+        from pallet.cli.hostflags import said
+
+        raise said(e) from None
 
 
 def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig_proxy: bool) -> int:
@@ -126,7 +155,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     try:
         eng = engine(st)
         opts = build_opts(image, command, kw, detach=detach)
-        c = eng.create(opts)
+        c = create(eng, opts)
         ws = None
         if opts.tty:
             from pallet.engine.attach import winsize

@@ -97,7 +97,15 @@ def _build(st, args: list[str]) -> dict:
     opts = build_opts(image, cmd, kw, detach=detach)
     flags = args[:len(args) - 1 - len(cmd)]
     pull = any(a == "--pull" or a.startswith("--pull=") for a in flags)   # (said on the command line)
-    return runspec.explain(runspec.build(engine(st), opts, args, pull=pull))
+    from pallet.errors import InvalidField
+
+    try:
+        built = runspec.build(engine(st), opts, args, pull=pull)
+    except InvalidField as e:   # (checked as create checks it: -p, --expose, --init)
+        from pallet.cli.hostflags import said
+
+        raise said(e) from None
+    return runspec.explain(built)
 
 
 @explain_group.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,

@@ -124,8 +124,29 @@ SETTINGS_FLAGS = {"Binds": "-v", "Mounts": "--mount", "Tmpfs": "--tmpfs", "Volum
 HEALTH_FLAGS = {"Test": "--health-cmd", "Interval": "--health-interval", "Timeout": "--health-timeout",
                 "StartPeriod": "--health-start-period", "StartInterval": "--health-start-interval",
                 "Retries": "--health-retries"}
+OTHER_FLAGS = {"PortBindings": "-p", "ExposedPorts": "--expose", "Init": "--init"}
 _SETTINGS_KW = ("volume", "mount", "tmpfs", "volumes_from", "ulimit", "device", "pid", "ipc", "security_opt",
                 "sysctl", "dns", "dns_search", "dns_option", "restart")
+
+
+def said(e, flags: dict | None = None, text: str | None = None):
+    """An engine's InvalidField as the CLI says it: the sentence with the flag (`flags`: field -> flag;
+    all of run's by default) and, with `text`, the value as the user wrote it; any other error as it is.
+    (For what create checks itself, say -p, --expose, --init: containerrun.create.)"""
+    from pallet.errors import InvalidField
+
+    if not isinstance(e, InvalidField):
+        return e
+    if flags is None:
+        flags = {**RESOURCE_FLAGS, **HOST_FLAGS, **SETTINGS_FLAGS, **HEALTH_FLAGS, **OTHER_FLAGS}
+    values = {k: flags.get(v, v) if k in ("other", "network") else v for k, v in e.values.items()}
+    if text is not None and "text" in values:
+        values["text"] = text
+    if text is not None and "item" in values:
+        name, _, val = text.partition("=")
+        values["item"] = f"{name.strip().lower()}={val}"
+    e.values = values
+    return PalletError(e.named(flags.get(e.field, e.field)), exit_code=e.exit_code)
 
 
 def _flagged(flags: dict, text: str | None = None):
@@ -138,14 +159,7 @@ def _flagged(flags: dict, text: str | None = None):
 
         def __exit__(self, t, e, tb):
             if isinstance(e, InvalidField):
-                values = {k: flags.get(v, v) if k in ("other", "network") else v for k, v in e.values.items()}
-                if text is not None and "text" in values:
-                    values["text"] = text
-                if "item" in values and text is not None:
-                    name, _, val = text.partition("=")
-                    values["item"] = f"{name.strip().lower()}={val}"
-                e.values = values
-                raise PalletError(e.named(flags.get(e.field, e.field))) from None
+                raise said(e, flags, text) from None
             return False
 
     return _Said()

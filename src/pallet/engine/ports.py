@@ -9,13 +9,14 @@ pallet's nftables table (`pallet.network.firewall.publish`), set up by `engine.n
 
 from __future__ import annotations
 
-from pallet.errors import PalletError
+from pallet.errors import InvalidField
 
 PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-def _bad(spec: str, why: str) -> PalletError:
-    return PalletError(f"invalid -p {spec!r}: {why} (expected [hostIP:][hostPort:]containerPort[/tcp|udp|sctp])")
+def _bad(spec: str, why: str) -> InvalidField:
+    return InvalidField("PortBindings", "invalid {name} {text!r}: {why} (expected [hostIP:][hostPort:]containerPort"
+                        "[/tcp|udp|sctp])", text=spec, why=why)
 
 
 def _range(text: str, spec: str, what: str) -> tuple[int, int]:
@@ -171,14 +172,17 @@ def parse_expose(specs) -> dict[str, dict]:
         body, _, proto = spec.partition("/")
         proto = proto.lower() or "tcp"
         if proto not in PROTOCOLS:
-            raise PalletError(f"invalid --expose {spec!r}: protocol {proto!r} is not supported (tcp, udp or sctp)")
+            raise InvalidField("ExposedPorts", "invalid {name} {text!r}: protocol {proto!r} is not supported (tcp, udp "
+                               "or sctp)", text=spec, proto=proto)
         lo, sep, hi = body.partition("-")
         try:
             a, b = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise PalletError(f"invalid --expose {spec!r}: expected PORT[-PORT][/tcp|udp|sctp]") from None
+            raise InvalidField("ExposedPorts", "invalid {name} {text!r}: expected PORT[-PORT][/tcp|udp|sctp]",
+                               text=spec) from None
         if not (0 < a <= b <= 65535):
-            raise PalletError(f"invalid --expose {spec!r}: ports are 1-65535 and a range goes up")
+            raise InvalidField("ExposedPorts", "invalid {name} {text!r}: ports are 1-65535 and a range goes up",
+                               text=spec)
         out.update({f"{p}/{proto}": {} for p in range(a, b + 1)})
     return out
 

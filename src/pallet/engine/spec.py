@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import resource
 
-from pallet.errors import PalletError
+from pallet.errors import InvalidField
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
@@ -191,8 +191,8 @@ def init_binary() -> str | None:
 def require_init_binary() -> str:
     init = init_binary()
     if init is None:
-        raise PalletError("--init needs an init binary, and neither catatonit nor tini was found "
-                          "(apt-get install catatonit)")
+        raise InvalidField("Init", "{name} needs an init binary, and neither catatonit nor tini was found "
+                           "(apt-get install catatonit)")
     return init
 
 
