@@ -17,7 +17,7 @@ Modules (one concern each):
   inspection docker's inspect JSON
   images     the image of a new container: resolved in the store (short-name candidates) or pulled
   defaults   docker's Config/HostConfig of a new container from the image's config and the options
-  options    CreateOptions and Resources (docker's HostConfig names): what create/run/update take
+  options    CreateOptions and its records (docker's Config/HostConfig names), from_api: what create/run/update take
   running    Engine.run (create + start, attached); prefork/Prefork: the CLI's early-fork fast path
   names      container names: the allowed characters, docker's random ADJECTIVE_NOUN
   signals    signals by name or number (--stop-signal, kill -s)
@@ -33,7 +33,7 @@ Modules (one concern each):
   execs      exec through the container's runtime; top (docker's Titles/Processes)
   runtimes   runc/crun/any runc-compatible binary through its CLI; palletrt: pallet.runtime in-process
   snapshots  adapter to pallet.layers (container snapshots)
-  hostconfig docker's HostConfig from run/create options (limits, devices, ulimits, sysctls, caps)
+  hostconfig the checks of the HostConfig records (limits, devices, ulimits, sysctls, caps, restart, health)
   volumes    named volumes, binds and tmpfs mounts
   limits     cgroup limits, update and stats (the counters: pallet.linux.cgroups)
   networking --network modes and endpoints; attach/detach through pallet.network around the init's
