@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pallet.engine.containers import Containers
 from pallet.engine.creating import Creating
+from pallet.engine.events import Events
 from pallet.engine.images import Images
 from pallet.engine.inspection import Inspection
 from pallet.engine.lifecycle import Lifecycle
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Engine(Containers, Images, Creating, Lifecycle, Waiting, Inspection, Runs):
+class Engine(Containers, Images, Creating, Lifecycle, Waiting, Inspection, Runs, Events):
     def __init__(self, store, runroot: str | os.PathLike, *, storage_driver: str | None = None) -> None:
         self.store = store
         self.root = Path(store.root)
