@@ -291,3 +291,19 @@ def test_what_create_checks_itself_names_the_field_and_the_cli_its_flag(pallet_e
     with pytest.raises(InvalidField) as e:
         ports.parse(["1:2:3:4"])
     assert e.value.field == "PortBindings" and str(e.value).startswith("invalid PortBindings '1:2:3:4': too many")
+
+
+def test_update_takes_the_restart_policy_record(pallet_env, engine):
+    from pallet.engine import limits
+
+    c = engine.create(CreateOptions(image="localhost/busybox", command=["true"]))
+    with pytest.raises(InvalidField) as e:
+        limits.update(engine, c, Resources(), {"Name": "always", "MaximumRetryCount": 2})
+    assert e.value.field == "RestartPolicy"
+    assert engine.get(c.id).HostConfig["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
+    limits.update(engine, c, Resources(), {"Name": "on-failure", "MaximumRetryCount": 2})
+    assert engine.get(c.id).HostConfig["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    cp = pallet_env("update", "--restart", "always:2", c.id)
+    assert cp.returncode == 125 and cp.stderr == ("Error: invalid restart policy 'always:2': only on-failure takes a "
+                                                  "maximum retry count\n")
+    engine.remove(engine.get(c.id), force=True)

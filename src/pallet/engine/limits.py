@@ -226,6 +226,9 @@ def update(engine, c, host_changes, restart: dict | None = None) -> list[str]:
                                                     and host["MemorySwap"] < host_changes["Memory"]):
             merged["MemorySwap"] = host_changes["Memory"] * 2
     if restart is not None:
+        from pallet.engine.hostconfig import check_restart
+
+        restart = check_restart(restart)   # (docker's RestartPolicy record: a bad one names the field)
         if restart["Name"] != "no" and host.get("AutoRemove"):
             raise PalletError("Restart policy cannot be updated because AutoRemove is enabled for the container")
         merged["RestartPolicy"] = restart
