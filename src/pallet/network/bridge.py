@@ -136,11 +136,20 @@ def attach(net: Network, lease: Lease, netns_path: str) -> None:
                     host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac, lookup=False)
                 except FileExistsError:
                     # the same container's pair from its last run, which its old namespace's
-                    # destruction has not taken yet (a restart right after the exit): delete, again
+                    # destruction has not taken yet (a restart right after the exit): delete, again;
+                    # a link of that name that is no veth is not pallet's: left alone, refused
+                    kind = host.link_kind(lease.host_ifname)
+                    if kind != "veth":
+                        raise NetworkSetupError(f"cannot create the veth pair {lease.host_ifname}/{lease.ifname}: "
+                                                f"a link of that name exists and is {'a ' + kind if kind else 'no veth'}"
+                                                ) from None
                     host.delete_link(lease.host_ifname)
                     host.add_veth(lease.host_ifname, lease.ifname, fd, master=br, mac=lease.mac, lookup=False)
             except OSError as e:
                 host.delete_link(lease.host_ifname)
+                if e.errno == errno.EOPNOTSUPP and host.link_kind(net.bridge) != "bridge":
+                    raise NetworkSetupError(f"cannot plug into network {net.name}: link {net.bridge} is not a "
+                                            "bridge (another program made a link of that name)") from None
                 raise _fail(f"cannot create the veth pair {lease.host_ifname}/{lease.ifname}", e) from None
             try:
                 with Netlink(netns_path) as ct:
