@@ -296,6 +296,8 @@ def up(engine, c, init_pid: int) -> list:
 
     store = _store(engine)
     if has_leases(engine, c.id):       # left by a monitor that was killed, or a reboot
+        if _bindings(c):               # (and its published ports: else they hold its own host ports)
+            unpublish(engine, c)
         network.detach_all(store, c.id)
     netns = f"/proc/{init_pid}/ns/net"
     got = []
@@ -389,10 +391,11 @@ def _check_unbound(proto: str, host_ip: str, port: int) -> None:
             raise
 
 
-def publish(engine, c, lease, keep: dict | None = None) -> None:
+def publish(engine, c, lease, keep: dict | None = None, replace: list | None = None) -> None:
     """DNAT of the container's published ports to `lease`'s address: one nftables transaction; the
     host ports actually used (a random one for an empty HostPort; `keep`'s, the ones used before, when
-    it is re-published) are kept in the row (`Ports`)."""
+    it is re-published) are kept in the row (`Ports`). `replace`: the (proto, host port) keys it
+    published before, deleted in the same transaction (its NftError, when refused, is the caller's)."""
     from pallet import jsonfast
     from pallet.linux import sysctl
     from pallet.linux.nftables import NftError
@@ -437,9 +440,11 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
                     actual[key].append({"HostIp": "::", "HostPort": str(hp)})
         try:
             sysctl.write(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")   # 127.0.0.1:PORT reaches it
-            firewall.apply(firewall.publish(c.id, lease.address, rules, v6))
+            firewall.apply(firewall.unpublish_elements(replace or ()) + firewall.publish(c.id, lease.address, rules, v6))
             break
         except NftError as e:
+            if replace:
+                raise
             if "File exists" in str(e):
                 if random_ports and attempt < 2:    # another container's start took a port we picked: again
                     published = firewall.published()
@@ -451,14 +456,19 @@ def publish(engine, c, lease, keep: dict | None = None) -> None:
     engine._update(c.id, config=jsonfast.dumps(c.config))
 
 
+def _published_keys(c) -> list[tuple[str, str]]:
+    """(proto, host port) of what the container's record says it published."""
+    return [(key.partition("/")[2] or "tcp", b["HostPort"]) for key, binds in (c.config.get("Ports") or {}).items()
+            for b in binds or () if b.get("HostPort")]
+
+
 def unpublish(engine, c) -> None:
     """Remove the container's published ports: the elements its record names (no read of the table),
     else (that transaction refused: a reboot, a killed monitor) what the table says is its."""
     from pallet.linux.nftables import NftError
     from pallet.network import firewall
 
-    keys = [(key.partition("/")[2] or "tcp", b["HostPort"]) for key, binds in (c.config.get("Ports") or {}).items()
-            for b in binds or () if b.get("HostPort")]
+    keys = _published_keys(c)
     if keys:
         try:
             firewall.apply(firewall.unpublish_known(c.id, keys))
@@ -473,6 +483,14 @@ def republish(engine, c, leases) -> None:
     network's (new) address, on the same host ports."""
     if not _bindings(c):
         return
+    if leases:    # one transaction: the old elements out, the chain's rules to the new address
+        from pallet.linux.nftables import NftError
+
+        try:
+            publish(engine, c, leases[0], keep=c.config.get("Ports") or {}, replace=_published_keys(c))
+            return
+        except NftError:     # (its elements were not all there: a reboot, a killed monitor)
+            pass
     unpublish(engine, c)
     if leases:
         publish(engine, c, leases[0], keep=c.config.get("Ports") or {})
@@ -481,10 +499,10 @@ def republish(engine, c, leases) -> None:
 def release(engine, c) -> list:
     """Give the container's addresses back (and remove its published ports); the leases, whose veths
     `unplug` deletes (its namespace may be gone already, and them with it: fine)."""
+    if not has_leases(engine, c.id):   # (whoever gave them back removed its published ports first: the
+        return []                      # monitor at the exit, then rm -f's own call, makes one transaction)
     if _bindings(c):
         unpublish(engine, c)
-    if not has_leases(engine, c.id):
-        return []
     from pallet.network.networks import Networks
 
     nets = Networks(_store(engine))

@@ -189,14 +189,19 @@ def unpublish(container_id: str) -> list[dict]:
     return cmds + [nft.flush(nft.chain(ch)), nft.delete(nft.chain(ch))]
 
 
+def unpublish_elements(keys) -> list[dict]:
+    """The `ports` elements of `keys` ((proto, host port)) deleted (the start of a re-publish's
+    transaction: its `publish` then creates them again, jumping to the same chain)."""
+    return [nft.delete(nft.element("ports", {"concat": [proto, int(port)]})) for proto, port in sorted(set(keys))]
+
+
 def unpublish_known(container_id: str, keys) -> list[dict]:
     """The transaction that removes the container's chain and the `ports` elements of `keys` ((proto,
     host port): what its record says it published), without reading the table (`unpublish` reads all
     of it: ~20-35 ms of JSON in a fresh process with 200 containers). It fails whole when one of them is
     not there (a reboot, a killed monitor): then `unpublish`."""
     ch = container_chain(container_id)
-    cmds = [nft.delete(nft.element("ports", {"concat": [proto, int(port)]})) for proto, port in sorted(set(keys))]
-    return cmds + [nft.flush(nft.chain(ch)), nft.delete(nft.chain(ch))]
+    return unpublish_elements(keys) + [nft.flush(nft.chain(ch)), nft.delete(nft.chain(ch))]
 
 
 def apply(commands: list[dict]) -> None:
