@@ -131,6 +131,9 @@ def attach_cmd(container: str, no_stdin: bool, sig_proxy: bool) -> int:
         connect_unix(s, eng.run_dir(c.id) / "attach")
     except OSError as e:
         raise PalletError(f"cannot attach to {c.name}: its monitor is not reachable ({e.strerror})") from None
+    from pallet.engine.events import container_event
+
+    container_event(eng, c, "attach")
     how, code = attach(s, stdin=not no_stdin and bool(c.Config.get("OpenStdin")), tty=bool(c.Config.get("Tty")),
                        sig_proxy=sig_proxy)
     return code if how == "exited" else 0
@@ -309,11 +312,7 @@ def restart_cmd(containers: tuple[str, ...], timeout: int | None) -> None:
     """Restart containers."""
     eng = _engine()
 
-    def one(ref):
-        c = eng.stop(eng.get(ref), timeout)
-        eng.start(eng.get(c.id))
-
-    _each(containers, one)
+    _each(containers, lambda ref: eng.restart(eng.get(ref), timeout))
 
 
 @click.command("rm")

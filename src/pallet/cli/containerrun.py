@@ -162,6 +162,10 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
 
             ws = winsize(0) or winsize(1)
         extra = {} if tr is None else {"trace": tracerun.handoff(tr, eng, st, c, opts)}
+        if not detach:   # (docker's order: create, attach, start)
+            from pallet.engine.events import container_event
+
+            container_event(eng, c, "attach")
         pre.go(eng, c, winsize=ws, **extra)
     except BaseException as e:
         pre.close()

@@ -56,6 +56,7 @@ COMMANDS: dict[str, str] = {
     "port": "pallet.cli.container:port_cmd",
     "attach": "pallet.cli.container:attach_cmd",
     "system": "pallet.cli.system:system_group",
+    "events": "pallet.cli.events:events_cmd",
     # volumes, limits, files (issue 7)
     "volume": "pallet.cli.volume:volume_group",
     "network": "pallet.cli.network:network_group",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pallet import jsonfast
 from pallet.engine import exitwatch
+from pallet.engine.events import container_event
 from pallet.engine.model import UNKNOWN_EXIT, Container, alive
 from pallet.engine.names import random_name, validate_name
 from pallet.errors import Conflict, NotFound
@@ -164,3 +165,5 @@ class Containers:
                 conn.execute("UPDATE network_leases SET name = ? WHERE container_id = ?", (new, c.id))
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "/{new}" is already in use') from None
+        old, c.name = c.name, new
+        container_event(self, c, "rename", oldName=f"/{old}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pallet import jsonfast
 from pallet.engine import defaults
+from pallet.engine.events import container_event
 from pallet.engine.model import Container
 from pallet.engine.names import validate_name
 from pallet.engine.options import CreateOptions
@@ -82,6 +83,7 @@ class Creating:
             rmtree(self.dir(cid))
             raise
         c.extra["rootfs"] = self.set_up(c, rec)
+        container_event(self, c, "create")
         return c
 
     def set_up(self, c: Container, rec) -> str:

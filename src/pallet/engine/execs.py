@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 
+from pallet.engine.events import container_event
 from pallet.errors import PalletError
 
 
@@ -71,5 +73,12 @@ def exec_in(engine, c, command: list[str], *, env: list[str], user: str | None, 
     if c.status != "running":
         raise PalletError(f"container {c.name} is not running")
     proc = exec_process(engine, c, command, env=env, user=user, workdir=workdir, tty=tty)
-    return engine.runtime(c.runtime).exec_in(c.id, proc, tty=tty, interactive=interactive, detach=detach,
+    exec_id = os.urandom(32).hex()
+    what = " ".join(command)
+    container_event(engine, c, f"exec_create: {what}", execID=exec_id)
+    container_event(engine, c, f"exec_start: {what}", execID=exec_id)
+    code = engine.runtime(c.runtime).exec_in(c.id, proc, tty=tty, interactive=interactive, detach=detach,
                                              scratch=engine.run_dir(c.id))
+    if not detach:
+        container_event(engine, c, "exec_die", execID=exec_id, exitCode=code)
+    return code

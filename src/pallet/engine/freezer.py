@@ -6,6 +6,7 @@ and inspect's State.Paused all need (it used to sit between health and files, wh
 
 from __future__ import annotations
 
+from pallet.engine.events import container_event
 from pallet.errors import Conflict, PalletError, RuntimeFailure
 
 
@@ -43,6 +44,7 @@ def pause(engine, c) -> None:
     if paused(c):
         raise Conflict(f"container {c.name} is already paused")
     _runtime_call(engine, c, "pause")
+    container_event(engine, c, "pause")
 
 
 def unpause(engine, c) -> None:
@@ -50,6 +52,7 @@ def unpause(engine, c) -> None:
     if not paused(c):
         raise Conflict(f"container {c.name} is not paused")
     _runtime_call(engine, c, "resume")
+    container_event(engine, c, "unpause")
 
 
 def _runtime_call(engine, c, verb: str) -> None:

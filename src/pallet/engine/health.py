@@ -15,6 +15,7 @@ import sys
 import time
 
 from pallet import jsonfast
+from pallet.engine.events import container_event
 from pallet.engine.freezer import paused
 
 DEFAULT_INTERVAL = 30e9
@@ -128,6 +129,7 @@ def run_once(engine, c, *, started_at: float | None = None) -> dict:
     code, out = exec_check(engine, c, hc)
     end = _ts()
     h = read_health(engine, c.id) or {"Status": "starting", "FailingStreak": 0, "Log": []}
+    before = h.get("Status")
     h["Log"] = (h.get("Log") or [])[-(MAX_LOG - 1):] + [{"Start": start, "End": end, "ExitCode": code,
                                                           "Output": out}]
     retries = hc.get("Retries") or DEFAULT_RETRIES
@@ -142,6 +144,8 @@ def run_once(engine, c, *, started_at: float | None = None) -> dict:
         if h["FailingStreak"] >= retries:
             h["Status"] = "unhealthy"
     _write(engine, c.id, h)
+    if h["Status"] != before:
+            container_event(engine, c, f"health_status: {h['Status']}")
     return h
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pallet import jsonfast
 from pallet.engine import exitwatch
+from pallet.engine.events import container_event
 from pallet.engine.freezer import thaw_if_paused
 from pallet.engine.model import Container, alive, proc_start_time, send_signal
 from pallet.engine.signals import parse_signal
@@ -56,6 +57,8 @@ class Lifecycle:
             if winsize:
                 c.extra["winsize"] = winsize
             own, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            if attach:
+                container_event(self, c, "attach")
             from pallet.engine import monitor
 
             monitor.spawn(self, c, sync=theirs)
@@ -113,6 +116,7 @@ class Lifecycle:
         self._update(c.id, status="running", pid=pid, pid_start=c.pid_start, monitor_pid=c.monitor_pid,
                      monitor_start=c.monitor_start, started_at=c.started_at, finished_at=None, exit_code=None,
                      error=None, oom_killed=0, stopped_by_user=0)
+        container_event(self, c, "start")
 
     def start_failed(self, c: Container, message: str, pid: int | None) -> None:
         """In the monitor: the runtime could not create/start the container; leave it Created/Exited, clean."""
@@ -157,6 +161,9 @@ class Lifecycle:
         (unmounting an overlay syncs the upper filesystem), which the monitor then finishes alone.
         """
         oom = self._oom_killed(c)
+        if oom:
+            container_event(self, c, "oom")
+        container_event(self, c, "die", exitCode=code)
         from pallet.engine import snapshots
 
         try:   # (its address and ports are free again once the CLI hears of the exit)
@@ -213,6 +220,7 @@ class Lifecycle:
         c = self.refresh(c)
         if c.status != "running":
             raise Conflict(f"cannot kill container {c.name}: container is not running")
+        container_event(self, c, "kill", signal=int(sig))
         if not send_signal(c.pid, c.pid_start, sig):
             self.refresh(c)
         thaw_if_paused(self, c)
@@ -220,6 +228,12 @@ class Lifecycle:
     def stop(self, c: Container, timeout: int | None = None) -> Container:
         with self.locked(c):
             return self._stop(c, timeout)
+
+    def restart(self, c: Container, timeout: int | None = None) -> None:
+        """docker's restart: stop (if running), start; the `restart` event after the start."""
+        c = self.stop(c, timeout)
+        self.start(self.get(c.id))
+        container_event(self, self.get(c.id), "restart")
 
     def _cancel_restart(self, c: Container) -> Container:
         """Tell the monitor not to restart; it marks the row Exited, unless it was starting it right then
@@ -243,12 +257,15 @@ class Lifecycle:
         if timeout is None:
             timeout = c.Config.get("StopTimeout", 10)
         sig = parse_signal(c.Config.get("StopSignal"))
+        container_event(self, c, "kill", signal=int(sig))
         send_signal(c.pid, c.pid_start, sig)
         thaw_if_paused(self, c)
         c = self.wait_exit(c, timeout)
         if c.status == "running":
+            container_event(self, c, "kill", signal=int(signal.SIGKILL))
             send_signal(c.pid, c.pid_start, signal.SIGKILL)
             c = self.wait_exit(c, 30)
+        container_event(self, c, "stop")
         return c
 
     def remove(self, c: Container, *, force: bool = False) -> None:
@@ -335,6 +352,7 @@ class Lifecycle:
         rmtree(self.dir(c.id))
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+        container_event(self, c, "destroy")
         if c.config.get("Mounts"):
             from pallet.engine import volumes
 
