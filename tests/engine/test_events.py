@@ -173,3 +173,19 @@ def test_pallet_events_process_follows_until_stopped(pallet_env):
         p.wait(10)
         p.stdout.close()
         p.stderr.close()
+
+
+def test_image_events(pallet_env, tmp_path):
+    t0 = f"{time.time():.9f}"
+    image_id = json.loads(pallet_env("image", "inspect", IMAGE, check=True).stdout)[0]["Id"]
+    pallet_env("tag", IMAGE, "localhost/other:1", check=True)
+    pallet_env("save", "-o", str(tmp_path / "x.tar"), "localhost/other:1", check=True)
+    pallet_env("rmi", "localhost/other:1", check=True)
+    pallet_env("load", "-i", str(tmp_path / "x.tar"), check=True)
+    evs = _json_events(pallet_env, t0, "--filter", "type=image")
+    assert [(e["Action"], e["Actor"]["ID"]) for e in evs] == [
+        ("tag", image_id), ("save", image_id), ("untag", image_id), ("load", image_id)]
+    assert evs[0]["Actor"]["Attributes"]["name"] == "localhost/other:1"
+    assert all(e["status"] == e["Action"] and e["id"] == image_id and "from" not in e for e in evs)
+    assert [e["Action"] for e in _json_events(pallet_env, t0, "--filter", "image=localhost/other:1")] == ["tag"]
+    assert _json_events(pallet_env, t0, "--filter", "type=container") == []

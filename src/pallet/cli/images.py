@@ -459,7 +459,16 @@ def import_cmd(source: str, reference: str | None, changes: tuple[str, ...], mes
             raise PalletError(f"cannot read {source}: {e.strerror}") from None
         with f:
             rec = import_rootfs(store, f, name=name, changes=list(changes), message=message, source=source)
+    _image_event(store, "import", [rec])
     click.echo(rec.id)
+
+
+def _image_event(store, action: str, recs) -> None:
+    """docker's image events of import, load and save: the image's ID as actor and name."""
+    from pallet.store import events
+
+    for rec in recs:
+        events.record(store.root, "image", action, rec.id, {"name": rec.id})
 
 
 @click.command("save")
@@ -481,6 +490,7 @@ def save_cmd(images: tuple[str, ...], output: str | None, fmt: str) -> None:
         sys.stdout.flush()
         save_archive(store, items, sys.stdout.buffer, fmt)
         sys.stdout.buffer.flush()
+        _image_event(store, "save", [rec for rec, _ in items])
         return
     from pallet.cli.common import check_output_path
 
@@ -492,6 +502,7 @@ def save_cmd(images: tuple[str, ...], output: str | None, fmt: str) -> None:
             f.commit()
     except OSError as e:
         raise PalletError(f"cannot write {output}: {e.strerror or e}") from None
+    _image_event(store, "save", [rec for rec, _ in items])
 
 
 def _print_loaded(loaded, quiet: bool) -> None:
@@ -523,6 +534,7 @@ def load_cmd(input_: str | None, quiet: bool) -> None:
             raise PalletError(f"cannot read {input_}: {e.strerror}") from None
         with f:
             loaded = load_archive(store, f, what=input_)
+    _image_event(store, "load", [lo.record for lo in loaded])
     _print_loaded(loaded, quiet)
 
 

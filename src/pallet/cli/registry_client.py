@@ -201,6 +201,9 @@ def push_cmd(source, destination, quiet, max_parallel, digestfile, tls_verify, c
     prog, ctx = _progress(quiet or fmt == "json")
     with ctx, Client(opts) as client:
         res = push(client, store, source, destination, progress=prog)
+        from pallet.store import events
+
+        events.record(store.root, "image", "push", res.name, {"name": res.name})
     if digestfile:
         with open(digestfile, "w") as f:
             f.write(res.digest)

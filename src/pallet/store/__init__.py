@@ -194,6 +194,9 @@ class Store:
             c.execute("INSERT OR REPLACE INTO tags(name, image_id, target_digest) VALUES (?, ?, ?)",
                       (name, rec.id, rec.manifest_digest))
         self.write_index()
+        from pallet.store import events
+
+        events.record(self.root, "image", "tag", rec.id, {"name": name})
 
     def add_repo_digest(self, repo: str, digest: str, image_id: str) -> None:
         """Record that the image is known as `repo@digest` (docker's RepoDigests), e.g. after a push."""
@@ -252,6 +255,7 @@ class Store:
             self._drop_names(gone)
             out += [("Untagged", n) for n in gone]
             if [r for r in refs if r not in gone]:
+                self._image_events(rec, out)
                 return out
         else:
             if refs and not force and not _single_reference(refs):
@@ -267,7 +271,16 @@ class Store:
         out.append(("Deleted", rec.id))
         self.write_index()
         self.gc()
+        self._image_events(rec, out)
         return out
+
+    def _image_events(self, rec: ImageRecord, out: list[tuple[str, str]]) -> None:
+        """docker's untag (one a name) and delete events of an rmi (the image's ID as actor and name)."""
+        from pallet.store import events
+
+        for what, _ in out:
+            action = "untag" if what == "Untagged" else "delete"
+            events.record(self.root, "image", action, rec.id, {"name": rec.id})
 
     def _drop_names(self, names: list[str]) -> None:
         with self.db.transaction() as c:

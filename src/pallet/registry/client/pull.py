@@ -252,6 +252,9 @@ class Client:
                                            [f"{ref.name}@{manifest.digest}"])
                 ids.append(rec.id)
         m0, _, _, plat0 = records[0]
+        from pallet.store import events
+
+        events.record(store.root, "image", "pull", str(ref), {"name": ref.name})
         return PullResult(ids[0], m0.digest, top_digest, names, plat0, ids, downloaded[0], src.registry.domain)
 
     def _pull_image(self, store, src: Source, manifest: Manifest, progress: Progress, downloaded: list[int],
