@@ -307,3 +307,30 @@ def test_update_takes_the_restart_policy_record(pallet_env, engine):
     assert cp.returncode == 125 and cp.stderr == ("Error: invalid restart policy 'always:2': only on-failure takes a "
                                                   "maximum retry count\n")
     engine.remove(engine.get(c.id), force=True)
+
+
+@pytest.mark.parametrize("opts, field, engine_says, cli_says", [
+    (dict(network="none", ip="10.0.0.1"), "IPv4Address",
+     "IPv4Address needs a network (NetworkMode bridge or a user network), not NetworkMode none",
+     "--ip needs a network (--network bridge or a user network), not --network none"),
+    (dict(network="none", publish=["80"]), "PortBindings",
+     "published ports (PortBindings) need a network: the container has NetworkMode none",
+     "published ports (-p) need a network: the container has --network none"),
+    (dict(network="none", add_hosts=["x:y"]), "ExtraHosts",
+     "invalid ExtraHosts 'x:y': 'y' is not an IP address (or host-gateway)",
+     "invalid --add-host 'x:y': 'y' is not an IP address (or host-gateway)"),
+    (dict(network="none", mac_address="zz"), "MacAddress", None, "invalid --mac-address 'zz': expected six hex bytes"),
+    (dict(network="container:"), "NetworkMode", None, "invalid --network container: it needs a container name or id"),
+])
+def test_the_network_checks_name_fields_and_the_cli_its_flags(pallet_env, engine, opts, field, engine_says, cli_says):
+    from pallet.cli.containerrun import create
+
+    o = CreateOptions(image="localhost/busybox", command=["true"], **opts)
+    with pytest.raises(InvalidField) as e:
+        engine.create(o)
+    assert e.value.field == field and "--" not in str(e.value)
+    assert engine_says is None or str(e.value) == engine_says
+    with pytest.raises(PalletError) as e:
+        create(engine, o)
+    assert str(e.value).startswith(cli_says)
+    assert pallet_env.ids() == []

@@ -76,8 +76,10 @@ def run_cmd(image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool,
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create_cmd(image: str, command: tuple[str, ...], **kw) -> None:
     """Create a container (not started); prints its ID."""
+    from pallet.cli.containerrun import create
+
     eng = _engine()
-    c = eng.create(_build_opts(image, command, kw, detach=True))
+    c = create(eng, _build_opts(image, command, kw, detach=True))   # (an engine's InvalidField: run's flag)
     click.echo(c.id)
 
 

@@ -124,7 +124,10 @@ SETTINGS_FLAGS = {"Binds": "-v", "Mounts": "--mount", "Tmpfs": "--tmpfs", "Volum
 HEALTH_FLAGS = {"Test": "--health-cmd", "Interval": "--health-interval", "Timeout": "--health-timeout",
                 "StartPeriod": "--health-start-period", "StartInterval": "--health-start-interval",
                 "Retries": "--health-retries"}
-OTHER_FLAGS = {"PortBindings": "-p", "ExposedPorts": "--expose", "Init": "--init"}
+OTHER_FLAGS = {"PortBindings": "-p", "ExposedPorts": "--expose", "Init": "--init", "IPv4Address": "--ip",
+               "IPv6Address": "--ip6", "Aliases": "--network-alias", "MacAddress": "--mac-address",
+               "ExtraHosts": "--add-host", "EnableIPv6": "--ipv6"}
+_NAMED = ("other", "network", "ipv6")   # values of an InvalidField that name another field
 _SETTINGS_KW = ("volume", "mount", "tmpfs", "volumes_from", "ulimit", "device", "pid", "ipc", "security_opt",
                 "sysctl", "dns", "dns_search", "dns_option", "restart")
 
@@ -139,7 +142,7 @@ def said(e, flags: dict | None = None, text: str | None = None):
         return e
     if flags is None:
         flags = {**RESOURCE_FLAGS, **HOST_FLAGS, **SETTINGS_FLAGS, **HEALTH_FLAGS, **OTHER_FLAGS}
-    values = {k: flags.get(v, v) if k in ("other", "network") else v for k, v in e.values.items()}
+    values = {k: flags.get(v, v) if k in _NAMED else v for k, v in e.values.items()}
     if text is not None and "text" in values:
         values["text"] = text
     if text is not None and "item" in values:

@@ -13,7 +13,7 @@ pays nothing (and `run` on the default bridge only a query in the CLI: `plan`).
 
 from __future__ import annotations
 
-from pallet.errors import NotFound, PalletError
+from pallet.errors import InvalidField, NotFound, PalletError
 
 MODES = ("none", "host")
 HOST_GATEWAY = "host-gateway"
@@ -56,34 +56,36 @@ def plan(engine, opts) -> tuple[str, dict]:
                 raise PalletError(f"network {m!r} is specified multiple times")
             seen.add(m)
     if mac is not None and not _is_mac(mac):
-        raise PalletError(f"invalid --mac-address {mac!r}: expected six hex bytes such as 02:42:ac:11:00:02")
+        raise InvalidField("MacAddress", "invalid {name} {text!r}: expected six hex bytes such as 02:42:ac:11:00:02",
+                           text=mac)
     for h in opts.add_hosts:
         name, sep, addr = h.partition(":")
         if not sep or not name or not addr:
-            raise PalletError(f"invalid --add-host {h!r}: expected HOST:IP")
+            raise InvalidField("ExtraHosts", "invalid {name} {text!r}: expected HOST:IP", text=h)
         if addr != HOST_GATEWAY:
             import ipaddress
 
             try:
                 ipaddress.ip_address(addr)
             except ValueError:
-                raise PalletError(f"invalid --add-host {h!r}: {addr!r} is not an IP address "
-                                  f"(or {HOST_GATEWAY})") from None
+                raise InvalidField("ExtraHosts", "invalid {name} {text!r}: {addr!r} is not an IP address (or {gw})",
+                                   text=h, addr=addr, gw=HOST_GATEWAY) from None
     if not is_network(mode):
         if opts.publish and mode == "none":
-            raise PalletError("published ports (-p) need a network: the container has --network none")
+            raise InvalidField("PortBindings", "published ports ({name}) need a network: the container has {network} "
+                               "none", network="NetworkMode")
         if (opts.publish or getattr(opts, "publish_all", False)) and mode.startswith("container:"):
             raise PalletError("conflicting options: port publishing and the container type network mode")
         if getattr(opts, "expose", None) and mode.startswith("container:"):
             raise PalletError("conflicting options: port exposing and the container type network mode")
-        for flag, given in (("--ip", ip), ("--ip6", ip6), ("--network-alias", aliases), ("--mac-address", mac)):
+        for field, given in (("IPv4Address", ip), ("IPv6Address", ip6), ("Aliases", aliases), ("MacAddress", mac)):
             if given:
-                raise PalletError(f"{flag} needs a network (--network bridge or a user network), "
-                                  f"not --network {mode}")
+                raise InvalidField(field, "{name} needs a network ({network} bridge or a user network), not "
+                                   "{network} {mode}", network="NetworkMode", mode=mode)
         if mode.startswith("container:"):
             ref = mode.partition(":")[2]
             if not ref:
-                raise PalletError("invalid --network container: it needs a container name or id")
+                raise InvalidField("NetworkMode", "invalid {name} container: it needs a container name or id")
             other = engine.get(ref)
             if other.status != "running":
                 raise PalletError(f"cannot join the network of container {other.name}: it is not running")
@@ -104,16 +106,18 @@ def plan(engine, opts) -> tuple[str, dict]:
     for m in more:                  # the other networks: an endpoint each, --ip/--alias/--mac are the first's
         other = nets.get(m)
         if other.driver != "bridge" or other.ipam is None:
-            raise PalletError(f"network {other.name} (driver {other.driver}) cannot be used as --network {m}")
+            raise InvalidField("NetworkMode", "network {net} (driver {driver}) cannot be used as {name} {m}",
+                               net=other.name, driver=other.driver, m=m)
         if other.name in rest or other.id == nets.get(mode).id:
             raise PalletError(f"network {m!r} is specified multiple times")
         rest[other.name] = {"IPAMConfig": None, "Aliases": None, "MacAddress": "", "NetworkID": other.id}
     net = nets.get(mode)            # NotFound: "network NAME not found"
     if net.driver != "bridge" or net.ipam is None:
-        raise PalletError(f"network {net.name} (driver {net.driver}) cannot be used as --network {mode}")
+        raise InvalidField("NetworkMode", "network {net} (driver {driver}) cannot be used as {name} {m}",
+                           net=net.name, driver=net.driver, m=mode)
     if (ip or aliases) and net.name == "bridge":
-        raise PalletError(f"{'--ip' if ip else '--network-alias'} is supported on user-defined networks only, "
-                          "not on the default bridge")
+        raise InvalidField("IPv4Address" if ip else "Aliases", "{name} is supported on user-defined networks only, "
+                           "not on the default bridge")
     if ip:
         from pallet.network import ipam
 
@@ -123,7 +127,8 @@ def plan(engine, opts) -> tuple[str, dict]:
         from pallet.network import ipam
 
         if net.ipam6 is None:
-            raise PalletError(f"--ip6 needs a network with IPv6: network {net.name} was not created with --ipv6")
+            raise InvalidField("IPv6Address", "{name} needs a network with IPv6: network {net} was not created "
+                               "with {ipv6}", net=net.name, ipv6="EnableIPv6")
         ipam.check_requested6(net.ipam6, ip6, [le.address6 for le in nets.leases(net)])
     if opts.publish and net.ipam6 is None:
         from pallet.engine import ports
@@ -131,8 +136,9 @@ def plan(engine, opts) -> tuple[str, dict]:
         for key, binds in ports.parse(opts.publish).items():
             for b in binds:
                 if ":" in b["HostIp"]:
-                    raise PalletError(f"cannot publish [{b['HostIp']}]:{b['HostPort']}->{key}: network {net.name} "
-                                      "has no IPv6 address for the container (it was not created with --ipv6)")
+                    raise InvalidField("PortBindings", "cannot publish [{ip}]:{port}->{key}: network {net} has no IPv6 "
+                                       "address for the container (it was not created with {ipv6})",
+                                       ip=b["HostIp"], port=b["HostPort"], key=key, net=net.name, ipv6="EnableIPv6")
     ep = {"IPAMConfig": _ipam_config(ip, ip6), "Aliases": aliases or None,
           "MacAddress": mac.lower() if mac else "", "NetworkID": net.id}
     return net.name, {net.name: ep, **rest}
