@@ -42,7 +42,7 @@ def _json_events(pallet_env, since, *args):
 
 def test_run_stop_rm_in_order_with_docker_shapes(pallet_env):
     t0 = f"{time.time():.9f}"
-    cid = pallet_env("run", "-d", "--name", "ev1", "-l", "tier=front", IMAGE, "sleep", "60",
+    cid = pallet_env("run", "-d", "--network", "none", "--name", "ev1", "-l", "tier=front", IMAGE, "sleep", "60",
                      check=True).stdout.strip()
     pallet_env("stop", "-t", "1", "ev1", check=True)
     pallet_env("rm", "ev1", check=True)
@@ -60,7 +60,7 @@ def test_run_stop_rm_in_order_with_docker_shapes(pallet_env):
         assert e["time"] == e["timeNano"] // 10**9
     assert [e["timeNano"] for e in mine] == sorted(e["timeNano"] for e in mine)
     # the text form: TIME TYPE ACTION ID (attributes sorted by key)
-    text = [x for x in _events(pallet_env, "--since", t0) if cid in x]
+    text = [x for x in _events(pallet_env, "--since", t0, "--filter", "type=container") if cid in x]
     assert len(text) == len(mine)
     m = LINE.match(text[0])
     assert m and m.group(2) == "container" and m.group(3) == "create"
@@ -72,7 +72,7 @@ def test_run_rm_foreground_and_other_actions(pallet_env):
     t0 = f"{time.time():.9f}"
     cp = pallet_env("run", "--rm", "--network", "none", IMAGE, "sh", "-c", "exit 3")
     assert cp.returncode == 3
-    pallet_env("run", "-d", "--name", "ev2", IMAGE, "sleep", "60", check=True)
+    pallet_env("run", "-d", "--network", "none", "--name", "ev2", IMAGE, "sleep", "60", check=True)
     pallet_env("pause", "ev2", check=True)
     pallet_env("unpause", "ev2", check=True)
     pallet_env("rename", "ev2", "ev3", check=True)
@@ -96,9 +96,9 @@ def test_run_rm_foreground_and_other_actions(pallet_env):
 
 def test_filters_since_until(pallet_env):
     t0 = f"{time.time():.9f}"
-    a = pallet_env("create", "--name", "fa", "-l", "k=v", IMAGE, "true", check=True).stdout.strip()
+    a = pallet_env("create", "--network", "none", "--name", "fa", "-l", "k=v", IMAGE, "true", check=True).stdout.strip()
     t1 = f"{time.time():.9f}"
-    b = pallet_env("create", "--name", "fb", IMAGE, "true", check=True).stdout.strip()
+    b = pallet_env("create", "--network", "none", "--name", "fb", IMAGE, "true", check=True).stdout.strip()
     pallet_env("rm", "fa", check=True)
     pallet_env("rm", "fb", check=True)
 
@@ -138,7 +138,7 @@ def test_engine_events_follow_in_a_thread(pallet_env, engine):
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()
-    pallet_env("run", "-d", "--name", "fol", IMAGE, "sleep", "60", check=True)
+    pallet_env("run", "-d", "--network", "none", "--name", "fol", IMAGE, "sleep", "60", check=True)
     t.join(30)
     assert not t.is_alive() and seen[0]["Action"] == "start" and seen[0]["Actor"]["Attributes"]["name"] == "fol"
     pallet_env("rm", "-f", "fol", check=True)
@@ -153,7 +153,7 @@ def test_pallet_events_process_follows_until_stopped(pallet_env):
         wait_for(lambda: _watching(p.pid) or p.poll() is not None)
         assert p.poll() is None, p.stderr.read()
         lines = []
-        cid = pallet_env("run", "-d", "--name", "pr", IMAGE, "sleep", "60", check=True).stdout.strip()
+        cid = pallet_env("run", "-d", "--network", "none", "--name", "pr", IMAGE, "sleep", "60", check=True).stdout.strip()
         while True:
             line = p.stdout.readline()
             assert line, p.stderr.read()
@@ -189,3 +189,20 @@ def test_image_events(pallet_env, tmp_path):
     assert all(e["status"] == e["Action"] and e["id"] == image_id and "from" not in e for e in evs)
     assert [e["Action"] for e in _json_events(pallet_env, t0, "--filter", "image=localhost/other:1")] == ["tag"]
     assert _json_events(pallet_env, t0, "--filter", "type=container") == []
+
+
+def test_volume_events(pallet_env):
+    t0 = f"{time.time():.9f}"
+    pallet_env("volume", "create", "evvol", check=True)
+    cp = pallet_env("run", "--rm", "--network", "none", "-v", "evvol:/data:ro", IMAGE, "true")
+    assert cp.returncode == 0, cp.stderr
+    pallet_env("volume", "rm", "evvol", check=True)
+    evs = _json_events(pallet_env, t0, "--filter", "type=volume")
+    assert [(e["Action"], e["Actor"]["ID"]) for e in evs] == [
+        ("create", "evvol"), ("mount", "evvol"), ("unmount", "evvol"), ("destroy", "evvol")]
+    mount = evs[1]["Actor"]["Attributes"]
+    assert mount["destination"] == "/data" and mount["read/write"] == "false" and mount["driver"] == "local"
+    assert mount["container"] == evs[2]["Actor"]["Attributes"]["container"]
+    assert all("status" not in e and "id" not in e for e in evs)   # (docker's deprecated fields: containers, images)
+    assert len(_json_events(pallet_env, t0, "--filter", "volume=evvol")) == 4
+    assert _json_events(pallet_env, t0, "--filter", "volume=other") == []

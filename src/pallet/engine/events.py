@@ -26,6 +26,17 @@ def container_event(engine, c, action: str, **extra) -> None:
     log.record(engine.root, "container", action, c.id, container_attributes(c, **extra))
 
 
+def volume_events(engine, c, action: str) -> None:
+    """docker's mount (at each start) and unmount (at each exit) of the named volumes a container uses."""
+    for m in c.config.get("Mounts") or ():
+        if m.get("Type") == "volume" and m.get("Name"):
+            attrs = {"container": c.id, "driver": m.get("Driver") or "local"}
+            if action == "mount":
+                attrs.update(destination=m.get("Destination", ""), propagation=m.get("Propagation", ""),
+                             **{"read/write": "true" if m.get("RW", True) else "false"})
+            log.record(engine.root, "volume", action, m["Name"], attrs)
+
+
 def emit(engine_or_root, type_: str, action: str, actor_id: str, attributes: dict | None = None) -> None:
     root = getattr(engine_or_root, "root", engine_or_root)
     log.record(root, type_, action, actor_id, attributes)

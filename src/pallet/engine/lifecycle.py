@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pallet import jsonfast
 from pallet.engine import exitwatch
-from pallet.engine.events import container_event
+from pallet.engine.events import container_event, volume_events
 from pallet.engine.freezer import thaw_if_paused
 from pallet.engine.model import Container, alive, proc_start_time, send_signal
 from pallet.engine.signals import parse_signal
@@ -116,6 +116,7 @@ class Lifecycle:
         self._update(c.id, status="running", pid=pid, pid_start=c.pid_start, monitor_pid=c.monitor_pid,
                      monitor_start=c.monitor_start, started_at=c.started_at, finished_at=None, exit_code=None,
                      error=None, oom_killed=0, stopped_by_user=0)
+        volume_events(self, c, "mount")
         container_event(self, c, "start")
 
     def start_failed(self, c: Container, message: str, pid: int | None) -> None:
@@ -164,6 +165,7 @@ class Lifecycle:
         if oom:
             container_event(self, c, "oom")
         container_event(self, c, "die", exitCode=code)
+        volume_events(self, c, "unmount")
         from pallet.engine import snapshots
 
         try:   # (its address and ports are free again once the CLI hears of the exit)

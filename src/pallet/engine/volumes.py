@@ -20,6 +20,7 @@ import stat
 import time
 
 from pallet import jsonfast
+from pallet.engine.events import emit
 from pallet.engine.units import parse_bytes
 from pallet.errors import Conflict, InvalidField, NotFound, PalletError
 from pallet.fsutil import rmtree
@@ -204,6 +205,8 @@ class Volumes:
             if created:
                 self._delete_row(name)
             raise PalletError(f"cannot create volume {name}: {e.strerror}") from None
+        if created:
+            emit(self.engine, "volume", "create", name, {"driver": "local"})
         return self.get(name), created
 
     def users(self, name: str) -> list[str]:
@@ -230,6 +233,7 @@ class Volumes:
             except OSError:
                 trash = d
             rmtree(trash)
+        emit(self.engine, "volume", "destroy", name, {"driver": "local"})
 
     def _delete_row(self, name: str) -> None:
         with self.db.transaction() as conn:

@@ -284,7 +284,21 @@ class Networks:
         except BaseException:
             self._forget(net)
             raise
+        self._event(net, "create")
         return net
+
+    def _event(self, net: Network, action: str, container_id: str | None = None) -> None:
+        """docker's network events: the network's ID as actor, its name and type (and the container)."""
+        from pallet.store import events
+
+        attrs = {"container": container_id} if container_id else {}
+        events.record(self.store.root, "network", action, net.id, {**attrs, "name": net.name, "type": net.driver})
+
+    def _lease_event(self, lease: Lease, action: str) -> None:
+        from pallet.store import events
+
+        events.record(self.store.root, "network", action, lease.network_id,
+                      {"container": lease.container_id, "name": lease.network, "type": "bridge"})
 
     def _forget(self, net: Network) -> None:
         with self.db.transaction() as c:
@@ -307,6 +321,7 @@ class Networks:
 
         dns.stop(self.store, net.id)
         bridge.network_down(net)
+        self._event(net, "destroy")
         return net
 
     def prune(self, labels: list[str] | None = None) -> list[str]:
@@ -351,6 +366,7 @@ class Networks:
         except BaseException:
             self._release(lease)
             raise
+        self._event(net, "connect", container_id)
         return lease
 
     def _lease(self, net: Network, container_id: str, name: str, ip: str | None, ifname: str,
@@ -388,6 +404,7 @@ class Networks:
         """Give the lease's address back without touching the kernel (the caller deletes the veth,
         `bridge.detach`, when it likes: after a container's exit its namespace took it already)."""
         self._release(lease)
+        self._lease_event(lease, "disconnect")
 
     def _release(self, lease: Lease) -> None:
         with self.db.transaction() as c:
@@ -408,6 +425,7 @@ class Networks:
             return None
         bridge.detach(found[0])
         self._release(found[0])
+        self._lease_event(found[0], "disconnect")
         return found[0]
 
     def detach_all(self, container_id: str) -> list[Lease]:
@@ -418,6 +436,7 @@ class Networks:
         for lease in self.leases(container_id=container_id):
             bridge.detach(lease)
             self._release(lease)
+            self._lease_event(lease, "disconnect")
             out.append(lease)
         return out
 
