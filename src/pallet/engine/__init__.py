@@ -30,6 +30,8 @@ Modules (one concern each):
   attach     the client side of the attach socket (foreground run, start -a, attach): raw tty, SIGWINCH,
              ctrl-p ctrl-q, signal proxy; AttachStream: the same socket as records for a caller that renders
   logs       iter_logs: the json-file log as (stream, time, bytes) records (tail, since/until, follow)
+  events     docker's events: recorded where they happen (container_event, emit) into the store's log
+             (pallet.store.events); Engine.events: docker's messages, filtered, following (inotify)
   execs      exec through the container's runtime; top (docker's Titles/Processes)
   runtimes   runc/crun/any runc-compatible binary through its CLI; palletrt: pallet.runtime in-process
   snapshots  adapter to pallet.layers (container snapshots)
