@@ -334,3 +334,17 @@ def test_the_network_checks_name_fields_and_the_cli_its_flags(pallet_env, engine
         create(engine, o)
     assert str(e.value).startswith(cli_says)
     assert pallet_env.ids() == []
+
+
+def test_connect_names_the_field_and_network_connect_its_flag(pallet_env, engine):
+    from pallet.engine import networking
+
+    c = engine.create(CreateOptions(image="localhost/busybox", command=["true"], name="alone"))
+    with pytest.raises(InvalidField) as e:
+        networking.connect(engine, c, "bridge", ip="172.17.0.9")
+    assert e.value.field == "NetworkMode"
+    assert str(e.value) == "container alone uses NetworkMode none: it cannot be connected to a network"
+    cp = pallet_env("network", "connect", "--ip", "172.17.0.9", "bridge", "alone")
+    assert cp.returncode == 125
+    assert cp.stderr == "Error: container alone uses --network none: it cannot be connected to a network\n"
+    engine.remove(engine.get(c.id), force=True)

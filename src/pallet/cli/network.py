@@ -194,11 +194,17 @@ def _engine():
 @click.argument("container")
 def connect_cmd(network: str, container: str, ip: str | None, ip6: str | None, alias: tuple[str, ...]) -> None:
     """Connect a container to a network (a running one at once, a stopped one at its next start)."""
+    from pallet.cli.hostflags import said
     from pallet.engine import networking
+    from pallet.errors import InvalidField
 
     eng = _engine()
     c = eng.get(container)
-    networking.connect(eng, c, network, ip=ip, aliases=alias, ip6=ip6)
+    try:
+        networking.connect(eng, c, network, ip=ip, aliases=alias, ip6=ip6)
+    except InvalidField as e:   # (the engine names docker's fields: connect's flags here)
+        raise said(e, {"NetworkMode": "--network", "IPv4Address": "--ip", "IPv6Address": "--ip6",
+                       "Aliases": "--alias", "EnableIPv6": "--ipv6"}) from None
 
 
 @network_group.command("disconnect")

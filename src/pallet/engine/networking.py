@@ -554,8 +554,8 @@ def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: 
 
     mode = c.HostConfig.get("NetworkMode") or "none"
     if not is_network(mode):
-        raise PalletError(f"container {c.name} uses --network {mode.partition(':')[0]}: it cannot be connected "
-                          "to a network")
+        raise InvalidField("NetworkMode", "container {c} uses {name} {m}: it cannot be connected to a network",
+                           c=c.name, m=mode.partition(":")[0])
     nets = Networks(_store(engine))
     net = nets.get(network)
     if net.driver != "bridge" or net.ipam is None:
@@ -564,13 +564,14 @@ def connect(engine, c, network: str, *, ip: str | None = None, aliases=(), mac: 
     if net.name in eps:
         raise PalletError(f"container {c.name} is already connected to network {net.name}")
     if (ip or aliases) and net.name == "bridge":
-        raise PalletError(f"{'--ip' if ip else '--alias'} is supported on user-defined networks only, "
-                          "not on the default bridge")
+        raise InvalidField("IPv4Address" if ip else "Aliases", "{name} is supported on user-defined networks only, "
+                           "not on the default bridge")
     if ip:
         ipam.check_requested(net.ipam, ip, [le.address for le in nets.leases(net)])
     if ip6:
         if net.ipam6 is None:
-            raise PalletError(f"--ip6 needs a network with IPv6: network {net.name} was not created with --ipv6")
+            raise InvalidField("IPv6Address", "{name} needs a network with IPv6: network {net} was not created "
+                               "with {ipv6}", net=net.name, ipv6="EnableIPv6")
         ipam.check_requested6(net.ipam6, ip6, [le.address6 for le in nets.leases(net)])
     ep = {"IPAMConfig": _ipam_config(ip, ip6), "Aliases": list(aliases) or None,
           "MacAddress": mac or "", "NetworkID": net.id}
