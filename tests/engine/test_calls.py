@@ -99,3 +99,35 @@ def test_run_is_one_call_and_its_output_a_stream(pallet_env, engine):
     with pytest.raises(PalletError):
         engine.run(CreateOptions(image=IMAGE, command=["/no/such/binary"], auto_remove=True))
     assert wait_for(lambda: pallet_env.ids() == [], 10)   # (--rm: removed, by the caller or its monitor)
+
+
+def test_attach_stream_takes_stdin_and_is_selectable(pallet_env, engine):
+    """The stream the CLI's terminal pump renders: stdin written and closed through it, output as records,
+    readable through select on its descriptor; nothing written to this process's terminal."""
+    import selectors
+
+    from pallet.engine.attach import AttachStream
+    from pallet.engine.options import CreateOptions
+
+    c, sock = engine.run(CreateOptions(image=IMAGE, command=["sh", "-c", "cat; echo done >&2"], name="cat",
+                                       interactive=True, attach_stdin=True, auto_remove=True))
+    stream = AttachStream(sock)
+    stream.write(b"hello\n" * 10000)   # more than one message
+    stream.close_stdin()
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    out, err, last = b"", b"", None
+    while last not in ("exit", "lost"):
+        assert sel.select(30)
+        rec = stream.next_record()
+        if rec is None:
+            continue
+        last, data = rec
+        if last == "stdout":
+            out += data
+        elif last == "stderr":
+            err += data
+    stream.close()
+    assert last == "exit" and stream.exit_code == 0 and stream.removed
+    assert out == b"hello\n" * 10000 and err == b"done\n"
+    engine.wait(c, "removed", timeout=30)

@@ -95,7 +95,7 @@ def start_cmd(containers: tuple[str, ...], do_attach: bool, interactive: bool) -
             raise PalletError("you cannot start and attach multiple containers at once")
         c = eng.get(containers[0])
         ours = eng.start(c, attach=True)
-        from pallet.engine.attach import attach
+        from pallet.cli.attachtty import attach
 
         how, code = attach(ours, stdin=interactive, tty=bool(c.Config.get("Tty")))
         return code if how == "exited" else 0
@@ -121,7 +121,7 @@ def attach_cmd(container: str, no_stdin: bool, sig_proxy: bool) -> int:
     """Attach to a running container's input and output (ctrl-p ctrl-q detaches)."""
     import socket
 
-    from pallet.engine.attach import attach
+    from pallet.cli.attachtty import attach
     from pallet.engine.monitor import connect_unix
 
     eng = _engine()

@@ -183,7 +183,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         sys.stdout.flush()
         return 0
     from pallet import long_lived
-    from pallet.engine.attach import attach
+    from pallet.cli.attachtty import attach
 
     long_lived()   # attached: as long as the container runs
     import socket

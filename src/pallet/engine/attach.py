@@ -1,32 +1,18 @@
-"""The client side of a monitor's attach socket: a terminal or pipes on one side, the container on the other.
-
-Used by a foreground `run`, `start -a` and `attach`. Returns the container's exit
-code, or None when the user detached (ctrl-p ctrl-q) or the stream ended early.
+"""The client side of a monitor's attach socket as a stream its caller renders: `AttachStream` yields the
+container's output as (stream, bytes) records and takes stdin, resizes, signals and the close of stdin.
+The CLI's terminal pump (raw mode, detach keys, SIGWINCH, signal proxy) is `pallet.cli.attachtty`; a
+daemon renders the same records on its hijacked connection.
 """
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import socket
 import struct
-import sys
 
 from pallet import jsonfast
 
-DETACH = b"\x10\x11"   # ctrl-p ctrl-q
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            selectors.DefaultSelector().register(fd, selectors.EVENT_WRITE).selector.select(1)
-            continue
-        view = view[n:]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 
 def winsize(fd: int = 0) -> tuple[int, int] | None:
@@ -38,100 +24,6 @@ def winsize(fd: int = 0) -> tuple[int, int] | None:
         return rows, cols
     except OSError:
         return None
-
-
-def attach(sock: socket.socket, *, stdin: bool, tty: bool, sig_proxy: bool = True,
-           stdout: bool = True, stderr: bool = True) -> tuple[str, int | None]:
-    """Pump until the container exits ("exited", code), the user detaches ("detached", None)
-    or the monitor goes away ("lost", None)."""
-    in_fd, out_fd, err_fd = 0, 1, 2
-    saved_tc = None
-    old_handlers = {}
-    is_term = tty and stdin and os.isatty(in_fd)
-    if is_term:
-        import termios
-        import tty as ttymod
-
-        saved_tc = termios.tcgetattr(in_fd)
-        ttymod.setraw(in_fd)
-
-    def send(msg: bytes) -> None:
-        try:
-            sock.send(msg)
-        except OSError:
-            pass
-
-    if sig_proxy and not is_term:
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-            old_handlers[s] = signal.signal(s, lambda n, f: send(b"K" + str(n).encode()))
-    if tty:
-        def on_winch(n, f) -> None:
-            ws = winsize(in_fd if os.isatty(in_fd) else out_fd)
-            if ws:
-                send(b"W" + struct.pack("HH", *ws))
-        old_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, on_winch)
-        on_winch(0, None)
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ, "sock")
-    stdin_open = stdin
-    if stdin:
-        try:
-            sel.register(in_fd, selectors.EVENT_READ, "stdin")
-        except (ValueError, PermissionError, OSError):
-            # a regular file or /dev/null: selectors cannot poll it; feed it whole
-            stdin_open = False
-            data = sys.stdin.buffer.read()
-            for i in range(0, len(data), 32 * 1024):
-                send(b"0" + data[i:i + 32 * 1024])
-            send(b"C")
-    escape = b""
-    try:
-        while True:
-            for key, _ in sel.select():
-                if key.data == "sock":
-                    try:
-                        msg = sock.recv(65536)
-                    except InterruptedError:
-                        continue
-                    except OSError:
-                        msg = b""
-                    if not msg:
-                        return "lost", None
-                    kind = msg[:1]
-                    if kind == b"1":
-                        if stdout:
-                            _write_all(out_fd, msg[1:])
-                    elif kind == b"2":
-                        if stderr:
-                            _write_all(err_fd, msg[1:])
-                    elif kind == b"X":
-                        return "exited", jsonfast.loads(msg[1:])["code"]
-                elif key.data == "stdin" and stdin_open:
-                    data = os.read(in_fd, 32 * 1024)
-                    if not data:
-                        sel.unregister(in_fd)
-                        stdin_open = False
-                        send(b"C")
-                        continue
-                    if tty:
-                        data = escape + data
-                        escape = b""
-                        i = data.find(DETACH)
-                        if i >= 0:
-                            if i:
-                                send(b"0" + data[:i])
-                            return "detached", None
-                        if data.endswith(DETACH[:1]):
-                            escape, data = DETACH[:1], data[:-1]
-                    if data:
-                        send(b"0" + data)
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-        if saved_tc is not None:
-            import termios
-
-            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved_tc)
 
 
 class AttachStream:
@@ -147,25 +39,42 @@ class AttachStream:
         self.exit_code: int | None = None
         self.removed = False
 
+    def fileno(self) -> int:
+        """The socket's descriptor: readable when `next_record` has something (for a caller's select)."""
+        return self.sock.fileno()
+
+    def next_record(self) -> tuple[str, bytes] | None:
+        """One record: ("stdout" | "stderr", bytes), ("exit", b"") once the container exited (then
+        `exit_code`, `removed`), ("lost", b"") when the monitor went away; None when interrupted or the
+        message was of no interest (call again)."""
+        try:
+            msg = self.sock.recv(65536)
+        except InterruptedError:
+            return None
+        except OSError:
+            msg = b""
+        if not msg:
+            return "lost", b""
+        kind = msg[:1]
+        if kind == b"1":
+            return "stdout", msg[1:]
+        if kind == b"2":
+            return "stderr", msg[1:]
+        if kind == b"X":
+            info = jsonfast.loads(msg[1:])
+            self.exit_code, self.removed = info["code"], bool(info.get("removed"))
+            return "exit", b""
+        return None
+
     def __iter__(self):
+        """The output records until the container exits or the monitor goes away."""
         while True:
-            try:
-                msg = self.sock.recv(65536)
-            except InterruptedError:
+            rec = self.next_record()
+            if rec is None:
                 continue
-            except OSError:
-                msg = b""
-            if not msg:
-                return   # the monitor went away
-            kind = msg[:1]
-            if kind == b"1":
-                yield "stdout", msg[1:]
-            elif kind == b"2":
-                yield "stderr", msg[1:]
-            elif kind == b"X":
-                info = jsonfast.loads(msg[1:])
-                self.exit_code, self.removed = info["code"], bool(info.get("removed"))
+            if rec[0] in ("exit", "lost"):
                 return
+            yield rec
 
     def write(self, data: bytes) -> None:
         """To the container's stdin (with -i)."""
