@@ -27,8 +27,8 @@ Modules (one concern each):
   users      -u USER[:GROUP] resolved in the container's /etc/passwd, /etc/group, never leaving its root
   monitor    conmon's role: parent of the container's init, json-file logs, attach socket, exit codes, --rm;
              monitorproc: its exec'd entry point (from a process that runs threads); exitwatch
-  attach     the client side of the attach socket (foreground run, start -a, attach): raw tty, SIGWINCH,
-             ctrl-p ctrl-q, signal proxy; AttachStream: the same socket as records for a caller that renders
+  attach     AttachStream: the client side of the attach socket as (stream, bytes) records, stdin, resize,
+             signals, for a caller that renders them (the CLI's terminal pump: pallet.cli.attachtty)
   logs       iter_logs: the json-file log as (stream, time, bytes) records (tail, since/until, follow)
   events     docker's events: recorded where they happen (container_event, emit) into the store's log
              (pallet.store.events); Engine.events: docker's messages, filtered, following (inotify)
