@@ -121,3 +121,12 @@ def diagram_cmd(output: str | None, fmt: str | None) -> None:
         sys.stdout.write(text)
     else:
         diagram.write(output, text)
+
+
+def _add_events() -> None:
+    from pallet.cli.events import events_cmd  # `system events` is docker's other name for `events`
+
+    system_group.add_command(events_cmd, "events")
+
+
+_add_events()
