@@ -377,3 +377,18 @@ def test_no_engine_error_names_a_run_flag():
                             re.search(r"(^|[\s(])(--[a-z]|-[a-zA-Z]\b)", s.value) and "--runtime runc" not in s.value:
                         found.add((p.name, s.value))
     assert found <= FLAG_HINTS, found - FLAG_HINTS
+
+
+@pytest.mark.parametrize("host, field", [
+    ({"UTSMode": "host"}, "UTSMode"), ({"UsernsMode": "host"}, "UsernsMode"), ({"CgroupnsMode": "host"}, "CgroupnsMode"),
+    ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig"), ({"DeviceCgroupRules": ["c 1:3 rwm"]}, "DeviceCgroupRules"),
+])
+def test_an_api_body_with_what_pallet_cannot_honour_is_refused_by_field(host, field):
+    from pallet.engine.options import from_api
+
+    with pytest.raises(InvalidField) as e:
+        from_api({**API_BODY, "HostConfig": {**API_BODY["HostConfig"], **host}})
+    assert e.value.field == field and "not supported by pallet" in str(e.value)
+    ok = from_api({**API_BODY, "HostConfig": {**API_BODY["HostConfig"], "UTSMode": "", "CgroupnsMode": "",
+                                              "LogConfig": {"Type": "json-file", "Config": {}}, "Links": None}})
+    assert ok.image == "localhost/busybox"

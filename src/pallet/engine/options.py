@@ -135,11 +135,33 @@ def _pick(cls, d: dict | None):
     return cls(**{k: d[k] for k in fields(cls) if d.get(k) is not None})
 
 
+# HostConfig fields pallet has no way to honour yet: what it takes of each (a body with another value is
+# refused, naming the field, rather than given a container without it)
+UNSUPPORTED = {"UTSMode": ("",), "UsernsMode": ("",), "CgroupnsMode": ("",), "Isolation": ("", "default"),
+               "VolumeDriver": ("", "local"), "DeviceCgroupRules": (), "DeviceRequests": (), "Links": (),
+               "GroupAdd": (), "CpuRealtimePeriod": (0,), "CpuRealtimeRuntime": (0,), "BlkioDeviceReadBps": (),
+               "BlkioDeviceWriteBps": (), "BlkioDeviceReadIOps": (), "BlkioDeviceWriteIOps": (),
+               "BlkioWeightDevice": ()}
+
+
+def _refuse_unsupported(hc: dict) -> None:
+    from pallet.errors import InvalidField
+
+    for k, ok in UNSUPPORTED.items():
+        v = hc.get(k)
+        if v not in (None, [], {}) and v not in ok:
+            raise InvalidField(k, "{name} {v!r} is not supported by pallet", v=v)
+    log = (hc.get("LogConfig") or {}).get("Type")
+    if log not in (None, "", "json-file"):
+        raise InvalidField("LogConfig", "{name} type {v!r} is not supported by pallet (json-file)", v=log)
+
+
 def from_api(body: dict) -> CreateOptions:
     """A `POST /containers/create` body of the Docker Engine API (Config's fields at the top, with
     HostConfig and NetworkingConfig) -> CreateOptions with its records. The values are checked when
     the container is created, as the CLI's are."""
     hc = body.get("HostConfig") or {}
+    _refuse_unsupported(hc)
     net = hc.get("NetworkMode") or "bridge"
     eps = list(((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items())
     first = eps[0][1] if eps else {}
