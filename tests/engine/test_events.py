@@ -206,3 +206,44 @@ def test_volume_events(pallet_env):
     assert all("status" not in e and "id" not in e for e in evs)   # (docker's deprecated fields: containers, images)
     assert len(_json_events(pallet_env, t0, "--filter", "volume=evvol")) == 4
     assert _json_events(pallet_env, t0, "--filter", "volume=other") == []
+
+
+def test_health_status_events_on_change(pallet_env):
+    t0 = f"{time.time():.9f}"
+    cid = pallet_env("run", "-d", "--network", "none", "--health-cmd", "test ! -f /tmp/bad", "--health-interval",
+                     "1s", "--health-retries", "1", IMAGE, "sleep", "300", check=True).stdout.strip()
+
+    def health_events():
+        return [e["Action"] for e in _json_events(pallet_env, t0, "--filter", "event=health_status",
+                                                   "--filter", f"container={cid}")]
+
+    assert wait_for(lambda: health_events() == ["health_status: healthy"], timeout=60)
+    pallet_env("exec", cid, "touch", "/tmp/bad", check=True)
+    assert wait_for(lambda: health_events() == ["health_status: healthy", "health_status: unhealthy"], timeout=60)
+    pallet_env("rm", "-f", cid, check=True)
+
+
+def test_attach_and_detach_events_of_a_terminal(pallet_env):
+    import pexpect
+
+    t0 = f"{time.time():.9f}"
+    run = pallet_env.argv("run", "-it", "--network", "none", "--name", "tty2", IMAGE, "sh")
+    child = pexpect.spawn(run[0], run[1:], env=pallet_env.env, timeout=20)
+    try:
+        child.expect("# ")
+        child.send("\x10\x11")   # ctrl-p ctrl-q
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        attach = pallet_env.argv("attach", "tty2")
+        child = pexpect.spawn(attach[0], attach[1:], env=pallet_env.env, timeout=20)
+        time.sleep(0.5)   # (the detach keys are read once attached)
+        child.send("\x10\x11")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+    finally:
+        child.close(force=True)
+    acts = [e["Action"] for e in _json_events(pallet_env, t0, "--filter", "container=tty2")]
+    assert acts == ["create", "attach", "start", "detach", "attach", "detach"]
+    pallet_env("rm", "-f", "tty2", check=True)

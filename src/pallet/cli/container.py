@@ -15,6 +15,7 @@ from pallet.cli.common import print_pruned, state
 from pallet.cli.containerrun import engine
 from pallet.cli.containerrun import env_item as _env_item
 from pallet.cli.containerrun import parse_env_file as _parse_env_file
+from pallet.engine.events import container_event
 from pallet.errors import PalletError
 
 
@@ -98,6 +99,8 @@ def start_cmd(containers: tuple[str, ...], do_attach: bool, interactive: bool) -
         from pallet.cli.attachtty import attach
 
         how, code = attach(ours, stdin=interactive, tty=bool(c.Config.get("Tty")))
+        if how == "detached":
+            container_event(eng, c, "detach")
         return code if how == "exited" else 0
     failed = 0
     for ref in containers:
@@ -133,11 +136,11 @@ def attach_cmd(container: str, no_stdin: bool, sig_proxy: bool) -> int:
         connect_unix(s, eng.run_dir(c.id) / "attach")
     except OSError as e:
         raise PalletError(f"cannot attach to {c.name}: its monitor is not reachable ({e.strerror})") from None
-    from pallet.engine.events import container_event
-
     container_event(eng, c, "attach")
     how, code = attach(s, stdin=not no_stdin and bool(c.Config.get("OpenStdin")), tty=bool(c.Config.get("Tty")),
                        sig_proxy=sig_proxy)
+    if how == "detached":
+        container_event(eng, c, "detach")
     return code if how == "exited" else 0
 
 

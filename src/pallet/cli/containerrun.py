@@ -196,6 +196,9 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     if how == "exited":
         return code
     if how == "detached":
+        from pallet.engine.events import container_event
+
+        container_event(eng, c, "detach")
         return 0
     c = eng.get(c.id)
     return c.exit_code if c.exit_code is not None else 125
