@@ -247,3 +247,24 @@ def test_attach_and_detach_events_of_a_terminal(pallet_env):
     acts = [e["Action"] for e in _json_events(pallet_env, t0, "--filter", "container=tty2")]
     assert acts == ["create", "attach", "start", "detach", "attach", "detach"]
     pallet_env("rm", "-f", "tty2", check=True)
+
+
+@pytest.mark.network
+def test_push_and_pull_events(pallet_env, tmp_path):
+    """Against pallet's own registry on loopback."""
+    from helpers.registry_server import RegistryProcess
+
+    reg = RegistryProcess(tmp_path / "reg", [], tmp_path / "reg.log").start()
+    try:
+        t0 = f"{time.time():.9f}"
+        ref = f"127.0.0.1:{reg.port}/bb:1"
+        pallet_env("push", IMAGE, ref, check=True)
+        pallet_env("rmi", IMAGE, check=True)
+        pallet_env("pull", ref, check=True)
+        evs = _json_events(pallet_env, t0, "--filter", "type=image")
+        assert [(e["Action"], e["Actor"]["ID"]) for e in evs][:1] == [("push", ref)]
+        assert [e["Action"] for e in evs][1:] == ["untag", "pull"]
+        assert evs[-1]["Actor"]["ID"] == ref and evs[-1]["Actor"]["Attributes"]["name"] == f"127.0.0.1:{reg.port}/bb"
+        assert [e["Action"] for e in _json_events(pallet_env, t0, "--filter", f"image={ref}")] == ["push", "pull"]
+    finally:
+        reg.stop(timeout=10)

@@ -182,6 +182,19 @@ def pull_cmd(image, platform, all_platforms, quiet, max_parallel, tls_verify, cr
         click.echo(res.image_id)
 
 
+def _push_event(store, text: str, res) -> None:
+    """docker's push event: the reference pushed (with its tag) as actor, the repository as name."""
+    from pallet import reference
+    from pallet.store import events
+
+    try:
+        ref = reference.normalize(text)
+        actor = str(ref) if (ref.tag or ref.digest) else f"{ref}:latest"
+    except PalletError:
+        actor = res.name
+    events.record(store.root, "image", "push", actor, {"name": res.name})
+
+
 @click.command("push")
 @click.argument("source")
 @click.argument("destination", required=False)
@@ -201,9 +214,7 @@ def push_cmd(source, destination, quiet, max_parallel, digestfile, tls_verify, c
     prog, ctx = _progress(quiet or fmt == "json")
     with ctx, Client(opts) as client:
         res = push(client, store, source, destination, progress=prog)
-        from pallet.store import events
-
-        events.record(store.root, "image", "push", res.name, {"name": res.name})
+        _push_event(store, destination or source, res)
     if digestfile:
         with open(digestfile, "w") as f:
             f.write(res.digest)
