@@ -268,3 +268,15 @@ def test_push_and_pull_events(pallet_env, tmp_path):
         assert [e["Action"] for e in _json_events(pallet_env, t0, "--filter", f"image={ref}")] == ["push", "pull"]
     finally:
         reg.stop(timeout=10)
+
+
+def test_rm_force_of_a_running_container(pallet_env):
+    t0 = f"{time.time():.9f}"
+    cids = [pallet_env("run", "-d", "--network", "none", IMAGE, "sleep", "60", check=True).stdout.strip()
+            for _ in range(2)]
+    pallet_env("rm", "-f", *cids, check=True)
+    evs = _json_events(pallet_env, t0)
+    for cid in cids:   # docker's rm -f: kill (9), die, destroy — one kill each
+        mine = [e for e in evs if e["Actor"]["ID"] == cid]
+        assert [e["Action"] for e in mine] == ["create", "start", "kill", "die", "destroy"]
+        assert mine[2]["Actor"]["Attributes"]["signal"] == "9"

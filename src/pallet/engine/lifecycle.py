@@ -293,6 +293,8 @@ class Lifecycle:
             except PalletError:
                 continue   # `remove` reports it
             if c.status == "running" and (c.HostConfig.get("RestartPolicy") or {}).get("Name", "no") == "no":
+                container_event(self, c, "kill", signal=int(signal.SIGKILL))
+                self.__dict__.setdefault("_killed_for_removal", set()).add(c.id)
                 send_signal(c.pid, c.pid_start, signal.SIGKILL)
 
     def _remove(self, c: Container, *, force: bool = False) -> None:
@@ -307,6 +309,8 @@ class Lifecycle:
                 raise Conflict(f"cannot remove container {c.name}: container is running: stop the container "
                                "before removing or force remove")
             monitor_alive = alive(c.monitor_pid, c.monitor_start)
+            if c.id not in self.__dict__.get("_killed_for_removal", ()):   # (its kill event is recorded)
+                container_event(self, c, "kill", signal=int(signal.SIGKILL))
             send_signal(c.pid, c.pid_start, signal.SIGKILL)
             thaw_if_paused(self, c)
             if monitor_alive:
