@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+from engine.engine_support import wait_for
 from pallet.store import events
 
 
@@ -83,3 +84,21 @@ def test_follow_across_a_rotation_until(tmp_path, monkeypatch):
     late.start()
     assert [m["Action"] for m in later] == ["late"]
     late.join()
+
+
+def test_a_follower_is_cancelled(tmp_path):
+    stop = threading.Event()
+    got = []
+
+    def consume():
+        for m in events.read(tmp_path, since_ns=0, follow=True, cancel=stop.is_set):
+            got.append(m["Action"])
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    events.record(tmp_path, "container", "one", "id")
+    assert wait_for(lambda: got == ["one"])
+    stop.set()
+    t.join(10)
+    assert not t.is_alive()
+

@@ -132,11 +132,13 @@ def _ns(t) -> int | None:
 class Events:
     """Engine methods (a mixin of `core.Engine`)."""
 
-    def events(self, *, since=None, until=None, filters: dict[str, list[str]] | None = None, follow=None):
+    def events(self, *, since=None, until=None, filters: dict[str, list[str]] | None = None, follow=None,
+               cancel=None):
         """docker's events: an iterator of event messages (docker's shape) between `since` and `until`
         (unix seconds, RFC 3339 or a duration before now), filtered as docker filters them. Without
         `until` it follows: after the past ones it yields each new event as it is recorded, forever
-        (woken by inotify). Without `since` or `until` only new events are yielded
+        (woken by inotify), or until `cancel()` is true (e.g. a threading.Event's `is_set`, for a
+        daemon whose client went away). Without `since` or `until` only new events are yielded
         (with `until` alone: the past ones up to then, as docker's buffer)."""
         import time
 
@@ -148,9 +150,9 @@ class Events:
             follow = until_ns is None or until_ns > now
         if until_ns is not None and since_ns is not None and until_ns < since_ns:
             raise PalletError("--since time is after --until time")
-        return self._events(since_ns, until_ns, filters, follow)
+        return self._events(since_ns, until_ns, filters, follow, cancel)
 
-    def _events(self, since_ns, until_ns, filters, follow):
-        for rec in log.read(self.root, since_ns=since_ns, until_ns=until_ns, follow=follow):
+    def _events(self, since_ns, until_ns, filters, follow, cancel):
+        for rec in log.read(self.root, since_ns=since_ns, until_ns=until_ns, follow=follow, cancel=cancel):
             if matches(filters, rec):
                 yield message(rec)

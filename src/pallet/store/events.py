@@ -96,9 +96,11 @@ class _Tail:
         os.close(self.fd)
 
 
-def read(root, *, since_ns: int | None = None, until_ns: int | None = None, follow: bool = False):
+def read(root, *, since_ns: int | None = None, until_ns: int | None = None, follow: bool = False,
+         cancel=None):
     """The events between `since_ns` and `until_ns` (nanoseconds since the epoch), oldest first; with
-    `follow`, then each new one as it is written, until `until_ns` (forever without it)."""
+    `follow`, then each new one as it is written, until `until_ns` (forever without it) or until
+    `cancel()` is true (a threading.Event's is_set: looked at between events and twice a second)."""
     d = directory(root)
     path = os.path.join(d, NAME)
 
@@ -179,6 +181,10 @@ def read(root, *, since_ns: int | None = None, until_ns: int | None = None, foll
                 timeout = (until_ns - time.time_ns()) / 1e9
                 if timeout <= 0:
                     return
+            if cancel is not None:
+                if cancel():
+                    return
+                timeout = 0.5 if timeout is None else min(timeout, 0.5)
             watch.wait(timeout)
     finally:
         if tail is not None:
