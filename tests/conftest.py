@@ -51,6 +51,17 @@ def pytest_unconfigure(config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _not_a_subreaper():
+    """A test that runs the runtime in-process (`Runtime.run` waits as a child subreaper) must not leave
+    pytest adopting every orphan of later tests: their killed processes would stay zombies under it."""
+    yield
+    from pallet.linux.prctl import is_child_subreaper, set_child_subreaper
+
+    if is_child_subreaper():
+        set_child_subreaper(False)
+
+
+@pytest.fixture(autouse=True)
 def _default_bridges_removed():
     yield
     from helpers.netns import remove_default_bridges

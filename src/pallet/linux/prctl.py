@@ -22,6 +22,7 @@ PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
 PR_CAP_AMBIENT = 47
@@ -66,8 +67,16 @@ def set_keepcaps(on: bool) -> None:
     prctl(PR_SET_KEEPCAPS, 1 if on else 0)
 
 
-def set_child_subreaper() -> None:
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
+def set_child_subreaper(on: bool = True) -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0)
+
+
+def is_child_subreaper() -> bool:
+    from ctypes import addressof
+
+    flag = c_int(0)
+    prctl(PR_GET_CHILD_SUBREAPER, addressof(flag))
+    return bool(flag.value)
 
 
 def set_pdeathsig(sig: int) -> None:
