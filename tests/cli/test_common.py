@@ -18,3 +18,22 @@ def test_human_ago_and_size():
     assert human_size(2140160) == "2.14MB"
     assert human_size(999) == "999B"
     assert human_size(1000) == "1kB"
+
+
+def test_table_format_has_dockers_headers_and_alignment(capsys):
+    from pallet.cli.common import print_formatted
+    from pallet.cli.container import _render_template
+
+    objs = [{"ID": "31fe13e28dd0", "Names": "api", "RunningFor": "2 minutes ago"},
+            {"ID": "a1b2c3d4e5f6", "Names": "a-longer-name", "RunningFor": "1 hour ago"}]
+    print_formatted("table {{.ID}}\\t{{.Names}}\\t{{.RunningFor}}", objs, _render_template,
+                    id_header="CONTAINER ID")
+    assert capsys.readouterr().out.splitlines() == [
+        "CONTAINER ID   NAMES           CREATED",
+        "31fe13e28dd0   api             2 minutes ago",
+        "a1b2c3d4e5f6   a-longer-name   1 hour ago",
+    ]
+    print_formatted("table {{.Names}}", objs, _render_template)
+    assert capsys.readouterr().out.splitlines() == ["NAMES", "api", "a-longer-name"]
+    print_formatted("{{.Names}}", objs, _render_template)
+    assert capsys.readouterr().out.splitlines() == ["api", "a-longer-name"]

@@ -95,6 +95,48 @@ def print_table(headers: list[str], rows: list[list[Any]], *, gap: int = 3) -> N
     sys.stdout.write("\n".join(out) + "\n")
 
 
+# docker's column headers for the fields of `--format 'table {{.Field}}…'` (the CLI's formatter package)
+TABLE_HEADERS = {"ID": "ID", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "CreatedSince": "CREATED",
+                 "LocalVolumes": "LOCAL VOLUMES", "VolumeName": "VOLUME NAME", "MountPoint": "MOUNTPOINT",
+                 "NetworkID": "NETWORK ID", "IPv6": "IPV6"}
+
+
+def _table_header(field: str, ids: str) -> str:
+    if field == "ID":
+        return ids
+    if field in TABLE_HEADERS:
+        return TABLE_HEADERS[field]
+    import re
+
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", field).upper()
+
+
+def print_formatted(fmt: str, objs: list, render, *, id_header: str = "ID") -> None:
+    """`--format TEMPLATE` output, docker's way: each object through the template; with a leading
+    `table`, a header row (`{{.ID}}` → `CONTAINER ID`…) and the tab-separated cells aligned as the
+    docker CLI's tabwriter does (minimum width 10, padding 3)."""
+    import re
+
+    import click
+
+    head, _, rest = fmt.partition(" ")
+    if head != "table" and fmt != "table":
+        for o in objs:
+            click.echo(render(fmt, o))
+        return
+    template = rest.strip() or "{{.ID}}"
+    header = re.sub(r"\{\{\s*(?:json\s+)?\.(\w+)[^}]*\}\}", lambda m: _table_header(m.group(1), id_header),
+                    template).replace("\\t", "\t")
+    lines = [header] + [render(template, o) for o in objs]
+    if not any("\t" in ln for ln in lines):
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    rows = [ln.split("\t") for ln in lines]
+    n = max(len(r) for r in rows)
+    rows = [r + [""] * (n - len(r)) for r in rows]
+    print_table(rows[0], rows[1:])
+
+
 def each(refs, fn, *, worker=None) -> None:
     """Run fn on each ref, echoing the ref on success and the error otherwise; if any failed,
     exit 1 (several refs) or 125 (one).

@@ -194,11 +194,14 @@ def ps_cmd(show_all: bool, quiet: bool, filters: tuple[str, ...], fmt: str | Non
                 network_names(c), "ExitCode": c.exit_code, "Ports": ports_column(c)}))
         return
     if fmt and fmt != "table":
-        for c in cs:
-            click.echo(_render_template(fmt, {"ID": c.short_id, "Names": c.name, "Image": c.image_name,
-                                              "Status": status_text(eng, c), "State": c.status,
-                                              "Command": command(c), "Labels": c.Config.get("Labels") or {},
-                                              "Networks": network_names(c), "Ports": ports_column(c)}))
+        from pallet.cli.common import human_ago, print_formatted
+
+        print_formatted(fmt, [{"ID": c.id if no_trunc else c.short_id, "Names": c.name, "Image": c.image_name,
+                               "Status": status_text(eng, c), "State": c.status, "Command": command(c),
+                               "CreatedAt": rfc3339(c.created), "RunningFor": human_ago(c.created),
+                               "Labels": c.Config.get("Labels") or {}, "Networks": network_names(c),
+                               "Ports": ports_column(c)} for c in cs],
+                        _render_template, id_header="CONTAINER ID")
         return
     from pallet.cli.common import human_ago
 

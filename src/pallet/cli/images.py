@@ -245,8 +245,9 @@ def images_cmd(repository: str | None, all_: bool, quiet: bool, digests: bool, n
                    "Size": human_size(r.size)}
             rows.append(row)
     if fmt != "table":
-        for row in rows:
-            click.echo(render_template(fmt, row))
+        from pallet.cli.common import print_formatted
+
+        print_formatted(fmt, rows, render_template, id_header="IMAGE ID")
         return
     headers = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
     print_table(headers, [[row["Repository"], row["Tag"], *([row["Digest"]] if digests else []), row["ID"],
@@ -415,8 +416,9 @@ def history_cmd(image: str, human: bool, no_trunc: bool, quiet: bool, fmt: str) 
         rows.append({"ID": e["id"], "CreatedSince": created, "CreatedBy": by, "Size": size,
                      "Comment": e["comment"]})
     if fmt != "table":
-        for row in rows:
-            click.echo(render_template(fmt, row))
+        from pallet.cli.common import print_formatted
+
+        print_formatted(fmt, rows, render_template, id_header="IMAGE")
         return
     print_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
                 [[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"], r["Comment"]] for r in rows])
