@@ -37,3 +37,12 @@ def test_table_format_has_dockers_headers_and_alignment(capsys):
     assert capsys.readouterr().out.splitlines() == ["NAMES", "api", "a-longer-name"]
     print_formatted("{{.Names}}", objs, _render_template)
     assert capsys.readouterr().out.splitlines() == ["api", "a-longer-name"]
+
+
+def test_table_format_header_overrides(capsys):
+    from pallet.cli.common import print_formatted
+    from pallet.cli.images import render_template
+
+    print_formatted("table {{.Name}}\\t{{.Driver}}", [{"Name": "data", "Driver": "local"}], render_template,
+                    headers={"Name": "VOLUME NAME"})
+    assert capsys.readouterr().out.splitlines() == ["VOLUME NAME   DRIVER", "data          local"]

@@ -101,7 +101,9 @@ TABLE_HEADERS = {"ID": "ID", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
                  "NetworkID": "NETWORK ID", "IPv6": "IPV6"}
 
 
-def _table_header(field: str, ids: str) -> str:
+def _table_header(field: str, ids: str, headers: dict | None = None) -> str:
+    if headers and field in headers:
+        return headers[field]
     if field == "ID":
         return ids
     if field in TABLE_HEADERS:
@@ -111,7 +113,7 @@ def _table_header(field: str, ids: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", field).upper()
 
 
-def print_formatted(fmt: str, objs: list, render, *, id_header: str = "ID") -> None:
+def print_formatted(fmt: str, objs: list, render, *, id_header: str = "ID", headers: dict | None = None) -> None:
     """`--format TEMPLATE` output, docker's way: each object through the template; with a leading
     `table`, a header row (`{{.ID}}` → `CONTAINER ID`…) and the tab-separated cells aligned as the
     docker CLI's tabwriter does (minimum width 10, padding 3)."""
@@ -125,7 +127,7 @@ def print_formatted(fmt: str, objs: list, render, *, id_header: str = "ID") -> N
             click.echo(render(fmt, o))
         return
     template = rest.strip() or "{{.ID}}"
-    header = re.sub(r"\{\{\s*(?:json\s+)?\.(\w+)[^}]*\}\}", lambda m: _table_header(m.group(1), id_header),
+    header = re.sub(r"\{\{\s*(?:json\s+)?\.(\w+)[^}]*\}\}", lambda m: _table_header(m.group(1), id_header, headers),
                     template).replace("\\t", "\t")
     lines = [header] + [render(template, o) for o in objs]
     if not any("\t" in ln for ln in lines):

@@ -107,7 +107,7 @@ def _parse_filters(items: tuple[str, ...]) -> dict[str, list[str]]:
 @network_group.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only network ids.")
 @click.option("-f", "--filter", "filters", multiple=True, help="name=, id=, driver=, label=KEY[=VALUE], type=")
-@click.option("--format", "fmt", help="table (default) or json.")
+@click.option("--format", "fmt", help="table (default), json, or a Go template ('table {{.Name}}\\t{{.Driver}}').")
 @click.option("--no-trunc", is_flag=True, help="Full network ids.")
 def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -> None:
     """List networks."""
@@ -120,16 +120,20 @@ def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: boo
         for n in nets:
             click.echo(ident(n))
         return
+    rows = [{"CreatedAt": docker_time(n.created), "Driver": n.driver, "ID": ident(n),
+             "IPv6": str(n.ipv6).lower(), "Internal": str(n.internal).lower(),
+             "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()), "Name": n.name, "Scope": "local"}
+            for n in nets]
     if fmt in ("json", "{{json .}}"):
-        for n in nets:
-            sys.stdout.write(json.dumps({
-                "CreatedAt": docker_time(n.created), "Driver": n.driver, "ID": ident(n),
-                "IPv6": str(n.ipv6).lower(), "Internal": str(n.internal).lower(),
-                "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()), "Name": n.name, "Scope": "local",
-            }) + "\n")
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
         return
     if fmt not in (None, "table"):
-        raise PalletError(f"unsupported --format {fmt!r} (table or json)")
+        from pallet.cli.common import print_formatted
+        from pallet.cli.images import render_template
+
+        print_formatted(fmt, rows, render_template, id_header="NETWORK ID")
+        return
     print_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[ident(n), n.name, n.driver, "local"] for n in nets])
 
 

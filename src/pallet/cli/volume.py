@@ -72,7 +72,7 @@ def _filter(vols, vs: list[dict], filters) -> list[dict]:
 @volume_group.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only names.")
 @click.option("-f", "--filter", "filters", multiple=True, help="name=, label=, dangling=true|false, driver=")
-@click.option("--format", "fmt", help="table (default) or json.")
+@click.option("--format", "fmt", help="table (default), json, or a Go template ('table {{.Name}}\\t{{.Driver}}').")
 def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List volumes."""
     from pallet.cli.common import print_table
@@ -83,11 +83,17 @@ def ls_cmd(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
         for v in vs:
             click.echo(v["Name"])
         return
+    rows = [{"Driver": v["Driver"], "Labels": ",".join(f"{k}={x}" for k, x in (v.get("Labels") or {}).items()),
+             "Mountpoint": v["Mountpoint"], "Name": v["Name"], "Scope": v["Scope"]} for v in vs]
     if fmt in ("json", "{{json .}}"):
-        for v in vs:
-            click.echo(json.dumps({"Driver": v["Driver"], "Labels": ",".join(
-                f"{k}={x}" for k, x in (v.get("Labels") or {}).items()), "Mountpoint": v["Mountpoint"],
-                "Name": v["Name"], "Scope": v["Scope"]}))
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    if fmt not in (None, "table"):
+        from pallet.cli.common import print_formatted
+        from pallet.cli.images import render_template
+
+        print_formatted(fmt, rows, render_template, headers={"Name": "VOLUME NAME"})
         return
     print_table(["DRIVER", "VOLUME NAME"], [[v["Driver"], v["Name"]] for v in vs])
 
