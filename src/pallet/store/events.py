@@ -96,6 +96,23 @@ class _Tail:
         os.close(self.fd)
 
 
+def _generation(p: str, wanted, past_until):
+    """The wanted events of one whole file (a rotated generation); returns True at one past `until`."""
+    try:
+        t = _Tail(p)
+    except FileNotFoundError:
+        return False
+    try:
+        for msg in t.lines():
+            if past_until(msg):
+                return True
+            if wanted(msg):
+                yield msg
+    finally:
+        t.close()
+    return False
+
+
 def read(root, *, since_ns: int | None = None, until_ns: int | None = None, follow: bool = False,
          cancel=None):
     """The events between `since_ns` and `until_ns` (nanoseconds since the epoch), oldest first; with
@@ -143,6 +160,11 @@ def read(root, *, since_ns: int | None = None, until_ns: int | None = None, foll
                         return
                     if wanted(msg):
                         yield msg
+            older = _ino(path + ".1")
+            if older is not None and older not in seen:   # rotated while the first read went on: a
+                seen.add(older)                          # generation that was never read, read it now
+                if (yield from _generation(path + ".1", wanted, past_until)):
+                    return
             ino = _ino(path)
             if ino != (tail.ino if tail is not None else None):   # rotated (maybe twice), or first written
                 if tail is not None:
@@ -156,19 +178,8 @@ def read(root, *, since_ns: int | None = None, until_ns: int | None = None, foll
                 older = _ino(path + ".1")
                 if older is not None and older not in seen:   # a whole generation written meanwhile
                     seen.add(older)
-                    try:
-                        t = _Tail(path + ".1")
-                    except FileNotFoundError:
-                        t = None
-                    if t is not None:
-                        try:
-                            for msg in t.lines():
-                                if past_until(msg):
-                                    return
-                                if wanted(msg):
-                                    yield msg
-                        finally:
-                            t.close()
+                    if (yield from _generation(path + ".1", wanted, past_until)):
+                        return
                 if ino is not None:
                     try:
                         tail = _Tail(path)
