@@ -7,43 +7,34 @@ import os
 from pallet.linux import trace as T
 
 
-def setgroups(gids: list[int]) -> None:
+def _traced(op: str, call, args: dict) -> None:
+    """One credentials call with the trace on: its arguments and result go to the recorder."""
     r = T.recorder
-    if r is None:
-        os.setgroups(gids)
-        return
     t = T.now()
     try:
-        os.setgroups(gids)
+        call(*args.values())
     except OSError as e:
-        r.done("setgroups", t, {"groups": list(gids)}, e)
+        r.done(op, t, args, e)
         raise
-    r.done("setgroups", t, {"groups": list(gids)})
+    r.done(op, t, args)
+
+
+def setgroups(gids: list[int]) -> None:
+    if T.recorder is None:
+        os.setgroups(gids)
+    else:
+        _traced("setgroups", os.setgroups, {"groups": list(gids)})
 
 
 def setresgid(rgid: int, egid: int, sgid: int) -> None:
-    r = T.recorder
-    if r is None:
+    if T.recorder is None:
         os.setresgid(rgid, egid, sgid)
-        return
-    t = T.now()
-    try:
-        os.setresgid(rgid, egid, sgid)
-    except OSError as e:
-        r.done("setresgid", t, {"rgid": rgid, "egid": egid, "sgid": sgid}, e)
-        raise
-    r.done("setresgid", t, {"rgid": rgid, "egid": egid, "sgid": sgid})
+    else:
+        _traced("setresgid", os.setresgid, {"rgid": rgid, "egid": egid, "sgid": sgid})
 
 
 def setresuid(ruid: int, euid: int, suid: int) -> None:
-    r = T.recorder
-    if r is None:
+    if T.recorder is None:
         os.setresuid(ruid, euid, suid)
-        return
-    t = T.now()
-    try:
-        os.setresuid(ruid, euid, suid)
-    except OSError as e:
-        r.done("setresuid", t, {"ruid": ruid, "euid": euid, "suid": suid}, e)
-        raise
-    r.done("setresuid", t, {"ruid": ruid, "euid": euid, "suid": suid})
+    else:
+        _traced("setresuid", os.setresuid, {"ruid": ruid, "euid": euid, "suid": suid})

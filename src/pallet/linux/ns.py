@@ -65,24 +65,22 @@ def setns(fd: int, nstype: int = 0) -> None:
     check(ret, "setns")
 
 
-def sethostname(name: str) -> None:
+def _set_name(op: str, call, name: str) -> None:
     b = _b(name)
     r = T.recorder
     t = T.now() if r else 0
-    ret = libc.sethostname(b, len(b))
+    ret = call(b, len(b))
     if r:
-        r.done("sethostname", t, {"name": name}, get_errno() if ret < 0 else None)
-    check(ret, "sethostname")
+        r.done(op, t, {"name": name}, get_errno() if ret < 0 else None)
+    check(ret, op)
+
+
+def sethostname(name: str) -> None:
+    _set_name("sethostname", libc.sethostname, name)
 
 
 def setdomainname(name: str) -> None:
-    b = _b(name)
-    r = T.recorder
-    t = T.now() if r else 0
-    ret = libc.setdomainname(b, len(b))
-    if r:
-        r.done("setdomainname", t, {"name": name}, get_errno() if ret < 0 else None)
-    check(ret, "setdomainname")
+    _set_name("setdomainname", libc.setdomainname, name)
 
 
 def supported() -> list[str]:
