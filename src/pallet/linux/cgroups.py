@@ -24,6 +24,16 @@ class CgroupError(kernfs.KernelWriteError):
     """A cgroup operation failed; str() is the one-line reason (runc's words for a refused write)."""
 
 
+def _set_file(p: str, value: object, warnings: list[str], required: bool, missing_why: str) -> None:
+    """Write one limit file; a missing file is an error (`required`) or a warning."""
+    if not os.path.exists(p):
+        if required:
+            raise CgroupError(errno.ENOENT, f"cgroup file {p} does not exist ({missing_why})")
+        warnings.append(f"{p} does not exist; not set")
+        return
+    _write(p, str(value))
+
+
 def _write(path: str, value: str) -> None:
     """runc's cgroups.WriteFile: `failed to write "VALUE": write PATH: ERRNO` (kernfs)."""
     kernfs.write_file(path, value, flags=os.O_TRUNC, error=CgroupError)
@@ -379,13 +389,7 @@ class CgroupV1(Cgroup):
         if d is None:
             warnings.append(f"cgroup controller {subsys} is not mounted; {fname} not set")
             return
-        p = os.path.join(d, fname)
-        if not os.path.exists(p):
-            if required:
-                raise CgroupError(errno.ENOENT, f"cgroup file {p} does not exist (kernel without this feature)")
-            warnings.append(f"{p} does not exist; not set")
-            return
-        _write(p, str(value))
+        _set_file(os.path.join(d, fname), value, warnings, required, "kernel without this feature")
 
     def apply(self, r: dict) -> list[str]:
         w: list[str] = []
@@ -581,13 +585,7 @@ class CgroupV2(Cgroup):
         _enable_controllers(cur)
 
     def _set(self, fname: str, value: object, w: list[str], *, required: bool = True) -> None:
-        p = os.path.join(self.dir, fname)
-        if not os.path.exists(p):
-            if required:
-                raise CgroupError(errno.ENOENT, f"cgroup file {p} does not exist (controller not enabled?)")
-            w.append(f"{p} does not exist; not set")
-            return
-        _write(p, str(value))
+        _set_file(os.path.join(self.dir, fname), value, w, required, "controller not enabled?")
 
     def apply(self, r: dict) -> list[str]:
         w: list[str] = []
