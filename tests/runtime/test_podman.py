@@ -49,10 +49,11 @@ def test_podman_run_rm(podman):
 
 
 def _with_tty(podman, *args: str, want: tuple[str, ...]) -> subprocess.CompletedProcess:
-    """podman `-it` of a command that exits at once: on this host podman sometimes loses what the
-    container printed before podman attached (all of it or the first lines), with runc as with
-    pallet-runtime (measured 3/12 and 2/12), so a few attempts are allowed; each must exit 0 and one
-    must show everything."""
+    """podman `-it`: on this host podman sometimes loses what the container printed before podman
+    attached (all of it or the first lines), with runc as with pallet-runtime (measured 3/12 and 2/12
+    for a command that prints at once; a CI run lost six in a row), so the commands wait a second
+    before they print and a few attempts are still allowed; each must exit 0 and one must show
+    everything."""
     for _ in range(6):
         cp = podman(*args, tty=True)
         assert cp.returncode == 0, cp.stderr
@@ -63,14 +64,14 @@ def _with_tty(podman, *args: str, want: tuple[str, ...]) -> subprocess.Completed
 
 
 def test_podman_it_exec_stop(podman):
-    _with_tty(podman, "run", "--rm", "-it", *LIMITS, "localhost/pallet-test-busybox", "sh", "-c", "tty; echo it-ok",
+    _with_tty(podman, "run", "--rm", "-it", *LIMITS, "localhost/pallet-test-busybox", "sh", "-c", "sleep 1; tty; echo it-ok",
               want=("/dev/pts/0", "it-ok"))
     cp = podman("run", "-d", "--name", "pallet-s1", *LIMITS, "localhost/pallet-test-busybox", "sleep", "100")
     assert cp.returncode == 0, cp.stderr
     try:
         cp = podman("exec", "pallet-s1", "sh", "-c", "echo exec-ok; exit 4")
         assert cp.returncode == 4 and cp.stdout == "exec-ok\n"
-        _with_tty(podman, "exec", "-it", "pallet-s1", "sh", "-c", "tty", want=("/dev/pts/",))
+        _with_tty(podman, "exec", "-it", "pallet-s1", "sh", "-c", "sleep 1; tty", want=("/dev/pts/",))
         cp = podman("stop", "-t", "1", "pallet-s1")
         assert cp.returncode == 0, cp.stderr
         cp = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "pallet-s1")
