@@ -79,7 +79,8 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
      "read what pallet writes: skopeo inspects the archive, umoci unpacks it into an OCI runtime bundle "
      "(a root filesystem and a config.json of the runtime spec) that runc runs as it is (but for the "
      "terminal: there is none here), and podman loads the same archive into its own store and runs it. "
-     "(podman's `--ulimit`: this host's hard limits are lower than podman's defaults.)",
+     "(podman's `--ulimit`: this host's hard limits are lower than podman's defaults; `--runtime runc`: "
+     "podman's default runtime, crun, refuses this host's hybrid cgroup layout.)",
      ["pallet save --format oci-archive -o $TOUR/app.tar localhost/tour/app:1",
       "skopeo inspect oci-archive:$TOUR/app.tar",
       "mkdir -p $TOUR/layout && tar -C $TOUR/layout -xf $TOUR/app.tar && "
@@ -87,7 +88,8 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
       "jq '.process.terminal = false' $TOUR/bundle/config.json > $TOUR/config.json && "
       "mv $TOUR/config.json $TOUR/bundle/config.json && runc --root $TOUR/runc run -b $TOUR/bundle tour-runc",
       "podman --root $TOUR/podman --runroot $TOUR/podman-run --storage-driver vfs load -i $TOUR/app.tar",
-      "podman --root $TOUR/podman --runroot $TOUR/podman-run --storage-driver vfs run --rm --network none "
+      "podman --root $TOUR/podman --runroot $TOUR/podman-run --storage-driver vfs --runtime runc run --rm "
+      "--network none "
       "--ulimit nofile=20000:20000 --ulimit nproc=32768:32768 localhost/tour/app:1"]),
 ]
 
