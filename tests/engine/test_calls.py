@@ -81,10 +81,10 @@ def test_image_inspect_is_one_call_and_inspect_of_an_image_is_the_same(pallet_en
 def test_run_is_one_call_and_its_output_a_stream(pallet_env, engine):
     """Engine.run: create and start, attached before the start; the caller reads the output as records."""
     from pallet.engine.attach import AttachStream
-    from pallet.engine.options import CreateOptions
+    from pallet.engine.options import Config, CreateOptions, HostOptions
 
-    opts = CreateOptions(image=IMAGE, command=["sh", "-c", "echo out; echo err >&2; exit 3"], name="once",
-                         auto_remove=True, runtime="pallet")
+    opts = CreateOptions(Config(Image=IMAGE, Cmd=["sh", "-c", "echo out; echo err >&2; exit 3"]), name="once",
+                         host_options=HostOptions(AutoRemove=True, Runtime="pallet"))
     c, sock = engine.run(opts)
     stream = AttachStream(sock)
     got = list(stream)
@@ -93,11 +93,11 @@ def test_run_is_one_call_and_its_output_a_stream(pallet_env, engine):
     assert stream.exit_code == 3 and stream.removed
     engine.wait(c, "removed", timeout=30)
     assert pallet_env.ids() == []
-    c, sock = engine.run(CreateOptions(image=IMAGE, command=["sleep", "60"], detach=True))
+    c, sock = engine.run(CreateOptions(Config(Image=IMAGE, Cmd=["sleep", "60"]), detach=True))
     assert sock is None and c.status == "running"
     engine.remove(c, force=True)
     with pytest.raises(PalletError):
-        engine.run(CreateOptions(image=IMAGE, command=["/no/such/binary"], auto_remove=True))
+        engine.run(CreateOptions(Config(Image=IMAGE, Cmd=["/no/such/binary"]), host_options=HostOptions(AutoRemove=True)))
     assert wait_for(lambda: pallet_env.ids() == [], 10)   # (--rm: removed, by the caller or its monitor)
 
 
@@ -107,10 +107,10 @@ def test_attach_stream_takes_stdin_and_is_selectable(pallet_env, engine):
     import selectors
 
     from pallet.engine.attach import AttachStream
-    from pallet.engine.options import CreateOptions
+    from pallet.engine.options import Config, CreateOptions, HostOptions
 
-    c, sock = engine.run(CreateOptions(image=IMAGE, command=["sh", "-c", "cat; echo done >&2"], name="cat",
-                                       interactive=True, attach_stdin=True, auto_remove=True))
+    c, sock = engine.run(CreateOptions(Config(Image=IMAGE, Cmd=["sh", "-c", "cat; echo done >&2"], OpenStdin=True,
+                                              AttachStdin=True), name="cat", host_options=HostOptions(AutoRemove=True)))
     stream = AttachStream(sock)
     stream.write(b"hello\n" * 10000)   # more than one message
     stream.close_stdin()

@@ -10,7 +10,7 @@ import pytest
 from pallet.cli.hostflags import RESOURCE_FLAGS, checked_resources, resources
 from pallet.engine.defaults import build_config
 from pallet.engine.hostconfig import check_resources, host_cpus
-from pallet.engine.options import CreateOptions, Resources
+from pallet.engine.options import Config, CreateOptions, EndpointSettings, Networking, Resources
 from pallet.errors import InvalidField, PalletError
 from pallet.records import fields
 
@@ -67,12 +67,12 @@ def test_flags_to_fields_and_into_hostconfig():
     class ImageConfig:
         config = {"Cmd": ["sh"]}
 
-    _, host = build_config(CreateOptions(image="x", resources=r), ImageConfig())
+    _, host = build_config(CreateOptions(Config(Image="x"), resources=r), ImageConfig())
     assert host["Memory"] == 64 << 20 and host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 20
-    _, host = build_config(CreateOptions(image="x"), ImageConfig())
+    _, host = build_config(CreateOptions(Config(Image="x")), ImageConfig())
     assert "Memory" not in host
     with pytest.raises(InvalidField, match="^Minimum memory limit allowed is 6MB$"):
-        build_config(CreateOptions(image="x", resources=Resources(Memory=1)), ImageConfig())
+        build_config(CreateOptions(Config(Image="x"), resources=Resources(Memory=1)), ImageConfig())
 
 
 def test_host_options_by_field_names_and_the_cli_flags():
@@ -80,8 +80,9 @@ def test_host_options_by_field_names_and_the_cli_flags():
     from pallet.engine.hostconfig import check_host_options
     from pallet.engine.options import HostOptions
 
-    assert set(fields(HostOptions)) == set(HOST_FLAGS) == {"ShmSize", "OomScoreAdj", "OomKillDisable",
-                                                           "ReadonlyRootfs", "Privileged", "CapAdd", "CapDrop"}
+    assert set(fields(HostOptions)) == set(HOST_FLAGS) == {"Init", "Runtime", "AutoRemove", "ShmSize", "OomScoreAdj",
+                                                           "OomKillDisable", "ReadonlyRootfs", "Privileged", "CapAdd",
+                                                           "CapDrop"}
     assert check_host_options(HostOptions(CapAdd=["net_admin"], Privileged=True, ShmSize=1 << 20)) == {
         "CapAdd": ["CAP_NET_ADMIN"], "Privileged": True, "ShmSize": 1 << 20}
     assert check_host_options(HostOptions()) == {}
@@ -98,7 +99,7 @@ def test_host_options_by_field_names_and_the_cli_flags():
     class ImageConfig:
         config = {"Cmd": ["sh"]}
 
-    _, host = build_config(CreateOptions(image="x", host_options=HostOptions(ReadonlyRootfs=True)), ImageConfig())
+    _, host = build_config(CreateOptions(Config(Image="x"), host_options=HostOptions(ReadonlyRootfs=True)), ImageConfig())
     assert host["ReadonlyRootfs"] is True and host["ShmSize"] == 64 << 20 and host["Privileged"] is False
 
 
@@ -215,8 +216,35 @@ def test_flags_become_the_records():
     assert s.Devices == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "r"}]
     assert s.Dns == ["1.1.1.1"] and s.RestartPolicy == {"Name": "on-failure", "MaximumRetryCount": 2}
     assert s.Sysctls == {"kernel.shmmax": "1"}
-    assert opts.healthcheck == Healthcheck(Test=["CMD-SHELL", "true"], Interval=2_000_000_000)
+    assert opts.config.Healthcheck == Healthcheck(Test=["CMD-SHELL", "true"], Interval=2_000_000_000)
     assert build_opts("x", ("sh",), {"pull": "missing"}, detach=True).host_settings is None
+
+
+def test_config_and_networking_flags_become_docker_fields():
+    """run's own flags land in Config and in Networking (HostConfig's network fields with NetworkingConfig)
+    by docker's names and shapes: -p as PortBindings, --expose as ExposedPorts, the first network's
+    --ip/--network-alias/--mac-address as its EndpointSettings, a second --network as one more endpoint."""
+    from pallet.cli.containerrun import build_opts
+
+    opts = build_opts("x", ("sh", "-c", "true"), {
+        "pull": "missing", "entrypoint": "", "env": ("A=1",), "workdir": "/w", "user": "1:2", "hostname": "h",
+        "label": ("k=v",), "stop_signal": "SIGINT", "stop_timeout": "3", "tty": True, "interactive": True,
+        "expose": ("90-91/udp",), "publish": ("127.0.0.1:8080:80", "53/udp"), "network": ("net1", "net2"),
+        "ip": "10.9.0.5", "network_alias": ("db",), "mac_address": "02:42:ac:11:00:09", "add_host": ("h:1.2.3.4",),
+        "publish_all": True, "init": True, "auto_remove": True, "runtime": "runc"}, detach=False)
+    assert opts.config == Config(Image="x", Cmd=["sh", "-c", "true"], Entrypoint=[""], Env=["A=1"], WorkingDir="/w",
+                                 User="1:2", Hostname="h", Labels={"k": "v"}, StopSignal="SIGINT", StopTimeout=3,
+                                 Tty=True, OpenStdin=True, AttachStdin=True,
+                                 ExposedPorts={"90/udp": {}, "91/udp": {}})
+    assert opts.networking == Networking(
+        NetworkMode="net1", EndpointsConfig={"net1": EndpointSettings(IPv4Address="10.9.0.5", Aliases=["db"],
+                                                                      MacAddress="02:42:ac:11:00:09"),
+                                             "net2": EndpointSettings()},
+        PortBindings={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostIp": "", "HostPort": ""}]},
+        PublishAllPorts=True, ExtraHosts=["h:1.2.3.4"])
+    assert opts.networking.more() == ["net2"]
+    h = opts.host_options
+    assert (h.Init, h.AutoRemove, h.Runtime) == (True, True, "runc") and not opts.detach
 
 
 API_BODY = {
@@ -255,6 +283,41 @@ def test_a_container_from_an_engine_api_body(pallet_env, engine):
     engine.remove(engine.get(c.id), force=True)
 
 
+def test_an_api_body_maps_to_the_records_by_field():
+    """Config's fields at the top of the body, HostConfig's network fields and NetworkingConfig's endpoints
+    into Networking; an endpoint's IPAMConfig addresses flattened; a list Entrypoint kept whole."""
+    from pallet.engine.options import from_api
+
+    o = from_api({"Image": "img", "Entrypoint": ["sh", "-c"], "Cmd": ["echo hi"], "ExposedPorts": {"90/udp": {}},
+                  "AttachStdout": True, "HostConfig": {
+                      "NetworkMode": "n1", "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                      "PublishAllPorts": True, "ExtraHosts": ["a:1.2.3.4"], "AutoRemove": True, "Init": True},
+                  "NetworkingConfig": {"EndpointsConfig": {
+                      "n1": {"IPAMConfig": {"IPv4Address": "10.1.0.9"}, "Aliases": ["db"], "MacAddress": "02:00:00:00:00:01"},
+                      "n2": {}}}})
+    assert o.config == Config(Image="img", Entrypoint=["sh", "-c"], Cmd=["echo hi"], ExposedPorts={"90/udp": {}})
+    assert o.networking == Networking(
+        NetworkMode="n1", EndpointsConfig={"n1": EndpointSettings(IPv4Address="10.1.0.9", Aliases=["db"],
+                                                                  MacAddress="02:00:00:00:00:01"),
+                                           "n2": EndpointSettings()},
+        PortBindings={"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, PublishAllPorts=True, ExtraHosts=["a:1.2.3.4"])
+    assert o.host_options.AutoRemove and o.host_options.Init and not o.detach
+
+    class ImageConfig:
+        config = {"Entrypoint": ["/init"], "Cmd": ["serve"]}
+
+    from pallet.engine.defaults import build_config
+
+    cfg, _ = build_config(o, ImageConfig())
+    assert cfg["Entrypoint"] == ["sh", "-c"] and cfg["Cmd"] == ["echo hi"]
+    cfg, _ = build_config(CreateOptions(Config(Image="img")), ImageConfig())
+    assert cfg["Entrypoint"] == ["/init"] and cfg["Cmd"] == ["serve"]
+    cfg, _ = build_config(CreateOptions(Config(Image="img", Entrypoint=[""])), ImageConfig())   # --entrypoint ""
+    assert cfg["Entrypoint"] is None and cfg["Cmd"] == []
+    cfg, _ = build_config(CreateOptions(Config(Image="img", Entrypoint=["/bin/x"])), ImageConfig())
+    assert cfg["Entrypoint"] == ["/bin/x"] and cfg["Cmd"] == []   # (docker: an entrypoint drops the image's Cmd)
+
+
 @pytest.mark.parametrize("host, field", [
     ({"Ulimits": [{"Name": "nofile", "Soft": 9, "Hard": 1}]}, "Ulimits"),
     ({"Devices": [{"PathOnHost": "/nonexistent"}]}, "Devices"),
@@ -276,7 +339,7 @@ def test_what_create_checks_itself_names_the_field_and_the_cli_its_flag(pallet_e
     docker's field there; the CLI's create (containerrun.create) says run's flag; nothing is created."""
     from pallet.cli.containerrun import create
 
-    bad = CreateOptions(image="localhost/busybox", command=["true"], expose=["80/foo"])
+    bad = CreateOptions(Config(Image="localhost/busybox", Cmd=["true"], ExposedPorts={"80/foo": {}}))
     with pytest.raises(InvalidField) as e:
         engine.create(bad)
     assert e.value.field == "ExposedPorts"
@@ -296,7 +359,7 @@ def test_what_create_checks_itself_names_the_field_and_the_cli_its_flag(pallet_e
 def test_update_takes_the_restart_policy_record(pallet_env, engine):
     from pallet.engine import limits
 
-    c = engine.create(CreateOptions(image="localhost/busybox", command=["true"]))
+    c = engine.create(CreateOptions(Config(Image="localhost/busybox", Cmd=["true"])))
     with pytest.raises(InvalidField) as e:
         limits.update(engine, c, Resources(), {"Name": "always", "MaximumRetryCount": 2})
     assert e.value.field == "RestartPolicy"
@@ -310,22 +373,22 @@ def test_update_takes_the_restart_policy_record(pallet_env, engine):
 
 
 @pytest.mark.parametrize("opts, field, engine_says, cli_says", [
-    (dict(network="none", ip="10.0.0.1"), "IPv4Address",
+    (Networking(EndpointsConfig={"none": EndpointSettings(IPv4Address="10.0.0.1")}), "IPv4Address",
      "IPv4Address needs a network (NetworkMode bridge or a user network), not NetworkMode none",
      "--ip needs a network (--network bridge or a user network), not --network none"),
-    (dict(network="none", publish=["80"]), "PortBindings",
+    (Networking(PortBindings={"80/tcp": [{"HostIp": "", "HostPort": ""}]}), "PortBindings",
      "published ports (PortBindings) need a network: the container has NetworkMode none",
      "published ports (-p) need a network: the container has --network none"),
-    (dict(network="none", add_hosts=["x:y"]), "ExtraHosts",
+    (Networking(ExtraHosts=["x:y"]), "ExtraHosts",
      "invalid ExtraHosts 'x:y': 'y' is not an IP address (or host-gateway)",
      "invalid --add-host 'x:y': 'y' is not an IP address (or host-gateway)"),
-    (dict(network="none", mac_address="zz"), "MacAddress", None, "invalid --mac-address 'zz': expected six hex bytes"),
-    (dict(network="container:"), "NetworkMode", None, "invalid --network container: it needs a container name or id"),
+    (Networking(EndpointsConfig={"none": EndpointSettings(MacAddress="zz")}), "MacAddress", None, "invalid --mac-address 'zz': expected six hex bytes"),
+    (Networking(NetworkMode="container:"), "NetworkMode", None, "invalid --network container: it needs a container name or id"),
 ])
 def test_the_network_checks_name_fields_and_the_cli_its_flags(pallet_env, engine, opts, field, engine_says, cli_says):
     from pallet.cli.containerrun import create
 
-    o = CreateOptions(image="localhost/busybox", command=["true"], **opts)
+    o = CreateOptions(Config(Image="localhost/busybox", Cmd=["true"]), networking=opts)
     with pytest.raises(InvalidField) as e:
         engine.create(o)
     assert e.value.field == field and "--" not in str(e.value)
@@ -339,7 +402,7 @@ def test_the_network_checks_name_fields_and_the_cli_its_flags(pallet_env, engine
 def test_connect_names_the_field_and_network_connect_its_flag(pallet_env, engine):
     from pallet.engine import networking
 
-    c = engine.create(CreateOptions(image="localhost/busybox", command=["true"], name="alone"))
+    c = engine.create(CreateOptions(Config(Image="localhost/busybox", Cmd=["true"]), name="alone"))
     with pytest.raises(InvalidField) as e:
         networking.connect(engine, c, "bridge", ip="172.17.0.9")
     assert e.value.field == "NetworkMode"
@@ -391,4 +454,4 @@ def test_an_api_body_with_what_pallet_cannot_honour_is_refused_by_field(host, fi
     assert e.value.field == field and "not supported by pallet" in str(e.value)
     ok = from_api({**API_BODY, "HostConfig": {**API_BODY["HostConfig"], "UTSMode": "", "CgroupnsMode": "",
                                               "LogConfig": {"Type": "json-file", "Config": {}}, "Links": None}})
-    assert ok.image == "localhost/busybox"
+    assert ok.config.Image == "localhost/busybox"

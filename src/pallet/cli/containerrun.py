@@ -61,9 +61,8 @@ def networks(kw: dict) -> list[str]:
 
 
 def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
-    """click-style keyword arguments of `run`/`create` -> `pallet.engine.core.CreateOptions`."""
-    from pallet.engine.core import CreateOptions
-
+    """click-style keyword arguments of `run`/`create` -> `pallet.engine.options.CreateOptions` (docker's
+    Config, HostConfig and NetworkingConfig in records)."""
     env: list[str] = []
     for path in kw.get("env_file") or ():
         env += parse_env_file(path)
@@ -87,6 +86,8 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
     health = healthcheck(kw)
     resources, _ = checked_resources(kw)
     host_options, _ = checked_host_fields(kw)
+    mode, *more = networks(kw)
+    bindings, exposed = {}, {}
     if kw.get("publish") or kw.get("expose") or kw.get("init"):   # (create checks them too: docker's CLI first)
         from pallet.cli.hostflags import said
         from pallet.errors import InvalidField
@@ -94,30 +95,39 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
         try:
             from pallet.engine import ports
 
-            mode = networks(kw)[0]
-            if mode not in ("none", "host") and not mode.startswith("container:"):   # (those: create's sentence)
-                ports.parse(kw.get("publish") or ())
-            ports.parse_expose(kw.get("expose") or ())
+            bindings = ports.parse(kw.get("publish") or ())
+            exposed = ports.parse_expose(kw.get("expose") or ())
             if kw.get("init"):
                 from pallet.engine.spec import require_init_binary
 
                 require_init_binary()
         except InvalidField as e:
             raise said(e) from None
-    if networks(kw)[0] == "host" and kw.get("publish"):
+    if mode == "host" and kw.get("publish"):
         sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
-    return CreateOptions(
-        image=image, command=list(command) or None, name=kw.get("name"), entrypoint=kw.get("entrypoint"),
-        env=env, workdir=kw.get("workdir"), user=kw.get("user"), hostname=kw.get("hostname"),
-        network=networks(kw)[0], extra_networks=networks(kw)[1:], publish_all=kw.get("publish_all", False),
-        expose=list(kw.get("expose") or ()), ip=kw.get("ip") or None, ip6=kw.get("ip6") or None, aliases=list(kw.get("network_alias") or ()),
-        mac_address=kw.get("mac_address") or None, publish=list(kw.get("publish") or ()), add_hosts=list(kw.get("add_host") or ()), init=kw.get("init", False),
-        stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"), labels=labels(kw.get("label") or ()),
-        runtime=kw.get("runtime"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
-        tty=kw.get("tty", False), interactive=kw.get("interactive", False),
-        attach_stdin=kw.get("interactive", False) and not detach, auto_remove=kw.get("auto_remove", False),
-        detach=detach, resources=resources, host_options=host_options, host_settings=host_settings,
-        healthcheck=health)
+    from pallet.engine.options import Config, CreateOptions, EndpointSettings, Networking
+
+    endpoint = EndpointSettings(IPv4Address=kw.get("ip") or None, IPv6Address=kw.get("ip6") or None,
+                                Aliases=list(kw.get("network_alias") or ()), MacAddress=kw.get("mac_address") or None)
+    endpoints = {}
+    for m in more:                 # (one endpoint each: a network given twice cannot be an EndpointsConfig)
+        if m == mode or m in endpoints:
+            raise PalletError(f"network {m!r} is specified multiple times")
+        endpoints[m] = EndpointSettings()
+    if endpoint != EndpointSettings():
+        endpoints = {mode: endpoint, **endpoints}
+    entrypoint = kw.get("entrypoint")
+    config = Config(
+        Image=image, Cmd=list(command) or None, Entrypoint=None if entrypoint is None else [entrypoint], Env=env,
+        WorkingDir=kw.get("workdir"), User=kw.get("user"), Hostname=kw.get("hostname"),
+        Labels=labels(kw.get("label") or ()), StopSignal=kw.get("stop_signal"), StopTimeout=kw.get("stop_timeout"),
+        Tty=kw.get("tty", False), OpenStdin=kw.get("interactive", False),
+        AttachStdin=kw.get("interactive", False) and not detach, ExposedPorts=exposed, Healthcheck=health)
+    networking = Networking(NetworkMode=mode, EndpointsConfig=endpoints, PortBindings=bindings,
+                            PublishAllPorts=kw.get("publish_all", False), ExtraHosts=list(kw.get("add_host") or ()))
+    return CreateOptions(config, name=kw.get("name"), platform=kw.get("platform"), pull=kw.get("pull") or "missing",
+                         detach=detach, networking=networking, host_options=host_options, resources=resources,
+                         host_settings=host_settings)
 
 
 def create(eng, opts):
@@ -157,7 +167,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
         opts = build_opts(image, command, kw, detach=detach)
         c = create(eng, opts)
         ws = None
-        if opts.tty:
+        if opts.config.Tty:
             from pallet.engine.attach import winsize
 
             ws = winsize(0) or winsize(1)
@@ -189,7 +199,7 @@ def run(st, image: str, command: tuple[str, ...], kw: dict, *, detach: bool, sig
     import socket
 
     ours = socket.socket(fileno=ours.detach())
-    how, code = attach(ours, stdin=opts.interactive, tty=opts.tty, sig_proxy=sig_proxy)
+    how, code = attach(ours, stdin=opts.config.OpenStdin, tty=opts.config.Tty, sig_proxy=sig_proxy)
     ours.close()
     if tr is not None:
         tracerun.at_exit(tr)

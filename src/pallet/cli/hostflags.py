@@ -22,8 +22,8 @@ def host_options(f):
 
 
 # ---- the resource limits: flags <-> engine.options.Resources (docker's field names) ----------
-HOST_FLAGS = {"ShmSize": "--shm-size", "OomScoreAdj": "--oom-score-adj", "OomKillDisable": "--oom-kill-disable",
-              "ReadonlyRootfs": "--read-only", "Privileged": "--privileged", "CapAdd": "--cap-add",
+HOST_FLAGS = {"Init": "--init", "Runtime": "--runtime", "AutoRemove": "--rm", "ShmSize": "--shm-size",
+              "OomScoreAdj": "--oom-score-adj", "OomKillDisable": "--oom-kill-disable", "ReadonlyRootfs": "--read-only", "Privileged": "--privileged", "CapAdd": "--cap-add",
               "CapDrop": "--cap-drop"}
 RESOURCE_FLAGS = {"Memory": "--memory", "MemorySwap": "--memory-swap", "MemoryReservation": "--memory-reservation",
                   "NanoCpus": "--cpus", "CpuShares": "--cpu-shares", "CpuPeriod": "--cpu-period",
@@ -84,12 +84,13 @@ def checked_resources(kw: dict):
 
 
 def host_fields(kw: dict):
-    """The process and privilege flags (click's keyword names) -> `engine.options.HostOptions`, sizes and
+    """The process, runtime and privilege flags (click's keyword names) -> `engine.options.HostOptions`, sizes and
     numbers parsed (a bad one: a line naming the flag)."""
     from pallet.engine.options import HostOptions
     from pallet.engine.units import parse_bytes
 
-    h = HostOptions(OomKillDisable=bool(kw.get("oom_kill_disable")), ReadonlyRootfs=bool(kw.get("read_only")),
+    h = HostOptions(Init=bool(kw.get("init")), Runtime=kw.get("runtime") or None,
+                    AutoRemove=bool(kw.get("auto_remove")), OomKillDisable=bool(kw.get("oom_kill_disable")), ReadonlyRootfs=bool(kw.get("read_only")),
                     Privileged=bool(kw.get("privileged")), CapAdd=list(kw.get("cap_add") or ()),
                     CapDrop=list(kw.get("cap_drop") or ()))
     if kw.get("shm_size") not in (None, ""):
@@ -124,7 +125,7 @@ SETTINGS_FLAGS = {"Binds": "-v", "Mounts": "--mount", "Tmpfs": "--tmpfs", "Volum
 HEALTH_FLAGS = {"Test": "--health-cmd", "Interval": "--health-interval", "Timeout": "--health-timeout",
                 "StartPeriod": "--health-start-period", "StartInterval": "--health-start-interval",
                 "Retries": "--health-retries"}
-OTHER_FLAGS = {"PortBindings": "-p", "ExposedPorts": "--expose", "Init": "--init", "IPv4Address": "--ip",
+OTHER_FLAGS = {"PortBindings": "-p", "ExposedPorts": "--expose", "IPv4Address": "--ip",
                "IPv6Address": "--ip6", "Aliases": "--network-alias", "MacAddress": "--mac-address",
                "ExtraHosts": "--add-host", "EnableIPv6": "--ipv6"}
 _NAMED = ("other", "network", "ipv6")   # values of an InvalidField that name another field

@@ -65,7 +65,7 @@ def handoff(plan: Plan, eng, st, c, opts) -> dict:
     at_exit_only = False
     if plan.file:
         path = plan.file
-    elif opts.auto_remove:
+    elif opts.host_options.AutoRemove:
         path = str(st.runroot_path / "traces" / f"{c.id}.json")
         plan.print_at_exit = at_exit_only = True
     else:

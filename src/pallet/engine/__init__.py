@@ -1,15 +1,17 @@
 """pallet.engine — containers: an image snapshot plus an OCI spec, run by a runtime under a monitor.
 
     from pallet.engine.core import Engine, CreateOptions
+    from pallet.engine.options import Config
     eng = Engine(store, runroot)
-    c = eng.create(CreateOptions(image="busybox", command=["true"]))   # row, snapshot, /etc files
+    c = eng.create(CreateOptions(Config(Image="busybox", Cmd=["true"])))   # row, snapshot, /etc files
     eng.start(c)                       # forks the monitor, returns when the container runs
     eng.stop(c, timeout=10); eng.kill(c, 9); eng.remove(c, force=True)
     eng.get("name-or-id"); eng.list(); eng.inspect(c)   # docker's JSON shape
 
 Modules (one concern each):
   core       Engine: the mixins below in one object
-  creating   create (options checked, image, row, snapshot, /etc files, volumes) and the bundle
+  creating   plan (the options checked, the image, Config/HostConfig) and create (row, snapshot, /etc
+             files, volumes); the bundle
   containers the containers table: rows, directories, the per-container lock; refresh reconciles a row
              with the kernel (a dead process is Exited)
   lifecycle  start (through the monitor), what the monitor reports back, kill, stop, remove, destroy
@@ -17,7 +19,8 @@ Modules (one concern each):
   inspection docker's inspect JSON
   images     the image of a new container: resolved in the store (short-name candidates) or pulled
   defaults   docker's Config/HostConfig of a new container from the image's config and the options
-  options    CreateOptions and its records (docker's Config/HostConfig names), from_api: what create/run/update take
+  options    CreateOptions and its records (docker's Config/HostConfig/NetworkingConfig names), from_api:
+             what create/run/update take
   running    Engine.run (create + start, attached); prefork/Prefork: the CLI's early-fork fast path
   names      container names: the allowed characters, docker's random ADJECTIVE_NOUN
   signals    signals by name or number (--stop-signal, kill -s)

@@ -27,50 +27,10 @@ class Creating:
         """Check the options, resolve (or pull) the image, insert the container's row and set it up
         (`set_up`: snapshot, files, volumes). `c.extra["rootfs"]` says where its rootfs is mounted (for
         the monitor `pallet run` forked beforehand: it need not look the snapshot up again)."""
-        from pallet.engine.runtimes import default_runtime
-
-        runtime_name = opts.runtime or default_runtime()
-        opts.runtime = runtime_name
-        self.runtime(runtime_name)   # fails early for an unknown runtime
-        if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or
-                                           opts.add_hosts or opts.extra_networks or opts.ip6):
-            net_mode, net_endpoints = "none", {}   # (the hot path: nothing to check)
-        else:
-            from pallet.engine import networking
-
-            net_mode, net_endpoints = networking.plan(self, opts)
-        if opts.stop_signal:
-            parse_signal(opts.stop_signal)
-        if opts.init:
-            from pallet.engine.spec import require_init_binary
-
-            require_init_binary()
-        rec = self.resolve_image(opts)
-        image_config = self.store.config(rec)
-        if opts.platform:
-            from pallet.oci.documents import Platform
-
-            want = Platform.parse(opts.platform)
-            if (want.os, want.architecture) != (image_config.os, image_config.architecture):
-                raise PalletError(f"image {opts.image} is {image_config.platform}, not {opts.platform}")
-        config, host = self.build_config(opts, image_config)
-        host["NetworkMode"] = net_mode
-        if opts.publish or opts.expose:
-            from pallet.engine import ports
-
-            exposed = dict(config.get("ExposedPorts") or {})
-            exposed.update(ports.parse_expose(opts.expose))
-            if opts.publish and net_mode != "host":   # (host: docker's warning, the ports are discarded)
-                host["PortBindings"] = ports.parse(opts.publish)
-                exposed.update({k: {} for k in host["PortBindings"]})
-            config["ExposedPorts"] = exposed
-        from pallet.engine.spec import command
-
-        if not command(config):
-            raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
+        rec, config, host, net_endpoints = self.plan(opts)
         cid = os.urandom(32).hex()
         name = validate_name(opts.name) if opts.name else None
-        c = Container(cid, name or "", rec.id, opts.image, time.time(), runtime_name,
+        c = Container(cid, name or "", rec.id, opts.config.Image, time.time(), host["Runtime"],
                       {"Config": config, "HostConfig": host}, "created")
         if net_endpoints:
             c.config["NetworkingConfig"] = {"EndpointsConfig": net_endpoints}
@@ -85,6 +45,54 @@ class Creating:
         c.extra["rootfs"] = self.set_up(c, rec)
         container_event(self, c, "create")
         return c
+
+    def plan(self, opts: CreateOptions, resolve=None) -> tuple:
+        """`create`'s checks, in docker's order, and what they make, before anything is written:
+        (image record, Config, HostConfig, EndpointsConfig). `resolve(opts)` finds the image (default:
+        `resolve_image`, which pulls by `opts.pull`). Bad input raises; nothing is created."""
+        from pallet.engine.runtimes import default_runtime
+
+        proc, net = opts.host_options, opts.networking
+        proc.Runtime = proc.Runtime or default_runtime()
+        self.runtime(proc.Runtime)   # fails early for an unknown runtime
+        if net.plain():
+            net_mode, net_endpoints = "none", {}   # (the hot path: nothing to check)
+        else:
+            from pallet.engine import networking
+
+            net_mode, net_endpoints = networking.plan(self, net)
+            if opts.config.ExposedPorts and net_mode.startswith("container:"):
+                raise PalletError("conflicting options: port exposing and the container type network mode")
+        if opts.config.StopSignal:
+            parse_signal(opts.config.StopSignal)
+        if proc.Init:
+            from pallet.engine.spec import require_init_binary
+
+            require_init_binary()
+        rec = (resolve or self.resolve_image)(opts)
+        image_config = self.store.config(rec)
+        if opts.platform:
+            from pallet.oci.documents import Platform
+
+            want = Platform.parse(opts.platform)
+            if (want.os, want.architecture) != (image_config.os, image_config.architecture):
+                raise PalletError(f"image {opts.config.Image} is {image_config.platform}, not {opts.platform}")
+        config, host = self.build_config(opts, image_config)
+        host["NetworkMode"] = net_mode
+        if net.PortBindings or opts.config.ExposedPorts:
+            from pallet.engine import ports
+
+            exposed = dict(config.get("ExposedPorts") or {})
+            exposed.update(ports.parse_expose(opts.config.ExposedPorts))
+            if net.PortBindings and net_mode != "host":   # (host: docker's warning, the ports are discarded)
+                host["PortBindings"] = ports.check(net.PortBindings)
+                exposed.update({k: {} for k in host["PortBindings"]})
+            config["ExposedPorts"] = exposed
+        from pallet.engine.spec import command
+
+        if not command(config):
+            raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
+        return rec, config, host, net_endpoints
 
     def set_up(self, c: Container, rec) -> str:
         """The second half of `create`: the container's snapshot, its /etc files and its volumes. On

@@ -19,67 +19,62 @@ if TYPE_CHECKING:
 def build_config(opts: CreateOptions, image_config) -> tuple[dict, dict]:
     """docker's Config and HostConfig of a new container: the image's config, then the options over it."""
     ic = dict(image_config.config or {})
-    entrypoint = ic.get("Entrypoint") or []
-    cmd = ic.get("Cmd") or []
-    if opts.entrypoint is not None:
-        entrypoint = [opts.entrypoint] if opts.entrypoint else []
-        cmd = []   # docker: --entrypoint resets the image's Cmd
-    if opts.command:
-        cmd = list(opts.command)
+    cfg, net, proc = opts.config, opts.networking, opts.host_options
+    entrypoint, cmd = cfg.Entrypoint, cfg.Cmd or []
+    if not entrypoint:      # docker's merge (daemon/commit.go): the image's Cmd unless one is given
+        cmd = cmd or ic.get("Cmd") or []
+        entrypoint = ic.get("Entrypoint") if entrypoint is None else []
+    elif entrypoint == [""]:
+        entrypoint = []
     labels = dict(ic.get("Labels") or {})
-    labels.update(opts.labels)
+    labels.update(cfg.Labels)
+    attached = not opts.detach
     config = {
-        "Hostname": opts.hostname or "",
+        "Hostname": cfg.Hostname or "",
         "Domainname": "",
-        "User": opts.user if opts.user is not None else (ic.get("User") or ""),
-        "AttachStdin": opts.attach_stdin,
-        "AttachStdout": not opts.detach,
-        "AttachStderr": not opts.detach,
+        "User": cfg.User if cfg.User is not None else (ic.get("User") or ""),
+        "AttachStdin": cfg.AttachStdin,
+        "AttachStdout": attached,
+        "AttachStderr": attached,
         "ExposedPorts": ic.get("ExposedPorts") or {},
-        "Tty": opts.tty,
-        "OpenStdin": opts.interactive,
-        "StdinOnce": opts.interactive and not opts.detach,
-        "Env": merge_env(list(ic.get("Env") or []), opts.env),
-        "Cmd": cmd,
-        "Image": opts.image,
+        "Tty": cfg.Tty,
+        "OpenStdin": cfg.OpenStdin,
+        "StdinOnce": cfg.OpenStdin and attached,
+        "Env": merge_env(list(ic.get("Env") or []), cfg.Env),
+        "Cmd": list(cmd),
+        "Image": cfg.Image,
         "Volumes": ic.get("Volumes"),
-        "WorkingDir": opts.workdir if opts.workdir is not None else (ic.get("WorkingDir") or ""),
-        "Entrypoint": entrypoint or None,
+        "WorkingDir": cfg.WorkingDir if cfg.WorkingDir is not None else (ic.get("WorkingDir") or ""),
+        "Entrypoint": list(entrypoint or ()) or None,
         "OnBuild": None,
         "Labels": labels,
-        "StopSignal": opts.stop_signal or ic.get("StopSignal") or "SIGTERM",
+        "StopSignal": cfg.StopSignal or ic.get("StopSignal") or "SIGTERM",
     }
-    if opts.stop_timeout is not None:
-        config["StopTimeout"] = opts.stop_timeout
+    if cfg.StopTimeout is not None:
+        config["StopTimeout"] = cfg.StopTimeout
     host = {
-        "NetworkMode": opts.network,
-        "AutoRemove": opts.auto_remove,
-        "Init": opts.init,
-        "Runtime": opts.runtime,
-        "ExtraHosts": list(opts.add_hosts) or None,
+        "NetworkMode": net.NetworkMode,
+        "AutoRemove": proc.AutoRemove,
+        "Init": proc.Init,
+        "Runtime": proc.Runtime,
+        "ExtraHosts": list(net.ExtraHosts) or None,
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "LogConfig": {"Type": "json-file", "Config": {}},
         "PortBindings": {},
-        "PublishAllPorts": opts.publish_all,
+        "PublishAllPorts": net.PublishAllPorts,
         "Binds": None,
         "Privileged": False,
         "CapAdd": None,
         "CapDrop": None,
         "ShmSize": 64 * 1024 * 1024,
-        **opts.extra_host_config,
     }
     if opts.resources is not None:
         host.update(check_resources(opts.resources))
-    if opts.host_options is not None:
-        host.update(check_host_options(opts.host_options))
+    host.update(check_host_options(proc))
     if opts.host_settings is not None:
-        host.update(check_host_settings(opts.host_settings, opts.network, opts.auto_remove))
-    extra = dict(opts.extra_config)
-    flags_hc = extra.pop("Healthcheck", None)
-    if opts.healthcheck is not None:
-        flags_hc = {**(flags_hc or {}), **check_healthcheck(opts.healthcheck)}
+        host.update(check_host_settings(opts.host_settings, net.NetworkMode, proc.AutoRemove))
+    flags_hc = check_healthcheck(cfg.Healthcheck) if cfg.Healthcheck is not None else None
     hc = merge_healthcheck(ic.get("Healthcheck"), flags_hc)
     if hc:
         config["Healthcheck"] = hc
-    config.update(extra)
     return config, host

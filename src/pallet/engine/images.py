@@ -72,16 +72,16 @@ class Images:
 
         store = self.store
         if opts.pull == "always":
-            return self.pull(opts.image, opts.platform, missing=False)
+            return self.pull(opts.config.Image, opts.platform, missing=False)
         try:
-            return store.resolve_image(opts.image)
+            return store.resolve_image(opts.config.Image)
         except NotFound:
-            local = self._short_name_in_store(opts.image)
+            local = self._short_name_in_store(opts.config.Image)
             if local is not None:
                 return local
             if opts.pull == "never":
-                raise NotFound(f"No such image: {opts.image} (and --pull=never)") from None
-            return self.pull(opts.image, opts.platform)
+                raise NotFound(f"No such image: {opts.config.Image} (and --pull=never)") from None
+            return self.pull(opts.config.Image, opts.platform)
         except InvalidReference:
             raise
 

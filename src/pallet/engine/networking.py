@@ -39,13 +39,18 @@ def is_network(mode: str) -> bool:
     return mode not in MODES and not mode.startswith("container:")
 
 
-def plan(engine, opts) -> tuple[str, dict]:
-    """Check `--network`, `--ip`, `--network-alias`, `--mac-address`, `--add-host` and `-p` before
-    anything is created; returns (NetworkMode, EndpointsConfig). Bad input: one sentence, exit 125."""
-    mode = opts.network or "bridge"
-    ip, aliases, mac = opts.ip, list(opts.aliases or ()), opts.mac_address
-    ip6 = getattr(opts, "ip6", None)
-    more = list(getattr(opts, "extra_networks", None) or ())
+def plan(engine, asked) -> tuple[str, dict]:
+    """Check an `options.Networking` (NetworkMode, the endpoints' addresses, aliases and MAC address,
+    ExtraHosts, PortBindings) before anything is created; returns (NetworkMode, EndpointsConfig). Bad
+    input: one sentence (InvalidField names the field), nothing created."""
+    mode = asked.NetworkMode or "bridge"
+    first = asked.endpoint()
+    ip, ip6, aliases, mac = first.IPv4Address, first.IPv6Address, list(first.Aliases or ()), first.MacAddress
+    more = asked.more()
+    for m in more:
+        if asked.EndpointsConfig[m] != type(first)():
+            raise PalletError(f"endpoint settings on network {m!r} are not supported: only the first network "
+                              f"({mode}) takes addresses, aliases and a MAC address")
     if more:
         if not all(is_network(m) for m in (mode, *more)):
             raise PalletError("conflicting options: cannot attach both user-defined and non-user-defined "
@@ -58,7 +63,7 @@ def plan(engine, opts) -> tuple[str, dict]:
     if mac is not None and not _is_mac(mac):
         raise InvalidField("MacAddress", "invalid {name} {text!r}: expected six hex bytes such as 02:42:ac:11:00:02",
                            text=mac)
-    for h in opts.add_hosts:
+    for h in asked.ExtraHosts:
         name, sep, addr = h.partition(":")
         if not sep or not name or not addr:
             raise InvalidField("ExtraHosts", "invalid {name} {text!r}: expected HOST:IP", text=h)
@@ -71,13 +76,12 @@ def plan(engine, opts) -> tuple[str, dict]:
                 raise InvalidField("ExtraHosts", "invalid {name} {text!r}: {addr!r} is not an IP address (or {gw})",
                                    text=h, addr=addr, gw=HOST_GATEWAY) from None
     if not is_network(mode):
-        if opts.publish and mode == "none":
+        publish = asked.PortBindings
+        if publish and mode == "none":
             raise InvalidField("PortBindings", "published ports ({name}) need a network: the container has {network} "
                                "none", network="NetworkMode")
-        if (opts.publish or getattr(opts, "publish_all", False)) and mode.startswith("container:"):
+        if (publish or asked.PublishAllPorts) and mode.startswith("container:"):
             raise PalletError("conflicting options: port publishing and the container type network mode")
-        if getattr(opts, "expose", None) and mode.startswith("container:"):
-            raise PalletError("conflicting options: port exposing and the container type network mode")
         for field, given in (("IPv4Address", ip), ("IPv6Address", ip6), ("Aliases", aliases), ("MacAddress", mac)):
             if given:
                 raise InvalidField(field, "{name} needs a network ({network} bridge or a user network), not "
@@ -130,10 +134,10 @@ def plan(engine, opts) -> tuple[str, dict]:
             raise InvalidField("IPv6Address", "{name} needs a network with IPv6: network {net} was not created "
                                "with {ipv6}", net=net.name, ipv6="EnableIPv6")
         ipam.check_requested6(net.ipam6, ip6, [le.address6 for le in nets.leases(net)])
-    if opts.publish and net.ipam6 is None:
+    if asked.PortBindings and net.ipam6 is None:
         from pallet.engine import ports
 
-        for key, binds in ports.parse(opts.publish).items():
+        for key, binds in ports.check(asked.PortBindings).items():
             for b in binds:
                 if ":" in b["HostIp"]:
                     raise InvalidField("PortBindings", "cannot publish [{ip}]:{port}->{key}: network {net} has no IPv6 "

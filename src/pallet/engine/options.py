@@ -11,46 +11,6 @@ if TYPE_CHECKING:
 
 
 @record
-class CreateOptions:
-    image: str
-    command: list[str] | None = None
-    name: str | None = None
-    entrypoint: str | None = None          # "" clears the image's entrypoint
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    network: str = "none"                  # none, host, container:NAME, bridge or a network's name
-    extra_networks: list[str] = field(default_factory=list)   # several --network: the ones after the first
-    ip: str | None = None
-    ip6: str | None = None                 # --ip6: the IPv6 address on the first (--ipv6) network
-    aliases: list[str] = field(default_factory=list)
-    mac_address: str | None = None
-    publish: list[str] = field(default_factory=list)
-    publish_all: bool = False              # -P: every exposed port to a random host port
-    expose: list[str] = field(default_factory=list)          # --expose PORT[-PORT][/PROTO]
-    add_hosts: list[str] = field(default_factory=list)
-    init: bool = False
-    stop_signal: str | None = None
-    stop_timeout: int | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    runtime: str | None = None
-    platform: str | None = None
-    pull: str = "missing"
-    tty: bool = False
-    interactive: bool = False
-    attach_stdin: bool = False
-    auto_remove: bool = False
-    detach: bool = False
-    extra_host_config: dict[str, Any] = field(default_factory=dict)   # room for volumes/limits/restart
-    extra_config: dict[str, Any] = field(default_factory=dict)        # Config fields (Healthcheck)
-    resources: Resources | None = None     # the resource limits (checked by hostconfig.check_resources)
-    host_options: HostOptions | None = None   # process and privileges (hostconfig.check_host_options)
-    host_settings: HostSettings | None = None  # storage, devices, ulimits, security, sysctls, DNS, restart
-    healthcheck: Healthcheck | None = None     # Config.Healthcheck over the image's (check_healthcheck)
-
-
-@record
 class Resources:
     """The resource limits of HostConfig, by docker's Engine API names and in its units (bytes, nano-CPUs,
     CFS microseconds); None is "not given". `hostconfig.check_resources` validates them."""
@@ -73,9 +33,12 @@ class Resources:
 
 @record
 class HostOptions:
-    """HostConfig's fields for the container's process and privileges, by docker's Engine API names
-    (the part beside Resources); None (or empty) is "not given". `hostconfig.check_host_options`
+    """HostConfig's fields for the container's process, runtime and privileges, by docker's Engine API
+    names (the part beside Resources); None (or empty) is "not given". `hostconfig.check_host_options`
     validates them."""
+    Init: bool = False                    # an init process (catatonit) as PID 1
+    Runtime: str | None = None            # pallet, runc, crun or a configured runtime; None: the default
+    AutoRemove: bool = False              # --rm
     ShmSize: int | None = None            # bytes of /dev/shm
     OomScoreAdj: int | None = None        # -1000 to 1000
     OomKillDisable: bool = False
@@ -129,6 +92,82 @@ class Healthcheck:
         return {k: getattr(self, k) for k in fields(self) if getattr(self, k) is not None}
 
 
+@record
+class Config:
+    """The container's Config of `POST /containers/create`, by the Engine API's names; None (or empty) is
+    "the image's". Entrypoint and Cmd follow docker's merge: a non-empty Entrypoint also drops the
+    image's Cmd, and [""] clears the image's Entrypoint. ExposedPorts ({"80/tcp": {}}) and Healthcheck
+    are merged over the image's."""
+    Image: str
+    Cmd: list[str] | None = None
+    Entrypoint: list[str] | None = None
+    Env: list[str] = field(default_factory=list)
+    WorkingDir: str | None = None
+    User: str | None = None
+    Hostname: str | None = None
+    Labels: dict[str, str] = field(default_factory=dict)
+    StopSignal: str | None = None
+    StopTimeout: int | None = None
+    Tty: bool = False
+    OpenStdin: bool = False
+    AttachStdin: bool = False
+    ExposedPorts: dict[str, dict] = field(default_factory=dict)
+    Healthcheck: Healthcheck | None = None
+
+
+@record
+class EndpointSettings:
+    """NetworkingConfig.EndpointsConfig[network] as far as pallet honours it: the addresses asked for
+    (docker nests them in IPAMConfig), the aliases and a MAC address."""
+    IPv4Address: str | None = None
+    IPv6Address: str | None = None
+    Aliases: list[str] = field(default_factory=list)
+    MacAddress: str | None = None
+
+
+@record
+class Networking:
+    """HostConfig's network fields with NetworkingConfig's endpoints, by docker's names: NetworkMode
+    (none, host, container:NAME, bridge or a network's name); EndpointsConfig {network: EndpointSettings},
+    where NetworkMode's entry holds its settings and any other network is one more to join; PortBindings in
+    docker's shape ({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, an empty HostPort: a random one);
+    PublishAllPorts; ExtraHosts ("NAME:IP" or "NAME:host-gateway")."""
+    NetworkMode: str = "none"
+    EndpointsConfig: dict[str, EndpointSettings] = field(default_factory=dict)
+    PortBindings: dict[str, list[dict]] = field(default_factory=dict)
+    PublishAllPorts: bool = False
+    ExtraHosts: list[str] = field(default_factory=list)
+
+    def endpoint(self) -> EndpointSettings:
+        """The settings asked for on NetworkMode's network."""
+        return self.EndpointsConfig.get(self.NetworkMode) or EndpointSettings()
+
+    def more(self) -> list[str]:
+        """The networks to join beside NetworkMode's, in order."""
+        return [n for n in self.EndpointsConfig if n != self.NetworkMode]
+
+    def plain(self) -> bool:
+        """No network and nothing asked of one (the hot path: nothing to check)."""
+        return self.NetworkMode == "none" and not (self.EndpointsConfig or self.PortBindings or self.ExtraHosts)
+
+
+@record
+class CreateOptions:
+    """What `create`/`run` take, in the shape of the Engine API's `POST /containers/create`: the body's
+    Config (`config`), its HostConfig in records (`host_options`, `resources`, `host_settings`) and its
+    network fields with NetworkingConfig (`networking`); the query's `name` and `platform`; and what a
+    client decides around the call: `pull` (missing, always, never) and `detach` (not attached)."""
+    config: Config
+    name: str | None = None
+    platform: str | None = None
+    pull: str = "missing"
+    detach: bool = False
+    networking: Networking = field(default_factory=Networking)
+    host_options: HostOptions = field(default_factory=HostOptions)
+    resources: Resources | None = None     # the resource limits (checked by hostconfig.check_resources)
+    host_settings: HostSettings | None = None  # storage, devices, ulimits, security, sysctls, DNS, restart
+
+
 def _pick(cls, d: dict | None):
     """A record of `cls` from the fields of an Engine API dict that it has (others are left out)."""
     d = d or {}
@@ -158,39 +197,35 @@ def _refuse_unsupported(hc: dict) -> None:
 
 def from_api(body: dict) -> CreateOptions:
     """A `POST /containers/create` body of the Docker Engine API (Config's fields at the top, with
-    HostConfig and NetworkingConfig) -> CreateOptions with its records. The values are checked when
-    the container is created, as the CLI's are."""
+    HostConfig and NetworkingConfig; the query's name as "name") -> CreateOptions with its records. The
+    values are checked when the container is created, as the CLI's are."""
     hc = body.get("HostConfig") or {}
     _refuse_unsupported(hc)
     net = hc.get("NetworkMode") or "bridge"
-    eps = list(((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items())
-    first = eps[0][1] if eps else {}
-    ipam = (first or {}).get("IPAMConfig") or {}
-    entrypoint = body.get("Entrypoint")
-    if isinstance(entrypoint, list):
-        entrypoint = entrypoint[0] if entrypoint else ""
-    publish = []
-    for port, binds in (hc.get("PortBindings") or {}).items():
-        for b in binds or [{}]:
-            ip, hp = (b or {}).get("HostIp") or "", (b or {}).get("HostPort") or ""
-            publish.append(f"{ip}:{hp}:{port}" if ip else f"{hp}:{port}" if hp else port)
+    if net == "default":
+        net = "bridge"
+    endpoints = {}
+    for name, ep in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
+        ep = ep or {}
+        ipam = ep.get("IPAMConfig") or {}
+        endpoints[name] = EndpointSettings(IPv4Address=ipam.get("IPv4Address") or None,
+                                           IPv6Address=ipam.get("IPv6Address") or None,
+                                           Aliases=list(ep.get("Aliases") or []), MacAddress=ep.get("MacAddress") or None)
+    if body.get("MacAddress"):     # (API < 1.44: the MAC address in Config)
+        endpoints.setdefault(net, EndpointSettings()).MacAddress = body["MacAddress"]
     policy = hc.get("RestartPolicy") or None
     if policy is not None and not policy.get("Name"):
         policy = None
     settings = _pick(HostSettings, hc)
     settings.RestartPolicy = policy
+    config = _pick(Config, body)
+    config.Healthcheck = _pick(Healthcheck, body["Healthcheck"]) if body.get("Healthcheck") else None
+    config.Cmd = list(config.Cmd) if config.Cmd else None
+    config.WorkingDir, config.User, config.Hostname = config.WorkingDir or None, config.User or None, \
+        config.Hostname or None
     return CreateOptions(
-        image=body["Image"], command=list(body.get("Cmd") or []) or None, name=body.get("name"),
-        entrypoint=entrypoint, env=list(body.get("Env") or []), workdir=body.get("WorkingDir") or None,
-        user=body.get("User") or None, hostname=body.get("Hostname") or None, network=net,
-        extra_networks=[n for n, _ in eps[1:]], ip=ipam.get("IPv4Address") or None,
-        ip6=ipam.get("IPv6Address") or None, aliases=list((first or {}).get("Aliases") or []),
-        mac_address=(first or {}).get("MacAddress") or body.get("MacAddress") or None, publish=publish,
-        publish_all=bool(hc.get("PublishAllPorts")), expose=list(body.get("ExposedPorts") or {}),
-        add_hosts=list(hc.get("ExtraHosts") or []), init=bool(hc.get("Init")), stop_signal=body.get("StopSignal"),
-        stop_timeout=body.get("StopTimeout"), labels=dict(body.get("Labels") or {}), runtime=hc.get("Runtime"),
-        tty=bool(body.get("Tty")), interactive=bool(body.get("OpenStdin")),
-        attach_stdin=bool(body.get("AttachStdin")), auto_remove=bool(hc.get("AutoRemove")),
+        config, name=body.get("name"), platform=body.get("platform") or None,
         detach=not (body.get("AttachStdout") or body.get("AttachStderr")),
-        resources=_pick(Resources, hc), host_options=_pick(HostOptions, hc), host_settings=settings,
-        healthcheck=_pick(Healthcheck, body.get("Healthcheck")) if body.get("Healthcheck") else None)
+        networking=Networking(NetworkMode=net, EndpointsConfig=endpoints, PortBindings=dict(hc.get("PortBindings") or {}),
+                              PublishAllPorts=bool(hc.get("PublishAllPorts")), ExtraHosts=list(hc.get("ExtraHosts") or [])),
+        host_options=_pick(HostOptions, hc), resources=_pick(Resources, hc), host_settings=settings)

@@ -96,6 +96,20 @@ def parse(specs) -> dict[str, list[dict]]:
     return out
 
 
+def check(bindings: dict) -> dict[str, list[dict]]:
+    """PortBindings as the Engine API gives them -> checked as -p's are (each key PORT[/PROTO], HostIp an
+    address or empty, HostPort a port or empty, no host port twice), in the same shape."""
+    specs = []
+    for key, binds in bindings.items():
+        if not isinstance(key, str) or not isinstance(binds, (list, type(None))):
+            raise InvalidField("PortBindings", "invalid {name} {key!r}: expected {{\"PORT/PROTO\": [{{\"HostIp\", "
+                               "\"HostPort\"}}]}}", key=key)
+        for b in binds or [{}]:
+            ip, port = str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or "")
+            specs.append(f"[{ip}]:{port}:{key}" if ip else f"{port}:{key}" if port else key)
+    return parse(specs)
+
+
 def _join(ip: str, port) -> str:
     """docker's net.JoinHostPort: an IPv6 address in brackets."""
     ip = ip or "0.0.0.0"

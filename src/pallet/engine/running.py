@@ -64,7 +64,7 @@ class Prefork:
             return self.ours
         self.ours.close()
         said = first[:1] == b"E"
-        if opts.auto_remove or not said:   # else nobody else cleans up
+        if opts.host_options.AutoRemove or not said:   # else nobody else cleans up
             abandon(engine, c, opts)
         if not said:
             raise PalletError(f"container {c.name} failed to start (its monitor exited)")
@@ -77,7 +77,7 @@ def abandon(engine, c, opts) -> None:
     """A container `run` created that did not start: removed with --rm, else (no monitor got it) left
     Created with its snapshot unmounted, as a failed start leaves it."""
     try:
-        if opts.auto_remove:
+        if opts.host_options.AutoRemove:
             engine.remove(engine.get(c.id), force=True)
         else:
             engine.start_failed(c, "its monitor was not started", None)
@@ -97,7 +97,7 @@ class Runs:
         try:
             sock = self.start(c, attach=not opts.detach, winsize=winsize)
         except BaseException:
-            if opts.auto_remove:
+            if opts.host_options.AutoRemove:
                 abandon(self, c, opts)
             raise
         return self.get(c.id), sock

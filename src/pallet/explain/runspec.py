@@ -131,51 +131,15 @@ def build(eng, opts, args: list[str], *, pull: bool = False) -> dict:
     {"argv", "image", "command", "spec", "host_config", "config", "user", "mounts", "files_dir"}.
     The image comes from the store; only with `pull` (the command line said --pull) does run's rule for
     opts.pull apply (missing: pull when not there; always; never)."""
-    from pallet.engine.core import parse_signal
     from pallet.engine.limits import apply_host_config
     from pallet.engine.model import Container
-    from pallet.engine.runtimes import default_runtime
-    from pallet.engine.spec import build_spec, command
+    from pallet.engine.spec import build_spec
 
-    cmd = list(opts.command or [])
-    # Engine.create's checks, in its order, minus what writes
-    opts.runtime = opts.runtime or default_runtime()
-    eng.runtime(opts.runtime)
-    if opts.network == "none" and not (opts.ip or opts.aliases or opts.mac_address or opts.publish or opts.add_hosts
-                                       or opts.extra_networks or opts.ip6):
-        net_mode, endpoints = "none", {}
-    else:
-        from pallet.engine import networking
-
-        net_mode, endpoints = networking.plan(eng, opts)
-    if opts.stop_signal:
-        parse_signal(opts.stop_signal)
-    if opts.init:
-        from pallet.engine.spec import require_init_binary
-
-        require_init_binary()
-    rec = eng.resolve_image(opts) if pull else _local_image(eng, opts.image)
-    image_config = eng.store.config(rec)
-    if opts.platform:
-        from pallet.oci.documents import Platform
-
-        want = Platform.parse(opts.platform)
-        if (want.os, want.architecture) != (image_config.os, image_config.architecture):
-            raise PalletError(f"image {opts.image} is {image_config.platform}, not {opts.platform}")
-    config, host = eng.build_config(opts, image_config)
-    host["NetworkMode"] = net_mode
-    if opts.publish or opts.expose:     # (as Engine.create: --expose, and -p discarded with --network host)
-        from pallet.engine import ports
-
-        exposed = dict(config.get("ExposedPorts") or {})
-        exposed.update(ports.parse_expose(opts.expose))
-        if opts.publish and net_mode != "host":
-            host["PortBindings"] = ports.parse(opts.publish)
-            exposed.update({k: {} for k in host["PortBindings"]})
-        config["ExposedPorts"] = exposed
-    if not command(config):
-        raise PalletError("no command specified: the image has no Entrypoint or Cmd; give one after the image")
-    c = Container(PLACEHOLDER_ID, opts.name or "", rec.id, opts.image, 0.0, opts.runtime,
+    cmd = list(opts.config.Cmd or [])
+    # Engine.create's checks, in its order, minus what writes; the image never pulled unless `pull`
+    rec, config, host, endpoints = eng.plan(opts, None if pull else lambda o: _local_image(eng, o.config.Image))
+    net_mode = host["NetworkMode"]
+    c = Container(PLACEHOLDER_ID, opts.name or "", rec.id, opts.config.Image, 0.0, host["Runtime"],
                   {"Config": config, "HostConfig": host}, "created")
     if endpoints:
         c.config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
@@ -191,7 +155,7 @@ def build(eng, opts, args: list[str], *, pull: bool = False) -> dict:
     spec = build_spec(cid=c.id, config=config, host_config=host, rootfs=ROOTFS, files_dir=str(eng.dir(c.id)),
                       user=user, hostname=hostname, cgroups_path=f"pallet/{c.id}", netns_path=netns)
     apply_host_config(spec, c)
-    return {"argv": list(args), "image": opts.image, "command": list(cmd), "image_id": rec.id, "spec": spec, "host_config": host,
+    return {"argv": list(args), "image": opts.config.Image, "command": list(cmd), "image_id": rec.id, "spec": spec, "host_config": host,
             "config": config, "networks": list(endpoints), "user": user, "mounts": c.config["Mounts"], "files_dir": str(eng.dir(c.id))}
 
 
