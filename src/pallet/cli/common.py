@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pallet.engine.units import human_ago, human_duration, human_size  # noqa: F401 (the CLI's tables use them)
+
+def __getattr__(name: str):
+    """human_ago, human_duration, human_size (the CLI's tables use them) from `pallet.engine.units`, on
+    first use: `pallet run` imports this module before it forks its monitor, and needs none of them."""
+    if name in ("human_ago", "human_duration", "human_size"):
+        from pallet.engine import units
+
+        return getattr(units, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up)
 if TYPE_CHECKING:
@@ -224,6 +233,8 @@ def print_pruned(kind: str, gone: list[str], freed: int = 0) -> None:
         for g in gone:
             click.echo(g)
         click.echo("")
+    from pallet.engine.units import human_size
+
     click.echo(f"Total reclaimed space: {human_size(freed)}")
 
 
