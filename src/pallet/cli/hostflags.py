@@ -36,10 +36,14 @@ def resources(kw: dict):
     CPUs and numbers parsed as docker's CLI does before it calls the API; a bad one is a line naming
     the flag. The checks of the values are the engine's (`check_resources`, see `checked_resources`)."""
     from pallet.engine.options import Resources
-    from pallet.engine.units import parse_bytes
 
     def given(k: str) -> bool:
         return kw.get(k) not in (None, "")
+
+    def parse_bytes(text, what: str) -> int:   # (engine.units only when a size is given: run's hot path)
+        from pallet.engine.units import parse_bytes
+
+        return parse_bytes(text, what)
 
     def whole(k: str) -> int:
         try:
@@ -84,16 +88,18 @@ def checked_resources(kw: dict):
 
 
 def host_fields(kw: dict):
-    """The process, runtime and privilege flags (click's keyword names) -> `engine.options.HostOptions`, sizes and
-    numbers parsed (a bad one: a line naming the flag)."""
+    """The process, runtime and privilege flags (click's keyword names) -> `engine.options.HostOptions`,
+    sizes and numbers parsed (a bad one: a line naming the flag)."""
     from pallet.engine.options import HostOptions
-    from pallet.engine.units import parse_bytes
 
     h = HostOptions(Init=bool(kw.get("init")), Runtime=kw.get("runtime") or None,
-                    AutoRemove=bool(kw.get("auto_remove")), OomKillDisable=bool(kw.get("oom_kill_disable")), ReadonlyRootfs=bool(kw.get("read_only")),
+                    AutoRemove=bool(kw.get("auto_remove")), OomKillDisable=bool(kw.get("oom_kill_disable")),
+                    ReadonlyRootfs=bool(kw.get("read_only")),
                     Privileged=bool(kw.get("privileged")), CapAdd=list(kw.get("cap_add") or ()),
                     CapDrop=list(kw.get("cap_drop") or ()))
     if kw.get("shm_size") not in (None, ""):
+        from pallet.engine.units import parse_bytes
+
         h.ShmSize = parse_bytes(kw["shm_size"], "--shm-size")
     if kw.get("oom_score_adj") not in (None, ""):
         try:

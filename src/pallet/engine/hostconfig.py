@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import stat
 
 from pallet.engine.options import Healthcheck, HostOptions, HostSettings, Resources
@@ -139,6 +138,8 @@ def check_ulimit(u: dict) -> dict:
     if soft != -1 and hard != -1 and soft > hard:
         raise InvalidField("Ulimits", "invalid {name} {text!r}: the soft limit {soft} is above the hard limit "
                            "{hard}", text=text, item=item, soft=soft, hard=hard)
+    import resource  # (a C extension: loaded only when a ulimit is given)
+
     _, host_hard = resource.getrlimit(ULIMITS[name])
     if host_hard != resource.RLIM_INFINITY:
         for v in (soft, hard):

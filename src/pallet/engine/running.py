@@ -13,7 +13,6 @@ created. The protocol is `monitor.preforked`'s (docs/engine.md).
 
 from __future__ import annotations
 
-from pallet import jsonfast
 from pallet.errors import PalletError
 
 
@@ -43,6 +42,8 @@ class Prefork:
     def go(self, engine, c, *, winsize: tuple[int, int] | None = None, **extra) -> None:
         """Hand the created container to the monitor ("G" + its id, the terminal's size, the mounted
         rootfs, and `extra`: what else the monitor is told, e.g. a trace's handoff)."""
+        from pallet import jsonfast  # (after the fork: `pallet run` imports nothing before it but the parser)
+
         engine.run_dir(c.id).mkdir(parents=True, exist_ok=True)
         self.theirs.close()
         self.ours.send(b"G" + jsonfast.dumps({"id": c.id, "winsize": winsize, "rootfs": c.extra.get("rootfs"),
