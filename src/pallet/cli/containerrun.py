@@ -82,11 +82,11 @@ def build_opts(image: str, command: tuple[str, ...], kw: dict, *, detach: bool):
     from pallet.cli.hostflags import checked_host_fields, checked_resources, healthcheck, settings
 
     # (checked now, in docker's order: a bad value names its flag, nothing is created)
-    host_settings = settings(kw, networks(kw)[0])
+    mode, *more = networks(kw)
+    host_settings = settings(kw, mode)
     health = healthcheck(kw)
     resources, _ = checked_resources(kw)
     host_options, _ = checked_host_fields(kw)
-    mode, *more = networks(kw)
     bindings, exposed = {}, {}
     if kw.get("publish") or kw.get("expose") or kw.get("init"):   # (create checks them too: docker's CLI first)
         from pallet.cli.hostflags import said

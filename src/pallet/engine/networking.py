@@ -13,6 +13,7 @@ pays nothing (and `run` on the default bridge only a query in the CLI: `plan`).
 
 from __future__ import annotations
 
+from pallet.engine.options import EndpointSettings
 from pallet.errors import InvalidField, NotFound, PalletError
 
 MODES = ("none", "host")
@@ -48,18 +49,12 @@ def plan(engine, asked) -> tuple[str, dict]:
     ip, ip6, aliases, mac = first.IPv4Address, first.IPv6Address, list(first.Aliases or ()), first.MacAddress
     more = asked.more()
     for m in more:
-        if asked.EndpointsConfig[m] != type(first)():
+        if asked.EndpointsConfig[m] != EndpointSettings():
             raise PalletError(f"endpoint settings on network {m!r} are not supported: only the first network "
                               f"({mode}) takes addresses, aliases and a MAC address")
-    if more:
-        if not all(is_network(m) for m in (mode, *more)):
-            raise PalletError("conflicting options: cannot attach both user-defined and non-user-defined "
-                              "network-modes")
-        seen = set()
-        for m in (mode, *more):
-            if m in seen:
-                raise PalletError(f"network {m!r} is specified multiple times")
-            seen.add(m)
+    if more and not all(is_network(m) for m in (mode, *more)):
+        raise PalletError("conflicting options: cannot attach both user-defined and non-user-defined "
+                          "network-modes")
     if mac is not None and not _is_mac(mac):
         raise InvalidField("MacAddress", "invalid {name} {text!r}: expected six hex bytes such as 02:42:ac:11:00:02",
                            text=mac)
