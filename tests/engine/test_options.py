@@ -318,6 +318,24 @@ def test_an_api_body_maps_to_the_records_by_field():
     assert cfg["Entrypoint"] == ["/bin/x"] and cfg["Cmd"] == []   # (docker: an entrypoint drops the image's Cmd)
 
 
+@pytest.mark.parametrize("body, field", [
+    ({}, "Image"),
+    ({"Image": "img", "NetworkingConfig": {"EndpointsConfig": {"n1": 5}}}, "EndpointsConfig"),
+])
+def test_a_malformed_api_body_is_one_sentence_naming_the_field(body, field):
+    from pallet.engine.options import from_api
+
+    with pytest.raises(InvalidField) as e:
+        from_api(body)
+    assert e.value.field == field and "\n" not in str(e.value)
+    from pallet.engine import ports
+
+    with pytest.raises(InvalidField) as e:
+        ports.check(["80/tcp"])
+    assert e.value.field == "PortBindings"
+    assert from_api({"Image": "img", "Cmd": "echo hi"}).config.Cmd == ["echo hi"]   # docker's strslice
+
+
 @pytest.mark.parametrize("host, field", [
     ({"Ulimits": [{"Name": "nofile", "Soft": 9, "Hard": 1}]}, "Ulimits"),
     ({"Devices": [{"PathOnHost": "/nonexistent"}]}, "Devices"),

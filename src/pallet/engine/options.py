@@ -199,6 +199,10 @@ def from_api(body: dict) -> CreateOptions:
     """A `POST /containers/create` body of the Docker Engine API (Config's fields at the top, with
     HostConfig and NetworkingConfig; the query's name as "name") -> CreateOptions with its records. The
     values are checked when the container is created, as the CLI's are."""
+    from pallet.errors import InvalidField
+
+    if not isinstance(body.get("Image"), str) or not body["Image"]:
+        raise InvalidField("Image", "{name} is required: the image to create the container from")
     hc = body.get("HostConfig") or {}
     _refuse_unsupported(hc)
     net = hc.get("NetworkMode") or "bridge"
@@ -207,6 +211,9 @@ def from_api(body: dict) -> CreateOptions:
     endpoints = {}
     for name, ep in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
         ep = ep or {}
+        if not isinstance(ep, dict):
+            raise InvalidField("EndpointsConfig", "invalid {name} for network {net!r}: an object of endpoint "
+                               "settings", net=name)
         ipam = ep.get("IPAMConfig") or {}
         endpoints[name] = EndpointSettings(IPv4Address=ipam.get("IPv4Address") or None,
                                            IPv6Address=ipam.get("IPv6Address") or None,
@@ -220,6 +227,9 @@ def from_api(body: dict) -> CreateOptions:
     settings.RestartPolicy = policy
     config = _pick(Config, body)
     config.Healthcheck = _pick(Healthcheck, body["Healthcheck"]) if body.get("Healthcheck") else None
+    for f in ("Cmd", "Entrypoint"):   # (docker's strslice: a string is a list of one)
+        if isinstance(getattr(config, f), str):
+            setattr(config, f, [getattr(config, f)])
     config.Cmd = list(config.Cmd) if config.Cmd else None
     config.WorkingDir, config.User, config.Hostname = config.WorkingDir or None, config.User or None, \
         config.Hostname or None

@@ -99,6 +99,8 @@ def parse(specs) -> dict[str, list[dict]]:
 def check(bindings: dict) -> dict[str, list[dict]]:
     """PortBindings as the Engine API gives them -> checked as -p's are (each key PORT[/PROTO], HostIp an
     address or empty, HostPort a port or empty, no host port twice), in the same shape."""
+    if not isinstance(bindings, dict):
+        raise InvalidField("PortBindings", "invalid {name}: expected {{\"PORT/PROTO\": [{{\"HostIp\", \"HostPort\"}}]}}")
     specs = []
     for key, binds in bindings.items():
         if not isinstance(key, str) or not isinstance(binds, (list, type(None))):
