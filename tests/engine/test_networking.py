@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from engine.engine_support import IMAGE
+from engine.engine_support import IMAGE, wait_for
 from helpers.netns import host_ns_fixture, make_ns_fixture  # noqa: F401 (fixtures host_ns, make_ns)
 
 pytestmark = [pytest.mark.root, pytest.mark.network]
@@ -138,15 +138,12 @@ def test_rm_leaves_no_veth_lease_or_rule(net):
     assert len(_veths(net)) == 1 and len(_leases(net)) == 1
     assert cid[:12] in _nft(net)
     net("rm", "-f", cid, check=True)
-    assert _veths(net) == [] and _leases(net) == []
-    assert cid[:12] not in _nft(net) and "8081" not in _nft(net)
+    assert wait_for(lambda: _veths(net) == [], timeout=5) and _leases(net) == []   # (the kernel frees the veth
+    assert cid[:12] not in _nft(net) and "8081" not in _nft(net)                   # with the namespace, async)
     # --rm: the monitor gives everything back when the container exits
     assert net("run", "--rm", "--network", "tmp", IMAGE, "true").returncode == 0
     assert _leases(net) == []
-    deadline = time.monotonic() + 5    # (the veth goes with the namespace, after the exit is recorded)
-    while _veths(net) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _veths(net) == []
+    assert wait_for(lambda: _veths(net) == [], timeout=5)   # (the veth goes with the namespace, after the exit)
     # an exit gives the address back (the next container gets it)
     cid = _run_d(net, "--network", "tmp", IMAGE, "true")
     net("wait", cid, check=True)
@@ -171,10 +168,7 @@ def test_rm_leaves_no_veth_lease_or_rule(net):
     assert _leases(net) != []                      # nobody gave it back yet, but it is not shown
     assert json.loads(net("network", "inspect", "tmp", check=True).stdout)[0]["Containers"] == {}
     net("rm", "-f", cid, check=True)
-    deadline = time.monotonic() + 5
-    while _veths(net) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _veths(net) == [] and _leases(net) == []
+    assert wait_for(lambda: _veths(net) == [], timeout=5) and _leases(net) == []
     net("network", "rm", "tmp", check=True)
 
 
@@ -343,10 +337,7 @@ def test_a_restart_policy_reattaches_on_each_start(net):
     lines = net("logs", cid, check=True).stdout.splitlines()
     assert len(lines) >= 4 and all("10.88.0.2/24" in ln for ln in lines), lines
     assert _leases(net) == [] and cid[:12] not in _nft(net)
-    deadline = time.monotonic() + 5    # (the veth goes with the namespace, after the exit is recorded)
-    while _veths(net) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _veths(net) == []
+    assert wait_for(lambda: _veths(net) == [], timeout=5)   # (the veth goes with the namespace, after the exit)
 
 
 def test_start_and_rm_after_a_simulated_reboot(net):
@@ -381,4 +372,4 @@ def test_start_and_rm_after_a_simulated_reboot(net):
     net("rm", "-f", b, check=True)
     assert [cid for cid, _ in _leases(net)] == [a]
     net("rm", "-f", a, check=True)
-    assert _leases(net) == [] and _veths(net) == [] and a[:12] not in _nft(net)
+    assert _leases(net) == [] and wait_for(lambda: _veths(net) == [], timeout=5) and a[:12] not in _nft(net)
