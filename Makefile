@@ -29,8 +29,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-# pip's console scripts replaced by ones that start Python with -S (see the script)
-$(VENV)/.launchers: $(VENV)/.installed scripts/fast-launchers.py
+# pip's console scripts replaced by ones that start Python with -S and read pallet's code bundle (see the
+# script); made again when a source changes, so that the bundle serves every module
+$(VENV)/.launchers: $(VENV)/.installed scripts/fast-launchers.py $(shell find src/pallet -name '*.py')
 	$(PY) scripts/fast-launchers.py $(VENV)/bin
 	$(PY) -m compileall -q src/pallet >/dev/null
 	@touch $@

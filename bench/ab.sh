@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 for t in "$OLD" "$NEW"; do   # bytecode once, as an installed package has it
-    env -u PYTHONDONTWRITEBYTECODE "$t/.venv/bin/python" -m compileall -q "$t/src/pallet" >/dev/null
+    fresh_bytecode "$t"
 done
 echo "== old: $OLD ($(git -C "$OLD" rev-parse --short HEAD)), new: $NEW ($(git rev-parse --short HEAD)$(git diff --quiet || echo +changes))"
 busybox_image_tar "$work"

@@ -40,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 export PALLET_ROOT=$work/pallet PALLET_RUNROOT=$work/pallet-run
 
-env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q src/pallet >/dev/null
+fresh_bytecode
 
 echo "== preparing a busybox rootfs and the image (pallet, podman) in $work"
 busybox_image_tar "$work"

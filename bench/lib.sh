@@ -1,5 +1,15 @@
 # Shared by the benchmark scripts (sourced).
 
+# Bytecode as an installed tree has it, made again for what changed since `make`: the .pyc files and, in a
+# tree that has one, the code bundle its launchers read (src/pallet/codebundle.py). TREE defaults to .
+fresh_bytecode() {
+    local tree=${1:-.}
+    env -u PYTHONDONTWRITEBYTECODE "$tree/.venv/bin/python" -m compileall -q "$tree/src/pallet" >/dev/null
+    if [ -f "$tree/src/pallet/codebundle.py" ]; then
+        "$tree/.venv/bin/python" -m pallet.codebundle "$tree/.venv/lib/pallet-code.bundle" >/dev/null
+    fi
+}
+
 # busybox_image_tar DIR: a busybox root filesystem in DIR/rootfs (every applet linked, /etc/passwd
 # and /etc/group for root, /data/seed for the volume benchmarks) and its tarball DIR/rootfs.tar,
 # which each benchmark imports into pallet and podman alike.

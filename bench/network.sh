@@ -48,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 echo "== in network namespace $PALLET_BENCH_NETNS; work dir $work"
 
-env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q src/pallet >/dev/null
+fresh_bytecode
 
 echo "== a busybox image with iperf3 (the host's binary and its libraries), in pallet and podman"
 busybox_image_tar "$work"

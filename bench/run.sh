@@ -34,7 +34,7 @@ podman_() {
 trap cleanup EXIT
 
 # bytecode once, as an installed package has it (the dev env may set PYTHONDONTWRITEBYTECODE)
-env -u PYTHONDONTWRITEBYTECODE "$PY" -m compileall -q src/pallet >/dev/null
+fresh_bytecode
 
 echo "== preparing a busybox rootfs, the image (pallet, podman) and a runc bundle in $work"
 busybox_image_tar "$work"

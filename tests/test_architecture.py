@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # layer of each package, from the bottom (the kernel layer and the shared basics) to the CLI
 LAYERS: dict[str, int] = {
-    "base": 0,              # pallet/__init__, errors, jsonfast, records, fsutil, flagtable
+    "base": 0,              # pallet/__init__, errors, jsonfast, records, fsutil, flagtable, codebundle
     "linux": 0,             # the kernel layer, pallet.linux
     "config": 1,
     "oci": 1,
@@ -35,7 +35,8 @@ LAYERS: dict[str, int] = {
     "api": 8,
     "cli": 9,
 }
-BASE = {"pallet", "pallet.errors", "pallet.jsonfast", "pallet.records", "pallet.fsutil", "pallet.flagtable"}
+BASE = {"pallet", "pallet.errors", "pallet.jsonfast", "pallet.records", "pallet.fsutil", "pallet.flagtable",
+        "pallet.codebundle"}
 
 
 def package_of(module: str) -> str:
