@@ -44,6 +44,14 @@ def _kill_build_containers(run: Path) -> None:
             pass
 
 
+def _cgroups_named(cid: str) -> list[str]:
+    """The cgroup directories of a RUN container, in every hierarchy (v1, v2, hybrid)."""
+    import glob
+
+    return glob.glob(f"/sys/fs/cgroup/*/{cid}") + glob.glob(f"/sys/fs/cgroup/*/*/{cid}") + \
+        glob.glob(f"/sys/fs/cgroup/{cid}")
+
+
 def _ctx(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
     ctx = tmp_path / "ctx"
     ctx.mkdir(exist_ok=True)
@@ -69,8 +77,9 @@ def assert_nothing_left(env: Env) -> None:
     state = env.runroot / "build" / "runtime"
     assert not state.is_dir() or list(state.iterdir()) == []
     work = env.runroot / "build"
-    assert not work.is_dir() or sorted(p.name for p in work.iterdir() if p.name != "runtime") in ([], ["leases"])
-    assert not (work / "leases").is_dir() or list((work / "leases").iterdir()) == []
+    assert not work.is_dir() or set(p.name for p in work.iterdir()) <= {"runtime", "leases", "owners"}
+    for marks in ("leases", "owners"):
+        assert not (work / marks).is_dir() or list((work / marks).iterdir()) == []
 
 
 def build(env: Env, ctx: Path, *args: str, check: bool = True):
@@ -816,10 +825,13 @@ def test_workspaces_of_a_killed_build_are_removed_by_the_next(env: Env, tmp_path
             p.wait()
     snaps = env.root / "layers" / "containers"
     assert [x.name for x in snaps.iterdir() if x.name.startswith("build-")]   # SIGKILL: nothing could clean up
-    time.sleep(2.5)   # the orphaned RUN ends
-    _kill_build_containers(env.runroot)
+    (cid,) = os.listdir(env.runroot / "build" / "owners")
+    assert _cgroups_named(cid)           # its RUN goes on (sleep 2), in its own cgroups
     cp = env("builder", "prune", "-f", check=True)
+    assert "Deleted 1 RUN containers of builds that were killed" in cp.stdout, cp.stdout
     assert "Removed 1 workspaces" in cp.stdout
+    assert _cgroups_named(cid) == [] and os.listdir(env.runroot / "build" / "owners") == []
+    assert not (env.runroot / "build" / "runtime" / cid).exists()
     assert [x.name for x in snaps.iterdir() if x.name.startswith("build-")] == []
     assert [m for m in _mounts_under(env.root) if "/containers/build-" in m] == []
 
@@ -1116,10 +1128,9 @@ def test_the_lease_of_a_killed_build_is_given_back(env: Env, tmp_path: Path) -> 
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            time.sleep(2.5)   # the orphaned RUN ends
-            _kill_build_containers(env.runroot)
             assert len(list((env.runroot / "build" / "leases").iterdir())) == 1   # SIGKILL: nothing detached
             cp = env("builder", "prune", "-f", check=True)
+            assert "Deleted 1 RUN containers of builds that were killed" in cp.stdout, cp.stdout
             assert "Gave back 1 network leases of builds that were killed" in cp.stdout, cp.stdout
             assert list((env.runroot / "build" / "leases").iterdir()) == []
             (doc,) = json.loads(env("network", "inspect", "bridge", check=True).stdout)

@@ -204,12 +204,14 @@ class Builder:
         except DockerfileError as e:
             raise BuildError(str(e)) from None
         self.graph = graph
+        from pallet.build.run import release_stale_leases, remove_stale_runs
         from pallet.build.workspace import remove_stale
 
-        remove_stale(self.store, self.driver)   # workspaces a killed build left
-        from pallet.build.run import release_stale_leases
-
-        release_stale_leases(self.store, os.path.join(self.run_dir, "build"))   # and its RUN's leases
+        # what a killed build left: its RUN containers (what runs in them, their cgroups), then its
+        # workspaces and its RUNs' network leases
+        remove_stale_runs(os.path.join(self.run_dir, "build"))
+        remove_stale(self.store, self.driver)
+        release_stale_leases(self.store, os.path.join(self.run_dir, "build"))
         self.ctx = Context(opts.context, dockerfile=opts.dockerfile_path, index=self.index)
         self.results: dict[int, Future] = {}
         multi = len(self.df.stages) > 1

@@ -99,25 +99,67 @@ def _attach(store, pid: int, network: str, cid: str, hosts_path: str, extra_host
     return lease
 
 
-def release_stale_leases(store, run_dir: str) -> int:
-    """Give back the network leases of RUN steps whose build died (SIGKILL) before it detached them;
-    returns how many. Cheap when there are none: one listdir, no network module imported."""
+def _mark_owner(run_dir: str, cid: str) -> str:
+    """A mark under run_dir/owners (this build's pid and start time) for the RUN container `cid`, so
+    that `remove_stale_runs` can tell a SIGKILLed build's container from a live build's."""
     from pallet.build.workspace import _starttime
 
-    marks = os.path.join(run_dir, "leases")
+    owners = os.path.join(run_dir, "owners")
+    os.makedirs(owners, exist_ok=True)
+    path = os.path.join(owners, cid)
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()} {_starttime(os.getpid())}")
+    return path
+
+
+def _dead_marks(marks: str) -> list[tuple[str, str]]:
+    """(cid, mark path) of the marks under `marks` whose build is no longer running."""
+    from pallet.build.workspace import _starttime
+
     try:
         names = os.listdir(marks)
     except OSError:
-        return 0
-    n = 0
+        return []
+    dead = []
     for cid in names:
         path = os.path.join(marks, cid)
         try:
             pid, start = open(path).read().split()
         except (OSError, ValueError):
             continue
-        if _starttime(int(pid)) == start:
-            continue   # its build is still running
+        if _starttime(int(pid)) != start:
+            dead.append((cid, path))
+    return dead
+
+
+def remove_stale_runs(run_dir: str) -> int:
+    """Delete the RUN containers of builds that died (SIGKILL) before deleting them: what still runs
+    in them is killed and their cgroups removed; returns how many. One listdir when there are none."""
+    dead = _dead_marks(os.path.join(run_dir, "owners"))
+    if not dead:
+        return 0
+    from pallet.runtime import Runtime
+    from pallet.runtime.state import ContainerNotFound
+
+    rt = Runtime(os.path.join(run_dir, "runtime"))
+    n = 0
+    for cid, path in dead:
+        try:
+            rt.delete(cid, force=True)
+            n += 1
+        except ContainerNotFound:
+            pass   # never created, or deleted before the build died: only the mark is left
+        except (PalletError, OSError):
+            continue   # tried again next time
+        os.unlink(path)
+    return n
+
+
+def release_stale_leases(store, run_dir: str) -> int:
+    """Give back the network leases of RUN steps whose build died (SIGKILL) before it detached them;
+    returns how many. Cheap when there are none: one listdir, no network module imported."""
+    n = 0
+    for cid, path in _dead_marks(os.path.join(run_dir, "leases")):
         from pallet import network as netlayer
 
         try:
@@ -207,6 +249,7 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
         set_child_subreaper()
         created = False
         lease = None
+        owner = _mark_owner(run_dir, cid)
         try:
             with _FORK_LOCK:
                 try:
@@ -255,6 +298,7 @@ def _run(ws, argv, env, cwd, u, network, run_dir, on_line, running, cancelled, e
                     rt.delete(cid, force=True)
                 except PalletError:
                     pass
+            os.unlink(owner)
             if lease is not None:
                 from pallet import network as netlayer
 

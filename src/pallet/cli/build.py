@@ -395,11 +395,14 @@ def prune_cmd(all_, force, keep_storage, filters) -> None:
         unused_for = parse_duration(v, "until duration") / 1e9
     st = state()
     store = st.store()
+    from pallet.build.run import release_stale_leases, remove_stale_runs
+
+    runs = remove_stale_runs(os.path.join(str(st.runroot_path), "build"))
+    if runs:
+        click.echo(f"Deleted {runs} RUN containers of builds that were killed")
     stale = remove_stale(store, st.storage_driver)
     if stale:
         click.echo(f"Removed {stale} workspaces of builds that were killed")
-    from pallet.build.run import release_stale_leases
-
     leases = release_stale_leases(store, os.path.join(str(st.runroot_path), "build"))
     if leases:
         click.echo(f"Gave back {leases} network leases of builds that were killed")
